@@ -1,0 +1,86 @@
+// The rules PEP 3333 sets for what an application hands start_response. The
+// worker's C side enforces them as the app calls it; these Go versions let
+// the master refuse a malformed head from a worker and document the rules in
+// one readable place.
+package wsgi
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// hopByHop lists the headers an application must not send
+// (PEP 3333, "Other HTTP Features"; RFC 9110 section 7.6.1), lower-cased.
+var hopByHop = map[string]bool{
+	"connection":          true,
+	"keep-alive":          true,
+	"proxy-authenticate":  true,
+	"proxy-authorization": true,
+	"te":                  true,
+	"trailers":            true,
+	"transfer-encoding":   true,
+	"upgrade":             true,
+}
+
+// IsHopByHop reports whether name is a hop-by-hop header.
+func IsHopByHop(name string) bool { return hopByHop[strings.ToLower(name)] }
+
+var (
+	// ErrBadStatus reports a status that is not "NNN reason".
+	ErrBadStatus = errors.New("wsgi: status must be a three-digit code, a space and a reason phrase")
+	// ErrBadHeader reports a header name or value that cannot go on the wire.
+	ErrBadHeader = errors.New("wsgi: invalid header")
+)
+
+// CheckStatus checks a status line such as "200 OK" (PEP 3333: "a status
+// code and a reason phrase, separated by a single space").
+func CheckStatus(status string) error {
+	if len(status) < 4 || status[3] != ' ' || !isDigits(status[:3]) || status[0] == '0' {
+		return fmt.Errorf("%w: %q", ErrBadStatus, status)
+	}
+	if strings.ContainsAny(status, "\r\n\x00") {
+		return fmt.Errorf("%w: control character in %q", ErrBadStatus, status)
+	}
+	return nil
+}
+
+// CheckHeader checks one response header: a token name that is not
+// hop-by-hop, and a value with no control characters but tab.
+func CheckHeader(name, value string) error {
+	if name == "" || !isToken(name) {
+		return fmt.Errorf("%w: name %q is not an HTTP token", ErrBadHeader, name)
+	}
+	if IsHopByHop(name) {
+		return fmt.Errorf("%w: %q is a hop-by-hop header, which PEP 3333 does not allow an application to set", ErrBadHeader, name)
+	}
+	for i := 0; i < len(value); i++ {
+		if c := value[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return fmt.Errorf("%w: control character in the value of %q", ErrBadHeader, name)
+		}
+	}
+	return nil
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// isToken reports whether s is an RFC 9110 token.
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' {
+			continue
+		}
+		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,82 @@
+// The scoreboard: a small shared-memory table, one record per worker slot,
+// that the master creates (a memfd) and every worker maps. It lets the two
+// sides exchange a word without a frame on the socketpair, which is busy
+// carrying requests: the worker says what it is running and since when, the
+// master says which request's client has gone away. pyembed/gw_frame.h
+// mirrors the offsets.
+package wsgi
+
+import (
+	"errors"
+	"sync/atomic"
+	"unsafe"
+)
+
+// Slot record layout, in bytes from the start of a slot's record. Each field
+// is naturally aligned and accessed atomically by both processes.
+const (
+	SlotRecordLen = 64 // one cache line per slot, so slots do not false-share
+
+	slotCurrentID = 0  // uint32: id of the request running, 0 when idle (worker writes)
+	slotAbortID   = 4  // uint32: id of a request whose client left (master writes)
+	slotStartedNS = 8  // int64: CLOCK_REALTIME nanoseconds the request started (worker writes)
+	slotServed    = 16 // uint64: requests completed by this slot (worker writes)
+)
+
+// Scoreboard is a view of the shared table. The zero Scoreboard has no slots.
+type Scoreboard struct {
+	mem []byte
+}
+
+var errScoreboardSize = errors.New("wsgi: scoreboard memory is not a whole number of slot records")
+
+// NewScoreboard returns a view of mem, which must hold whole slot records and
+// be 8-byte aligned (an mmap'd region is).
+func NewScoreboard(mem []byte) (Scoreboard, error) {
+	if len(mem)%SlotRecordLen != 0 {
+		return Scoreboard{}, errScoreboardSize
+	}
+	return Scoreboard{mem: mem}, nil
+}
+
+// Slots returns the number of slot records.
+func (s Scoreboard) Slots() int { return len(s.mem) / SlotRecordLen }
+
+// Record returns slot i's record, for handing to C.
+func (s Scoreboard) Record(i int) []byte { return s.mem[i*SlotRecordLen : (i+1)*SlotRecordLen] }
+
+func (s Scoreboard) u32(slot, off int) *uint32 {
+	return (*uint32)(unsafe.Pointer(&s.mem[slot*SlotRecordLen+off]))
+}
+
+func (s Scoreboard) u64(slot, off int) *uint64 {
+	return (*uint64)(unsafe.Pointer(&s.mem[slot*SlotRecordLen+off]))
+}
+
+// CurrentID returns the id of the request slot is running, 0 when idle.
+func (s Scoreboard) CurrentID(slot int) uint32 { return atomic.LoadUint32(s.u32(slot, slotCurrentID)) }
+
+// StartedNS returns when slot's current request started, in Unix nanoseconds.
+func (s Scoreboard) StartedNS(slot int) int64 {
+	return int64(atomic.LoadUint64(s.u64(slot, slotStartedNS)))
+}
+
+// Served returns how many requests slot has completed.
+func (s Scoreboard) Served(slot int) uint64 { return atomic.LoadUint64(s.u64(slot, slotServed)) }
+
+// Abort tells slot that the client of request id has gone, so the worker stops
+// producing its body and closes the app's iterable.
+func (s Scoreboard) Abort(slot int, id uint32) { atomic.StoreUint32(s.u32(slot, slotAbortID), id) }
+
+// Begin records that slot started request id at startedNS; the worker's C
+// side does the same through the mirrored offsets.
+func (s Scoreboard) Begin(slot int, id uint32, startedNS int64) {
+	atomic.StoreUint64(s.u64(slot, slotStartedNS), uint64(startedNS))
+	atomic.StoreUint32(s.u32(slot, slotCurrentID), id)
+}
+
+// Finish records that slot completed its current request.
+func (s Scoreboard) Finish(slot int) {
+	atomic.StoreUint32(s.u32(slot, slotCurrentID), 0)
+	atomic.AddUint64(s.u64(slot, slotServed), 1)
+}
