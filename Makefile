@@ -1,0 +1,79 @@
+# gowsgi's two commands: `make` installs what is missing (Debian packages)
+# and builds bin/gowsgi; `make test` runs every test. `make PYTHON=python3.12`
+# builds against another CPython that has a shared libpython and an -embed
+# pkg-config file.
+
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+GO ?= go
+
+# PYTHON is the interpreter whose libpython gowsgi embeds: a command on PATH,
+# a path, or a name found under pyenv's versions (python3.12, say).
+PYTHON ?= /usr/bin/python3
+
+# Debian packages the build and the tests need.
+DEBS := gcc pkg-config libpython3-dev python3 python3-flask python3-django \
+	python3-bottle python3-falcon python3-werkzeug curl
+
+# The versions `make test-pythons` looks for.
+TEST_PYTHONS := 3.9 3.10 3.11 3.12 3.13
+
+# Lazily evaluated, so they are read after `deps` has installed Python.
+py_exe = $(shell $(call resolve_python,$(PYTHON)))
+py_var = $(shell $(py_exe) -c 'import sysconfig; print(sysconfig.get_config_var("$(1)"))')
+# cgo finds libpython through the chosen Python's pkg-config directory, and
+# the binary records libpython's directory (rpath) so it runs without
+# LD_LIBRARY_PATH.
+cgo_env = PKG_CONFIG_PATH=$(call py_var,LIBPC) CGO_LDFLAGS="-Wl,-rpath,$(call py_var,LIBDIR)"
+
+# resolve_python prints the path of a working interpreter named $(1): on
+# PATH, or the newest matching one under pyenv's versions.
+define resolve_python
+for c in "$$(command -v $(1) 2>/dev/null)" $$(ls -d $$(pyenv root 2>/dev/null || echo $$HOME/.pyenv)/versions/*/bin/$(1) 2>/dev/null | sort -V -r); do \
+	[ -n "$$c" ] && "$$c" -c '' 2>/dev/null && { echo "$$c"; break; }; \
+done
+endef
+
+.PHONY: all deps build test test-go test-pythons lint clean
+
+all: deps build
+
+deps:
+	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+	@command -v $(GO) >/dev/null || { echo "gowsgi needs Go 1.23 or newer on PATH (https://go.dev/dl)"; exit 1; }
+
+build:
+	@[ -n "$(py_exe)" ] || { echo "no working interpreter found for PYTHON=$(PYTHON)"; exit 1; }
+	$(cgo_env) $(GO) build -o bin/gowsgi ./cmd/gowsgi
+
+lint:
+	@out=$$(gofmt -l cmd pyembed wsgi server gateways); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
+	$(cgo_env) $(GO) vet ./...
+
+test: deps build lint test-go test-pythons
+
+test-go:
+	$(cgo_env) GOWSGI_BIN=$(CURDIR)/bin/gowsgi $(GO) test -count=1 -timeout 15m ./...
+
+# Builds gowsgi against every CPython from TEST_PYTHONS found on the machine
+# and runs the embedding tests and the PEP 3333 probe suite with each.
+test-pythons:
+	@set -e; for v in $(TEST_PYTHONS); do \
+		exe=$$($(call resolve_python,python$$v)); \
+		if [ -z "$$exe" ]; then echo "test-pythons: skipping Python $$v: not found on this machine"; continue; fi; \
+		pc=$$($$exe -c 'import sysconfig; print(sysconfig.get_config_var("LIBPC"))'); \
+		lib=$$($$exe -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))'); \
+		if [ ! -f "$$pc/python-$$v-embed.pc" ]; then echo "test-pythons: skipping Python $$v ($$exe): no python-$$v-embed.pc"; continue; fi; \
+		echo "test-pythons: Python $$v ($$exe)"; \
+		export PKG_CONFIG_PATH=$$pc CGO_LDFLAGS="-Wl,-rpath,$$lib"; \
+		$(GO) build -o bin/gowsgi-$$v ./cmd/gowsgi; \
+		$(GO) test -count=1 ./pyembed; \
+		GOWSGI_BIN=$(CURDIR)/bin/gowsgi-$$v $(GO) test -count=1 -run 'TestPEP3333' ./cmd/gowsgi; \
+	done
+
+clean:
+	rm -rf bin
