@@ -1,0 +1,122 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseOptions(t *testing.T) {
+	defaults := func(edit func(o *options)) *options {
+		o := defaultOptions()
+		o.HTTPSockets = []string{defaultHTTPSocket}
+		edit(o)
+		return o
+	}
+	tests := []struct {
+		name string
+		args []string
+		want *options
+	}{
+		{
+			name: "module only gets every default",
+			args: []string{"--module", "hello_world_app"},
+			want: defaults(func(o *options) { o.Module = "hello_world_app" }),
+		},
+		{
+			name: "equals form, short forms and aliases",
+			args: []string{"-w=app:wsgi", "-p", "4", "--threads=2", "-L", "--pp", "a", "--python-path=b", "--pythonpath", "c"},
+			want: defaults(func(o *options) {
+				o.Module, o.Processes, o.Threads, o.DisableLogging = "app:wsgi", 4, 2, true
+				o.PythonPath = []string{"a", "b", "c"}
+			}),
+		},
+		{
+			name: "lists append, scalars take the last value",
+			args: []string{"--wsgi", "x", "--http-socket", ":8080", "--workers", "2", "--http-socket=[::1]:9090", "--processes", "3"},
+			want: defaults(func(o *options) {
+				o.Module, o.Processes = "x", 3
+				o.HTTPSockets = []string{":8080", "[::1]:9090"}
+			}),
+		},
+		{
+			name: "file, callable, chdir, seconds and byte sizes",
+			args: []string{"--file", "app.py", "--callable", "app", "--chdir", "/srv", "--graceful-timeout", "5",
+				"--spool-threshold", "0", "--buffer-size", "8192", "--disable-logging=false"},
+			want: defaults(func(o *options) {
+				o.WSGIFile, o.Callable, o.Chdir = "app.py", "app", "/srv"
+				o.GracefulTimeout, o.SpoolThreshold, o.BufferSize = 5*time.Second, 0, 8192
+			}),
+		},
+		{
+			name: "help needs no application",
+			args: []string{"-h"},
+			want: func() *options { o := defaultOptions(); o.Help = true; return o }(),
+		},
+		{
+			name: "version needs no application",
+			args: []string{"--version"},
+			want: func() *options { o := defaultOptions(); o.Version = true; return o }(),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseOptions(tt.args)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+func TestParseOptionsErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--module", "m", "--foo"}, "unknown option --foo (see gowsgi --help)"},
+		{[]string{"--module", "m", "--foo=1"}, "unknown option --foo (see gowsgi --help)"},
+		{[]string{"--module", "m", "--processes", "x"}, `--processes: "x" is not a number`},
+		{[]string{"--module", "m", "-p", "0"}, "-p: 0 is out of range (1 to 1024)"},
+		{[]string{"--module", "m", "--graceful-timeout", "1.5"}, `--graceful-timeout: "1.5" is not a number`},
+		{[]string{"--module", "m", "-L=maybe"}, `-L: "maybe" is not true or false`},
+		{[]string{"--module"}, "--module needs a value (MOD[:CALLABLE])"},
+		{[]string{"--module", "m", "stray"}, `unexpected argument "stray" (see gowsgi --help)`},
+		{[]string{"--processes", "2"}, "no application given: pass --module MODULE or --wsgi-file FILE"},
+		{[]string{"--module", "m", "--wsgi-file", "f.py"}, "pass only one of --module and --wsgi-file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			_, err := parseOptions(tt.args)
+			require.Error(t, err)
+			assert.Equal(t, tt.want, err.Error())
+		})
+	}
+}
+
+func TestAppName(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--module", "hello_world_app"}, "hello_world_app:application"},
+		{[]string{"--module", "pkg.app:wsgi"}, "pkg.app:wsgi"},
+		{[]string{"--module", "pkg.app", "--callable", "app"}, "pkg.app:app"},
+		{[]string{"--wsgi-file", "site/app.py"}, "site/app.py:application"},
+	}
+	for _, tt := range tests {
+		o, err := parseOptions(tt.args)
+		require.NoError(t, err)
+		assert.Equal(t, tt.want, o.appName())
+	}
+}
+
+func TestHelpListsEveryOption(t *testing.T) {
+	help := helpText()
+	for _, opt := range optionTable(defaultOptions()) {
+		for _, name := range opt.names {
+			assert.Contains(t, help, name)
+		}
+	}
+}

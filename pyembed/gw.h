@@ -1,0 +1,88 @@
+/*
+ * The worker's C side: one embedded interpreter, and per slot a thread state,
+ * an output buffer and the state of the request it is serving. Go reaches it
+ * through gw_init, gw_slot_new, gw_slot_serve and gw_slot_close; everything
+ * else is shared between this package's .c files.
+ *
+ * Conventions: every prototype says whether the GIL is held on entry and
+ * exit. Functions that run with the GIL held return NULL or -1 with a Python
+ * exception set.
+ */
+#ifndef GW_H
+#define GW_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gw_frame.h"
+
+/* A growable byte buffer, owned by one slot. */
+typedef struct {
+    char *data;
+    size_t len, cap;
+} gw_buf;
+
+/* A worker slot: one OS thread, one Python thread state, one socket. */
+typedef struct gw_slot {
+    int fd;                 /* slot socket to the master */
+    uint8_t *record;        /* this slot's scoreboard record (shared memory) */
+    PyGILState_STATE gstate;
+    PyThreadState *tstate;
+    gw_buf out;             /* frames not yet written to fd */
+    gw_buf status;          /* pending status line */
+    gw_buf headers;         /* pending headers as a vars block */
+    gw_buf scratch;         /* where start_response builds new headers */
+    int broken;             /* writing to fd failed: the master is gone */
+    int send_errno;
+
+    /* The request being served. */
+    uint32_t id;
+    int is_head;            /* REQUEST_METHOD is HEAD: no body frames */
+    int started;            /* start_response succeeded */
+    int head_sent;          /* the head is in out (or already written) */
+    int64_t content_length; /* the app's Content-Length, -1 when none */
+    const char *method, *path; /* for log lines; alias the request payload */
+    size_t method_len, path_len;
+} gw_slot;
+
+/* Entry points for Go. */
+int gw_init(const char *argv0, const char *loader, const char *module, const char *wsgi_file,
+            const char *callable, char **paths, int npaths, int multithread, int multiprocess,
+            char *summary, size_t cap); /* GIL not held on entry or exit */
+gw_slot *gw_slot_new(int fd, uint8_t *record); /* GIL not held on entry or exit */
+int gw_slot_serve(gw_slot *s, uint32_t id, uint8_t flags, const char *payload, size_t len,
+                  int flush); /* GIL not held on entry or exit */
+void gw_slot_close(gw_slot *s); /* GIL not held on entry or exit */
+const char *gw_version(void);  /* GIL: any */
+
+/* gw_init.c */
+extern PyObject *gw_app;
+
+/* gw_environ.c */
+int gw_environ_setup(int multithread, int multiprocess, PyObject *file_wrapper); /* GIL held */
+PyObject *gw_environ_new(gw_slot *s, const char *vars, size_t vars_len,
+                         const char *body, size_t body_len, int spooled,
+                         PyObject **input); /* GIL held */
+
+/* gw_response.c */
+extern PyTypeObject gw_responder_type;
+extern PyTypeObject gw_file_wrapper_type;
+PyObject *gw_responder_new(gw_slot *s);          /* GIL held */
+void gw_responder_detach(PyObject *responder);    /* GIL held */
+int gw_emit_head(gw_slot *s);                     /* GIL held */
+int gw_try_send_file(gw_slot *s, PyObject *wrapper); /* GIL held: 1 sent, 0 not a file, -1 */
+
+/* gw_output.c */
+int gw_buf_reserve(gw_buf *b, size_t n);          /* GIL held */
+int gw_buf_append(gw_buf *b, const void *p, size_t n); /* GIL held */
+int gw_buf_append_var(gw_buf *b, const char *p, size_t n); /* GIL held */
+void gw_buf_free(gw_buf *b);                      /* GIL: any */
+int gw_out_frame(gw_slot *s, char kind, uint8_t flags, size_t len); /* GIL held */
+int gw_out_body(gw_slot *s, const char *p, size_t n); /* GIL held */
+int gw_out_flush(gw_slot *s);                     /* GIL held, released while writing */
+int gw_out_send_fd(gw_slot *s, int fd, uint64_t offset, int64_t count); /* GIL held, released while writing */
+int gw_send_pending(gw_slot *s);                  /* GIL not held */
+
+#endif

@@ -1,0 +1,439 @@
+/*
+ * The callables an app talks back through: start_response and the write
+ * callable it returns (PEP 3333, "The start_response() Callable"), and
+ * wsgi.file_wrapper ("Optional Platform-Specific File Handling"), which lets
+ * a regular file go to the client with sendfile(2) in the master.
+ */
+#include "gw.h"
+
+#include <stdio.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+typedef struct {
+    PyObject_HEAD
+    gw_slot *slot; /* NULL once the response has ended */
+} gw_responder;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *filelike;
+    Py_ssize_t blksize;
+} gw_file_wrapper;
+
+/* Hop-by-hop headers, which PEP 3333 ("Other HTTP Features") leaves to the
+ * server (RFC 9110 section 7.6.1). */
+static const char *const gw_hop_by_hop[] = {
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+    "te", "trailers", "transfer-encoding", "upgrade", NULL,
+};
+
+/* GIL held. A str's latin-1 bytes without copying: a str whose characters
+ * all fit one byte stores exactly its latin-1 encoding. */
+static int gw_latin1(PyObject *str, const char *what, const char **p, Py_ssize_t *n)
+{
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_READY(str) < 0)
+        return -1;
+#endif
+    if (PyUnicode_KIND(str) != PyUnicode_1BYTE_KIND) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s %R is not latin-1 encodable, as PEP 3333 requires "
+                     "(encode other text, e.g. with RFC 2047 or percent-encoding)",
+                     what, str);
+        return -1;
+    }
+    *p = (const char *)PyUnicode_1BYTE_DATA(str);
+    *n = PyUnicode_GET_LENGTH(str);
+    return 0;
+}
+
+static int gw_has_control(const char *p, Py_ssize_t n, int allow_tab)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if ((c < 0x20 && !(allow_tab && c == '\t')) || c == 0x7f)
+            return 1;
+    }
+    return 0;
+}
+
+/* RFC 9110 section 5.6.2 token characters. */
+static int gw_is_token(const char *p, Py_ssize_t n)
+{
+    if (n == 0)
+        return 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+            continue;
+        if (c == 0 || strchr("!#$%&'*+-.^_`|~", c) == NULL)
+            return 0;
+    }
+    return 1;
+}
+
+static int gw_is_hop_by_hop(const char *p, Py_ssize_t n)
+{
+    for (int i = 0; gw_hop_by_hop[i] != NULL; i++) {
+        if ((size_t)n == strlen(gw_hop_by_hop[i]) && strncasecmp(p, gw_hop_by_hop[i], (size_t)n) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* GIL held. */
+static int gw_check_status(PyObject *status, const char **p, Py_ssize_t *n)
+{
+    if (!PyUnicode_Check(status)) {
+        PyErr_Format(PyExc_TypeError, "start_response() status must be a str such as '200 OK', not %.100s",
+                     Py_TYPE(status)->tp_name);
+        return -1;
+    }
+    if (gw_latin1(status, "status", p, n) < 0)
+        return -1;
+    const char *s = *p;
+    if (*n < 4 || *n > GW_MAX_VAR_LEN || s[0] < '1' || s[0] > '9' || s[1] < '0' || s[1] > '9' ||
+        s[2] < '0' || s[2] > '9' || s[3] != ' ' || gw_has_control(s, *n, 0)) {
+        PyErr_Format(PyExc_ValueError,
+                     "start_response() status must be a three-digit code, a space and a reason "
+                     "phrase, such as '200 OK'; got %R",
+                     status);
+        return -1;
+    }
+    return 0;
+}
+
+static int gw_parse_content_length(const char *p, Py_ssize_t n, int64_t *out)
+{
+    int64_t v = 0;
+    if (n == 0 || n > 18)
+        return -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        v = v * 10 + (p[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* GIL held. Checks one (name, value) header and appends it to b. */
+static int gw_add_header(gw_buf *b, PyObject *item, int64_t *content_length)
+{
+    const char *name, *value;
+    Py_ssize_t name_len, value_len;
+    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
+        PyErr_Format(PyExc_TypeError, "start_response() headers must be (name, value) tuples, not %R", item);
+        return -1;
+    }
+    PyObject *n = PyTuple_GET_ITEM(item, 0), *v = PyTuple_GET_ITEM(item, 1);
+    if (!PyUnicode_Check(n) || !PyUnicode_Check(v)) {
+        PyErr_Format(PyExc_TypeError, "start_response() header names and values must be str, got %R", item);
+        return -1;
+    }
+    if (gw_latin1(n, "header name", &name, &name_len) < 0 || gw_latin1(v, "header value", &value, &value_len) < 0)
+        return -1;
+    if (!gw_is_token(name, name_len)) {
+        PyErr_Format(PyExc_ValueError, "header name %R is not a valid HTTP token", n);
+        return -1;
+    }
+    if (gw_is_hop_by_hop(name, name_len)) {
+        PyErr_Format(PyExc_ValueError,
+                     "hop-by-hop header %R is not allowed from an application (PEP 3333, "
+                     "Other HTTP Features); leave it to the server",
+                     n);
+        return -1;
+    }
+    if (gw_has_control(value, value_len, 1)) {
+        PyErr_Format(PyExc_ValueError, "header %R has a control character (such as CR or LF) in its value", n);
+        return -1;
+    }
+    if (name_len == 14 && strncasecmp(name, "content-length", 14) == 0 &&
+        gw_parse_content_length(value, value_len, content_length) < 0) {
+        PyErr_Format(PyExc_ValueError, "Content-Length must be a non-negative decimal number, got %R", v);
+        return -1;
+    }
+    if (gw_buf_append_var(b, name, (size_t)name_len) < 0 || gw_buf_append_var(b, value, (size_t)value_len) < 0)
+        return -1;
+    return 0;
+}
+
+/* GIL held. Re-raises the exception in exc_info, as PEP 3333 asks once the
+ * head has gone out. Always returns NULL. */
+static PyObject *gw_reraise(PyObject *exc_info)
+{
+    if (!PyTuple_Check(exc_info) || PyTuple_GET_SIZE(exc_info) != 3) {
+        PyErr_SetString(PyExc_TypeError,
+                        "start_response() exc_info must be a (type, value, traceback) tuple as sys.exc_info() returns");
+        return NULL;
+    }
+    PyObject *type = PyTuple_GET_ITEM(exc_info, 0), *value = PyTuple_GET_ITEM(exc_info, 1),
+             *tb = PyTuple_GET_ITEM(exc_info, 2);
+    Py_INCREF(type);
+    Py_INCREF(value);
+    if (tb == Py_None)
+        tb = NULL;
+    Py_XINCREF(tb);
+    PyErr_Restore(type, value, tb);
+    return NULL;
+}
+
+/* start_response(status, headers, exc_info=None). GIL held. */
+static PyObject *gw_start_response(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"status", "headers", "exc_info", NULL};
+    PyObject *status, *headers, *exc_info = Py_None;
+    gw_slot *s = ((gw_responder *)self)->slot;
+    const char *status_p;
+    Py_ssize_t status_n;
+    int64_t content_length = -1;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O:start_response", kwlist, &status, &headers, &exc_info))
+        return NULL;
+    if (s == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "start_response() called after the response ended");
+        return NULL;
+    }
+    if (exc_info != Py_None && s->head_sent)
+        return gw_reraise(exc_info);
+    if (exc_info == Py_None && s->started) {
+        PyErr_SetString(PyExc_RuntimeError, "start_response() called more than once without exc_info");
+        return NULL;
+    }
+    if (gw_check_status(status, &status_p, &status_n) < 0)
+        return NULL;
+    if (!PyList_Check(headers)) {
+        PyErr_Format(PyExc_TypeError, "start_response() headers must be a list of (name, value) tuples, not %.100s",
+                     Py_TYPE(headers)->tp_name);
+        return NULL;
+    }
+    /* Build into scratch so a rejected call leaves an earlier head intact. */
+    s->scratch.len = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++) {
+        if (gw_add_header(&s->scratch, PyList_GET_ITEM(headers, i), &content_length) < 0)
+            return NULL;
+    }
+    s->status.len = 0;
+    if (gw_buf_append(&s->status, status_p, (size_t)status_n) < 0)
+        return NULL;
+    gw_buf built = s->scratch;
+    s->scratch = s->headers;
+    s->headers = built;
+    s->content_length = content_length;
+    s->started = 1;
+    return PyObject_GetAttrString(self, "write");
+}
+
+/* GIL held. Appends the pending head as a FrameHead, once. */
+int gw_emit_head(gw_slot *s)
+{
+    if (s->head_sent)
+        return 0;
+    if (gw_out_frame(s, GW_FRAME_HEAD, 0, 2 + s->status.len + s->headers.len) < 0 ||
+        gw_buf_append_var(&s->out, s->status.data, s->status.len) < 0 ||
+        gw_buf_append(&s->out, s->headers.data, s->headers.len) < 0)
+        return -1;
+    s->head_sent = 1;
+    return 0;
+}
+
+/* write(data): PEP 3333 says its data must be transmitted before it
+ * returns, so it flushes. GIL held. */
+static PyObject *gw_write(PyObject *self, PyObject *data)
+{
+    gw_slot *s = ((gw_responder *)self)->slot;
+    if (s == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "write() called after the response ended");
+        return NULL;
+    }
+    if (!s->started) {
+        PyErr_SetString(PyExc_RuntimeError, "write() called before start_response()");
+        return NULL;
+    }
+    if (!PyBytes_Check(data)) {
+        PyErr_Format(PyExc_TypeError, "write() argument must be bytes, not %.100s", Py_TYPE(data)->tp_name);
+        return NULL;
+    }
+    if (PyBytes_GET_SIZE(data) > 0 &&
+        (gw_emit_head(s) < 0 || gw_out_body(s, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data)) < 0 ||
+         gw_out_flush(s) < 0))
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef gw_responder_methods[] = {
+    {"write", gw_write, METH_O, "write(data): send bytes to the client now (PEP 3333)."},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject gw_responder_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gowsgi.start_response",
+    .tp_basicsize = sizeof(gw_responder),
+    .tp_dealloc = (destructor)PyObject_Free,
+    .tp_call = gw_start_response,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "start_response(status, headers, exc_info=None), as PEP 3333 defines it.",
+    .tp_methods = gw_responder_methods,
+};
+
+/* GIL held. */
+PyObject *gw_responder_new(gw_slot *s)
+{
+    gw_responder *r = PyObject_New(gw_responder, &gw_responder_type);
+    if (r != NULL)
+        r->slot = s;
+    return (PyObject *)r;
+}
+
+/* GIL held. Cuts a responder off from its slot, so an app that kept it
+ * cannot touch a later request. */
+void gw_responder_detach(PyObject *responder)
+{
+    ((gw_responder *)responder)->slot = NULL;
+}
+
+static PyObject *gw_file_wrapper_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"filelike", "blksize", NULL};
+    PyObject *filelike;
+    Py_ssize_t blksize = 8192;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|n:file_wrapper", kwlist, &filelike, &blksize))
+        return NULL;
+    if (blksize <= 0) {
+        PyErr_SetString(PyExc_ValueError, "file_wrapper() blksize must be positive");
+        return NULL;
+    }
+    gw_file_wrapper *w = (gw_file_wrapper *)type->tp_alloc(type, 0);
+    if (w == NULL)
+        return NULL;
+    Py_INCREF(filelike);
+    w->filelike = filelike;
+    w->blksize = blksize;
+    return (PyObject *)w;
+}
+
+static int gw_file_wrapper_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(((gw_file_wrapper *)self)->filelike);
+    return 0;
+}
+
+static int gw_file_wrapper_clear(PyObject *self)
+{
+    Py_CLEAR(((gw_file_wrapper *)self)->filelike);
+    return 0;
+}
+
+static void gw_file_wrapper_dealloc(PyObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    gw_file_wrapper_clear(self);
+    Py_TYPE(self)->tp_free(self);
+}
+
+/* Reads the next block; an empty read ends the iteration. */
+static PyObject *gw_file_wrapper_next(PyObject *self)
+{
+    gw_file_wrapper *w = (gw_file_wrapper *)self;
+    if (w->filelike == NULL)
+        return NULL;
+    PyObject *block = PyObject_CallMethod(w->filelike, "read", "n", w->blksize);
+    if (block != NULL && PyObject_Length(block) == 0) {
+        Py_DECREF(block);
+        return NULL;
+    }
+    return block;
+}
+
+static PyObject *gw_file_wrapper_close(PyObject *self, PyObject *unused)
+{
+    gw_file_wrapper *w = (gw_file_wrapper *)self;
+    if (w->filelike != NULL && PyObject_HasAttrString(w->filelike, "close")) {
+        PyObject *r = PyObject_CallMethod(w->filelike, "close", NULL);
+        if (r == NULL)
+            return NULL;
+        Py_DECREF(r);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef gw_file_wrapper_methods[] = {
+    {"close", gw_file_wrapper_close, METH_NOARGS, "close(): close the wrapped file-like object."},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject gw_file_wrapper_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gowsgi.file_wrapper",
+    .tp_basicsize = sizeof(gw_file_wrapper),
+    .tp_dealloc = gw_file_wrapper_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "file_wrapper(filelike, blksize=8192): iterate a file in blocks; PEP 3333 wsgi.file_wrapper.",
+    .tp_traverse = gw_file_wrapper_traverse,
+    .tp_clear = gw_file_wrapper_clear,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = gw_file_wrapper_next,
+    .tp_methods = gw_file_wrapper_methods,
+    .tp_new = gw_file_wrapper_new,
+};
+
+/* GIL held. The descriptor and position of a wrapped regular file, or 0
+ * when the filelike is not one (then the response is iterated instead). */
+static int gw_regular_file(PyObject *filelike, int *fd, int64_t *offset, int64_t *size)
+{
+    struct stat st;
+    PyObject *r = PyObject_CallMethod(filelike, "fileno", NULL);
+    if (r == NULL)
+        goto not_a_file;
+    *fd = (int)PyLong_AsLong(r);
+    Py_DECREF(r);
+    if (PyErr_Occurred() || fstat(*fd, &st) < 0 || !S_ISREG(st.st_mode))
+        goto not_a_file;
+    r = PyObject_CallMethod(filelike, "tell", NULL);
+    if (r == NULL)
+        goto not_a_file;
+    *offset = PyLong_AsLongLong(r);
+    Py_DECREF(r);
+    if (PyErr_Occurred() || *offset < 0)
+        goto not_a_file;
+    *size = (int64_t)st.st_size;
+    return 1;
+not_a_file:
+    PyErr_Clear();
+    return 0;
+}
+
+/* GIL held. Sends a file_wrapper around a regular file as a FrameFile.
+ * Returns 1 when sent, 0 when obj must be iterated instead, -1 on error. */
+int gw_try_send_file(gw_slot *s, PyObject *obj)
+{
+    int fd;
+    int64_t offset, size, count;
+    if (Py_TYPE(obj) != &gw_file_wrapper_type || ((gw_file_wrapper *)obj)->filelike == NULL ||
+        !gw_regular_file(((gw_file_wrapper *)obj)->filelike, &fd, &offset, &size))
+        return 0;
+    if (!s->started) {
+        PyErr_SetString(PyExc_RuntimeError, "the app returned wsgi.file_wrapper without calling start_response()");
+        return -1;
+    }
+    if (s->content_length >= 0) {
+        count = s->content_length;
+    } else {
+        /* Without a length the master would have to chunk; with one it can
+         * hand the whole range to sendfile. */
+        char digits[24];
+        count = size > offset ? size - offset : 0;
+        int n = snprintf(digits, sizeof digits, "%lld", (long long)count);
+        if (gw_buf_append_var(&s->headers, "Content-Length", 14) < 0 ||
+            gw_buf_append_var(&s->headers, digits, (size_t)n) < 0)
+            return -1;
+        s->content_length = count;
+    }
+    if (gw_emit_head(s) < 0)
+        return -1;
+    if (s->is_head || count == 0)
+        return 1;
+    return gw_out_send_fd(s, fd, (uint64_t)offset, count) < 0 ? -1 : 1;
+}

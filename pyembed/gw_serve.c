@@ -1,0 +1,314 @@
+/*
+ * Serving one request on a slot, in one call from Go: build environ, call
+ * the app, turn what it returns into response frames (PEP 3333, "The
+ * Application/Framework Side" and "Buffering and Streaming"), call close()
+ * on every path, and keep the slot's scoreboard record up to date.
+ */
+#include "gw.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char gw_error_body[] = "Internal Server Error";
+
+/* An output buffer grown past this is freed once written out. */
+#define GW_OUT_KEEP (4 << 20)
+
+/* GIL not held. Creates the slot and its Python thread state on the calling
+ * thread, which must stay this slot's thread for life. Ensure then
+ * SaveThread keeps the thread state registered with PyGILState, so app code
+ * that calls PyGILState_Ensure on this thread finds it. */
+gw_slot *gw_slot_new(int fd, uint8_t *record)
+{
+    gw_slot *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    s->fd = fd;
+    s->record = record;
+    s->gstate = PyGILState_Ensure();
+    s->tstate = PyEval_SaveThread();
+    return s;
+}
+
+/* GIL not held. Writes what is still buffered and frees the slot; must run
+ * on the slot's thread. */
+void gw_slot_close(gw_slot *s)
+{
+    gw_send_pending(s);
+    PyEval_RestoreThread(s->tstate);
+    PyGILState_Release(s->gstate);
+    gw_buf_free(&s->out);
+    gw_buf_free(&s->status);
+    gw_buf_free(&s->headers);
+    gw_buf_free(&s->scratch);
+    free(s);
+}
+
+static uint32_t gw_u32(const char *p)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    return (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
+}
+
+static uint32_t *gw_record_u32(gw_slot *s, int off)
+{
+    return (uint32_t *)(s->record + off);
+}
+
+static uint64_t *gw_record_u64(gw_slot *s, int off)
+{
+    return (uint64_t *)(s->record + off);
+}
+
+/* GIL: any. The master reads these words at any time, hence atomics; the id
+ * is stored last so a reader who sees it also sees its start time. */
+static void gw_record_begin(gw_slot *s)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    __atomic_store_n(gw_record_u64(s, GW_SLOT_STARTED_NS), (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec,
+                     __ATOMIC_RELEASE);
+    __atomic_store_n(gw_record_u32(s, GW_SLOT_CURRENT_ID), s->id, __ATOMIC_RELEASE);
+}
+
+static void gw_record_finish(gw_slot *s)
+{
+    __atomic_store_n(gw_record_u32(s, GW_SLOT_CURRENT_ID), 0, __ATOMIC_RELEASE);
+    __atomic_add_fetch(gw_record_u64(s, GW_SLOT_SERVED), 1, __ATOMIC_RELEASE);
+}
+
+static int gw_aborted(gw_slot *s)
+{
+    return __atomic_load_n(gw_record_u32(s, GW_SLOT_ABORT_ID), __ATOMIC_ACQUIRE) == s->id;
+}
+
+/* GIL held. Writes "wsgi: <what> for <method> <path>[; <hint>]" to
+ * sys.stderr, then the pending exception's traceback if there is one. The
+ * path is decoded as latin-1, like environ, so any bytes can be logged. */
+static void gw_log(gw_slot *s, const char *what, const char *hint)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyObject *method = PyUnicode_DecodeLatin1(s->method, (Py_ssize_t)(s->method_len > 32 ? 32 : s->method_len), NULL);
+    PyObject *path = PyUnicode_DecodeLatin1(s->path, (Py_ssize_t)(s->path_len > 400 ? 400 : s->path_len), NULL);
+    PyObject *line = NULL, *err = PySys_GetObject("stderr");
+    if (method != NULL && path != NULL)
+        line = PyUnicode_FromFormat("wsgi: %s for %U %U%s%s\n", what, method, path, hint ? "; " : "", hint ? hint : "");
+    if (line == NULL || err == NULL || PyFile_WriteObject(line, err, Py_PRINT_RAW) < 0)
+        PyErr_Clear();
+    Py_XDECREF(line);
+    Py_XDECREF(path);
+    Py_XDECREF(method);
+    PyErr_Restore(type, value, tb);
+    if (PyErr_Occurred())
+        PyErr_PrintEx(0);
+}
+
+/* GIL held. Ends the response after a failure: a 500 while the head is
+ * still unsent, else a FrameEnd that tells the master to drop the client's
+ * connection. Returns the FrameEnd flags. */
+static uint8_t gw_error_response(gw_slot *s)
+{
+    static const char status[] = "500 Internal Server Error";
+    if (s->head_sent || s->broken)
+        return GW_FLAG_END_BROKEN;
+    s->headers.len = s->status.len = 0;
+    if (gw_buf_append(&s->status, status, sizeof status - 1) < 0 ||
+        gw_buf_append_var(&s->headers, "Content-Type", 12) < 0 ||
+        gw_buf_append_var(&s->headers, "text/plain", 10) < 0 ||
+        gw_buf_append_var(&s->headers, "Content-Length", 14) < 0 ||
+        gw_buf_append_var(&s->headers, "21", 2) < 0 || gw_emit_head(s) < 0 ||
+        gw_out_body(s, gw_error_body, sizeof gw_error_body - 1) < 0) {
+        PyErr_Clear();
+        return GW_FLAG_END_BROKEN;
+    }
+    return 0;
+}
+
+/* GIL held. Logs the pending exception against the request and ends the
+ * response as gw_error_response does. */
+static uint8_t gw_fail(gw_slot *s, const char *what)
+{
+    if (s->broken) { /* the master is gone: nobody to answer or to blame */
+        PyErr_Clear();
+        return GW_FLAG_END_BROKEN;
+    }
+    gw_log(s, what, NULL);
+    return gw_error_response(s);
+}
+
+/* GIL held. A body item that is not bytes: the classic mistake is a str,
+ * which PEP 3333 ("Unicode Issues") forbids. */
+static uint8_t gw_bad_item(gw_slot *s, PyObject *item)
+{
+    char what[120];
+    snprintf(what, sizeof what, "app returned %.60s in its body", Py_TYPE(item)->tp_name);
+    gw_log(s, what, "WSGI bodies must be bytes: return [b\"...\"] or encode the text");
+    return gw_error_response(s);
+}
+
+/* GIL held. Appends one body chunk, with the head before the first. */
+static int gw_chunk(gw_slot *s, PyObject *item)
+{
+    if (PyBytes_GET_SIZE(item) == 0)
+        return 0;
+    if (!s->started) {
+        PyErr_SetString(PyExc_RuntimeError, "the app returned a body before calling start_response()");
+        return -1;
+    }
+    if (gw_emit_head(s) < 0)
+        return -1;
+    return gw_out_body(s, PyBytes_AS_STRING(item), (size_t)PyBytes_GET_SIZE(item));
+}
+
+/* GIL held. A list or tuple is fully built already: append every item and
+ * leave the flush to the end of the request. */
+static uint8_t gw_send_sequence(gw_slot *s, PyObject *seq)
+{
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyBytes_Check(items[i]))
+            return gw_bad_item(s, items[i]);
+        if (gw_chunk(s, items[i]) < 0)
+            return gw_fail(s, "error sending the app's response");
+    }
+    return 0;
+}
+
+/* GIL held. Any other iterable may be a stream: each chunk is flushed as it
+ * comes (PEP 3333, "Buffering and Streaming"), and before each chunk the
+ * scoreboard says whether the client is still there to receive it. */
+static uint8_t gw_send_iterable(gw_slot *s, PyObject *result)
+{
+    PyObject *it = PyObject_GetIter(result), *item;
+    uint8_t flags = 0;
+    if (it == NULL)
+        return gw_fail(s, "app returned a non-iterable");
+    while ((item = PyIter_Next(it)) != NULL) {
+        if (gw_aborted(s)) {
+            flags = GW_FLAG_END_BROKEN;
+        } else if (!PyBytes_Check(item)) {
+            flags = gw_bad_item(s, item);
+        } else if (gw_chunk(s, item) < 0 || (s->head_sent && gw_out_flush(s) < 0)) {
+            flags = gw_fail(s, "error sending the app's response");
+        } else {
+            Py_DECREF(item);
+            continue;
+        }
+        Py_DECREF(item);
+        break;
+    }
+    if (item == NULL && PyErr_Occurred())
+        flags = gw_fail(s, "exception in the app's iterable");
+    Py_DECREF(it);
+    return flags;
+}
+
+/* GIL held. PEP 3333: close() is called on the iterable however the
+ * response ended; an exception from it is logged, not sent. */
+static void gw_close_result(gw_slot *s, PyObject *result)
+{
+    PyObject *close = PyObject_GetAttrString(result, "close");
+    if (close == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    PyObject *r = PyObject_CallNoArgs(close);
+    Py_DECREF(close);
+    if (r == NULL)
+        gw_log(s, "exception in close() of the app's iterable", NULL);
+    Py_XDECREF(r);
+}
+
+/* GIL held. Runs the app and returns the FrameEnd flags. */
+static uint8_t gw_run(gw_slot *s, const char *vars, size_t vars_len, const char *body, size_t body_len, int spooled)
+{
+    PyObject *input = NULL, *responder = NULL, *result = NULL;
+    uint8_t flags;
+    PyObject *environ = gw_environ_new(s, vars, vars_len, body, body_len, spooled, &input);
+    if (environ == NULL || (responder = gw_responder_new(s)) == NULL) {
+        flags = gw_fail(s, "cannot build environ");
+        goto cleanup;
+    }
+    PyObject *args[2] = {environ, responder};
+    result = PyObject_Vectorcall(gw_app, args, 2, NULL);
+    if (result == NULL) {
+        flags = gw_fail(s, "exception in app");
+        goto cleanup;
+    }
+    int sent = gw_try_send_file(s, result);
+    if (sent < 0)
+        flags = gw_fail(s, "error sending the app's file_wrapper");
+    else if (sent > 0)
+        flags = 0;
+    else if (PyList_CheckExact(result) || PyTuple_CheckExact(result))
+        flags = gw_send_sequence(s, result);
+    else
+        flags = gw_send_iterable(s, result);
+    gw_close_result(s, result);
+    if (flags == 0 && !s->head_sent) {
+        if (!s->started) {
+            PyErr_SetString(PyExc_RuntimeError, "the app returned without calling start_response()");
+            flags = gw_fail(s, "no response from app");
+        } else if (gw_emit_head(s) < 0) {
+            flags = gw_fail(s, "error sending the app's response");
+        }
+    }
+cleanup:
+    if (responder != NULL)
+        gw_responder_detach(responder);
+    if (spooled && input != NULL) {
+        PyObject *r = PyObject_CallMethod(input, "close", NULL);
+        Py_XDECREF(r);
+        PyErr_Clear();
+    }
+    Py_XDECREF(result);
+    Py_XDECREF(responder);
+    Py_XDECREF(input);
+    Py_XDECREF(environ);
+    return flags;
+}
+
+/* GIL not held on entry or exit. Serves one FrameRequest payload and
+ * appends the response's frames; writes them out when flush is set or the
+ * response streams. Returns 0, or -1 with errno set when the slot socket is
+ * broken (the master is gone). */
+int gw_slot_serve(gw_slot *s, uint32_t id, uint8_t flags, const char *payload, size_t len, int flush)
+{
+    s->id = id;
+    s->started = s->head_sent = s->is_head = 0;
+    s->content_length = -1;
+    s->status.len = s->headers.len = 0;
+    s->method = s->path = "-";
+    s->method_len = s->path_len = 1;
+    gw_record_begin(s);
+
+    PyEval_RestoreThread(s->tstate);
+    uint8_t end_flags;
+    uint32_t vars_len = len >= 4 ? gw_u32(payload) : 0;
+    if (len < 4 || vars_len > len - 4) {
+        PyErr_SetString(PyExc_ValueError, "wsgi: malformed request frame from the master");
+        end_flags = gw_fail(s, "bad request frame");
+    } else {
+        end_flags = gw_run(s, payload + 4, vars_len, payload + 4 + vars_len, len - 4 - vars_len,
+                           (flags & GW_FLAG_BODY_SPOOLED) != 0);
+    }
+    if (gw_out_frame(s, GW_FRAME_END, end_flags, 0) < 0)
+        PyErr_Clear(); /* out of memory: the master sees the worker stall */
+    s->tstate = PyEval_SaveThread();
+
+    gw_record_finish(s);
+    if (flush || s->broken)
+        gw_send_pending(s);
+    if (s->out.len == 0 && s->out.cap > GW_OUT_KEEP)
+        gw_buf_free(&s->out); /* one huge response must not pin its buffer */
+    if (s->broken) {
+        errno = s->send_errno;
+        return -1;
+    }
+    return 0;
+}

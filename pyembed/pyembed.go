@@ -1,0 +1,142 @@
+// Package pyembed embeds CPython in a worker process: it starts the
+// interpreter once, imports the WSGI application and serves requests on
+// slots, each an OS thread with its own Python thread state. It is the only
+// package that imports "C"; no PyObject pointer leaves it.
+package pyembed
+
+/*
+#cgo pkg-config: python3-embed
+#include <stdlib.h>
+#include "gw.h"
+*/
+import "C"
+
+import (
+	_ "embed"
+	"errors"
+	"os"
+	"strings"
+	"sync"
+	"unsafe"
+)
+
+// AppSpec says which WSGI application a worker imports and how it runs.
+type AppSpec struct {
+	// Module is "pkg.mod" or "pkg.mod:callable"; a callable named here wins
+	// over Callable. Unused when WSGIFile is set.
+	Module string
+	// WSGIFile is a Python file loaded as a module, with its directory
+	// importable (uWSGI's --wsgi-file).
+	WSGIFile string
+	// Callable is the application's name in the module; empty means
+	// "application".
+	Callable string
+	// PythonPath entries go to the front of sys.path, after the current
+	// directory.
+	PythonPath []string
+	// Multiprocess and Multithread become environ's wsgi.multiprocess and
+	// wsgi.multithread.
+	Multiprocess, Multithread bool
+}
+
+// LoadError reports an application that could not be imported. The
+// traceback, if any, has already been printed to stderr.
+type LoadError struct {
+	// Summary is one line naming the module, file or callable and the fix.
+	Summary string
+}
+
+func (e *LoadError) Error() string { return "pyembed: " + e.Summary }
+
+//go:embed loader.py
+var loaderSource string
+
+var (
+	initOnce sync.Once
+	initErr  error
+	errInit  = errors.New("pyembed: the interpreter can be initialised only once per process")
+)
+
+// summaryCap bounds a load failure's summary line.
+const summaryCap = 1024
+
+// Init starts the interpreter, puts the current directory and then
+// spec.PythonPath at the front of sys.path and imports the application. It
+// returns a *LoadError when the application cannot be loaded. Python can be
+// started once per process; a second call returns an error.
+func Init(spec AppSpec) error {
+	called := false
+	initOnce.Do(func() {
+		called = true
+		initErr = initInterpreter(spec)
+	})
+	if !called {
+		return errInit
+	}
+	return initErr
+}
+
+func initInterpreter(spec AppSpec) error {
+	module, callable := splitModule(spec.Module, spec.Callable)
+	if module == "" && spec.WSGIFile == "" {
+		return &LoadError{Summary: "no application given (use --module or --wsgi-file)"}
+	}
+	cstrings := []*C.char{}
+	cstr := func(s string) *C.char {
+		p := C.CString(s)
+		cstrings = append(cstrings, p)
+		return p
+	}
+	defer func() {
+		for _, p := range cstrings {
+			C.free(unsafe.Pointer(p))
+		}
+	}()
+
+	paths := make([]*C.char, len(spec.PythonPath)+1) // +1: never a zero-length array to index
+	for i, p := range spec.PythonPath {
+		paths[i] = cstr(p)
+	}
+	// The array of pointers lives in C memory: a Go slice holding C pointers
+	// may be passed, but C memory keeps the rules simple.
+	cpaths := (**C.char)(C.malloc(C.size_t(len(paths)) * C.size_t(unsafe.Sizeof(paths[0]))))
+	defer C.free(unsafe.Pointer(cpaths))
+	copy(unsafe.Slice(cpaths, len(paths)), paths)
+
+	summary := (*C.char)(C.malloc(summaryCap))
+	defer C.free(unsafe.Pointer(summary))
+	rc := C.gw_init(cstr(os.Args[0]), cstr(loaderSource), cstr(module), cstr(spec.WSGIFile), cstr(callable),
+		cpaths, C.int(len(spec.PythonPath)), cBool(spec.Multithread), cBool(spec.Multiprocess), summary, summaryCap)
+	if rc != 0 {
+		return &LoadError{Summary: C.GoString(summary)}
+	}
+	return nil
+}
+
+// splitModule separates "pkg.mod:callable" and applies the default
+// callable name.
+func splitModule(module, callable string) (string, string) {
+	if m, c, ok := strings.Cut(module, ":"); ok && c != "" {
+		return m, c
+	}
+	module, _, _ = strings.Cut(module, ":")
+	if callable == "" {
+		callable = "application"
+	}
+	return module, callable
+}
+
+func cBool(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Version returns the running interpreter's version, such as "3.11.2". It
+// is meaningful after Init.
+func Version() string {
+	v := C.GoString(C.gw_version())
+	v, _, _ = strings.Cut(v, " ")
+	return v
+}

@@ -1,0 +1,285 @@
+// Dispatch: the server's side of wsgi.Handler. Every request goes on one
+// global queue that only idle slots read from, so no request waits behind a
+// busy worker while another is idle; the gateway's goroutine then relays the
+// response frames its slot's reader hands over.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gowsgi/gowsgi/wsgi"
+)
+
+// maxRetries bounds how often a request its worker never began is queued
+// again, in case every worker is dying as it takes it.
+const maxRetries = 3
+
+var (
+	errRetry          = errors.New("server: the worker died before beginning the request")
+	errBrokenResponse = errors.New("server: the application's response broke after its head was sent")
+	errWorkerLost     = errors.New("server: the worker died during the response")
+)
+
+// job is one request travelling through a slot.
+type job struct {
+	id   uint32
+	req  *wsgi.Request
+	resp *response
+
+	mu   sync.Mutex
+	slot *slot // the slot serving it, nil until one takes it
+
+	// servedBefore is the slot's served count when the request was sent,
+	// which tells whether the worker finished anything since.
+	servedBefore uint64
+}
+
+// setSlot records the slot that took j.
+func (j *job) setSlot(s *slot) {
+	j.mu.Lock()
+	j.slot = s
+	j.mu.Unlock()
+}
+
+// taker returns the slot serving j, or nil.
+func (j *job) taker() *slot {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.slot
+}
+
+// lost tells j's relay that the worker went away before the response ended;
+// begun says whether the worker may have started running it.
+func (j *job) lost(begun bool) {
+	kind := frameRetry
+	if begun {
+		kind = frameLost
+	}
+	j.resp.push(wsgi.Frame{Kind: kind}, nil)
+	j.resp.notify()
+}
+
+// dispatcher implements wsgi.Handler over the slots that read its queue.
+type dispatcher struct {
+	queue     chan *job
+	stopped   chan struct{} // closed once no worker will take a request again
+	stopOnce  sync.Once
+	nextID    atomic.Uint32
+	log       *slog.Logger
+	accessLog bool
+}
+
+func newDispatcher(log *slog.Logger, accessLog bool) *dispatcher {
+	return &dispatcher{
+		queue:     make(chan *job),
+		stopped:   make(chan struct{}),
+		log:       log,
+		accessLog: accessLog,
+	}
+}
+
+// stop makes every request from now on get 503, for when no worker is left.
+func (d *dispatcher) stop() { d.stopOnce.Do(func() { close(d.stopped) }) }
+
+// newID returns a request id; 0 is skipped because the scoreboard uses it
+// for "idle".
+func (d *dispatcher) newID() uint32 {
+	for {
+		if id := d.nextID.Add(1); id != 0 {
+			return id
+		}
+	}
+}
+
+// ServeWSGI queues req for the next idle slot and relays its response to w.
+func (d *dispatcher) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, req *wsgi.Request) error {
+	start := time.Now()
+	r := relay{w: w}
+	var err error
+	for attempt := 0; ; attempt++ {
+		r.job = &job{id: d.newID(), req: req, resp: newResponse()}
+		r.lastAttempt = attempt == maxRetries
+		select {
+		case d.queue <- r.job:
+			err = r.run(ctx)
+		case <-ctx.Done():
+			return fmt.Errorf("server: client left while its request was queued: %w", context.Cause(ctx))
+		case <-d.stopped:
+			err = r.answer(503, "Service Unavailable")
+		}
+		if !errors.Is(err, errRetry) {
+			break
+		}
+	}
+	if d.accessLog {
+		d.logRequest(req, &r, time.Since(start))
+	}
+	return err
+}
+
+// logRequest writes the access log line for one request.
+func (d *dispatcher) logRequest(req *wsgi.Request, r *relay, took time.Duration) {
+	method, _ := req.Vars.Get("REQUEST_METHOD")
+	path, _ := req.Vars.Get("PATH_INFO")
+	worker := 0
+	if s := r.job.taker(); s != nil {
+		worker = s.worker
+	}
+	d.log.Info("request", "method", method, "path", path, "status", r.status,
+		"bytes", r.bytes, "duration", took, "worker", worker)
+}
+
+// relay writes one job's queued frames to the gateway's ResponseWriter. It
+// runs in the gateway's goroutine, so a slow client blocks only it.
+type relay struct {
+	job         *job
+	lastAttempt bool // a request its worker never began is not queued again
+	w           wsgi.ResponseWriter
+	status      int
+	bytes       int64
+	headSent    bool
+	dirty       bool  // written to w since its last Flush
+	failure     error // set once the client is gone: the rest is discarded
+}
+
+// run relays frames until the response ends. When ctx is done or the client
+// cannot be written to, it tells the worker to stop through the scoreboard
+// and drains the remaining frames, so the slot is idle again only once the
+// worker has closed the application's iterable.
+func (r *relay) run(ctx context.Context) error {
+	var items []item
+	var data []byte
+	done := ctx.Done()
+	for {
+		select {
+		case <-r.job.resp.wake:
+		case <-done:
+			done = nil
+			r.fail(fmt.Errorf("server: client went away: %w", context.Cause(ctx)))
+			continue
+		}
+		items, data = r.job.resp.take(items, data)
+		for i := range items {
+			if end, err := r.handle(&items[i], data); end {
+				return err
+			}
+		}
+		if r.failure == nil && r.dirty && r.job.resp.empty() {
+			r.dirty = false
+			if err := r.w.Flush(); err != nil {
+				r.fail(err)
+			}
+		}
+	}
+}
+
+// handle relays one frame; end reports the response is over, with err
+// non-nil when it did not end cleanly.
+func (r *relay) handle(it *item, data []byte) (end bool, err error) {
+	switch it.kind {
+	case wsgi.FrameEnd:
+		switch {
+		case r.failure != nil:
+			return true, r.failure
+		case it.flags&wsgi.FlagEndBroken != 0:
+			return true, errBrokenResponse
+		}
+		return true, nil
+	case frameRetry:
+		if !r.lastAttempt && r.failure == nil {
+			return true, errRetry
+		}
+		fallthrough
+	case frameLost:
+		switch {
+		case r.failure != nil:
+			return true, r.failure
+		case !r.headSent:
+			// The master still owns the connection, so it can answer for
+			// the worker (RFC 9110 section 15.6.3).
+			return true, r.answer(502, "Bad Gateway")
+		}
+		return true, errWorkerLost
+	}
+	if r.failure != nil {
+		if it.file != nil {
+			it.file.Close()
+		}
+		return false, nil
+	}
+	if err := r.write(it, data[it.start:it.end]); err != nil {
+		r.fail(err)
+	}
+	return false, nil
+}
+
+// write sends one head, body or file frame to the client.
+func (r *relay) write(it *item, payload []byte) error {
+	r.dirty = true
+	switch it.kind {
+	case wsgi.FrameHead:
+		status, headers, err := wsgi.ParseHead(payload)
+		if err != nil {
+			return fmt.Errorf("server: response head: %w", err)
+		}
+		r.status, _ = strconv.Atoi(status[:3])
+		r.headSent = true
+		return r.w.WriteHead(status, headers)
+	case wsgi.FrameBody:
+		r.bytes += int64(len(payload))
+		return r.w.WriteBody(payload)
+	case wsgi.FrameFile:
+		defer it.file.Close()
+		offset, count, err := wsgi.ParseFile(payload)
+		if err != nil {
+			return fmt.Errorf("server: file frame: %w", err)
+		}
+		r.bytes += fileBytes(it, offset, count)
+		return r.w.SendFile(it.file, offset, count)
+	}
+	return fmt.Errorf("server: unexpected frame kind %q from a worker", byte(it.kind))
+}
+
+// fileBytes returns how many bytes a FrameFile sends, for the access log.
+func fileBytes(it *item, offset, count int64) int64 {
+	if count >= 0 {
+		return count
+	}
+	fi, err := it.file.Stat()
+	if err != nil {
+		return 0
+	}
+	return max(fi.Size()-offset, 0)
+}
+
+// fail records that the client is gone and asks the worker to stop.
+func (r *relay) fail(err error) {
+	if r.failure != nil {
+		return
+	}
+	r.failure = err
+	if s := r.job.taker(); s != nil {
+		s.abort(r.job.id)
+	}
+}
+
+// answer sends a short plain-text response on the master's own behalf.
+func (r *relay) answer(code int, reason string) error {
+	status := strconv.Itoa(code) + " " + reason
+	var headers wsgi.Vars
+	headers.Add("Content-Type", "text/plain; charset=utf-8")
+	r.status, r.headSent = code, true
+	if err := r.w.WriteHead(status, headers.Block()); err != nil {
+		return err
+	}
+	body := status + "\n"
+	r.bytes = int64(len(body))
+	return r.w.WriteBody([]byte(body))
+}

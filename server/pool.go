@@ -1,0 +1,454 @@
+// The worker pool: one goroutine owns the table of workers and is the only
+// one to start, retire or kill them; everything else talks to it over
+// channels. It respawns crashed workers with backoff and a failure budget,
+// and swaps in a fresh generation on reload without dropping a request.
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// The failure budget: more than maxFailures unexpected worker exits within
+// failureWindow and the pool stops respawning, so a broken app stops
+// instead of looping.
+const (
+	maxFailures   = 5
+	failureWindow = 10 * time.Second
+	firstBackoff  = 100 * time.Millisecond
+	maxBackoff    = 5 * time.Second
+)
+
+type eventKind int
+
+const (
+	evReady  eventKind = iota // the worker wrote R<version>
+	evFailed                  // the worker wrote E<summary>
+	evExited                  // the worker process has been reaped
+	evBroken                  // the worker broke the frame protocol
+)
+
+// event is something that happened to a worker, sent to the pool goroutine.
+type event struct {
+	kind  eventKind
+	w     *worker
+	text  string // the Python version, the failure summary or the protocol error
+	state *os.ProcessState
+}
+
+// worker is one worker process; only the pool goroutine touches it.
+type worker struct {
+	num     int // GOWSGI_WORKER, from 1
+	gen     int // the generation it was started in
+	proc    *os.Process
+	slots   []*slot
+	board   *board
+	retire  chan struct{} // closed to let its slots finish and close
+	ready   bool
+	active  bool // its slots take requests from the queue
+	retired bool
+	failed  bool // it reported a load failure
+}
+
+// respawnRequest asks for worker num of generation gen to be started again.
+type respawnRequest struct{ num, gen int }
+
+// pool supervises the workers. Start it with start; stop it with stop, then
+// kill if it takes too long, and wait for done.
+type pool struct {
+	processes, threads int
+	launcher           launcher
+	queue              chan *job
+	log                *slog.Logger
+
+	events   chan event
+	reloads  chan struct{}
+	respawns chan respawnRequest
+	stops    chan struct{}
+	kills    chan struct{}
+	once     struct{ stop, kill, lost sync.Once }
+	ready    chan error    // the first generation's outcome, once
+	lost     chan struct{} // closed when no worker is left and none will be respawned
+	done     chan struct{} // closed when the pool goroutine has returned
+
+	// Owned by the pool goroutine.
+	workers  map[*worker]bool
+	version  string // from the first worker ready
+	current  int    // the generation taking requests
+	pending  int    // a generation being loaded by a reload, 0 when none
+	nextGen  int
+	starting bool // the first generation is not all ready yet
+	stopping bool
+	gaveUp   bool
+	failures []time.Time
+}
+
+func newPool(processes, threads int, l launcher, queue chan *job, log *slog.Logger) *pool {
+	return &pool{
+		processes: processes,
+		threads:   threads,
+		launcher:  l,
+		queue:     queue,
+		log:       log,
+		events:    make(chan event, 16),
+		reloads:   make(chan struct{}, 1),
+		respawns:  make(chan respawnRequest),
+		stops:     make(chan struct{}),
+		kills:     make(chan struct{}),
+		ready:     make(chan error, 1),
+		lost:      make(chan struct{}),
+		done:      make(chan struct{}),
+		workers:   make(map[*worker]bool),
+		nextGen:   1,
+	}
+}
+
+// start launches the first generation; its outcome arrives on p.ready, and
+// once that is nil p.version holds the workers' Python version.
+func (p *pool) start() { go p.run() }
+
+// reload asks for a fresh generation of workers.
+func (p *pool) reload() {
+	select {
+	case p.reloads <- struct{}{}:
+	default:
+	}
+}
+
+// stop retires every worker once its request in flight is done.
+func (p *pool) stop() { p.once.stop.Do(func() { close(p.stops) }) }
+
+// kill SIGKILLs every worker.
+func (p *pool) kill() { p.once.kill.Do(func() { close(p.kills) }) }
+
+// run is the pool goroutine.
+func (p *pool) run() {
+	// Never unlocked: see the Pdeathsig comment in spawn_linux.go.
+	runtime.LockOSThread()
+	defer close(p.done)
+	p.starting = true
+	p.current = p.newGeneration()
+	p.spawnGeneration(p.current)
+	stops, kills := p.stops, p.kills
+	for !p.stopping || len(p.workers) > 0 {
+		select {
+		case ev := <-p.events:
+			p.handle(ev)
+		case <-p.reloads:
+			p.beginReload()
+		case req := <-p.respawns:
+			p.respawn(req)
+		case <-stops:
+			stops = nil
+			p.beginStop()
+		case <-kills:
+			stops, kills = nil, nil
+			p.stopping = true
+			for w := range p.workers {
+				w.proc.Kill()
+			}
+		}
+	}
+}
+
+// newGeneration numbers a new generation of workers.
+func (p *pool) newGeneration() int {
+	gen := p.nextGen
+	p.nextGen++
+	return gen
+}
+
+// spawnGeneration starts the workers of generation gen.
+func (p *pool) spawnGeneration(gen int) {
+	for num := 1; num <= p.processes; num++ {
+		if err := p.spawn(num, gen); err != nil {
+			p.loadFailed(gen, err.Error())
+			return
+		}
+	}
+}
+
+// spawn starts worker num in generation gen.
+func (p *pool) spawn(num, gen int) error {
+	l, err := p.launcher.launch(num, p.threads)
+	if err != nil {
+		return err
+	}
+	w := &worker{num: num, gen: gen, proc: l.proc, board: l.board, retire: make(chan struct{})}
+	for i, conn := range l.conns {
+		s := newSlot(num, i, conn, l.board)
+		w.slots = append(w.slots, s)
+		go s.read(func(err error) { p.send(event{kind: evBroken, w: w, text: err.Error()}) })
+	}
+	p.workers[w] = true
+	go p.watch(w, l.control)
+	return nil
+}
+
+// send delivers an event unless the pool is gone.
+func (p *pool) send(ev event) {
+	select {
+	case p.events <- ev:
+	case <-p.done:
+	}
+}
+
+// watch reads the worker's one control line, then reaps it.
+func (p *pool) watch(w *worker, control *os.File) {
+	line, _ := bufio.NewReader(io.LimitReader(control, 4096)).ReadString('\n')
+	control.Close()
+	line = strings.TrimRight(line, "\r\n")
+	switch {
+	case strings.HasPrefix(line, "R"):
+		p.send(event{kind: evReady, w: w, text: line[1:]})
+	case strings.HasPrefix(line, "E"):
+		p.send(event{kind: evFailed, w: w, text: line[1:]})
+	}
+	state, err := w.proc.Wait()
+	if err != nil {
+		p.log.Error("worker wait failed", "worker", w.num, "pid", w.proc.Pid, "error", err)
+	}
+	p.send(event{kind: evExited, w: w, state: state})
+}
+
+func (p *pool) handle(ev event) {
+	w := ev.w
+	switch ev.kind {
+	case evReady:
+		p.workerReady(w, ev.text)
+	case evFailed:
+		w.failed = true
+		p.log.Error("worker failed to load the app", "worker", w.num, "pid", w.proc.Pid, "error", ev.text)
+		p.loadFailed(w.gen, ev.text)
+	case evExited:
+		p.workerExited(w, ev.state)
+	case evBroken:
+		p.log.Error("worker broke the frame protocol", "worker", w.num, "pid", w.proc.Pid, "error", ev.text)
+		w.proc.Kill()
+	}
+}
+
+func (p *pool) workerReady(w *worker, version string) {
+	w.ready = true
+	p.log.Debug("worker ready", "worker", w.num, "pid", w.proc.Pid)
+	switch {
+	case w.retired:
+	case w.gen == p.current:
+		p.activate(w)
+		if p.starting && p.readyCount(p.current) == p.processes {
+			p.starting = false
+			p.version = version
+			p.ready <- nil
+		}
+	case w.gen == p.pending:
+		if p.readyCount(p.pending) == p.processes {
+			p.finishReload()
+		}
+	}
+}
+
+// loadFailed handles a generation whose worker could not load the app.
+func (p *pool) loadFailed(gen int, summary string) {
+	switch {
+	case p.starting && gen == p.current:
+		p.starting = false
+		p.ready <- errors.New(summary)
+	case gen == p.pending:
+		p.abandonReload(summary)
+	}
+}
+
+func (p *pool) workerExited(w *worker, state *os.ProcessState) {
+	delete(p.workers, w)
+	for _, s := range w.slots {
+		s.conn.Close() // its reader then fails the request in flight
+	}
+	// The readers consult the board about their requests in flight.
+	go func() {
+		for _, s := range w.slots {
+			<-s.dead
+		}
+		w.board.release()
+	}()
+	expected := w.retired || p.stopping
+	level := slog.LevelError
+	if expected {
+		level = slog.LevelInfo
+	}
+	p.log.Log(context.Background(), level, "worker exited", append([]any{"worker", w.num, "pid", w.proc.Pid}, exitAttrs(state)...)...)
+	switch {
+	case expected:
+	case p.starting && w.gen == p.current && !w.ready:
+		if !w.failed {
+			p.loadFailed(w.gen, fmt.Sprintf("worker %d exited before loading the app (%s)", w.num, describeExit(state)))
+		}
+	case w.gen == p.pending:
+		p.abandonReload(fmt.Sprintf("worker %d exited (%s)", w.num, describeExit(state)))
+	case w.gen == p.current:
+		p.scheduleRespawn(w.num)
+	}
+	p.checkLost()
+}
+
+// exitAttrs describes how a process ended as log attributes.
+func exitAttrs(state *os.ProcessState) []any {
+	if state == nil {
+		return []any{"status", -1}
+	}
+	if ws, ok := state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return []any{"signal", ws.Signal().String()}
+	}
+	return []any{"status", state.ExitCode()}
+}
+
+// describeExit describes how a process ended, for a one-line message.
+func describeExit(state *os.ProcessState) string {
+	if state == nil {
+		return "unknown status"
+	}
+	return state.String()
+}
+
+// readyCount counts generation gen's workers that are ready.
+func (p *pool) readyCount(gen int) int {
+	n := 0
+	for w := range p.workers {
+		if w.gen == gen && w.ready && !w.retired {
+			n++
+		}
+	}
+	return n
+}
+
+// activate lets w's slots take requests.
+func (p *pool) activate(w *worker) {
+	w.active = true
+	for _, s := range w.slots {
+		go s.serve(p.queue, w.retire)
+	}
+}
+
+// retireWorker lets w finish its requests in flight and exit; a worker whose
+// slots never took requests is simply killed.
+func (p *pool) retireWorker(w *worker) {
+	if w.retired {
+		return
+	}
+	w.retired = true
+	if w.active {
+		close(w.retire)
+		return
+	}
+	w.proc.Kill()
+}
+
+// scheduleRespawn starts worker num again after a backoff, within budget.
+func (p *pool) scheduleRespawn(num int) {
+	now := time.Now()
+	recent := p.failures[:0]
+	for _, t := range p.failures {
+		if now.Sub(t) < failureWindow {
+			recent = append(recent, t)
+		}
+	}
+	p.failures = append(recent, now)
+	if len(p.failures) > maxFailures {
+		if !p.gaveUp {
+			p.log.Error("workers keep failing, not respawning", "failures", len(p.failures), "window", failureWindow)
+		}
+		p.gaveUp = true
+		return
+	}
+	delay := min(firstBackoff<<(len(p.failures)-1), maxBackoff)
+	req := respawnRequest{num: num, gen: p.current}
+	time.AfterFunc(delay, func() {
+		select {
+		case p.respawns <- req:
+		case <-p.done:
+		}
+	})
+}
+
+func (p *pool) respawn(req respawnRequest) {
+	if p.stopping || req.gen != p.current {
+		return
+	}
+	if err := p.spawn(req.num, req.gen); err != nil {
+		p.log.Error("worker spawn failed", "worker", req.num, "error", err)
+		p.scheduleRespawn(req.num)
+	}
+}
+
+// checkLost closes p.lost once no worker is left to serve and none will be.
+func (p *pool) checkLost() {
+	if !p.gaveUp || p.stopping {
+		return
+	}
+	for w := range p.workers {
+		if !w.retired {
+			return
+		}
+	}
+	p.once.lost.Do(func() { close(p.lost) })
+}
+
+func (p *pool) beginReload() {
+	switch {
+	case p.starting || p.stopping:
+		return
+	case p.pending != 0:
+		p.log.Warn("reload already in progress")
+		return
+	}
+	p.pending = p.newGeneration()
+	p.log.Info("reloading", "generation", p.pending)
+	p.spawnGeneration(p.pending)
+}
+
+// finishReload switches the queue over to the pending generation, then lets
+// the old workers finish what they are serving.
+func (p *pool) finishReload() {
+	gen := p.pending
+	p.current, p.pending = gen, 0
+	p.failures, p.gaveUp = nil, false
+	for w := range p.workers {
+		if w.gen == gen {
+			p.activate(w)
+		}
+	}
+	for w := range p.workers {
+		if w.gen != gen {
+			p.retireWorker(w)
+		}
+	}
+	p.log.Info("reloaded", "generation", gen)
+}
+
+// abandonReload drops a generation that failed to load; the old one keeps
+// serving.
+func (p *pool) abandonReload(reason string) {
+	p.log.Error("reload failed, keeping the running workers", "error", reason)
+	for w := range p.workers {
+		if w.gen == p.pending {
+			p.retireWorker(w)
+		}
+	}
+	p.pending = 0
+}
+
+func (p *pool) beginStop() {
+	p.stopping = true
+	for w := range p.workers {
+		p.retireWorker(w)
+	}
+}

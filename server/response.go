@@ -1,0 +1,76 @@
+// The per-request hand-off between a slot's reader goroutine and the
+// request's own goroutine. The reader must never wait for a slow client, so
+// it copies each frame into this queue and moves on; the request's goroutine
+// drains the queue into the gateway's ResponseWriter.
+package server
+
+import (
+	"os"
+	"sync"
+
+	"github.com/gowsgi/gowsgi/wsgi"
+)
+
+// Pseudo frame kinds the master queues itself when a worker dies with a
+// request on its slot.
+const (
+	frameLost  wsgi.FrameKind = 0 // the worker may have run the request
+	frameRetry wsgi.FrameKind = 1 // the worker never began it: it can go to another slot
+)
+
+// item is one queued frame; its payload is data[start:end] of the batch it
+// was taken with.
+type item struct {
+	kind       wsgi.FrameKind
+	flags      uint8
+	start, end int
+	file       *os.File // FrameFile: the descriptor that came with the frame
+}
+
+// response is a queue of frames for one request. The zero response is not
+// usable; call newResponse.
+type response struct {
+	mu    sync.Mutex
+	items []item
+	data  []byte
+	wake  chan struct{} // one token: the queue has grown since the last take
+}
+
+func newResponse() *response {
+	return &response{wake: make(chan struct{}, 1)}
+}
+
+// push queues a copy of f (with file, for a FrameFile). It does not wake the
+// consumer; notify does, so a burst of frames read at once is taken at once.
+func (r *response) push(f wsgi.Frame, file *os.File) {
+	r.mu.Lock()
+	start := len(r.data)
+	r.data = append(r.data, f.Payload...)
+	r.items = append(r.items, item{kind: f.Kind, flags: f.Flags, start: start, end: len(r.data), file: file})
+	r.mu.Unlock()
+}
+
+// notify wakes the consumer if it is not already due to wake.
+func (r *response) notify() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take swaps the queued frames for the caller's emptied storage, so the two
+// sides reuse two sets of buffers instead of allocating per frame.
+func (r *response) take(items []item, data []byte) ([]item, []byte) {
+	r.mu.Lock()
+	items, r.items = r.items, items[:0]
+	data, r.data = r.data, data[:0]
+	r.mu.Unlock()
+	return items, data
+}
+
+// empty reports whether nothing is queued.
+func (r *response) empty() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.items) == 0
+}

@@ -1,0 +1,203 @@
+// Starting a worker process: the OS side of the pool, kept behind the
+// launcher interface so tests can start something else in its place. The
+// fds a worker inherits are listed in docs/internals.md.
+package server
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gowsgi/gowsgi/wsgi"
+)
+
+// launcher starts worker processes.
+type launcher interface {
+	// launch starts worker number num with threads slots.
+	launch(num, threads int) (*launched, error)
+}
+
+// launched is a started worker as the pool receives it.
+type launched struct {
+	proc    *os.Process
+	control *os.File // read end of the worker's control pipe
+	conns   []*net.UnixConn
+	board   *board
+}
+
+// execLauncher execs a binary (normally the running one) in the worker role.
+type execLauncher struct {
+	exe  string
+	args []string
+}
+
+// launch creates the control pipe, the scoreboard and one socketpair per
+// slot, and execs the worker with them as fds 3, 4 and 5 onwards.
+func (l execLauncher) launch(num, threads int) (_ *launched, err error) {
+	var parentEnds []*os.File // closed when launch fails
+	var childEnds []*os.File  // closed once the child has them, either way
+	defer func() {
+		for _, f := range childEnds {
+			f.Close()
+		}
+		if err != nil {
+			for _, f := range parentEnds {
+				f.Close()
+			}
+		}
+	}()
+	controlR, controlW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("server: control pipe: %w", err)
+	}
+	parentEnds, childEnds = append(parentEnds, controlR), append(childEnds, controlW)
+
+	b, boardFile, err := newBoard(threads)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			b.release()
+		}
+	}()
+	childEnds = append(childEnds, boardFile)
+
+	conns := make([]*net.UnixConn, 0, threads)
+	defer func() {
+		if err != nil {
+			for _, c := range conns {
+				c.Close()
+			}
+		}
+	}()
+	for range threads {
+		conn, theirs, err := slotSocketpair()
+		if err != nil {
+			return nil, err
+		}
+		conns = append(conns, conn)
+		childEnds = append(childEnds, theirs)
+	}
+
+	cmd := exec.Command(l.exe, l.args...)
+	cmd.Env = append(os.Environ(), "GOWSGI_WORKER="+strconv.Itoa(num), "GOWSGI_SLOTS="+strconv.Itoa(threads))
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.ExtraFiles = childEnds
+	// The pool's goroutine is locked to its OS thread for life, so the
+	// thread that forks never exits and Pdeathsig only fires when the
+	// master itself dies (prctl(2), PR_SET_PDEATHSIG).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("server: starting worker %d: %w", num, err)
+	}
+	return &launched{proc: cmd.Process, control: controlR, conns: conns, board: b}, nil
+}
+
+// slotSocketpair returns the master's end of a new slot socketpair as a
+// connection and the worker's end as a file to inherit.
+func slotSocketpair() (*net.UnixConn, *os.File, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("server: slot socketpair: %w", err)
+	}
+	mine := os.NewFile(uintptr(fds[0]), "slot")
+	theirs := os.NewFile(uintptr(fds[1]), "slot")
+	c, err := net.FileConn(mine) // dups the descriptor
+	mine.Close()
+	if err != nil {
+		theirs.Close()
+		return nil, nil, fmt.Errorf("server: slot socketpair: %w", err)
+	}
+	return c.(*net.UnixConn), theirs, nil
+}
+
+// board is the master's mapping of one worker's scoreboard. Relays write
+// abort words into it from their own goroutines while the pool may unmap it
+// when the worker exits, hence the lock.
+type board struct {
+	mu  sync.RWMutex
+	sb  wsgi.Scoreboard
+	mem []byte // nil once released
+}
+
+// newBoard creates a scoreboard memfd for slots records and maps it; the
+// returned file is for the worker to inherit.
+func newBoard(slots int) (*board, *os.File, error) {
+	fd, err := unix.MemfdCreate("gowsgi-scoreboard", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, nil, fmt.Errorf("server: scoreboard: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "scoreboard")
+	size := slots * wsgi.SlotRecordLen
+	mem, err := mapShared(fd, size)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	sb, err := wsgi.NewScoreboard(mem)
+	if err != nil {
+		unix.Munmap(mem)
+		f.Close()
+		return nil, nil, err
+	}
+	return &board{sb: sb, mem: mem}, f, nil
+}
+
+func mapShared(fd, size int) ([]byte, error) {
+	if err := unix.Ftruncate(fd, int64(size)); err != nil {
+		return nil, fmt.Errorf("server: scoreboard: %w", err)
+	}
+	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("server: scoreboard: %w", err)
+	}
+	return mem, nil
+}
+
+// abort stores id in slot's abort word, unless the board is released.
+func (b *board) abort(slot int, id uint32) {
+	b.mu.RLock()
+	if b.mem != nil {
+		b.sb.Abort(slot, id)
+	}
+	b.mu.RUnlock()
+}
+
+// served returns slot's served count, or 0 once the board is released.
+func (b *board) served(slot int) uint64 {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.mem == nil {
+		return 0
+	}
+	return b.sb.Served(slot)
+}
+
+// begun reports whether the worker may have begun request id on slot: it
+// is the slot's current request, or the slot has served something since
+// servedBefore. A released board cannot tell, so it says yes.
+func (b *board) begun(slot int, id uint32, servedBefore uint64) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.mem == nil {
+		return true
+	}
+	return b.sb.CurrentID(slot) == id || b.sb.Served(slot) != servedBefore
+}
+
+// release unmaps the board.
+func (b *board) release() {
+	b.mu.Lock()
+	if b.mem != nil {
+		unix.Munmap(b.mem)
+		b.mem, b.sb = nil, wsgi.Scoreboard{}
+	}
+	b.mu.Unlock()
+}
