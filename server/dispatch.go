@@ -229,7 +229,7 @@ func (r *relay) write(it *item, payload []byte) error {
 		if err != nil {
 			return fmt.Errorf("server: response head: %w", err)
 		}
-		r.status, _ = strconv.Atoi(status[:3])
+		r.status, _ = strconv.Atoi(status[:min(3, len(status))])
 		r.headSent = true
 		return r.w.WriteHead(status, headers)
 	case wsgi.FrameBody:

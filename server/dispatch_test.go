@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -371,4 +372,67 @@ func (s *slot) busy() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.cur != nil
+}
+
+// slowWriter is a ResponseWriter whose body writes wait for a go-ahead.
+type slowWriter struct {
+	recorder
+	gate chan struct{}
+}
+
+func (w *slowWriter) WriteBody(p []byte) error {
+	<-w.gate
+	w.add(fmt.Sprintf("body %d", len(p)))
+	return nil
+}
+
+func TestDispatchHoldsBackAWorkerAheadOfASlowClient(t *testing.T) {
+	rig := newDispatchRig(t, 1)
+	rec := &slowWriter{gate: make(chan struct{})}
+	done := rig.serve(context.Background(), rec, "/big", "")
+	w := rig.workers[0]
+	id, _, _ := w.nextRequest()
+	w.write(head(id, "200 OK"))
+	chunk := string(make([]byte, 1<<20))
+	frames := 3 * queueHighWater / len(chunk)
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		for range frames {
+			if _, err := w.conn.Write(bodyFrame(id, chunk)); err != nil {
+				return
+			}
+		}
+		w.conn.Write(end(id, 0))
+	}()
+	// With the client stalled, the master queues at most about the high
+	// water mark, and the socket buffers hold the rest back in the worker.
+	eventually(t, func() bool { return rig.slots[0].queuedBytes() >= queueHighWater }, "the queue fills up")
+	assert.LessOrEqual(t, rig.slots[0].queuedBytes(), queueHighWater+len(chunk)+wsgi.FrameHeaderLen)
+	select {
+	case <-written:
+		require.FailNow(t, "the worker wrote everything although the client is stalled")
+	default:
+	}
+	close(rec.gate)
+	require.NoError(t, wait(t, done))
+	<-written
+	bodies := 0
+	for _, call := range rec.log() {
+		if strings.HasPrefix(call, "body ") {
+			bodies++
+		}
+	}
+	assert.Equal(t, frames, bodies)
+}
+
+// queuedBytes returns the bytes queued for the request in flight.
+func (s *slot) queuedBytes() int {
+	s.mu.Lock()
+	j := s.cur
+	s.mu.Unlock()
+	if j == nil {
+		return 0
+	}
+	return j.resp.queued()
 }

@@ -41,13 +41,6 @@ type Config struct {
 	SpoolThreshold int64
 	// BufferSize bounds a request's header block.
 	BufferSize int
-	// WorkerArgs are the arguments workers are exec'd with; nil means the
-	// master's own (os.Args[1:]), so both roles parse the same options.
-	WorkerArgs []string
-	// Executable is the binary exec'd as a worker; "" means this one.
-	Executable string
-	// Stderr receives the banner and the logs; nil means os.Stderr.
-	Stderr io.Writer
 }
 
 // master is one running master process.
@@ -82,21 +75,15 @@ func Run(cfg Config) int {
 // newMaster binds every listener before any worker starts, so a socket that
 // will not bind costs nothing.
 func newMaster(cfg Config) (*master, error) {
-	m := &master{cfg: cfg, stderr: cfg.Stderr, signals: make(chan os.Signal, 4)}
-	if m.stderr == nil {
-		m.stderr = os.Stderr
-	}
+	m := &master{cfg: cfg, stderr: os.Stderr, signals: make(chan os.Signal, 4)}
 	m.log = slog.New(slog.NewTextHandler(m.stderr, nil))
-	exe, args := cfg.Executable, cfg.WorkerArgs
-	if exe == "" {
-		var err error
-		if exe, err = os.Executable(); err != nil {
-			return m, fmt.Errorf("cannot find the gowsgi binary to start workers: %w", err)
-		}
+	exe, err := os.Executable()
+	if err != nil {
+		return m, fmt.Errorf("cannot find the gowsgi binary to start workers: %w", err)
 	}
-	if args == nil {
-		args = os.Args[1:]
-	}
+	// Workers get the master's own arguments, so both roles parse the same
+	// options (docs/internals.md).
+	args := os.Args[1:]
 	for _, addr := range cfg.HTTPSockets {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {

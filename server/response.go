@@ -18,6 +18,11 @@ const (
 	frameRetry wsgi.FrameKind = 1 // the worker never began it: it can go to another slot
 )
 
+// queueHighWater bounds the bytes queued for one slow client: past it, the
+// slot's reader waits for the relay to catch up, which holds back only that
+// slot's worker, instead of buffering a large streamed body in the master.
+const queueHighWater = 4 << 20
+
 // item is one queued frame; its payload is data[start:end] of the batch it
 // was taken with.
 type item struct {
@@ -34,10 +39,11 @@ type response struct {
 	items []item
 	data  []byte
 	wake  chan struct{} // one token: the queue has grown since the last take
+	room  chan struct{} // one token: the queue has been taken since
 }
 
 func newResponse() *response {
-	return &response{wake: make(chan struct{}, 1)}
+	return &response{wake: make(chan struct{}, 1), room: make(chan struct{}, 1)}
 }
 
 // push queues a copy of f (with file, for a FrameFile). It does not wake the
@@ -65,7 +71,27 @@ func (r *response) take(items []item, data []byte) ([]item, []byte) {
 	items, r.items = r.items, items[:0]
 	data, r.data = r.data, data[:0]
 	r.mu.Unlock()
+	select {
+	case r.room <- struct{}{}:
+	default:
+	}
 	return items, data
+}
+
+// waitForRoom blocks while more than queueHighWater bytes are queued. The
+// relay always takes what is queued, even after its client left, so the
+// wait ends.
+func (r *response) waitForRoom() {
+	for r.queued() > queueHighWater {
+		r.notify()
+		<-r.room
+	}
+}
+
+func (r *response) queued() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.data)
 }
 
 // empty reports whether nothing is queued.

@@ -159,6 +159,7 @@ func (s *slot) deliver(f wsgi.Frame, more bool) error {
 		if !more {
 			j.resp.notify()
 		}
+		j.resp.waitForRoom()
 		return nil
 	}
 	s.mu.Lock()
