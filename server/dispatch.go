@@ -101,7 +101,7 @@ func (d *dispatcher) newID() uint32 {
 // ServeWSGI queues req for the next idle slot and relays its response to w.
 func (d *dispatcher) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, req *wsgi.Request) error {
 	start := time.Now()
-	r := relay{w: w}
+	r := relay{w: w, log: d.log}
 	var err error
 	for attempt := 0; ; attempt++ {
 		r.job = &job{id: d.newID(), req: req, resp: newResponse()}
@@ -142,11 +142,13 @@ type relay struct {
 	job         *job
 	lastAttempt bool // a request its worker never began is not queued again
 	w           wsgi.ResponseWriter
+	log         *slog.Logger
 	status      int
 	bytes       int64
 	headSent    bool
 	dirty       bool  // written to w since its last Flush
 	failure     error // set once the client is gone: the rest is discarded
+	replaced    bool  // the worker's head was invalid and a 502 went instead: the rest is discarded
 }
 
 // run relays frames until the response ends. When ctx is done or the client
@@ -208,7 +210,7 @@ func (r *relay) handle(it *item, data []byte) (end bool, err error) {
 		}
 		return true, errWorkerLost
 	}
-	if r.failure != nil {
+	if r.failure != nil || r.replaced {
 		if it.file != nil {
 			it.file.Close()
 		}
@@ -226,8 +228,11 @@ func (r *relay) write(it *item, payload []byte) error {
 	switch it.kind {
 	case wsgi.FrameHead:
 		status, headers, err := wsgi.ParseHead(payload)
+		if err == nil {
+			err = checkHead(status, headers)
+		}
 		if err != nil {
-			return fmt.Errorf("server: response head: %w", err)
+			return r.replaceHead(err)
 		}
 		r.status, _ = strconv.Atoi(status[:min(3, len(status))])
 		r.headSent = true
@@ -245,6 +250,36 @@ func (r *relay) write(it *item, payload []byte) error {
 		return r.w.SendFile(it.file, offset, count)
 	}
 	return fmt.Errorf("server: unexpected frame kind %q from a worker", byte(it.kind))
+}
+
+// checkHead applies PEP 3333's rules to a head from a worker. The worker's C
+// side enforces them as the app calls start_response, so a failure here
+// means a worker whose memory the app corrupted; the master must not pass
+// its bytes to a client.
+func checkHead(status string, headers []byte) error {
+	if err := wsgi.CheckStatus(status); err != nil {
+		return err
+	}
+	var bad error
+	err := wsgi.EachVar(headers, func(name, value []byte) bool {
+		bad = wsgi.CheckHeader(string(name), string(value))
+		return bad == nil
+	})
+	if err != nil {
+		return err
+	}
+	return bad
+}
+
+// replaceHead answers 502 in place of an invalid head and discards the rest
+// of that response, stopping the worker from producing more of it.
+func (r *relay) replaceHead(cause error) error {
+	r.log.Error("worker sent an invalid response head", "error", cause)
+	r.replaced = true
+	if s := r.job.taker(); s != nil {
+		s.abort(r.job.id)
+	}
+	return r.answer(502, "Bad Gateway")
 }
 
 // fileBytes returns how many bytes a FrameFile sends, for the access log.

@@ -436,3 +436,34 @@ func (s *slot) queuedBytes() int {
 	}
 	return j.resp.queued()
 }
+
+// A head that breaks PEP 3333's rules can only come from a worker whose
+// memory the app corrupted; the client gets a 502 instead of its bytes.
+func TestDispatchReplacesAnInvalidHeadWith502(t *testing.T) {
+	var splitting wsgi.Vars
+	splitting.Add("X-Split", "a\r\nSet-Cookie: stolen=1")
+	var hopByHop wsgi.Vars
+	hopByHop.Add("Transfer-Encoding", "chunked")
+	tests := []struct {
+		name    string
+		status  string
+		headers []byte
+	}{
+		{"malformed status", "OK", nil},
+		{"header splitting", "200 OK", splitting.Block()},
+		{"hop-by-hop header", "200 OK", hopByHop.Block()},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rig := newDispatchRig(t, 1)
+			rec := &recorder{}
+			done := rig.serve(context.Background(), rec, "/", "")
+			w := rig.workers[0]
+			id, _, _ := w.nextRequest()
+			frames := append(wsgi.AppendHead(nil, id, tc.status, tc.headers), bodyFrame(id, "secret")...)
+			w.write(append(frames, end(id, 0)...))
+			require.NoError(t, wait(t, done), "the 502 is a complete response")
+			assert.Equal(t, []string{"head 502 Bad Gateway", "body 502 Bad Gateway\n"}, rec.log())
+		})
+	}
+}

@@ -50,9 +50,12 @@ func RunWorker(spec pyembed.AppSpec) int {
 		log.Error("worker cannot start", "error", err)
 		return workerExitFailed
 	}
-	// The master owns Ctrl-C and reloads; it stops a worker by closing its
-	// slot sockets or with SIGKILL.
-	signal.Ignore(syscall.SIGINT, syscall.SIGHUP)
+	// The master owns Ctrl-C, reloads and stops; it retires a worker by
+	// closing its slot sockets and kills it only with SIGKILL. SIGTERM is
+	// ignored too because systemd (KillMode=control-group) and `kill` of a
+	// process group send it to every process at once: a worker dying then
+	// would cut the in-flight requests the master is waiting for.
+	signal.Ignore(syscall.SIGINT, syscall.SIGHUP, syscall.SIGTERM)
 	control := os.NewFile(workerControlFD, "control")
 	defer control.Close()
 

@@ -30,7 +30,13 @@ type Vars struct {
 
 // Add appends one variable. A key or value over 65535 bytes is not added;
 // Err reports it.
-func (v *Vars) Add(key, value string) {
+func (v *Vars) Add(key, value string) { addVar(v, key, value) }
+
+// AddBytes is Add for a key and value held as bytes, as protocol parsers
+// have them, without converting them to strings.
+func (v *Vars) AddBytes(key, value []byte) { addVar(v, key, value) }
+
+func addVar[T string | []byte](v *Vars, key, value T) {
 	if len(key) > maxVarLen || len(value) > maxVarLen {
 		if v.err == nil {
 			v.err = fmt.Errorf("%w: %.40q", ErrVarTooLong, key)

@@ -383,3 +383,15 @@ func probeRules(t *testing.T, probe *instance) {
 		}, "close() not called after the client disconnected")
 	})
 }
+
+// TestPEP3333EmbeddedPython checks, when `make test-pythons` names the
+// version it built against, that the binary under test really embeds it.
+func TestPEP3333EmbeddedPython(t *testing.T) {
+	want := os.Getenv("GOWSGI_EXPECT_PYTHON")
+	if want == "" {
+		t.Skip("GOWSGI_EXPECT_PYTHON not set: only make test-pythons names a version")
+	}
+	t.Parallel()
+	app := startIn(t, examplesDir(t), "--module", "hello_world_app")
+	assert.Contains(t, app.Stderr(), "· Python "+want+".", "the banner names the embedded Python")
+}

@@ -214,21 +214,37 @@ func fetchVersion(base string) (int, string, error) {
 
 func TestGracefulStopOnSIGTERM(t *testing.T) {
 	t.Parallel()
-	app := start(t, "--wsgi-file", testdataPath(t, "misbehave.py"), "-p", "1", "--graceful-timeout", "30")
-	_, results := holdRequests(t, app, "g", 1)
-	app.Signal(t, syscall.SIGTERM)
-	// The in-flight request is still running; the master must wait for it.
-	select {
-	case <-app.exited:
-		require.FailNow(t, "gowsgi exited with a request in flight", "stderr:\n%s", app.Stderr())
-	default:
+	cases := []struct {
+		name   string
+		signal func(*testing.T, *instance)
+	}{
+		{"to the master", func(t *testing.T, inst *instance) { inst.Signal(t, syscall.SIGTERM) }},
+		// systemd stops a service by sending SIGTERM to every process in it:
+		// the workers must leave the stop to the master.
+		{"to the process group", func(t *testing.T, inst *instance) { inst.SignalGroup(t, syscall.SIGTERM) }},
 	}
-	app.release(t, "g0")
-	r := collect(t, results, 1)[0]
-	require.NoError(t, r.err)
-	assert.Equal(t, http.StatusOK, r.status)
-	assert.True(t, r.reply.Released)
-	assert.Equal(t, 0, app.Wait(t, 30*time.Second), "exit status after SIGTERM")
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			app := start(t, "--wsgi-file", testdataPath(t, "misbehave.py"), "-p", "1", "--graceful-timeout", "30")
+			_, results := holdRequests(t, app, "g", 1)
+			tc.signal(t, app)
+			// The in-flight request is still running; the master must wait for it.
+			eventually(t, 10*time.Second, func() bool { return strings.Contains(app.Stderr(), "msg=stopping") },
+				"the master never began stopping; stderr:\n%s", app.Stderr())
+			select {
+			case <-app.exited:
+				require.FailNow(t, "gowsgi exited with a request in flight", "stderr:\n%s", app.Stderr())
+			default:
+			}
+			app.release(t, "g0")
+			r := collect(t, results, 1)[0]
+			require.NoError(t, r.err)
+			assert.Equal(t, http.StatusOK, r.status)
+			assert.True(t, r.reply.Released)
+			assert.Equal(t, 0, app.Wait(t, 30*time.Second), "exit status after SIGTERM")
+		})
+	}
 }
 
 func TestStartupFailure(t *testing.T) {

@@ -143,6 +143,9 @@ func launch(t *testing.T, dir string, args ...string) *instance {
 	full := append([]string{"--http-socket", "127.0.0.1:0"}, args...)
 	inst.cmd = exec.Command(gowsgiBin, full...)
 	inst.cmd.Dir = dir
+	// Its own process group, so a test can signal master and workers at
+	// once as systemd does.
+	inst.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	inst.cmd.Stdout = inst.stderr
 	inst.cmd.Stderr = inst.stderr
 	require.NoError(t, inst.cmd.Start(), "starting %s", gowsgiBin)
@@ -180,6 +183,13 @@ func (inst *instance) Stderr() string { return inst.stderr.String() }
 func (inst *instance) Signal(t *testing.T, sig os.Signal) {
 	t.Helper()
 	require.NoError(t, inst.cmd.Process.Signal(sig))
+}
+
+// SignalGroup sends sig to the master and its workers together, as systemd
+// (KillMode=control-group) or `kill -- -PGID` does.
+func (inst *instance) SignalGroup(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	require.NoError(t, syscall.Kill(-inst.cmd.Process.Pid, sig))
 }
 
 // Wait waits up to timeout for the master to exit and returns its exit code.

@@ -1,0 +1,129 @@
+package gateways
+
+import (
+	"testing"
+
+	"github.com/gowsgi/gowsgi/wsgi"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// paramsFrom runs pairs through params the way a protocol parser does.
+func paramsFrom(t *testing.T, pairs ...string) (map[string]string, params, error) {
+	t.Helper()
+	require.Zero(t, len(pairs)%2, "pairs come as key, value")
+	var vars wsgi.Vars
+	p := newParams(&vars)
+	for i := 0; i < len(pairs); i += 2 {
+		if err := p.add([]byte(pairs[i]), []byte(pairs[i+1])); err != nil {
+			return nil, p, err
+		}
+	}
+	err := p.finish()
+	return vars.Map(), p, err
+}
+
+func TestParamsComplete(t *testing.T) {
+	cases := []struct {
+		name  string
+		pairs []string
+		want  map[string]string
+	}{
+		{
+			name: "nginx uwsgi_params: everything sent",
+			pairs: []string{"REQUEST_METHOD", "GET", "QUERY_STRING", "a=1", "REQUEST_URI", "/x/caf%C3%A9?a=1",
+				"PATH_INFO", "/x/caf\xc3\xa9", "SCRIPT_NAME", "", "SERVER_PROTOCOL", "HTTP/1.1", "SERVER_NAME", "example.org",
+				"SERVER_PORT", "80", "HTTPS", "", "HTTP_HOST", "example.org"},
+			want: map[string]string{"REQUEST_METHOD": "GET", "QUERY_STRING": "a=1", "REQUEST_URI": "/x/caf%C3%A9?a=1",
+				"PATH_INFO": "/x/caf\xc3\xa9", "SCRIPT_NAME": "", "SERVER_PROTOCOL": "HTTP/1.1", "SERVER_NAME": "example.org",
+				"SERVER_PORT": "80", "HTTPS": "", "HTTP_HOST": "example.org", "wsgi.url_scheme": "http"},
+		},
+		{
+			name:  "no PATH_INFO: mounted at / from the decoded REQUEST_URI",
+			pairs: []string{"REQUEST_METHOD", "GET", "REQUEST_URI", "/a%20b?q=1", "SCRIPT_NAME", "/a b"},
+			want: map[string]string{"REQUEST_METHOD": "GET", "REQUEST_URI": "/a%20b?q=1", "SCRIPT_NAME": "",
+				"PATH_INFO": "/a b", "QUERY_STRING": "q=1", "SERVER_NAME": "localhost", "SERVER_PORT": "80",
+				"SERVER_PROTOCOL": "HTTP/1.0", "wsgi.url_scheme": "http"},
+		},
+		{
+			name:  "no PATH_INFO: DOCUMENT_URI preferred",
+			pairs: []string{"REQUEST_METHOD", "POST", "REQUEST_URI", "/r?x", "DOCUMENT_URI", "/doc", "QUERY_STRING", "x"},
+			want: map[string]string{"REQUEST_METHOD": "POST", "REQUEST_URI": "/r?x", "DOCUMENT_URI": "/doc",
+				"QUERY_STRING": "x", "PATH_INFO": "/doc", "SCRIPT_NAME": "", "SERVER_NAME": "localhost",
+				"SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.0", "wsgi.url_scheme": "http"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, _, err := paramsFrom(t, tc.pairs...)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func TestParamsScheme(t *testing.T) {
+	cases := []struct {
+		pairs []string
+		want  string
+	}{
+		{nil, "http"},
+		{[]string{"HTTPS", "on"}, "https"},
+		{[]string{"HTTPS", "ON"}, "https"},
+		{[]string{"HTTPS", "1"}, "https"},
+		{[]string{"HTTPS", "off"}, "http"},
+		{[]string{"REQUEST_SCHEME", "https"}, "https"},
+		{[]string{"UWSGI_SCHEME", "https"}, "https"},
+		{[]string{"HTTPS", "on", "UWSGI_SCHEME", "http"}, "http"},
+	}
+	for _, tc := range cases {
+		pairs := append([]string{"REQUEST_METHOD", "GET", "PATH_INFO", "/"}, tc.pairs...)
+		got, _, err := paramsFrom(t, pairs...)
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, got["wsgi.url_scheme"], "%q", tc.pairs)
+		assert.NotContains(t, got, "UWSGI_SCHEME", "said once, as wsgi.url_scheme")
+	}
+}
+
+func TestParamsContentLength(t *testing.T) {
+	cases := []struct {
+		value string
+		want  int64
+		ok    bool
+	}{
+		{"", -1, true},
+		{"0", 0, true},
+		{"5242880", 5242880, true},
+		{"-1", 0, false},
+		{"12x", 0, false},
+		{"+5", 0, false}, // a length is digits only (RFC 9110 section 8.6)
+	}
+	for _, tc := range cases {
+		_, p, err := paramsFrom(t, "REQUEST_METHOD", "POST", "PATH_INFO", "/", "CONTENT_LENGTH", tc.value)
+		if !tc.ok {
+			assert.Error(t, err, "%q", tc.value)
+			continue
+		}
+		require.NoError(t, err, "%q", tc.value)
+		assert.Equal(t, tc.want, p.contentLength, "%q", tc.value)
+	}
+}
+
+func TestParamsNeedAMethod(t *testing.T) {
+	_, _, err := paramsFrom(t, "PATH_INFO", "/")
+	assert.ErrorIs(t, err, errNoMethod)
+}
+
+func TestResponseHeads(t *testing.T) {
+	var headers wsgi.Vars
+	headers.Add("Content-Type", "text/plain")
+	headers.Add("Set-Cookie", "a=1")
+	cgi, err := appendCGIHead(nil, "404 Not Found", headers.Block())
+	require.NoError(t, err)
+	assert.Equal(t, "Status: 404 Not Found\r\nContent-Type: text/plain\r\nSet-Cookie: a=1\r\n\r\n", string(cgi))
+	http, err := appendHTTPHead(nil, "200 OK", nil)
+	require.NoError(t, err)
+	assert.Equal(t, "HTTP/1.1 200 OK\r\n\r\n", string(http))
+	_, err = appendCGIHead(nil, "200 OK", []byte{9, 0, 'x'})
+	assert.Error(t, err)
+}
