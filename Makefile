@@ -11,9 +11,11 @@ GO ?= go
 # a path, or a name found under pyenv's versions (python3.12, say).
 PYTHON ?= /usr/bin/python3
 
-# Debian packages the build and the tests need.
+# Debian packages the build and the tests need; the web servers run the
+# tests of gateways behind them (cmd/gowsgi/e2e_webservers_test.go).
 DEBS := gcc pkg-config libpython3-dev python3 python3-flask python3-django \
-	python3-bottle python3-falcon python3-werkzeug curl
+	python3-bottle python3-falcon python3-werkzeug curl \
+	nginx lighttpd apache2 libapache2-mod-proxy-uwsgi
 
 # The versions `make test-pythons` looks for.
 TEST_PYTHONS := 3.9 3.10 3.11 3.12 3.13
@@ -77,3 +79,24 @@ test-pythons:
 
 clean:
 	rm -rf bin
+
+# The side-by-side benchmark (bench/, docs/benchmarks.md): gowsgi against
+# Gunicorn, uWSGI and waitress on the same apps. `make bench` takes about 17
+# minutes and rewrites docs/benchmarks.md and docs/benchmarks.png;
+# `make bench-quick` (under 2 minutes) prints a smaller report to stdout.
+BENCH_DEBS := wrk gunicorn uwsgi uwsgi-plugin-python3 python3-waitress python3-flask gnuplot-nox
+
+.PHONY: bench bench-quick bench-deps
+
+bench-deps:
+	@missing=$$(for p in $(BENCH_DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+bench: bench-deps build
+	$(GO) run ./bench/cmd/benchrun -gowsgi bin/gowsgi -out docs/benchmarks.md -png docs/benchmarks.png
+
+bench-quick: bench-deps build
+	$(GO) run ./bench/cmd/benchrun -quick -gowsgi bin/gowsgi -d 2s -rounds 1

@@ -1,11 +1,14 @@
 // The HTTP/1.x gateway. Go's net/http parses requests (keep-alive,
 // pipelining, HTTP/1.0, HEAD, Expect: 100-continue, chunked bodies); this
 // file turns each one into CGI variables and a fully read body, hands it to
-// the server, and writes the WSGI response back through net/http.
+// the server, and writes the WSGI response back through net/http. Requests
+// whose framing net/http would silently repair are refused first
+// (framedconn.go, httpframing.go).
 package gateways
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -42,16 +45,21 @@ type HTTPOptions struct {
 	// SpoolThreshold is the largest body kept in memory; a larger one goes
 	// to a temporary file. Zero spools every non-empty body.
 	SpoolThreshold int64
+	// TLSConfig, when set, makes the gateway serve HTTPS: TLS with HTTP/2
+	// or HTTP/1.1 negotiated by ALPN (RFC 7301), and wsgi.url_scheme
+	// "https". Nil serves plain HTTP/1.x.
+	TLSConfig *tls.Config
 	// Logger receives net/http's own error messages; nil means slog's
 	// default logger.
 	Logger *slog.Logger
 }
 
-// HTTP serves HTTP/1.x on any number of listeners and hands every well-formed
-// request to a wsgi.Handler.
+// HTTP serves HTTP/1.x, or HTTPS with HTTP/2, on any number of listeners
+// and hands every well-formed request to a wsgi.Handler.
 type HTTP struct {
 	handler   wsgi.Handler
 	threshold int64
+	tls       *tls.Config // nil for plain HTTP/1.x
 	srv       *http.Server
 	requests  sync.Pool // *httpRequest, reused across requests
 }
@@ -71,6 +79,11 @@ func NewHTTP(handler wsgi.Handler, opts HTTPOptions) *HTTP {
 		logger = slog.Default()
 	}
 	g := &HTTP{handler: handler, threshold: opts.SpoolThreshold}
+	if opts.TLSConfig != nil {
+		g.tls = opts.TLSConfig.Clone()
+		// net/http serves HTTP/2 on a *tls.Conn that negotiated "h2".
+		g.tls.NextProtos = []string{"h2", "http/1.1"}
+	}
 	g.requests.New = func() any { return new(httpRequest) }
 	g.srv = &http.Server{
 		Handler:           g,
@@ -82,13 +95,22 @@ func NewHTTP(handler wsgi.Handler, opts HTTPOptions) *HTTP {
 		DisableGeneralOptionsHandler: true,
 		ErrorLog:                     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	if g.tls == nil {
+		g.srv.ConnContext, g.srv.ConnState = withFramedConn, noteConnState
+	}
 	return g
 }
 
 // Serve accepts connections on ln until Shutdown or Close; it returns nil
 // then, and the listener's error otherwise.
 func (g *HTTP) Serve(ln net.Listener) error {
-	if err := g.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	served := net.Listener(framingListener{ln})
+	if g.tls != nil {
+		// Not under the framing scanner: it would see only ciphertext,
+		// and HTTP/2 frames its messages itself (RFC 9113 section 4).
+		served = tls.NewListener(ln, g.tls)
+	}
+	if err := g.srv.Serve(served); !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("gateways: serving http on %s: %w", ln.Addr(), err)
 	}
 	return nil
@@ -103,6 +125,16 @@ func (g *HTTP) Close() error { return g.srv.Close() }
 
 // ServeHTTP turns r into a wsgi.Request and serves it.
 func (g *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var conn *framedConn // nil over TLS, which has no framing scanner
+	var n int64
+	if g.tls == nil {
+		conn = framedConnOf(r)
+		n = conn.beginRequest()
+	}
+	if conn != nil && conn.malformedFrom(n) {
+		refuse(w, http.StatusBadRequest)
+		return
+	}
 	if code := refusal(r); code != 0 {
 		refuse(w, code)
 		return
@@ -118,6 +150,11 @@ func (g *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer os.Remove(b.path)
 	} else if cap(b.data) <= keptBodyCap {
 		x.body = b.data[:0]
+	}
+	// The scanner has now seen the body and its trailers too.
+	if conn != nil && conn.malformedFrom(n) {
+		refuse(w, http.StatusBadRequest)
+		return
 	}
 	if code := trailerRefusal(r); code != 0 {
 		refuse(w, code)
@@ -166,7 +203,11 @@ func addHTTPVars(v *wsgi.Vars, r *http.Request, bodySize int64, scratch []byte) 
 	host, port := hostPort(r.RemoteAddr)
 	v.Add("REMOTE_ADDR", host)
 	v.Add("REMOTE_PORT", port)
-	v.Add("wsgi.url_scheme", "http")
+	if r.TLS != nil {
+		v.Add("wsgi.url_scheme", "https")
+	} else {
+		v.Add("wsgi.url_scheme", "http")
+	}
 	if r.Host != "" {
 		v.Add("HTTP_HOST", r.Host)
 	}

@@ -195,14 +195,22 @@ func TestHTTPRefusesBeforeTheApp(t *testing.T) {
 		{"bad chunk size", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "400"},
 		{"missing host on 1.1", "GET / HTTP/1.1\r\n\r\n", "400"},
 		{"header block over the limit", "GET / HTTP/1.1\r\nHost: h\r\nX-Big: " + strings.Repeat("x", 8000) + "\r\n\r\n", "431"},
+		// What net/http would repair or answer otherwise (httpframing.go).
+		{"obs-fold", "GET / HTTP/1.1\r\nHost: h\r\nLong: one\r\n two\r\n\r\n", "400"},
+		{"content-length with chunked", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "400"},
+		{"chunked on http/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n", "400"},
+		{"final coding not chunked", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n1\r\na\r\n0\r\n\r\n", "400"},
+		{"chunked twice", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, chunked\r\n\r\n1\r\na\r\n0\r\n\r\n", "400"},
+		{"obs-fold in the trailer", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nA: b\r\n c\r\n\r\n", "400"},
+		{"unknown coding before chunked keeps net/http's 501", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", "501"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := &recorder{}
 			addr := startHTTP(t, h, HTTPOptions{MaxHeaderBytes: 1024, SpoolThreshold: 1 << 20})
 			out := exchange(t, addr, tt.raw+"GET /second HTTP/1.1\r\nHost: h\r\n\r\n")
-			assert.True(t, strings.HasPrefix(out, "HTTP/1.1 "+tt.status+" "), out)
-			assert.Equal(t, 1, strings.Count(out, "HTTP/1.1 "), "the connection must close after the refusal: %s", out)
+			assert.Regexp(t, `^HTTP/1\.[01] `+tt.status+` `, out)
+			assert.Equal(t, 1, strings.Count(out, "HTTP/1."), "the connection must close after the refusal: %s", out)
 			assert.Empty(t, h.requests())
 		})
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/gowsgi/gowsgi/wsgi"
 )
@@ -36,6 +37,12 @@ type params struct {
 	scheme        []byte // UWSGI_SCHEME or wsgi.url_scheme, when sent
 	requestURI    []byte
 	documentURI   []byte
+	// scriptName and pathInfo are held back until finish, which may
+	// repair their split.
+	scriptName, pathInfo string
+	// scriptIsMount says SCRIPT_NAME is the app's mount point even when no
+	// PATH_INFO follows it, as RFC 3875 defines it for a CGI program.
+	scriptIsMount bool
 }
 
 // newParams returns a params that adds to vars, which it resets.
@@ -70,8 +77,12 @@ func (p *params) add(key, value []byte) error {
 		p.documentURI = value
 	case "SCRIPT_NAME":
 		p.seen |= seenScriptName
+		p.scriptName = string(value)
+		return nil
 	case "PATH_INFO":
 		p.seen |= seenPathInfo
+		p.pathInfo = string(value)
+		return nil
 	case "QUERY_STRING":
 		p.seen |= seenQueryString
 	case "SERVER_NAME":
@@ -82,6 +93,11 @@ func (p *params) add(key, value []byte) error {
 		p.seen |= seenServerProtocol
 	case "REQUEST_METHOD":
 		p.seen |= seenRequestMethod
+	case "HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE":
+		// Some web servers pass these headers on as HTTP_* too; PEP 3333
+		// carries them only as CONTENT_LENGTH and CONTENT_TYPE, and
+		// wsgiref.validate refuses an environ that has them.
+		return nil
 	}
 	p.vars.AddBytes(key, value)
 	return p.vars.Err()
@@ -94,34 +110,61 @@ func isOn(v []byte) bool {
 }
 
 // finish adds what PEP 3333 requires and the web server left out.
-//
-// nginx's stock scgi_params and fastcgi_params send no PATH_INFO (and
-// fastcgi_params sets SCRIPT_NAME to the whole path). With no PATH_INFO the
-// app is taken to be mounted at "/": SCRIPT_NAME is "" and PATH_INFO the
-// request's decoded path, from DOCUMENT_URI or else REQUEST_URI. A web
-// server that mounts the app elsewhere sends both variables.
 func (p *params) finish() error {
 	if p.seen&seenRequestMethod == 0 {
 		return errNoMethod
 	}
 	path, query := splitTarget(string(p.requestURI))
-	if p.seen&seenPathInfo == 0 {
-		if len(p.documentURI) > 0 {
-			path = string(p.documentURI)
-		} else {
-			path = unescapePath(path)
-		}
-		p.vars.Add("PATH_INFO", path)
-		p.vars.Add("SCRIPT_NAME", "")
-		p.seen |= seenScriptName
-	}
-	p.addDefault(seenScriptName, "SCRIPT_NAME", "")
+	script, pathInfo := p.split(path)
+	p.vars.Add("SCRIPT_NAME", script)
+	p.vars.Add("PATH_INFO", pathInfo)
 	p.addDefault(seenQueryString, "QUERY_STRING", query)
 	p.addDefault(seenServerName, "SERVER_NAME", "localhost")
 	p.addDefault(seenServerPort, "SERVER_PORT", "80")
 	p.addDefault(seenServerProtocol, "SERVER_PROTOCOL", "HTTP/1.0")
 	p.vars.Add("wsgi.url_scheme", p.urlScheme())
 	return p.vars.Err()
+}
+
+// split returns SCRIPT_NAME and PATH_INFO; rawPath is REQUEST_URI's path,
+// still percent-encoded.
+//
+// For a CGI program a missing PATH_INFO is simply empty (RFC 3875 section
+// 4.1.5). nginx's stock scgi_params and fastcgi_params, though, send no
+// PATH_INFO (and fastcgi_params sets SCRIPT_NAME to the whole path), so for
+// the socket protocols an app without PATH_INFO is taken to be mounted at
+// "/": SCRIPT_NAME is "" and PATH_INFO the request's decoded path, from
+// DOCUMENT_URI or else REQUEST_URI. A web server that mounts the app
+// elsewhere sends both variables.
+func (p *params) split(rawPath string) (script, pathInfo string) {
+	switch {
+	case p.seen&seenPathInfo != 0:
+		return p.repairSplit(rawPath)
+	case p.scriptIsMount:
+		return p.scriptName, ""
+	case len(p.documentURI) > 0:
+		return "", string(p.documentURI)
+	}
+	return "", unescapePath(rawPath)
+}
+
+// repairSplit returns SCRIPT_NAME and PATH_INFO as sent, unless they do
+// not add up to the request's path and the path ends in PATH_INFO decoded:
+// Apache's mod_proxy_scgi sends the whole path as SCRIPT_NAME and PATH_INFO
+// still percent-encoded. The request's path then gives the mount point.
+func (p *params) repairSplit(rawPath string) (script, pathInfo string) {
+	if len(p.requestURI) == 0 {
+		return p.scriptName, p.pathInfo
+	}
+	full := unescapePath(rawPath)
+	if p.scriptName+p.pathInfo == full {
+		return p.scriptName, p.pathInfo
+	}
+	decoded := unescapePath(p.pathInfo)
+	if decoded == "" || !strings.HasSuffix(full, decoded) {
+		return p.scriptName, p.pathInfo
+	}
+	return full[:len(full)-len(decoded)], decoded
 }
 
 func (p *params) addDefault(bit uint, key, value string) {

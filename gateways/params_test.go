@@ -62,6 +62,56 @@ func TestParamsComplete(t *testing.T) {
 	}
 }
 
+func TestParamsRepairSplit(t *testing.T) {
+	cases := []struct {
+		name             string
+		pairs            []string
+		script, pathInfo string
+	}{
+		{"consistent split kept", []string{"SCRIPT_NAME", "/app", "PATH_INFO", "/a b", "REQUEST_URI", "/app/a%20b"}, "/app", "/a b"},
+		{"rewritten request kept", []string{"SCRIPT_NAME", "/app", "PATH_INFO", "/x", "REQUEST_URI", "/other"}, "/app", "/x"},
+		{"no REQUEST_URI kept", []string{"SCRIPT_NAME", "/app/x", "PATH_INFO", "/x"}, "/app/x", "/x"},
+		{
+			"Apache mod_proxy_scgi: whole path as SCRIPT_NAME, PATH_INFO encoded",
+			[]string{"SCRIPT_NAME", "/app/caf\xc3\xa9", "PATH_INFO", "/caf%C3%A9/rest", "REQUEST_URI", "/app/caf%C3%A9/rest?q=1"},
+			"/app", "/caf\xc3\xa9/rest",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, _, err := paramsFrom(t, append([]string{"REQUEST_METHOD", "GET"}, tc.pairs...)...)
+			require.NoError(t, err)
+			assert.Equal(t, tc.script, got["SCRIPT_NAME"])
+			assert.Equal(t, tc.pathInfo, got["PATH_INFO"])
+		})
+	}
+}
+
+func TestParamsDropContentHeadersPassedAsHTTP(t *testing.T) {
+	got, _, err := paramsFrom(t, "REQUEST_METHOD", "POST", "PATH_INFO", "/", "CONTENT_LENGTH", "3",
+		"HTTP_CONTENT_LENGTH", "3", "CONTENT_TYPE", "text/plain", "HTTP_CONTENT_TYPE", "text/plain")
+	require.NoError(t, err)
+	assert.Equal(t, "3", got["CONTENT_LENGTH"])
+	assert.Equal(t, "text/plain", got["CONTENT_TYPE"])
+	assert.NotContains(t, got, "HTTP_CONTENT_LENGTH")
+	assert.NotContains(t, got, "HTTP_CONTENT_TYPE")
+}
+
+// A CGI program's SCRIPT_NAME is its mount point even when the request is
+// for exactly that path and no PATH_INFO follows (RFC 3875 section 4.1.5).
+func TestParamsCGIKeepsTheMountPoint(t *testing.T) {
+	var vars wsgi.Vars
+	p := newParams(&vars)
+	p.scriptIsMount = true
+	for _, kv := range [][2]string{{"REQUEST_METHOD", "GET"}, {"SCRIPT_NAME", "/app"}, {"REQUEST_URI", "/app"}} {
+		require.NoError(t, p.add([]byte(kv[0]), []byte(kv[1])))
+	}
+	require.NoError(t, p.finish())
+	got := vars.Map()
+	assert.Equal(t, "/app", got["SCRIPT_NAME"])
+	assert.Equal(t, "", got["PATH_INFO"])
+}
+
 func TestParamsScheme(t *testing.T) {
 	cases := []struct {
 		pairs []string

@@ -50,7 +50,7 @@ typedef struct gw_slot {
 /* Entry points for Go. */
 int gw_init(const char *argv0, const char *loader, const char *module, const char *wsgi_file,
             const char *callable, char **paths, int npaths, int multithread, int multiprocess,
-            char *summary, size_t cap); /* GIL not held on entry or exit */
+            int run_once, char *summary, size_t cap); /* GIL not held on entry or exit */
 gw_slot *gw_slot_new(int fd, uint8_t *record); /* GIL not held on entry or exit */
 int gw_slot_serve(gw_slot *s, uint32_t id, uint8_t flags, const char *payload, size_t len,
                   int flush); /* GIL not held on entry or exit */
@@ -61,7 +61,7 @@ const char *gw_version(void);  /* GIL: any */
 extern PyObject *gw_app;
 
 /* gw_environ.c */
-int gw_environ_setup(int multithread, int multiprocess, PyObject *file_wrapper); /* GIL held */
+int gw_environ_setup(int multithread, int multiprocess, int run_once, PyObject *file_wrapper); /* GIL held */
 PyObject *gw_environ_new(gw_slot *s, const char *vars, size_t vars_len,
                          const char *body, size_t body_len, int spooled,
                          PyObject **input); /* GIL held */

@@ -61,7 +61,7 @@ static int gw_set(PyObject *d, const char *key, PyObject *value)
 }
 
 /* GIL held. Builds the template and caches the io callables. */
-int gw_environ_setup(int multithread, int multiprocess, PyObject *file_wrapper)
+int gw_environ_setup(int multithread, int multiprocess, int run_once, PyObject *file_wrapper)
 {
     static const char *const common[] = {
         "REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "CONTENT_TYPE",
@@ -96,7 +96,7 @@ int gw_environ_setup(int multithread, int multiprocess, PyObject *file_wrapper)
     if (gw_set(gw_template, "wsgi.version", Py_BuildValue("(ii)", 1, 0)) < 0 ||
         gw_set(gw_template, "wsgi.multithread", PyBool_FromLong(multithread)) < 0 ||
         gw_set(gw_template, "wsgi.multiprocess", PyBool_FromLong(multiprocess)) < 0 ||
-        gw_set(gw_template, "wsgi.run_once", PyBool_FromLong(0)) < 0 ||
+        gw_set(gw_template, "wsgi.run_once", PyBool_FromLong(run_once)) < 0 ||
         gw_set(gw_template, "wsgi.input_terminated", PyBool_FromLong(1)) < 0 ||
         gw_set(gw_template, "wsgi.errors", errors) < 0 ||
         gw_set(gw_template, "wsgi.file_wrapper", file_wrapper) < 0 ||

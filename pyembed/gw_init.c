@@ -39,12 +39,13 @@ static int gw_start(const char *argv0, char *summary, size_t cap)
 /* GIL held. Sets up the types and the environ template, then runs the
  * loader's load(); on failure the summary says what went wrong. */
 static int gw_load(const char *loader, const char *module, const char *wsgi_file, const char *callable,
-                   char **paths, int npaths, int multithread, int multiprocess, char *summary, size_t cap)
+                   char **paths, int npaths, int multithread, int multiprocess, int run_once, char *summary,
+                   size_t cap)
 {
     PyObject *code = NULL, *globals = NULL, *builtins = NULL, *ran = NULL, *path_list = NULL, *result = NULL;
     int rc = -1;
     if (PyType_Ready(&gw_responder_type) < 0 || PyType_Ready(&gw_file_wrapper_type) < 0 ||
-        gw_environ_setup(multithread, multiprocess, (PyObject *)&gw_file_wrapper_type) < 0)
+        gw_environ_setup(multithread, multiprocess, run_once, (PyObject *)&gw_file_wrapper_type) < 0)
         goto internal;
     code = Py_CompileString(loader, "<gowsgi loader>", Py_file_input);
     globals = PyDict_New();
@@ -94,11 +95,12 @@ done:
  * and releases the GIL for the slots' threads. Returns 0, or -1 with a
  * one-line summary in summary (any traceback went to stderr). */
 int gw_init(const char *argv0, const char *loader, const char *module, const char *wsgi_file, const char *callable,
-            char **paths, int npaths, int multithread, int multiprocess, char *summary, size_t cap)
+            char **paths, int npaths, int multithread, int multiprocess, int run_once, char *summary, size_t cap)
 {
     if (gw_start(argv0, summary, cap) < 0)
         return -1;
-    int rc = gw_load(loader, module, wsgi_file, callable, paths, npaths, multithread, multiprocess, summary, cap);
+    int rc = gw_load(loader, module, wsgi_file, callable, paths, npaths, multithread, multiprocess, run_once, summary,
+                     cap);
     PyEval_SaveThread();
     return rc;
 }

@@ -37,6 +37,10 @@ type AppSpec struct {
 	// Multiprocess and Multithread become environ's wsgi.multiprocess and
 	// wsgi.multithread.
 	Multiprocess, Multithread bool
+	// RunOnce becomes environ's wsgi.run_once: true when the process serves
+	// one request and exits, as a CGI program does (PEP 3333, "environ
+	// Variables").
+	RunOnce bool
 }
 
 // LoadError reports an application that could not be imported. The
@@ -106,7 +110,8 @@ func initInterpreter(spec AppSpec) error {
 	summary := (*C.char)(C.malloc(summaryCap))
 	defer C.free(unsafe.Pointer(summary))
 	rc := C.gw_init(cstr(os.Args[0]), cstr(loaderSource), cstr(module), cstr(spec.WSGIFile), cstr(callable),
-		cpaths, C.int(len(spec.PythonPath)), cBool(spec.Multithread), cBool(spec.Multiprocess), summary, summaryCap)
+		cpaths, C.int(len(spec.PythonPath)), cBool(spec.Multithread), cBool(spec.Multiprocess), cBool(spec.RunOnce),
+		summary, summaryCap)
 	if rc != 0 {
 		return &LoadError{Summary: C.GoString(summary)}
 	}

@@ -6,15 +6,17 @@ package server
 
 import (
 	"context"
-	"errors"
+	"crypto/tls"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -26,9 +28,13 @@ const Version = "0.1.0"
 
 // Config is what the master needs from the command line.
 type Config struct {
-	// HTTPSockets are the addresses to serve HTTP on ("HOST:PORT", ":PORT",
-	// "[::1]:PORT").
-	HTTPSockets []string
+	// Sockets are the sockets to serve. None means the FastCGI socket a web
+	// server passed on fd 0, if there is one, else DefaultSocket.
+	Sockets []Socket
+	// ChmodSocket, when not 0, is the mode given to Unix socket files.
+	ChmodSocket fs.FileMode
+	// Vacuum removes the Unix socket files on exit.
+	Vacuum bool
 	// App names the application in the banner ("hello_world_app:application").
 	App string
 	// Processes and Threads are the number of workers and of slots in each.
@@ -48,11 +54,24 @@ type master struct {
 	cfg       Config
 	stderr    io.Writer
 	log       *slog.Logger
-	listeners []net.Listener
+	listeners []*listener
 	dispatch  *dispatcher
 	pool      *pool
-	http      *gateways.HTTP
+	gateways  []protocolGateway // each listener's, once
 	signals   chan os.Signal
+}
+
+// protocolGateway is a gateway and the protocol it serves, for log lines.
+type protocolGateway struct {
+	protocol Protocol
+	gateway
+}
+
+// gateway is what every protocol's gateway in package gateways offers.
+type gateway interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
 }
 
 // Run runs the master until it is stopped and returns the process's exit
@@ -64,6 +83,7 @@ func Run(cfg Config) int {
 		fmt.Fprintf(m.stderr, "gowsgi: %v\n", err)
 		return 2
 	}
+	defer closeListeners(m.listeners, cfg.Vacuum)
 	signal.Notify(m.signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(m.signals)
 	if code, ok := m.startWorkers(); !ok {
@@ -84,36 +104,56 @@ func newMaster(cfg Config) (*master, error) {
 	// Workers get the master's own arguments, so both roles parse the same
 	// options (docs/internals.md).
 	args := os.Args[1:]
-	for _, addr := range cfg.HTTPSockets {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			m.closeListeners()
-			return m, fmt.Errorf("--http-socket %s: %w", addr, unwrapOpError(err))
-		}
-		m.listeners = append(m.listeners, ln)
+	if m.listeners, err = bindSockets(cfg); err != nil {
+		return m, err
 	}
 	m.dispatch = newDispatcher(m.log, cfg.AccessLog)
 	m.pool = newPool(cfg.Processes, cfg.Threads, execLauncher{exe: exe, args: args}, m.dispatch.queue, m.log)
-	m.http = gateways.NewHTTP(m.dispatch, gateways.HTTPOptions{
-		MaxHeaderBytes: cfg.BufferSize,
-		SpoolThreshold: cfg.SpoolThreshold,
-		Logger:         m.log,
-	})
+	shared := make(map[Protocol]gateway)
+	for _, l := range m.listeners {
+		protocol := l.socket.Protocol
+		if l.gateway = shared[protocol]; l.gateway != nil {
+			continue
+		}
+		l.gateway = m.newGateway(protocol, l.tls)
+		m.gateways = append(m.gateways, protocolGateway{protocol, l.gateway})
+		if l.tls == nil {
+			shared[protocol] = l.gateway
+		}
+	}
 	return m, nil
 }
 
-// unwrapOpError drops the "listen tcp ADDR:" prefix the address already says.
-func unwrapOpError(err error) error {
-	var op *net.OpError
-	if errors.As(err, &op) {
-		return op.Err
+// newGateway builds the gateway for protocol, serving through the
+// dispatcher. Each HTTPS socket gets its own, with its certificate.
+func (m *master) newGateway(protocol Protocol, tlsConfig *tls.Config) gateway {
+	switch protocol {
+	case ProtocolUWSGI:
+		return gateways.NewUWSGI(m.dispatch, m.streamOptions())
+	case ProtocolSCGI:
+		return gateways.NewSCGI(m.dispatch, m.streamOptions())
+	case ProtocolFastCGI:
+		return gateways.NewFastCGI(m.dispatch, gateways.FastCGIOptions{
+			SpoolThreshold: m.cfg.SpoolThreshold,
+			// Requests beyond the slots wait in the queue, so this is how
+			// many run at once, not a limit.
+			MaxReqs: m.cfg.Processes * m.cfg.Threads,
+			Logger:  m.log,
+		})
 	}
-	return err
+	return gateways.NewHTTP(m.dispatch, gateways.HTTPOptions{
+		MaxHeaderBytes: m.cfg.BufferSize,
+		SpoolThreshold: m.cfg.SpoolThreshold,
+		TLSConfig:      tlsConfig,
+		Logger:         m.log,
+	})
 }
 
-func (m *master) closeListeners() {
-	for _, ln := range m.listeners {
-		ln.Close()
+func (m *master) streamOptions() gateways.StreamOptions {
+	return gateways.StreamOptions{
+		MaxHeadSize:    m.cfg.BufferSize,
+		SpoolThreshold: m.cfg.SpoolThreshold,
+		Logger:         m.log,
 	}
 }
 
@@ -134,7 +174,6 @@ func (m *master) startWorkers() (code int, ok bool) {
 	}
 	m.pool.kill()
 	<-m.pool.done
-	m.closeListeners()
 	if failure != nil {
 		// Last, after the workers' own messages, so it is what the user sees.
 		fmt.Fprintf(m.stderr, "gowsgi: %v\n", failure)
@@ -149,8 +188,8 @@ func (m *master) banner() string {
 		workers += " × " + plural(m.cfg.Threads, "thread")
 	}
 	urls := make([]string, len(m.listeners))
-	for i, ln := range m.listeners {
-		urls[i] = "http://" + displayAddr(ln.Addr())
+	for i, l := range m.listeners {
+		urls[i] = socketURL(l)
 	}
 	return fmt.Sprintf("gowsgi %s · Python %s · %s · %s · %s",
 		Version, m.pool.version, m.cfg.App, workers, strings.Join(urls, " "))
@@ -165,11 +204,7 @@ func plural(n int, noun string) string {
 
 // displayAddr shows a bound address, with the port the kernel picked; a
 // wildcard address is shown as 0.0.0.0 since that is what users type.
-func displayAddr(addr net.Addr) string {
-	tcp, ok := addr.(*net.TCPAddr)
-	if !ok {
-		return addr.String()
-	}
+func displayAddr(tcp *net.TCPAddr) string {
 	host := tcp.IP.String()
 	if tcp.IP.IsUnspecified() {
 		host = "0.0.0.0"
@@ -180,8 +215,8 @@ func displayAddr(addr net.Addr) string {
 // serve runs the gateways until a signal or a failure stops the master.
 func (m *master) serve() int {
 	served := make(chan error, len(m.listeners))
-	for _, ln := range m.listeners {
-		go func() { served <- m.http.Serve(ln) }()
+	for _, l := range m.listeners {
+		go func() { served <- l.gateway.Serve(l.Listener) }()
 	}
 	for {
 		select {
@@ -221,10 +256,7 @@ func (m *master) shutdown() {
 		case <-ctx.Done():
 		}
 	}()
-	if err := m.http.Shutdown(ctx); err != nil {
-		m.log.Warn("graceful timeout passed, closing connections", "error", err)
-		m.http.Close()
-	}
+	m.shutdownGateways(ctx)
 	m.pool.stop()
 	select {
 	case <-m.pool.done:
@@ -232,4 +264,22 @@ func (m *master) shutdown() {
 		m.pool.kill()
 		<-m.pool.done
 	}
+}
+
+// shutdownGateways stops every gateway at once, so none accepts new requests
+// while another drains, and closes the connections of those still busy
+// when ctx is done.
+func (m *master) shutdownGateways(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, g := range m.gateways {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := g.Shutdown(ctx); err != nil {
+				m.log.Warn("graceful timeout passed, closing connections", "protocol", string(g.protocol), "error", err)
+				g.Close()
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -246,11 +246,27 @@ func refusals(req corpusValid) map[int]string {
 	if req.Version == [2]int{1, 1} && headerValue(req, "HOST") == "" {
 		why[http.StatusBadRequest] = "HTTP/1.1 without Host: RFC 9112 section 3.2 says a server MUST answer 400"
 	}
-	if te := headerValue(req, "TRANSFER-ENCODING"); te != "" && !strings.EqualFold(te, "chunked") {
+	te := headerValue(req, "TRANSFER-ENCODING")
+	if te != "" && !strings.EqualFold(te, "chunked") {
 		why[http.StatusNotImplemented] = fmt.Sprintf("transfer coding %q is not plain chunked: "+
 			"RFC 9112 section 6.1 says a server SHOULD answer 501 to codings it does not implement", te)
 	}
+	if te != "" && (!endsInChunked(te) || headerValue(req, "CONTENT-LENGTH") != "") {
+		reason := fmt.Sprintf("transfer coding %q does not end in chunked, or comes with Content-Length: "+
+			"RFC 9112 section 6.3 says a server MUST answer 400, or ought to treat it as an error", te)
+		if host, ok := why[http.StatusBadRequest]; ok {
+			reason = host + "; " + reason
+		}
+		why[http.StatusBadRequest] = reason
+	}
 	return why
+}
+
+// endsInChunked reports whether a Transfer-Encoding value's final coding
+// is chunked.
+func endsInChunked(te string) bool {
+	codings := strings.Split(te, ",")
+	return strings.EqualFold(strings.TrimSpace(codings[len(codings)-1]), "chunked")
 }
 
 func expectServed(t *testing.T, inst *instance, raw []byte, split bool, reqs []corpusValid) {

@@ -1,17 +1,26 @@
 // Command gowsgi runs a Python WSGI application. The same binary is the
-// master (the default) and, exec'd by the master with GOWSGI_WORKER set, a
-// worker; both parse the same command line.
+// master (the default); exec'd by the master with GOWSGI_WORKER set, a
+// worker; and started by a web server with GATEWAY_INTERFACE set, a CGI
+// program that serves one request. All of them parse the same command line.
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/gowsgi/gowsgi/server"
 )
 
 func main() {
-	opts, err := parseOptions(os.Args[1:])
+	args := os.Args[1:]
+	worker := os.Getenv("GOWSGI_WORKER") != ""
+	cgi := !worker && os.Getenv("GATEWAY_INTERFACE") != ""
+	if cgi {
+		args = cgiArgs(args, os.Getenv("SCRIPT_FILENAME"))
+	}
+	opts, err := parseOptions(args)
 	switch {
 	case err != nil:
 		fmt.Fprintf(os.Stderr, "gowsgi: %v\n", err)
@@ -20,8 +29,14 @@ func main() {
 		fmt.Print(helpText())
 	case opts.Version:
 		fmt.Println("gowsgi " + server.Version)
-	case os.Getenv("GOWSGI_WORKER") != "":
+	case worker:
 		os.Exit(server.RunWorker(opts.appSpec()))
+	case cgi:
+		if err := chdir(opts.Chdir); err != nil {
+			fmt.Fprintf(os.Stderr, "gowsgi: %v\n", err)
+			os.Exit(2)
+		}
+		os.Exit(server.RunCGI(server.CGIConfig{App: opts.appSpec(), SpoolThreshold: int64(opts.SpoolThreshold)}))
 	default:
 		// The master changes directory; workers inherit it.
 		if err := chdir(opts.Chdir); err != nil {
@@ -40,4 +55,50 @@ func chdir(dir string) error {
 		return fmt.Errorf("--chdir: %w", err)
 	}
 	return nil
+}
+
+// cgiArgs turns the command line of a CGI invocation into options. A web
+// server runs a script as "gowsgi [options] SCRIPT [words]" (lighttpd's
+// cgi.assign, or the script's own "#!/path/to/gowsgi" line), so the first
+// argument that is not an option names the app's file; the words after it
+// are a query's search words (RFC 3875 section 4.4), which the app reads
+// from QUERY_STRING instead. With no such argument and no --module or
+// --wsgi-file, the app is the file SCRIPT_FILENAME names.
+func cgiArgs(args []string, scriptFilename string) []string {
+	// A "#!" line's options reach the program as one argument (execve(2)).
+	if len(args) > 0 && strings.HasPrefix(args[0], "-") && strings.Contains(args[0], " ") {
+		args = append(strings.Fields(args[0]), args[1:]...)
+	}
+	options, script := splitScript(args)
+	if script == "" {
+		if _, err := parseOptions(options); errors.Is(err, errNoApp) {
+			script = scriptFilename
+		}
+	}
+	if script != "" {
+		options = append(options, "--wsgi-file", script)
+	}
+	return options
+}
+
+// splitScript returns the options before the first non-option argument,
+// and that argument.
+func splitScript(args []string) (options []string, script string) {
+	takesValue := make(map[string]bool)
+	for _, opt := range optionTable(defaultOptions()) {
+		for _, name := range opt.names {
+			takesValue[name] = opt.kind != kindBool
+		}
+	}
+	for i := 0; i < len(args); i++ {
+		if !strings.HasPrefix(args[i], "-") {
+			return options, args[i]
+		}
+		options = append(options, args[i])
+		if name, _, hasValue := strings.Cut(args[i], "="); takesValue[name] && !hasValue && i+1 < len(args) {
+			i++
+			options = append(options, args[i])
+		}
+	}
+	return options, ""
 }

@@ -8,6 +8,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +27,7 @@ const (
 	kindBool               // a bare flag; "--flag=false" also works
 	kindList               // each use appends
 	kindSeconds            // a whole number of seconds
+	kindMode               // an octal file mode; the value is optional
 )
 
 // option is one row of the option table.
@@ -35,12 +37,19 @@ type option struct {
 	arg      string // the value's name in --help
 	help     string
 	min, max int64 // for kindInt and kindSeconds
-	target   any   // *string, *int, *bool, *[]string or *time.Duration
+	target   any   // *string, *int, *bool, *[]string, *time.Duration or *fs.FileMode
+	bare     any   // for kindMode: the value when none is given
 }
 
 // options are the parsed command line.
 type options struct {
 	HTTPSockets     []string
+	HTTPSSockets    []string // "ADDR,CERT,KEY"
+	UWSGISockets    []string
+	SCGISockets     []string
+	FastCGISockets  []string
+	ChmodSocket     fs.FileMode
+	Vacuum          bool
 	Module          string
 	WSGIFile        string
 	Callable        string
@@ -56,8 +65,12 @@ type options struct {
 	Version         bool
 }
 
-// defaultHTTPSocket is served when no socket is given.
-const defaultHTTPSocket = "127.0.0.1:8000"
+// addrHelp says what a socket address may be.
+const addrHelp = "HOST:PORT, :PORT, [::1]:PORT or a Unix socket path; repeatable"
+
+// defaultChmodSocket is --chmod-socket's mode when it is given no value, as
+// in uWSGI.
+const defaultChmodSocket fs.FileMode = 0o666
 
 // maxSpoolThreshold keeps an inline body well inside one frame.
 const maxSpoolThreshold = wsgi.MaxFramePayload / 2
@@ -66,7 +79,19 @@ const maxSpoolThreshold = wsgi.MaxFramePayload / 2
 func optionTable(o *options) []option {
 	return []option{
 		{names: []string{"--http-socket"}, kind: kindList, arg: "ADDR", target: &o.HTTPSockets,
-			help: "serve HTTP on ADDR (HOST:PORT, :PORT or [::1]:PORT); repeatable; default " + defaultHTTPSocket},
+			help: "serve HTTP on ADDR (" + addrHelp + "); " + server.DefaultSocket.Address + " when no socket is given"},
+		{names: []string{"--https-socket"}, kind: kindList, arg: "ADDR,CERT,KEY", target: &o.HTTPSSockets,
+			help: "serve HTTPS and HTTP/2 on ADDR with the PEM certificate CERT and key KEY; repeatable"},
+		{names: []string{"--uwsgi-socket", "--socket", "-s"}, kind: kindList, arg: "ADDR", target: &o.UWSGISockets,
+			help: "serve the uwsgi protocol on ADDR (" + addrHelp + ")"},
+		{names: []string{"--scgi-socket"}, kind: kindList, arg: "ADDR", target: &o.SCGISockets,
+			help: "serve SCGI on ADDR (" + addrHelp + ")"},
+		{names: []string{"--fastcgi-socket"}, kind: kindList, arg: "ADDR", target: &o.FastCGISockets,
+			help: "serve FastCGI on ADDR (" + addrHelp + "); with no socket given, a listening socket on fd 0 is served as FastCGI"},
+		{names: []string{"--chmod-socket"}, kind: kindMode, arg: "[MODE]", target: &o.ChmodSocket, bare: defaultChmodSocket,
+			help: "set the mode of Unix socket files to octal MODE; 666 when bare"},
+		{names: []string{"--vacuum"}, kind: kindBool, target: &o.Vacuum,
+			help: "remove Unix socket files on exit"},
 		{names: []string{"--module", "--wsgi", "-w"}, kind: kindString, arg: "MOD[:CALLABLE]", target: &o.Module,
 			help: "import the WSGI application from module MOD"},
 		{names: []string{"--wsgi-file", "--file"}, kind: kindString, arg: "PATH", target: &o.WSGIFile,
@@ -130,7 +155,13 @@ func parseOptions(args []string) (*options, error) {
 			}
 			return nil, fmt.Errorf("unknown option %s (see gowsgi --help)", name)
 		}
-		if opt.kind != kindBool && !hasValue {
+		if opt.kind == kindMode && !hasValue && i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
+			// An optional value may follow as the next argument, since
+			// gowsgi takes no positional arguments.
+			i++
+			value, hasValue = args[i], true
+		}
+		if opt.kind != kindBool && opt.kind != kindMode && !hasValue {
 			if i+1 == len(args) {
 				return nil, fmt.Errorf("%s needs a value (%s)", name, opt.arg)
 			}
@@ -169,6 +200,16 @@ func (opt *option) set(name, value string, hasValue bool) error {
 		n, err := opt.number(name, value)
 		*target = time.Duration(n) * time.Second
 		return err
+	case *fs.FileMode:
+		if !hasValue {
+			*target = opt.bare.(fs.FileMode)
+			return nil
+		}
+		mode, err := strconv.ParseUint(value, 8, 32)
+		if err != nil || mode > 0o777 {
+			return fmt.Errorf("%s: %q is not an octal mode such as 660", name, value)
+		}
+		*target = fs.FileMode(mode)
 	}
 	return nil
 }
@@ -197,10 +238,41 @@ func (o *options) check() error {
 	case o.Module != "" && o.WSGIFile != "":
 		return errors.New("pass only one of --module and --wsgi-file")
 	}
-	if len(o.HTTPSockets) == 0 {
-		o.HTTPSockets = []string{defaultHTTPSocket}
+	for _, spec := range o.HTTPSSockets {
+		if _, err := httpsSocket(spec); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// httpsSocket reads uWSGI's "ADDR,CERT,KEY" form of --https-socket.
+func httpsSocket(spec string) (server.Socket, error) {
+	parts := strings.Split(spec, ",")
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+		return server.Socket{}, fmt.Errorf("--https-socket: %q is not ADDR,CERT,KEY", spec)
+	}
+	return server.Socket{Protocol: server.ProtocolHTTPS, Address: parts[0], CertFile: parts[1], KeyFile: parts[2]}, nil
+}
+
+// sockets lists the sockets to serve, HTTP first. check has validated the
+// --https-socket values.
+func (o *options) sockets() []server.Socket {
+	var out []server.Socket
+	add := func(protocol server.Protocol, addrs []string) {
+		for _, addr := range addrs {
+			out = append(out, server.Socket{Protocol: protocol, Address: addr})
+		}
+	}
+	add(server.ProtocolHTTP, o.HTTPSockets)
+	for _, spec := range o.HTTPSSockets {
+		s, _ := httpsSocket(spec)
+		out = append(out, s)
+	}
+	add(server.ProtocolUWSGI, o.UWSGISockets)
+	add(server.ProtocolSCGI, o.SCGISockets)
+	add(server.ProtocolFastCGI, o.FastCGISockets)
+	return out
 }
 
 // appName names the application as the banner shows it.
@@ -230,7 +302,9 @@ func (o *options) appSpec() pyembed.AppSpec {
 // serverConfig is what the master runs with.
 func (o *options) serverConfig() server.Config {
 	return server.Config{
-		HTTPSockets:     o.HTTPSockets,
+		Sockets:         o.sockets(),
+		ChmodSocket:     o.ChmodSocket,
+		Vacuum:          o.Vacuum,
 		App:             o.appName(),
 		Processes:       o.Processes,
 		Threads:         o.Threads,

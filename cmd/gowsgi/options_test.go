@@ -1,17 +1,19 @@
 package main
 
 import (
+	"io/fs"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/gowsgi/gowsgi/server"
 )
 
 func TestParseOptions(t *testing.T) {
 	defaults := func(edit func(o *options)) *options {
 		o := defaultOptions()
-		o.HTTPSockets = []string{defaultHTTPSocket}
 		edit(o)
 		return o
 	}
@@ -51,6 +53,32 @@ func TestParseOptions(t *testing.T) {
 			}),
 		},
 		{
+			name: "every socket kind, repeated and mixed",
+			args: []string{"-w", "m", "--socket", "/run/a.sock", "--http-socket", ":80", "-s=:3031", "--uwsgi-socket", "b.sock",
+				"--scgi-socket", "127.0.0.1:4000", "--fastcgi-socket", "[::1]:9000", "--https-socket", ":443,c.pem,k.pem", "--vacuum"},
+			want: defaults(func(o *options) {
+				o.Module, o.Vacuum = "m", true
+				o.HTTPSockets, o.HTTPSSockets = []string{":80"}, []string{":443,c.pem,k.pem"}
+				o.UWSGISockets = []string{"/run/a.sock", ":3031", "b.sock"}
+				o.SCGISockets, o.FastCGISockets = []string{"127.0.0.1:4000"}, []string{"[::1]:9000"}
+			}),
+		},
+		{
+			name: "bare --chmod-socket is 666",
+			args: []string{"-w", "m", "--chmod-socket", "--socket", "a.sock"},
+			want: defaults(func(o *options) { o.Module, o.ChmodSocket, o.UWSGISockets = "m", 0o666, []string{"a.sock"} }),
+		},
+		{
+			name: "--chmod-socket=MODE is octal",
+			args: []string{"-w", "m", "--chmod-socket=660"},
+			want: defaults(func(o *options) { o.Module, o.ChmodSocket = "m", 0o660 }),
+		},
+		{
+			name: "--chmod-socket MODE as the next argument, last one wins",
+			args: []string{"--chmod-socket=600", "--chmod-socket", "0644", "-w", "m"},
+			want: defaults(func(o *options) { o.Module, o.ChmodSocket = "m", 0o644 }),
+		},
+		{
 			name: "help needs no application",
 			args: []string{"-h"},
 			want: func() *options { o := defaultOptions(); o.Help = true; return o }(),
@@ -85,6 +113,11 @@ func TestParseOptionsErrors(t *testing.T) {
 		{[]string{"--module", "m", "stray"}, `unexpected argument "stray" (see gowsgi --help)`},
 		{[]string{"--processes", "2"}, "no application given: pass --module MODULE or --wsgi-file FILE"},
 		{[]string{"--module", "m", "--wsgi-file", "f.py"}, "pass only one of --module and --wsgi-file"},
+		{[]string{"--module", "m", "--chmod-socket=rw"}, `--chmod-socket: "rw" is not an octal mode such as 660`},
+		{[]string{"--module", "m", "--chmod-socket", "1777"}, `--chmod-socket: "1777" is not an octal mode such as 660`},
+		{[]string{"--module", "m", "--https-socket", ":443,cert.pem"}, `--https-socket: ":443,cert.pem" is not ADDR,CERT,KEY`},
+		{[]string{"--module", "m", "--https-socket", ":443,,k.pem"}, `--https-socket: ":443,,k.pem" is not ADDR,CERT,KEY`},
+		{[]string{"--module", "m", "--uwsgi-socket"}, "--uwsgi-socket needs a value (ADDR)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
@@ -118,5 +151,38 @@ func TestHelpListsEveryOption(t *testing.T) {
 		for _, name := range opt.names {
 			assert.Contains(t, help, name)
 		}
+	}
+}
+
+func TestServerConfigSockets(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want []server.Socket
+	}{
+		{name: "none given: the server decides", args: nil, want: nil},
+		{
+			name: "HTTP first, then by protocol in the order given",
+			args: []string{"--scgi-socket", ":4000", "-s", "/run/u.sock", "--https-socket", "[::1]:8443,c.pem,k.pem",
+				"--fastcgi-socket", "f.sock", "--http-socket", ":8080", "--socket", ":3031"},
+			want: []server.Socket{
+				{Protocol: server.ProtocolHTTP, Address: ":8080"},
+				{Protocol: server.ProtocolHTTPS, Address: "[::1]:8443", CertFile: "c.pem", KeyFile: "k.pem"},
+				{Protocol: server.ProtocolUWSGI, Address: "/run/u.sock"},
+				{Protocol: server.ProtocolUWSGI, Address: ":3031"},
+				{Protocol: server.ProtocolSCGI, Address: ":4000"},
+				{Protocol: server.ProtocolFastCGI, Address: "f.sock"},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseOptions(append([]string{"-w", "m", "--vacuum", "--chmod-socket"}, tt.args...))
+			require.NoError(t, err)
+			cfg := o.serverConfig()
+			assert.Equal(t, tt.want, cfg.Sockets)
+			assert.True(t, cfg.Vacuum)
+			assert.Equal(t, fs.FileMode(0o666), cfg.ChmodSocket)
+		})
 	}
 }

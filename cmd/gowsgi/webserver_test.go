@@ -1,0 +1,274 @@
+// Real web servers for the end-to-end tests: nginx, lighttpd and Apache, each
+// run as a foreground process on loopback ports with a configuration made
+// of a template from testdata/webservers and the sites of examples/*.conf,
+// rewritten to the test's own ports, sockets and directories.
+package main_test
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"text/template"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// webServerStartTimeout bounds how long a web server takes to listen.
+const webServerStartTimeout = 30 * time.Second
+
+// examplePorts are the ports examples/*.conf give each way of reaching
+// gowsgi; every example uses the same one for the same way.
+var examplePorts = map[string]string{
+	"uwsgi":   "8081",
+	"scgi":    "8082",
+	"fastcgi": "8083",
+	"http":    "8084",
+	"cgi":     "8085",
+}
+
+// webServerKind is one web server product.
+type webServerKind struct {
+	name    string
+	binary  string // looked up on PATH and in /usr/sbin
+	example string // the sites, in examples/
+	// command returns the arguments that run it in the foreground.
+	command func(dir, conf string) []string
+	// ways are the ways it reaches gowsgi, keys of examplePorts.
+	ways []string
+}
+
+var webServerKinds = []webServerKind{
+	{
+		name: "nginx", binary: "nginx", example: "nginx.conf",
+		command: func(dir, conf string) []string {
+			// -e: nginx opens its error log before reading the configuration.
+			return []string{"-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", conf}
+		},
+		ways: []string{"uwsgi", "scgi", "fastcgi", "http"},
+	},
+	{
+		name: "lighttpd", binary: "lighttpd", example: "lighttpd.conf",
+		command: func(dir, conf string) []string { return []string{"-D", "-f", conf} },
+		ways:    []string{"uwsgi", "scgi", "fastcgi", "http", "cgi"},
+	},
+	{
+		name: "apache", binary: "apache2", example: "apache.conf",
+		command: func(dir, conf string) []string { return []string{"-d", dir, "-f", conf, "-DFOREGROUND"} },
+		ways:    []string{"uwsgi", "scgi", "fastcgi", "cgi"},
+	},
+}
+
+// findBinary returns the web server's path, or "" when it is not installed.
+func (k webServerKind) findBinary() string {
+	if p, err := exec.LookPath(k.binary); err == nil {
+		return p
+	}
+	p := filepath.Join("/usr/sbin", k.binary)
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	return ""
+}
+
+// backend is what a web server's sites point at: one gowsgi master serving
+// an app directory (and the same app run as CGI from it).
+type backend struct {
+	appDir   string // holds app.wsgi, the CGI script and the app's working directory
+	sockDir  string // the unix sockets
+	httpAddr string // --http-socket
+	fcgiAddr string // --fastcgi-socket
+	cgiBin   string // the gowsgi binary web servers may execute
+}
+
+// site is one rendering of an example's sites for one backend, with the
+// port each way got.
+type site struct {
+	backend *backend
+	ports   map[string]string // way -> host:port
+}
+
+// render rewrites the example's fixed ports, paths and addresses to the
+// site's own.
+func (s site) render(example string) string {
+	b := s.backend
+	pairs := []string{
+		"/run/gowsgi/", b.sockDir + "/",
+		"/srv/app", b.appDir,
+		"/usr/local/bin/gowsgi", b.cgiBin,
+		"127.0.0.1:9000", b.fcgiAddr,
+		`"port" => 9000`, `"port" => ` + portOf(b.fcgiAddr),
+		"127.0.0.1:8000", b.httpAddr,
+		`"port" => 8000`, `"port" => ` + portOf(b.httpAddr),
+	}
+	for way, port := range examplePorts {
+		if addr, ok := s.ports[way]; ok {
+			pairs = append(pairs, "127.0.0.1:"+port, addr)
+		}
+	}
+	return strings.NewReplacer(pairs...).Replace(example)
+}
+
+func portOf(addr string) string {
+	_, port, _ := strings.Cut(addr, ":")
+	return port
+}
+
+// freeAddr returns a loopback address with a port nobody listens on now.
+// The port is released before the web server binds it; nothing else on
+// the machine binds loopback ports in that window, and a clash fails the
+// start loudly rather than silently.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+// sharedDir makes a directory the web servers' unprivileged users can
+// enter (t.TempDir is private to root), removed when the test ends.
+func sharedDir(t *testing.T, parent, pattern string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp(parent, pattern)
+	require.NoError(t, err)
+	require.NoError(t, os.Chmod(dir, 0o755))
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// webServer is one running web server.
+type webServer struct {
+	kind   webServerKind
+	dir    string
+	cmd    *exec.Cmd
+	output *lockedBuffer
+	exited chan struct{}
+}
+
+// configData fills a testdata/webservers template.
+type configData struct {
+	Dir  string // the server's own directory: pid, logs, temporary files
+	Port int    // a port for the server's main listener, which serves nothing
+	Site string // the rendered example to include
+}
+
+// startWebServer runs kind with the example's sites rendered for s and
+// waits until every port listens. It is stopped when the test ends.
+func startWebServer(t *testing.T, kind webServerKind, s site) *webServer {
+	t.Helper()
+	bin := kind.findBinary()
+	if bin == "" {
+		t.Skipf("%s is not installed (make deps installs it)", kind.binary)
+	}
+	// Apache's children (www-data) look for .htaccess files on the way.
+	dir := sharedDir(t, "", "gowsgi-"+kind.name+"-")
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "htdocs"), 0o755))
+	example, err := os.ReadFile(filepath.Join(examplesDir(t), kind.example))
+	require.NoError(t, err)
+	data := configData{Dir: dir}
+	mainAddr := freeAddr(t)
+	data.Port, err = strconv.Atoi(portOf(mainAddr))
+	require.NoError(t, err)
+	data.Site = filepath.Join(dir, "site.conf")
+	require.NoError(t, os.WriteFile(data.Site, []byte(s.render(string(example))), 0o644))
+	addrs := []string{mainAddr}
+	for _, addr := range s.ports {
+		addrs = append(addrs, addr)
+	}
+	conf := renderTemplate(t, kind.name+".conf", dir, data)
+
+	ws := &webServer{kind: kind, dir: dir, output: &lockedBuffer{}, exited: make(chan struct{})}
+	ws.cmd = exec.Command(bin, kind.command(dir, conf)...)
+	ws.cmd.Dir = dir
+	ws.cmd.Stdout, ws.cmd.Stderr = ws.output, ws.output
+	ws.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	require.NoError(t, ws.cmd.Start(), "starting %s", bin)
+	go func() {
+		_ = ws.cmd.Wait()
+		close(ws.exited)
+	}()
+	t.Cleanup(func() { ws.stop(t) })
+	for _, addr := range addrs {
+		ws.waitListening(t, addr)
+	}
+	return ws
+}
+
+// renderTemplate fills testdata/webservers/name into dir and returns the
+// file's path.
+func renderTemplate(t *testing.T, name, dir string, data configData) string {
+	t.Helper()
+	tmpl, err := template.ParseFiles(testdataPath(t, filepath.Join("webservers", name)))
+	require.NoError(t, err)
+	path := filepath.Join(dir, name)
+	f, err := os.Create(path)
+	require.NoError(t, err)
+	defer f.Close()
+	require.NoError(t, tmpl.Execute(f, data))
+	return path
+}
+
+// waitListening polls addr until it accepts a connection.
+func (ws *webServer) waitListening(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(webServerStartTimeout)
+	for time.Now().Before(deadline) {
+		if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			conn.Close()
+			return
+		}
+		select {
+		case <-ws.exited:
+			require.FailNow(t, ws.kind.name+" exited at start", "%s", ws.logs())
+		case <-time.After(pollInterval):
+		}
+	}
+	require.FailNow(t, ws.kind.name+" does not listen", "on %s after %s\n%s", addr, webServerStartTimeout, ws.logs())
+}
+
+// logs returns the server's output and error log, for failure messages.
+func (ws *webServer) logs() string {
+	errorLog, _ := os.ReadFile(filepath.Join(ws.dir, "error.log"))
+	return fmt.Sprintf("%s output:\n%s\n%s error.log:\n%s", ws.kind.name, ws.output.String(), ws.kind.name, errorLog)
+}
+
+// stop sends SIGTERM, which all three take as "stop now", then SIGKILL to
+// the group if it lingers; the logs are shown when the test failed.
+func (ws *webServer) stop(t *testing.T) {
+	if t.Failed() {
+		t.Log(ws.logs())
+	}
+	_ = ws.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-ws.exited:
+	case <-time.After(stopTimeout):
+		_ = syscall.Kill(-ws.cmd.Process.Pid, syscall.SIGKILL)
+		<-ws.exited
+		t.Errorf("%s ignored SIGTERM for %s", ws.kind.name, stopTimeout)
+	}
+}
+
+// copyExecutable copies the gowsgi binary where a web server's user can run
+// it as a CGI program.
+func copyExecutable(t *testing.T, dir string) string {
+	t.Helper()
+	src, err := os.Open(gowsgiBin)
+	require.NoError(t, err)
+	defer src.Close()
+	path := filepath.Join(dir, "gowsgi")
+	dst, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	require.NoError(t, err)
+	_, err = io.Copy(dst, src)
+	require.NoError(t, err)
+	require.NoError(t, dst.Close())
+	return path
+}

@@ -1,0 +1,422 @@
+// What the uwsgi and SCGI gateways share. Their peer is a web server that
+// sends one request per connection, reads the response until the connection
+// closes, and needs no framing for the body. A protocol supplies how its
+// request head is read and how its response head is written; this file
+// accepts connections, reads the body, calls the handler, writes the
+// response and keeps track of connections for a graceful stop.
+package gateways
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gowsgi/gowsgi/wsgi"
+)
+
+// defaultMaxHeadSize is the largest request head accepted when
+// StreamOptions leaves it unset: 64 KiB, the most a uwsgi packet can carry.
+const defaultMaxHeadSize = 65536
+
+// Buffer sizes of a connection's reader and writer.
+const (
+	streamReadBuffer  = 8 << 10
+	streamWriteBuffer = 16 << 10
+)
+
+// maxAcceptBackoff bounds the wait before accepting again after the process
+// ran out of file descriptors.
+const maxAcceptBackoff = time.Second
+
+var (
+	errShortBody     = errors.New("gateways: the request body ended before CONTENT_LENGTH bytes")
+	errInterimStatus = errors.New("gateways: a 1xx status cannot end a response")
+)
+
+// StreamOptions configures a uwsgi or SCGI gateway.
+type StreamOptions struct {
+	// MaxHeadSize bounds a request head (a uwsgi vars block, an SCGI
+	// netstring); a connection sending a larger one is logged and closed.
+	// Zero means 65536.
+	MaxHeadSize int
+	// SpoolThreshold is the largest body kept in memory; a larger one goes
+	// to a temporary file. Zero spools every non-empty body.
+	SpoolThreshold int64
+	// Logger receives one line per malformed request; nil means slog's
+	// default logger.
+	Logger *slog.Logger
+}
+
+// streamProtocol is what differs between the one-request-per-connection
+// protocols.
+type streamProtocol struct {
+	name string // "uwsgi", "scgi": for log lines
+	// readHead reads a request head of at most limit bytes from r into p.
+	// buf is reusable storage for it; the grown slice is returned.
+	readHead func(r *bufio.Reader, buf []byte, limit int, p *params) ([]byte, error)
+	// appendHead appends the response head for status and headers to dst.
+	appendHead func(dst []byte, status string, headers []byte) ([]byte, error)
+}
+
+// streamServer serves one streamProtocol on any number of listeners.
+type streamServer struct {
+	proto     streamProtocol
+	handler   wsgi.Handler
+	maxHead   int
+	threshold int64
+	log       *slog.Logger
+	conns     sync.Pool // *streamConn, reused across connections
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	active    map[*streamConn]bool // true once the connection's request began
+	closing   bool
+	wg        sync.WaitGroup // one per connection in active
+}
+
+// streamConn is one connection and the storage reused for its request.
+type streamConn struct {
+	conn   net.Conn
+	r      *bufio.Reader
+	w      *bufio.Writer
+	req    wsgi.Request
+	packet []byte // the request head as read
+	body   []byte // reused inline body storage
+	resp   streamResponse
+}
+
+func newStreamServer(proto streamProtocol, handler wsgi.Handler, opts StreamOptions) *streamServer {
+	s := &streamServer{
+		proto:     proto,
+		handler:   handler,
+		maxHead:   opts.MaxHeadSize,
+		threshold: opts.SpoolThreshold,
+		log:       opts.Logger,
+		listeners: make(map[net.Listener]struct{}),
+		active:    make(map[*streamConn]bool),
+	}
+	if s.maxHead == 0 {
+		s.maxHead = defaultMaxHeadSize
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.conns.New = func() any {
+		return &streamConn{r: bufio.NewReaderSize(nil, streamReadBuffer), w: bufio.NewWriterSize(nil, streamWriteBuffer)}
+	}
+	return s
+}
+
+// Serve accepts connections on ln until Shutdown or Close; it returns nil
+// then, and the listener's error otherwise.
+func (s *streamServer) Serve(ln net.Listener) error {
+	if !s.trackListener(ln) {
+		ln.Close()
+		return nil
+	}
+	backoff := time.Duration(0)
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if s.isClosing() {
+				return nil
+			}
+			if isTransientAcceptError(err) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), maxAcceptBackoff)
+				s.log.Warn("accept failed, retrying", "protocol", s.proto.name, "error", err, "backoff", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("gateways: serving %s on %s: %w", s.proto.name, ln.Addr(), err)
+		}
+		backoff = 0
+		if c := s.trackConn(conn); c != nil {
+			go s.serveConn(c)
+		}
+	}
+}
+
+// isTransientAcceptError reports an accept error that passes: out of file
+// descriptors, or a connection reset while it waited in the backlog.
+func isTransientAcceptError(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ECONNABORTED)
+}
+
+// Shutdown stops accepting, closes the connections that have not begun a
+// request, and waits, until ctx is done, for the requests in flight.
+func (s *streamServer) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	for c, begun := range s.active {
+		if !begun {
+			// Wakes its read at once; the request is then never begun.
+			c.conn.SetReadDeadline(time.Unix(1, 0))
+		}
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("gateways: %s shutdown: %w", s.proto.name, ctx.Err())
+	}
+}
+
+// Close closes every listener and connection at once.
+func (s *streamServer) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closing = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	for c := range s.active {
+		c.conn.Close()
+	}
+	return nil
+}
+
+func (s *streamServer) trackListener(ln net.Listener) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.listeners[ln] = struct{}{}
+	return true
+}
+
+func (s *streamServer) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// trackConn takes conn into the active set, or closes it and returns nil
+// when the server is stopping.
+func (s *streamServer) trackConn(conn net.Conn) *streamConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		conn.Close()
+		return nil
+	}
+	c := s.conns.Get().(*streamConn)
+	c.conn = conn
+	c.r.Reset(conn)
+	c.w.Reset(conn)
+	s.active[c] = false
+	s.wg.Add(1)
+	return c
+}
+
+// begin marks c's request as begun, so Shutdown waits for it; false means
+// the server is stopping and the request must not begin.
+func (s *streamServer) begin(c *streamConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.active[c] = true
+	return true
+}
+
+func (s *streamServer) release(c *streamConn) {
+	c.conn.Close()
+	s.mu.Lock()
+	delete(s.active, c)
+	s.mu.Unlock()
+	c.conn = nil
+	c.r.Reset(nil)
+	c.w.Reset(nil)
+	s.conns.Put(c)
+	s.wg.Done()
+}
+
+// serveConn serves the one request a connection carries and closes it.
+func (s *streamServer) serveConn(c *streamConn) {
+	defer s.release(c)
+	err := s.serveRequest(c)
+	var broken *brokenResponse
+	switch {
+	case errors.As(err, &broken):
+		abort(c.conn)
+	case err != nil:
+		s.log.Warn("bad request", "protocol", s.proto.name, "remote", c.conn.RemoteAddr().String(), "error", err)
+	}
+}
+
+// brokenResponse is a response that could not be completed; its
+// connection is reset so the web server does not take it as whole.
+type brokenResponse struct{ err error }
+
+func (b *brokenResponse) Error() string { return b.err.Error() }
+func (b *brokenResponse) Unwrap() error { return b.err }
+
+// abort resets a TCP connection (RST instead of FIN), so the web server
+// sees an error rather than a response ended by the close.
+func abort(conn net.Conn) {
+	if tcp, ok := conn.(*net.TCPConn); ok {
+		tcp.SetLinger(0)
+	}
+}
+
+// serveRequest reads the request and serves it. It returns an error for a
+// malformed request, which is logged, or a *brokenResponse.
+func (s *streamServer) serveRequest(c *streamConn) error {
+	c.conn.SetReadDeadline(time.Now().Add(readHeaderTimeout))
+	if _, err := c.r.Peek(1); err != nil {
+		// Closed before sending anything: a web server's connection check,
+		// or a stop.
+		return nil
+	}
+	if !s.begin(c) {
+		return nil
+	}
+	p := newParams(&c.req.Vars)
+	var err error
+	if c.packet, err = s.proto.readHead(c.r, c.packet, s.maxHead, &p); err != nil {
+		return err
+	}
+	if err := p.finish(); err != nil {
+		return err
+	}
+	c.conn.SetReadDeadline(time.Time{})
+	b, err := readDeclaredBody(c.r, p.contentLength, s.threshold, c.body)
+	if err != nil {
+		return err
+	}
+	if b.path != "" {
+		defer os.Remove(b.path)
+	} else if cap(b.data) <= keptBodyCap {
+		c.body = b.data[:0]
+	}
+	c.req.Body, c.req.BodyPath = b.data, b.path
+	defer func() { c.req.Body = nil }()
+
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	go watchPeer(c.conn, cancel)
+	c.resp = streamResponse{conn: c.conn, w: c.w, appendHead: s.proto.appendHead, head: c.resp.head}
+	err = s.handler.ServeWSGI(ctx, &c.resp, &c.req)
+	if err == nil {
+		err = c.w.Flush()
+	}
+	if err != nil {
+		return &brokenResponse{err: err}
+	}
+	return nil
+}
+
+// readDeclaredBody reads exactly n bytes of body from r; n < 0, no
+// CONTENT_LENGTH, means no body, since these protocols have no other way to
+// frame one.
+func readDeclaredBody(r io.Reader, n, threshold int64, buf []byte) (body, error) {
+	if n <= 0 {
+		return body{data: buf[:0]}, nil
+	}
+	b, err := readBody(io.LimitReader(r, n), n, threshold, buf)
+	if err == nil && b.size != n {
+		if b.path != "" {
+			os.Remove(b.path)
+		}
+		return body{}, errShortBody
+	}
+	return b, err
+}
+
+// watchPeer reads conn until it fails and then cancels the request: the web
+// server resets or closes the connection when its client goes away. A clean
+// end of stream is not taken as leaving, because a web server may half-close
+// its side once the request is sent (older lighttpd does), and anything sent
+// after the body has no meaning in these protocols and is dropped. It
+// returns when the connection is closed after the response.
+func watchPeer(conn net.Conn, cancel context.CancelCauseFunc) {
+	var scratch [512]byte
+	for {
+		_, err := conn.Read(scratch[:])
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			cancel(fmt.Errorf("gateways: the web server closed the connection: %w", err))
+			return
+		}
+	}
+}
+
+// streamResponse is a wsgi.ResponseWriter that writes a protocol's head and
+// then the raw body to a buffered connection; the end of the body is the
+// end of the connection.
+type streamResponse struct {
+	conn       net.Conn
+	w          *bufio.Writer
+	appendHead func(dst []byte, status string, headers []byte) ([]byte, error)
+	head       []byte // reused storage for the formatted head
+}
+
+// WriteHead writes the response head.
+func (r *streamResponse) WriteHead(status string, headers []byte) error {
+	if len(status) > 0 && status[0] == '1' {
+		return errInterimStatus
+	}
+	var err error
+	if r.head, err = r.appendHead(r.head[:0], status, headers); err != nil {
+		return err
+	}
+	_, err = r.w.Write(r.head)
+	return err
+}
+
+// WriteBody writes a chunk of the body.
+func (r *streamResponse) WriteBody(p []byte) error {
+	_, err := r.w.Write(p)
+	return err
+}
+
+// SendFile flushes what is buffered and copies the file to the connection
+// itself: a TCP connection takes an io.LimitedReader over an *os.File to
+// sendfile(2), and a file sent to its end goes through sendfile(2) on a
+// Unix socket too.
+func (r *streamResponse) SendFile(f *os.File, offset, count int64) error {
+	if err := r.w.Flush(); err != nil {
+		return err
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return fmt.Errorf("gateways: sendfile: %w", err)
+	}
+	var src io.Reader = f
+	if count >= 0 {
+		src = &io.LimitedReader{R: f, N: count}
+	}
+	_, err := io.Copy(r.conn, src)
+	return err
+}
+
+// Flush sends what is buffered to the web server.
+func (r *streamResponse) Flush() error { return r.w.Flush() }
+
+// growTo returns buf resized to n bytes, reallocated when it is short.
+func growTo(buf []byte, n int) []byte {
+	if cap(buf) < n {
+		return make([]byte, n)
+	}
+	return buf[:n]
+}

@@ -1,0 +1,46 @@
+// Taking over the listening socket a web server passes on fd 0 when it
+// spawns its FastCGI application itself (lighttpd's bin-path, Apache's
+// mod_fcgid): the FastCGI specification's FCGI_LISTENSOCK_FILENO, section 2.2.
+package server
+
+import (
+	"net"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// inheritedFastCGI returns the listening stream socket on fd 0, if fd 0 is
+// one. fd 0 is then pointed at /dev/null, so the socket lives on only in
+// the returned listener and nothing reads fd 0 expecting a terminal.
+func inheritedFastCGI() (net.Listener, bool) {
+	if !isListeningStream(0) {
+		return nil, false
+	}
+	fd, err := unix.FcntlInt(0, unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return nil, false
+	}
+	f := os.NewFile(uintptr(fd), "fastcgi-listener")
+	ln, err := net.FileListener(f) // dups fd again
+	f.Close()
+	if err != nil {
+		return nil, false
+	}
+	if devNull, err := os.Open(os.DevNull); err == nil {
+		unix.Dup3(int(devNull.Fd()), 0, 0)
+		devNull.Close()
+	}
+	return ln, true
+}
+
+// isListeningStream reports whether fd is a SOCK_STREAM socket in the
+// listening state (SO_ACCEPTCONN, socket(7)).
+func isListeningStream(fd int) bool {
+	accepting, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+	if err != nil || accepting != 1 {
+		return false
+	}
+	kind, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	return err == nil && kind == unix.SOCK_STREAM
+}
