@@ -38,12 +38,23 @@ func main() {
 		}
 		os.Exit(server.RunCGI(server.CGIConfig{App: opts.appSpec(), SpoolThreshold: int64(opts.SpoolThreshold)}))
 	default:
-		// The master changes directory; workers inherit it.
+		warnUnknown(opts.Unknown)
+		// The master changes directory; workers inherit it, and learn
+		// where relative ini paths start from startDirEnv.
+		os.Setenv(startDirEnv, startDir())
 		if err := chdir(opts.Chdir); err != nil {
 			fmt.Fprintf(os.Stderr, "gowsgi: %v\n", err)
 			os.Exit(2)
 		}
 		os.Exit(server.Run(opts.serverConfig()))
+	}
+}
+
+// warnUnknown prints the one line about options gowsgi ignored. Only the
+// master prints it: its workers parse the same options.
+func warnUnknown(keys []string) {
+	if len(keys) > 0 {
+		fmt.Fprintf(os.Stderr, "gowsgi: warning: ignoring options gowsgi does not know (--strict refuses them): %s\n", strings.Join(keys, ", "))
 	}
 }
 
@@ -81,8 +92,8 @@ func cgiArgs(args []string, scriptFilename string) []string {
 	return options
 }
 
-// splitScript returns the options before the first non-option argument,
-// and that argument.
+// splitScript returns the options before the first non-option argument
+// that is not an ini file, and that argument.
 func splitScript(args []string) (options []string, script string) {
 	takesValue := make(map[string]bool)
 	for _, opt := range optionTable(defaultOptions()) {
@@ -91,7 +102,7 @@ func splitScript(args []string) (options []string, script string) {
 		}
 	}
 	for i := 0; i < len(args); i++ {
-		if !strings.HasPrefix(args[i], "-") {
+		if !strings.HasPrefix(args[i], "-") && !isINIArg(args[i]) {
 			return options, args[i]
 		}
 		options = append(options, args[i])

@@ -1,14 +1,16 @@
-// The command line: one table of options and a small parser for it. gowsgi
-// takes uWSGI's option names so a uWSGI command line keeps working, which is
-// why this is not the flag package: uWSGI spells options "--opt value" and
-// "--opt=value", has short forms, repeats list options and lets the last
-// scalar win.
+// The options: one table, shared by the command line, the UWSGI_*
+// environment and ini files (config.go reads those). gowsgi takes uWSGI's
+// option names so a uWSGI configuration keeps working, which is why this is
+// not the flag package: uWSGI spells options "--opt value" and
+// "--opt=value", has short forms, repeats list options, lets the last scalar
+// win and reads booleans its own way.
 package main
 
 import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -28,6 +30,7 @@ const (
 	kindList               // each use appends
 	kindSeconds            // a whole number of seconds
 	kindMode               // an octal file mode; the value is optional
+	kindINI                // an ini file to read where the option appears
 )
 
 // option is one row of the option table.
@@ -39,6 +42,10 @@ type option struct {
 	min, max int64 // for kindInt and kindSeconds
 	target   any   // *string, *int, *bool, *[]string, *time.Duration or *fs.FileMode
 	bare     any   // for kindMode: the value when none is given
+	// check, when set, vets the value of an option that has no target.
+	check func(name, value string) error
+	// refusal, when set, is why gowsgi refuses the option.
+	refusal string
 }
 
 // options are the parsed command line.
@@ -63,6 +70,11 @@ type options struct {
 	BufferSize      int
 	Help            bool
 	Version         bool
+	// Strict makes the Unknown keys an error.
+	Strict bool
+	// Unknown lists, as spelled, the keys no option has and no %(name)
+	// used; uWSGI accepts those silently, gowsgi warns.
+	Unknown []string
 }
 
 // addrHelp says what a socket address may be.
@@ -77,7 +89,7 @@ const maxSpoolThreshold = wsgi.MaxFramePayload / 2
 
 // optionTable lists every option, bound to o's fields.
 func optionTable(o *options) []option {
-	return []option{
+	table := []option{
 		{names: []string{"--http-socket"}, kind: kindList, arg: "ADDR", target: &o.HTTPSockets,
 			help: "serve HTTP on ADDR (" + addrHelp + "); " + server.DefaultSocket.Address + " when no socket is given"},
 		{names: []string{"--https-socket"}, kind: kindList, arg: "ADDR,CERT,KEY", target: &o.HTTPSSockets,
@@ -88,7 +100,7 @@ func optionTable(o *options) []option {
 			help: "serve SCGI on ADDR (" + addrHelp + ")"},
 		{names: []string{"--fastcgi-socket"}, kind: kindList, arg: "ADDR", target: &o.FastCGISockets,
 			help: "serve FastCGI on ADDR (" + addrHelp + "); with no socket given, a listening socket on fd 0 is served as FastCGI"},
-		{names: []string{"--chmod-socket"}, kind: kindMode, arg: "[MODE]", target: &o.ChmodSocket, bare: defaultChmodSocket,
+		{names: []string{"--chmod-socket", "-C"}, kind: kindMode, arg: "[MODE]", target: &o.ChmodSocket, bare: defaultChmodSocket,
 			help: "set the mode of Unix socket files to octal MODE; 666 when bare"},
 		{names: []string{"--vacuum"}, kind: kindBool, target: &o.Vacuum,
 			help: "remove Unix socket files on exit"},
@@ -112,13 +124,24 @@ func optionTable(o *options) []option {
 			help: "do not log each request"},
 		{names: []string{"--spool-threshold"}, kind: kindInt, arg: "BYTES", min: 0, max: maxSpoolThreshold, target: &o.SpoolThreshold,
 			help: "keep request bodies up to BYTES in memory, spool larger ones to a file; default 1048576"},
-		{names: []string{"--buffer-size"}, kind: kindInt, arg: "BYTES", min: 1024, max: 1 << 24, target: &o.BufferSize,
+		{names: []string{"--buffer-size", "-b"}, kind: kindInt, arg: "BYTES", min: 1024, max: 1 << 24, target: &o.BufferSize,
 			help: "refuse request headers larger than BYTES with 431; default 65536"},
+		{names: []string{"--ini"}, kind: kindINI, arg: "FILE[:SECTION]",
+			help: "read the options in SECTION (default uwsgi) of the ini FILE here; a bare FILE.ini argument does the same"},
+		{names: []string{"--strict"}, kind: kindBool, target: &o.Strict,
+			help: "refuse options gowsgi does not know instead of warning about them"},
+		{names: []string{"--emperor"}, kind: kindString, arg: "DIR", refusal: "gowsgi has no Emperor; run one gowsgi per application (systemd, supervisord, a container each)",
+			help: "refused: gowsgi has no Emperor mode"},
+		{names: []string{"--gevent"}, kind: kindString, arg: "N", refusal: "gowsgi does not run gevent; use --threads N to serve requests concurrently",
+			help: "refused: gowsgi does not run gevent"},
+		{names: []string{"--plugins", "--plugin"}, kind: kindString, arg: "NAMES", check: checkPlugins,
+			help: "accepted for python, python3 and http, which are built in; other plugins are refused"},
 		{names: []string{"--help", "-h"}, kind: kindBool, target: &o.Help,
 			help: "show this help"},
 		{names: []string{"--version"}, kind: kindBool, target: &o.Version,
 			help: "show gowsgi's version"},
 	}
+	return append(table, noEffectOptions()...)
 }
 
 // defaultOptions returns the options before the command line is applied.
@@ -135,63 +158,28 @@ func defaultOptions() *options {
 
 var errNoApp = errors.New("no application given: pass --module MODULE or --wsgi-file FILE")
 
-// parseOptions parses args (without the program name). An error is one line
-// for the user, to be printed after "gowsgi: ".
+// parseOptions parses the UWSGI_* environment and then args (without the
+// program name), as config.go describes. An error is one line for the user,
+// to be printed after "gowsgi: ".
 func parseOptions(args []string) (*options, error) {
-	o := defaultOptions()
-	byName := make(map[string]*option)
-	table := optionTable(o)
-	for i := range table {
-		for _, name := range table[i].names {
-			byName[name] = &table[i]
-		}
-	}
-	for i := 0; i < len(args); i++ {
-		name, value, hasValue := strings.Cut(args[i], "=")
-		opt := byName[name]
-		if opt == nil {
-			if !strings.HasPrefix(name, "-") {
-				return nil, fmt.Errorf("unexpected argument %q (see gowsgi --help)", args[i])
-			}
-			return nil, fmt.Errorf("unknown option %s (see gowsgi --help)", name)
-		}
-		if opt.kind == kindMode && !hasValue && i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
-			// An optional value may follow as the next argument, since
-			// gowsgi takes no positional arguments.
-			i++
-			value, hasValue = args[i], true
-		}
-		if opt.kind != kindBool && opt.kind != kindMode && !hasValue {
-			if i+1 == len(args) {
-				return nil, fmt.Errorf("%s needs a value (%s)", name, opt.arg)
-			}
-			i++
-			value = args[i]
-		}
-		if err := opt.set(name, value, hasValue); err != nil {
-			return nil, err
-		}
-	}
-	return o, o.check()
+	return parseConfig(os.Environ(), args, startDir())
 }
 
 // set stores value in the option's target; name is the spelling used.
 func (opt *option) set(name, value string, hasValue bool) error {
+	if opt.refusal != "" {
+		return fmt.Errorf("%s: %s", name, opt.refusal)
+	}
+	if opt.check != nil {
+		return opt.check(name, value)
+	}
 	switch target := opt.target.(type) {
 	case *string:
 		*target = value
 	case *[]string:
 		*target = append(*target, value)
 	case *bool:
-		if !hasValue {
-			*target = true
-			return nil
-		}
-		b, err := strconv.ParseBool(value)
-		if err != nil {
-			return fmt.Errorf("%s: %q is not true or false", name, value)
-		}
-		*target = b
+		*target = !hasValue || uwsgiBool(value)
 	case *int:
 		n, err := opt.number(name, value)
 		*target = int(n)
@@ -214,6 +202,17 @@ func (opt *option) set(name, value string, hasValue bool) error {
 	return nil
 }
 
+// uwsgiBool reads a boolean as uWSGI does: false, off, no (in any case) and
+// 0 are false, anything else is true, even "true ; comment" (an ini file has
+// no inline comments).
+func uwsgiBool(value string) bool {
+	switch strings.ToLower(value) {
+	case "false", "off", "no", "0":
+		return false
+	}
+	return true
+}
+
 // number parses a whole number within the option's bounds.
 func (opt *option) number(name, value string) (int64, error) {
 	n, err := strconv.ParseInt(value, 10, 64)
@@ -233,6 +232,8 @@ func (o *options) check() error {
 		return nil
 	}
 	switch {
+	case o.Strict && len(o.Unknown) > 0:
+		return fmt.Errorf("unknown options (--strict): %s", strings.Join(o.Unknown, ", "))
 	case o.Module == "" && o.WSGIFile == "":
 		return errNoApp
 	case o.Module != "" && o.WSGIFile != "":
@@ -318,7 +319,7 @@ func (o *options) serverConfig() server.Config {
 // helpText lists the options from the table.
 func helpText() string {
 	var b strings.Builder
-	b.WriteString("Usage: gowsgi --module MODULE [options]\n\nRuns a Python WSGI application (PEP 3333).\n\nOptions:\n")
+	b.WriteString("Usage: gowsgi --module MODULE [options]\n       gowsgi app.ini [options]\n\nRuns a Python WSGI application (PEP 3333).\n\nOptions:\n")
 	for _, opt := range optionTable(defaultOptions()) {
 		spec := strings.Join(opt.names, ", ")
 		if opt.arg != "" {

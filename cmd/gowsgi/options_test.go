@@ -103,12 +103,14 @@ func TestParseOptionsErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--module", "m", "--foo"}, "unknown option --foo (see gowsgi --help)"},
-		{[]string{"--module", "m", "--foo=1"}, "unknown option --foo (see gowsgi --help)"},
+		{[]string{"--module", "m", "--foo", "--strict", "-t", "30"}, "unknown options (--strict): --foo, --harakiri"},
+		{[]string{"--module", "m", "--emperor", "/etc/vassals"}, "--emperor: gowsgi has no Emperor; run one gowsgi per application (systemd, supervisord, a container each)"},
+		{[]string{"--module", "m", "--gevent=100"}, "--gevent: gowsgi does not run gevent; use --threads N to serve requests concurrently"},
+		{[]string{"--module", "m", "--plugins", "python3,rack"}, `--plugins: gowsgi runs Python WSGI applications only; there is no "rack" plugin`},
+		{[]string{"--module", "m", "--ini", "/nonexistent/app.ini"}, "--ini: open /nonexistent/app.ini: no such file or directory"},
 		{[]string{"--module", "m", "--processes", "x"}, `--processes: "x" is not a number`},
 		{[]string{"--module", "m", "-p", "0"}, "-p: 0 is out of range (1 to 1024)"},
 		{[]string{"--module", "m", "--graceful-timeout", "1.5"}, `--graceful-timeout: "1.5" is not a number`},
-		{[]string{"--module", "m", "-L=maybe"}, `-L: "maybe" is not true or false`},
 		{[]string{"--module"}, "--module needs a value (MOD[:CALLABLE])"},
 		{[]string{"--module", "m", "stray"}, `unexpected argument "stray" (see gowsgi --help)`},
 		{[]string{"--processes", "2"}, "no application given: pass --module MODULE or --wsgi-file FILE"},

@@ -1,0 +1,239 @@
+// Where options come from, in uWSGI's order: UWSGI_* environment variables
+// first, then the command line, where each --ini FILE[:SECTION] (or a bare
+// "app.ini") is read at the place it appears. Every source sets options
+// through the one option table, so a list option appends whichever source
+// it comes from and a scalar takes the last value. Like uWSGI, a key gowsgi
+// does not know is kept (a custom key a later %(name) may use); the master
+// warns about those no %(name) used, and --strict refuses them.
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// envPrefix marks the environment variables uWSGI reads as options:
+// UWSGI_PROCESSES=4 is --processes 4, UWSGI_HTTP_SOCKET is --http-socket.
+const envPrefix = "UWSGI_"
+
+// startDirEnv carries the master's starting directory to its workers, which
+// start in the --chdir directory, so both resolve a relative ini path alike.
+const startDirEnv = "GOWSGI_START_DIR"
+
+// maxINIDepth bounds ini files that include each other.
+const maxINIDepth = 16
+
+// uwsgiOnlyShorts are uWSGI short options whose long option gowsgi does not
+// implement yet; they take a value, and are reported under the long name.
+var uwsgiOnlyShorts = map[string]string{
+	"-H": "--home", "-t": "--harakiri", "-R": "--max-requests", "-d": "--daemonize", "-l": "--listen",
+}
+
+// unknownKey is a key no option has, as its source spelled it.
+type unknownKey struct {
+	key   string // without dashes, as %(key) names it
+	label string // "--foo", "foo" (ini) or "UWSGI_FOO"
+}
+
+// configParser applies the sources to one options value.
+type configParser struct {
+	o        *options
+	byName   map[string]*option // "--processes", "-p", …
+	values   map[string]string  // every key set so far, for %(name)
+	unknown  []unknownKey
+	used     map[string]bool // keys a %(name) resolved
+	getenv   func(string) (string, bool)
+	baseDir  string // relative ini paths start here
+	hostname string
+	depth    int
+}
+
+func newConfigParser(environ []string, baseDir string) *configParser {
+	env := make(map[string]string)
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	p := &configParser{
+		o:        defaultOptions(),
+		byName:   make(map[string]*option),
+		values:   make(map[string]string),
+		used:     make(map[string]bool),
+		getenv:   func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+		baseDir:  baseDir,
+		hostname: hostname(),
+	}
+	table := optionTable(p.o)
+	for i := range table {
+		for _, name := range table[i].names {
+			p.byName[name] = &table[i]
+		}
+	}
+	return p
+}
+
+// parseConfig reads the UWSGI_* variables of environ, then args; baseDir is
+// where relative ini paths start.
+func parseConfig(environ, args []string, baseDir string) (*options, error) {
+	p := newConfigParser(environ, baseDir)
+	if err := p.environment(environ); err != nil {
+		return nil, err
+	}
+	if err := p.commandLine(args); err != nil {
+		return nil, err
+	}
+	for _, u := range p.unknown {
+		if !p.used[u.key] && !slices.Contains(p.o.Unknown, u.label) {
+			p.o.Unknown = append(p.o.Unknown, u.label)
+		}
+	}
+	return p.o, p.o.check()
+}
+
+// startDir is where relative ini paths start: the master's working directory
+// at start, which a worker learns from startDirEnv.
+func startDir() string {
+	if dir := os.Getenv(startDirEnv); dir != "" && os.Getenv("GOWSGI_WORKER") != "" {
+		return dir
+	}
+	dir, _ := os.Getwd()
+	return dir
+}
+
+// environment applies the UWSGI_* variables in the order given.
+func (p *configParser) environment(environ []string) error {
+	for _, kv := range environ {
+		k, v, _ := strings.Cut(kv, "=")
+		name, ok := strings.CutPrefix(k, envPrefix)
+		if !ok || name == "" {
+			continue
+		}
+		key := strings.ReplaceAll(strings.ToLower(name), "_", "-")
+		if err := p.apply(key, k, "", v, v != ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// commandLine applies args: "--opt value", "--opt=value", short forms, bare
+// flags, and bare ini files.
+func (p *configParser) commandLine(args []string) error {
+	for i := 0; i < len(args); i++ {
+		arg := args[i]
+		if isINIArg(arg) {
+			if err := p.loadINI(arg); err != nil {
+				return err
+			}
+			continue
+		}
+		if !strings.HasPrefix(arg, "-") {
+			return fmt.Errorf("unexpected argument %q (see gowsgi --help)", arg)
+		}
+		name, value, hasValue := strings.Cut(arg, "=")
+		if long, ok := uwsgiOnlyShorts[name]; ok && p.byName[name] == nil {
+			name = long
+		}
+		if !hasValue && p.takesNextArg(name, args[i+1:]) {
+			if i+1 == len(args) {
+				return fmt.Errorf("%s needs a value (%s)", name, p.byName[name].arg)
+			}
+			i++
+			value, hasValue = args[i], true
+		}
+		if err := p.apply(strings.TrimLeft(name, "-"), name, "", value, hasValue); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// takesNextArg says whether the option name, given without "=value", takes
+// the next argument as its value. An unknown option does when that argument
+// is not an option itself, since gowsgi cannot know what it expects.
+func (p *configParser) takesNextArg(name string, rest []string) bool {
+	nextIsValue := len(rest) > 0 && !strings.HasPrefix(rest[0], "-")
+	opt := p.byName[name]
+	switch {
+	case opt == nil:
+		return nextIsValue
+	case opt.kind == kindMode:
+		return nextIsValue
+	default:
+		return opt.kind != kindBool
+	}
+}
+
+// loadINI applies the entries of the ini file "FILE[:SECTION]" in order.
+func (p *configParser) loadINI(arg string) error {
+	path, section := splitINIArg(arg)
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(p.baseDir, path)
+	}
+	if p.depth == maxINIDepth {
+		return fmt.Errorf("%s: ini files include each other more than %d deep", path, maxINIDepth)
+	}
+	content, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("--ini: %w", err)
+	}
+	entries, found := parseINI(string(content), section)
+	if !found {
+		return fmt.Errorf("--ini: %s has no [%s] section", path, section)
+	}
+	sub := &substituter{path: path, hostname: p.hostname, getenv: p.getenv, lookup: p.lookup}
+	p.depth++
+	defer func() { p.depth-- }()
+	for _, e := range entries {
+		where := fmt.Sprintf("%s:%d", path, e.line)
+		if err := p.apply(e.key, e.key, where, sub.expand(e.value), e.value != ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lookup resolves %(key) and remembers that key was used.
+func (p *configParser) lookup(key string) (string, bool) {
+	v, ok := p.values[key]
+	if ok {
+		p.used[key] = true
+	}
+	return v, ok
+}
+
+// apply sets the option key (no dashes) to value. spelling is the key as its
+// source wrote it ("--foo", "foo", "UWSGI_FOO"), for errors and warnings;
+// where is the ini file and line, if any. An ini include loads where it
+// appears.
+func (p *configParser) apply(key, spelling, where, value string, hasValue bool) error {
+	opt := p.byName["--"+key]
+	if opt == nil && len(key) == 1 {
+		opt = p.byName["-"+key]
+	}
+	if opt == nil {
+		p.unknown = append(p.unknown, unknownKey{key: key, label: spelling})
+		p.values[key] = value
+		return nil
+	}
+	if opt.kind == kindINI {
+		return p.loadINI(value)
+	}
+	label := spelling
+	if where != "" {
+		label = where + ": " + spelling
+	}
+	if err := opt.set(label, value, hasValue); err != nil {
+		return err
+	}
+	if !hasValue {
+		value = "true"
+	}
+	p.values[key] = value
+	p.values[strings.TrimLeft(opt.names[0], "-")] = value
+	return nil
+}
