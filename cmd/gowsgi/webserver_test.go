@@ -165,6 +165,19 @@ type configData struct {
 // waits until every port listens. It is stopped when the test ends.
 func startWebServer(t *testing.T, kind webServerKind, s site) *webServer {
 	t.Helper()
+	example, err := os.ReadFile(filepath.Join(examplesDir(t), kind.example))
+	require.NoError(t, err)
+	var addrs []string
+	for _, addr := range s.ports {
+		addrs = append(addrs, addr)
+	}
+	return startWebServerSite(t, kind, s.render(string(example)), addrs)
+}
+
+// startWebServerSite runs kind with siteConf as its sites and waits until
+// each of addrs listens. It is stopped when the test ends.
+func startWebServerSite(t *testing.T, kind webServerKind, siteConf string, addrs []string) *webServer {
+	t.Helper()
 	bin := kind.findBinary()
 	if bin == "" {
 		t.Skipf("%s is not installed (make deps installs it)", kind.binary)
@@ -172,18 +185,14 @@ func startWebServer(t *testing.T, kind webServerKind, s site) *webServer {
 	// Apache's children (www-data) look for .htaccess files on the way.
 	dir := sharedDir(t, "", "gowsgi-"+kind.name+"-")
 	require.NoError(t, os.Mkdir(filepath.Join(dir, "htdocs"), 0o755))
-	example, err := os.ReadFile(filepath.Join(examplesDir(t), kind.example))
-	require.NoError(t, err)
 	data := configData{Dir: dir}
 	mainAddr := freeAddr(t)
+	var err error
 	data.Port, err = strconv.Atoi(portOf(mainAddr))
 	require.NoError(t, err)
 	data.Site = filepath.Join(dir, "site.conf")
-	require.NoError(t, os.WriteFile(data.Site, []byte(s.render(string(example))), 0o644))
-	addrs := []string{mainAddr}
-	for _, addr := range s.ports {
-		addrs = append(addrs, addr)
-	}
+	require.NoError(t, os.WriteFile(data.Site, []byte(siteConf), 0o644))
+	addrs = append([]string{mainAddr}, addrs...)
 	conf := renderTemplate(t, kind.name+".conf", dir, data)
 
 	ws := &webServer{kind: kind, dir: dir, output: &lockedBuffer{}, exited: make(chan struct{})}
