@@ -48,7 +48,7 @@ typedef struct gw_slot {
 } gw_slot;
 
 /* Entry points for Go. */
-int gw_init(const char *argv0, const char *loader, const char *module, const char *wsgi_file,
+int gw_init(const char *argv0, const char *module, const char *wsgi_file,
             const char *callable, char **paths, int npaths, int multithread, int multiprocess,
             int run_once, char *summary, size_t cap); /* GIL not held on entry or exit */
 gw_slot *gw_slot_new(int fd, uint8_t *record); /* GIL not held on entry or exit */
@@ -59,6 +59,17 @@ const char *gw_version(void);  /* GIL: any */
 
 /* gw_init.c */
 extern PyObject *gw_app;
+extern int gw_preloaded; /* the zygote loaded gw_app before forking this worker */
+int gw_start(const char *argv0, char *summary, size_t cap); /* GIL not held on entry; held on success */
+int gw_load(const char *module, const char *wsgi_file, const char *callable, char **paths, int npaths,
+            int multithread, int multiprocess, int run_once, char *summary, size_t cap); /* GIL held */
+
+/* gw_zygote.c: a worker forked by the zygote learns its number and slots
+ * here, since the Go runtime reads the environment from the process's
+ * initial stack, not from setenv(3). */
+extern int gw_zygote_worker, gw_zygote_slots; /* 0 when not forked by the zygote */
+#define GW_ZYGOTE_MAX_FDS (2 + 1024)                 /* control, scoreboard, up to 1024 slots */
+extern int gw_zygote_fds[GW_ZYGOTE_MAX_FDS], gw_zygote_nfds; /* control, scoreboard, slot sockets */
 
 /* gw_environ.c */
 int gw_environ_setup(int multithread, int multiprocess, int run_once, PyObject *file_wrapper); /* GIL held */

@@ -1,14 +1,17 @@
 /*
  * Starting the embedded interpreter and importing the app, once per worker
- * process. The import itself is done by loader.py (embedded by the Go side),
- * because composing a helpful one-line error summary is plain Python work.
+ * process, or once in the zygote (gw_zygote.c) whose forked workers inherit
+ * it. The import itself is done by the loader (gw_loader.h), because
+ * composing a helpful one-line error summary is plain Python work.
  */
 #include "gw.h"
+#include "gw_loader.h"
 
 #include <stdio.h>
 #include <string.h>
 
 PyObject *gw_app; /* the WSGI callable */
+int gw_preloaded;  /* set in a worker forked by the zygote: gw_app is loaded */
 
 /* GIL: any. The running interpreter's version, e.g. "3.11.2 (main, ...)". */
 const char *gw_version(void)
@@ -17,8 +20,9 @@ const char *gw_version(void)
 }
 
 /* GIL not held on entry; held on success. The Go runtime owns the
- * process's signals, so Python must not install handlers of its own. */
-static int gw_start(const char *argv0, char *summary, size_t cap)
+ * process's signals (the zygote's are set by gw_zygote.c), so Python must
+ * not install handlers of its own. */
+int gw_start(const char *argv0, char *summary, size_t cap)
 {
     PyConfig config;
     char *argv[1] = {(char *)argv0};
@@ -38,16 +42,15 @@ static int gw_start(const char *argv0, char *summary, size_t cap)
 
 /* GIL held. Sets up the types and the environ template, then runs the
  * loader's load(); on failure the summary says what went wrong. */
-static int gw_load(const char *loader, const char *module, const char *wsgi_file, const char *callable,
-                   char **paths, int npaths, int multithread, int multiprocess, int run_once, char *summary,
-                   size_t cap)
+int gw_load(const char *module, const char *wsgi_file, const char *callable,
+            char **paths, int npaths, int multithread, int multiprocess, int run_once, char *summary, size_t cap)
 {
     PyObject *code = NULL, *globals = NULL, *builtins = NULL, *ran = NULL, *path_list = NULL, *result = NULL;
     int rc = -1;
     if (PyType_Ready(&gw_responder_type) < 0 || PyType_Ready(&gw_file_wrapper_type) < 0 ||
         gw_environ_setup(multithread, multiprocess, run_once, (PyObject *)&gw_file_wrapper_type) < 0)
         goto internal;
-    code = Py_CompileString(loader, "<gowsgi loader>", Py_file_input);
+    code = Py_CompileString(gw_loader_source, "<gowsgi loader>", Py_file_input);
     globals = PyDict_New();
     builtins = PyImport_ImportModule("builtins");
     if (code == NULL || globals == NULL || builtins == NULL ||
@@ -94,13 +97,12 @@ done:
 /* GIL not held on entry or exit: starts the interpreter, imports the app
  * and releases the GIL for the slots' threads. Returns 0, or -1 with a
  * one-line summary in summary (any traceback went to stderr). */
-int gw_init(const char *argv0, const char *loader, const char *module, const char *wsgi_file, const char *callable,
+int gw_init(const char *argv0, const char *module, const char *wsgi_file, const char *callable,
             char **paths, int npaths, int multithread, int multiprocess, int run_once, char *summary, size_t cap)
 {
     if (gw_start(argv0, summary, cap) < 0)
         return -1;
-    int rc = gw_load(loader, module, wsgi_file, callable, paths, npaths, multithread, multiprocess, run_once, summary,
-                     cap);
+    int rc = gw_load(module, wsgi_file, callable, paths, npaths, multithread, multiprocess, run_once, summary, cap);
     PyEval_SaveThread();
     return rc;
 }

@@ -12,9 +12,9 @@ package pyembed
 import "C"
 
 import (
-	_ "embed"
 	"errors"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"unsafe"
@@ -52,9 +52,6 @@ type LoadError struct {
 
 func (e *LoadError) Error() string { return "pyembed: " + e.Summary }
 
-//go:embed loader.py
-var loaderSource string
-
 var (
 	initOnce sync.Once
 	initErr  error
@@ -67,12 +64,15 @@ const summaryCap = 1024
 // Init starts the interpreter, puts the current directory and then
 // spec.PythonPath at the front of sys.path and imports the application. It
 // returns a *LoadError when the application cannot be loaded. Python can be
-// started once per process; a second call returns an error.
+// started once per process; a second call returns an error. In a worker the
+// zygote forked, the app is already loaded and Init returns nil at once.
 func Init(spec AppSpec) error {
 	called := false
 	initOnce.Do(func() {
 		called = true
-		initErr = initInterpreter(spec)
+		if C.gw_preloaded == 0 {
+			initErr = initInterpreter(spec)
+		}
 	})
 	if !called {
 		return errInit
@@ -109,7 +109,7 @@ func initInterpreter(spec AppSpec) error {
 
 	summary := (*C.char)(C.malloc(summaryCap))
 	defer C.free(unsafe.Pointer(summary))
-	rc := C.gw_init(cstr(os.Args[0]), cstr(loaderSource), cstr(module), cstr(spec.WSGIFile), cstr(callable),
+	rc := C.gw_init(cstr(os.Args[0]), cstr(module), cstr(spec.WSGIFile), cstr(callable),
 		cpaths, C.int(len(spec.PythonPath)), cBool(spec.Multithread), cBool(spec.Multiprocess), cBool(spec.RunOnce),
 		summary, summaryCap)
 	if rc != 0 {
@@ -144,4 +144,43 @@ func Version() string {
 	v := C.GoString(C.gw_version())
 	v, _, _ = strings.Cut(v, " ")
 	return v
+}
+
+// ZygoteEnv returns the environment that makes this binary, when exec'd, a
+// zygote for spec (gw_zygote.c): before the Go runtime starts it imports the
+// app, then forks workers on the master's request over fd 3.
+func ZygoteEnv(spec AppSpec) []string {
+	module, callable := splitModule(spec.Module, spec.Callable)
+	flag := func(b bool) string {
+		if b {
+			return "1"
+		}
+		return "0"
+	}
+	return []string{
+		"GOWSGI_ZYGOTE=1",
+		"GOWSGI_APP_MODULE=" + module,
+		"GOWSGI_APP_WSGI_FILE=" + spec.WSGIFile,
+		"GOWSGI_APP_CALLABLE=" + callable,
+		"GOWSGI_APP_PYTHONPATH=" + strings.Join(spec.PythonPath, "\n"),
+		"GOWSGI_APP_MULTIPROCESS=" + flag(spec.Multiprocess),
+		"GOWSGI_APP_MULTITHREAD=" + flag(spec.Multithread),
+	}
+}
+
+// init gives a worker the zygote forked the environment of a worker the
+// master execs. The zygote set it with setenv(3) before the Go runtime
+// started, but Go reads the environment from the process's initial stack.
+func init() {
+	if C.gw_zygote_worker == 0 {
+		return
+	}
+	os.Unsetenv("GOWSGI_ZYGOTE")
+	os.Setenv("GOWSGI_WORKER", strconv.Itoa(int(C.gw_zygote_worker)))
+	os.Setenv("GOWSGI_SLOTS", strconv.Itoa(int(C.gw_zygote_slots)))
+	fds := make([]string, int(C.gw_zygote_nfds))
+	for i := range fds {
+		fds[i] = strconv.Itoa(int(C.gw_zygote_fds[i]))
+	}
+	os.Setenv("GOWSGI_WORKER_FDS", strings.Join(fds, ","))
 }

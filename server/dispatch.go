@@ -1,7 +1,8 @@
 // Dispatch: the server's side of wsgi.Handler. Every request goes on one
-// global queue that only idle slots read from, so no request waits behind a
-// busy worker while another is idle; the gateway's goroutine then relays the
-// response frames its slot's reader hands over.
+// global queue that idle slots wait on, so no request waits behind a busy
+// worker while another is idle; a busy slot takes a second one only when it
+// already found every slot busy (slot.go). The gateway's goroutine then
+// relays the response frames its slot's reader hands over.
 package server
 
 import (
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/gowsgi/gowsgi/wsgi"
 )
@@ -39,6 +41,27 @@ type job struct {
 	// servedBefore is the slot's served count when the request was sent,
 	// which tells whether the worker finished anything since.
 	servedBefore uint64
+}
+
+// jobs recycles jobs and their response queues: a request would otherwise
+// allocate both, two channels and the queue's storage.
+var jobs = sync.Pool{New: func() any { return &job{resp: newResponse()} }}
+
+// newJob returns an empty job for req with a fresh id.
+func (d *dispatcher) newJob(req *wsgi.Request) *job {
+	j := jobs.Get().(*job)
+	j.id, j.req, j.servedBefore = d.newID(), req, 0
+	j.setSlot(nil)
+	j.resp.reset()
+	return j
+}
+
+// release gives j back for reuse once its relay has returned: its slot has
+// dropped it by then, having delivered its last frame.
+func (j *job) release() {
+	j.req = nil
+	j.setSlot(nil)
+	jobs.Put(j)
 }
 
 // setSlot records the slot that took j.
@@ -104,12 +127,16 @@ func (d *dispatcher) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, req *
 	r := relay{w: w, log: d.log}
 	var err error
 	for attempt := 0; ; attempt++ {
-		r.job = &job{id: d.newID(), req: req, resp: newResponse()}
+		if r.job != nil {
+			r.job.release()
+		}
+		r.job = d.newJob(req)
 		r.lastAttempt = attempt == maxRetries
 		select {
 		case d.queue <- r.job:
 			err = r.run(ctx)
 		case <-ctx.Done():
+			r.job.release()
 			return fmt.Errorf("server: client left while its request was queued: %w", context.Cause(ctx))
 		case <-d.stopped:
 			err = r.answer(503, "Service Unavailable")
@@ -121,6 +148,7 @@ func (d *dispatcher) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, req *
 	if d.accessLog {
 		d.logRequest(req, &r, time.Since(start))
 	}
+	r.job.release()
 	return err
 }
 
@@ -156,24 +184,25 @@ type relay struct {
 // and drains the remaining frames, so the slot is idle again only once the
 // worker has closed the application's iterable.
 func (r *relay) run(ctx context.Context) error {
-	var items []item
-	var data []byte
+	resp := r.job.resp
+	items, data := resp.spareItems, resp.spareData
+	defer func() { resp.spareItems, resp.spareData = items, data }()
 	done := ctx.Done()
 	for {
 		select {
-		case <-r.job.resp.wake:
+		case <-resp.wake:
 		case <-done:
 			done = nil
 			r.fail(fmt.Errorf("server: client went away: %w", context.Cause(ctx)))
 			continue
 		}
-		items, data = r.job.resp.take(items, data)
+		items, data = resp.take(items, data)
 		for i := range items {
 			if end, err := r.handle(&items[i], data); end {
 				return err
 			}
 		}
-		if r.failure == nil && r.dirty && r.job.resp.empty() {
+		if r.failure == nil && r.dirty && resp.empty() {
 			r.dirty = false
 			if err := r.w.Flush(); err != nil {
 				r.fail(err)
@@ -262,7 +291,10 @@ func checkHead(status string, headers []byte) error {
 	}
 	var bad error
 	err := wsgi.EachVar(headers, func(name, value []byte) bool {
-		bad = wsgi.CheckHeader(string(name), string(value))
+		// Views, not copies: CheckHeader keeps neither string, and an error
+		// it returns quotes them into a message of its own.
+		bad = wsgi.CheckHeader(unsafe.String(unsafe.SliceData(name), len(name)),
+			unsafe.String(unsafe.SliceData(value), len(value)))
 		return bad == nil
 	})
 	if err != nil {

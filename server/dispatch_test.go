@@ -371,7 +371,7 @@ func TestDispatchStoppedAnswers503(t *testing.T) {
 func (s *slot) busy() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.cur != nil
+	return len(s.inflight) > 0
 }
 
 // slowWriter is a ResponseWriter whose body writes wait for a go-ahead.
@@ -429,12 +429,11 @@ func TestDispatchHoldsBackAWorkerAheadOfASlowClient(t *testing.T) {
 // queuedBytes returns the bytes queued for the request in flight.
 func (s *slot) queuedBytes() int {
 	s.mu.Lock()
-	j := s.cur
-	s.mu.Unlock()
-	if j == nil {
+	defer s.mu.Unlock()
+	if len(s.inflight) == 0 {
 		return 0
 	}
-	return j.resp.queued()
+	return s.inflight[0].resp.queued()
 }
 
 // A head that breaks PEP 3333's rules can only come from a worker whose

@@ -1,7 +1,8 @@
 // Package server is gowsgi's master: it binds the listening sockets, runs
 // the worker pool, dispatches requests to worker slots, and handles the
 // signals that stop or reload it. It never runs Python itself; the worker
-// role lives in this package too but runs in its own exec'd process.
+// role lives in this package too but runs in its own process, forked by a
+// zygote (zygote_linux.go) or exec'd.
 package server
 
 import (
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/gowsgi/gowsgi/gateways"
+	"github.com/gowsgi/gowsgi/pyembed"
 )
 
 // Version is gowsgi's version.
@@ -37,6 +39,10 @@ type Config struct {
 	Vacuum bool
 	// App names the application in the banner ("hello_world_app:application").
 	App string
+	// Spec is the application a zygote imports once and forks workers
+	// from. Without a module or file in it, every worker is exec'd and
+	// imports the application itself.
+	Spec pyembed.AppSpec
 	// Processes and Threads are the number of workers and of slots in each.
 	Processes, Threads int
 	// GracefulTimeout bounds how long a stop waits for requests in flight.
@@ -108,7 +114,7 @@ func newMaster(cfg Config) (*master, error) {
 		return m, err
 	}
 	m.dispatch = newDispatcher(m.log, cfg.AccessLog)
-	m.pool = newPool(cfg.Processes, cfg.Threads, execLauncher{exe: exe, args: args}, m.dispatch.queue, m.log)
+	m.pool = newPool(cfg.Processes, cfg.Threads, m.launcher(exe, args), m.dispatch.queue, m.log)
 	shared := make(map[Protocol]gateway)
 	for _, l := range m.listeners {
 		protocol := l.socket.Protocol
@@ -122,6 +128,15 @@ func newMaster(cfg Config) (*master, error) {
 		}
 	}
 	return m, nil
+}
+
+// launcher starts workers by fork from a zygote when the config names the
+// application, else by exec.
+func (m *master) launcher(exe string, args []string) launcher {
+	if m.cfg.Spec.Module == "" && m.cfg.Spec.WSGIFile == "" {
+		return execLauncher{exe: exe, args: args}
+	}
+	return newZygoteLauncher(exe, args, m.cfg.Spec, m.log)
 }
 
 // newGateway builds the gateway for protocol, serving through the

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -40,17 +41,17 @@ const (
 
 // event is something that happened to a worker, sent to the pool goroutine.
 type event struct {
-	kind  eventKind
-	w     *worker
-	text  string // the Python version, the failure summary or the protocol error
-	state *os.ProcessState
+	kind   eventKind
+	w      *worker
+	text   string              // the Python version, the failure summary or the protocol error
+	status *syscall.WaitStatus // how it exited; nil when unknown
 }
 
 // worker is one worker process; only the pool goroutine touches it.
 type worker struct {
 	num     int // GOWSGI_WORKER, from 1
 	gen     int // the generation it was started in
-	proc    *os.Process
+	proc    process
 	slots   []*slot
 	board   *board
 	retire  chan struct{} // closed to let its slots finish and close
@@ -155,9 +156,13 @@ func (p *pool) run() {
 			stops, kills = nil, nil
 			p.stopping = true
 			for w := range p.workers {
-				w.proc.Kill()
+				w.proc.kill()
 			}
 		}
+	}
+	p.launcher.release(p.current)
+	if p.pending != 0 {
+		p.launcher.release(p.pending)
 	}
 }
 
@@ -180,7 +185,7 @@ func (p *pool) spawnGeneration(gen int) {
 
 // spawn starts worker num in generation gen.
 func (p *pool) spawn(num, gen int) error {
-	l, err := p.launcher.launch(num, p.threads)
+	l, err := p.launcher.launch(num, gen, p.threads)
 	if err != nil {
 		return err
 	}
@@ -214,11 +219,11 @@ func (p *pool) watch(w *worker, control *os.File) {
 	case strings.HasPrefix(line, "E"):
 		p.send(event{kind: evFailed, w: w, text: line[1:]})
 	}
-	state, err := w.proc.Wait()
+	status, err := w.proc.wait()
 	if err != nil {
-		p.log.Error("worker wait failed", "worker", w.num, "pid", w.proc.Pid, "error", err)
+		p.log.Error("worker wait failed", "worker", w.num, "pid", w.proc.pid(), "error", err)
 	}
-	p.send(event{kind: evExited, w: w, state: state})
+	p.send(event{kind: evExited, w: w, status: status})
 }
 
 func (p *pool) handle(ev event) {
@@ -228,19 +233,19 @@ func (p *pool) handle(ev event) {
 		p.workerReady(w, ev.text)
 	case evFailed:
 		w.failed = true
-		p.log.Error("worker failed to load the app", "worker", w.num, "pid", w.proc.Pid, "error", ev.text)
+		p.log.Error("worker failed to load the app", "worker", w.num, "pid", w.proc.pid(), "error", ev.text)
 		p.loadFailed(w.gen, ev.text)
 	case evExited:
-		p.workerExited(w, ev.state)
+		p.workerExited(w, ev.status)
 	case evBroken:
-		p.log.Error("worker broke the frame protocol", "worker", w.num, "pid", w.proc.Pid, "error", ev.text)
-		w.proc.Kill()
+		p.log.Error("worker broke the frame protocol", "worker", w.num, "pid", w.proc.pid(), "error", ev.text)
+		w.proc.kill()
 	}
 }
 
 func (p *pool) workerReady(w *worker, version string) {
 	w.ready = true
-	p.log.Debug("worker ready", "worker", w.num, "pid", w.proc.Pid)
+	p.log.Debug("worker ready", "worker", w.num, "pid", w.proc.pid())
 	switch {
 	case w.retired:
 	case w.gen == p.current:
@@ -268,7 +273,7 @@ func (p *pool) loadFailed(gen int, summary string) {
 	}
 }
 
-func (p *pool) workerExited(w *worker, state *os.ProcessState) {
+func (p *pool) workerExited(w *worker, status *syscall.WaitStatus) {
 	delete(p.workers, w)
 	for _, s := range w.slots {
 		s.conn.Close() // its reader then fails the request in flight
@@ -285,15 +290,15 @@ func (p *pool) workerExited(w *worker, state *os.ProcessState) {
 	if expected {
 		level = slog.LevelInfo
 	}
-	p.log.Log(context.Background(), level, "worker exited", append([]any{"worker", w.num, "pid", w.proc.Pid}, exitAttrs(state)...)...)
+	p.log.Log(context.Background(), level, "worker exited", append([]any{"worker", w.num, "pid", w.proc.pid()}, exitAttrs(status)...)...)
 	switch {
 	case expected:
 	case p.starting && w.gen == p.current && !w.ready:
 		if !w.failed {
-			p.loadFailed(w.gen, fmt.Sprintf("worker %d exited before loading the app (%s)", w.num, describeExit(state)))
+			p.loadFailed(w.gen, fmt.Sprintf("worker %d exited before loading the app (%s)", w.num, describeExit(status)))
 		}
 	case w.gen == p.pending:
-		p.abandonReload(fmt.Sprintf("worker %d exited (%s)", w.num, describeExit(state)))
+		p.abandonReload(fmt.Sprintf("worker %d exited (%s)", w.num, describeExit(status)))
 	case w.gen == p.current:
 		p.scheduleRespawn(w.num)
 	}
@@ -301,22 +306,26 @@ func (p *pool) workerExited(w *worker, state *os.ProcessState) {
 }
 
 // exitAttrs describes how a process ended as log attributes.
-func exitAttrs(state *os.ProcessState) []any {
-	if state == nil {
+func exitAttrs(status *syscall.WaitStatus) []any {
+	switch {
+	case status == nil:
 		return []any{"status", -1}
+	case status.Signaled():
+		return []any{"signal", status.Signal().String()}
 	}
-	if ws, ok := state.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return []any{"signal", ws.Signal().String()}
-	}
-	return []any{"status", state.ExitCode()}
+	return []any{"status", status.ExitStatus()}
 }
 
-// describeExit describes how a process ended, for a one-line message.
-func describeExit(state *os.ProcessState) string {
-	if state == nil {
+// describeExit describes how a process ended, for a one-line message, in
+// the words of os.ProcessState.String.
+func describeExit(status *syscall.WaitStatus) string {
+	switch {
+	case status == nil:
 		return "unknown status"
+	case status.Signaled():
+		return "signal: " + status.Signal().String()
 	}
-	return state.String()
+	return "exit status " + strconv.Itoa(status.ExitStatus())
 }
 
 // readyCount counts generation gen's workers that are ready.
@@ -349,7 +358,7 @@ func (p *pool) retireWorker(w *worker) {
 		close(w.retire)
 		return
 	}
-	w.proc.Kill()
+	w.proc.kill()
 }
 
 // scheduleRespawn starts worker num again after a backoff, within budget.
@@ -419,8 +428,10 @@ func (p *pool) beginReload() {
 // the old workers finish what they are serving.
 func (p *pool) finishReload() {
 	gen := p.pending
+	old := p.current
 	p.current, p.pending = gen, 0
 	p.failures, p.gaveUp = nil, false
+	p.launcher.release(old)
 	for w := range p.workers {
 		if w.gen == gen {
 			p.activate(w)
@@ -443,6 +454,7 @@ func (p *pool) abandonReload(reason string) {
 			p.retireWorker(w)
 		}
 	}
+	p.launcher.release(p.pending)
 	p.pending = 0
 }
 

@@ -32,6 +32,10 @@ type item struct {
 	file       *os.File // FrameFile: the descriptor that came with the frame
 }
 
+// keptQueueCap is the largest queue storage a response keeps for the next
+// request; a larger one, from a big streamed body, goes to the collector.
+const keptQueueCap = 64 << 10
+
 // response is a queue of frames for one request. The zero response is not
 // usable; call newResponse.
 type response struct {
@@ -40,10 +44,48 @@ type response struct {
 	data  []byte
 	wake  chan struct{} // one token: the queue has grown since the last take
 	room  chan struct{} // one token: the queue has been taken since
+
+	// The relay's own storage, kept here between requests so a recycled
+	// response allocates nothing.
+	spareItems []item
+	spareData  []byte
 }
 
 func newResponse() *response {
 	return &response{wake: make(chan struct{}, 1), room: make(chan struct{}, 1)}
+}
+
+// reset empties r for another request. A token left in wake or room by the
+// previous request's last notify is dropped; one that arrives later only
+// makes the relay look at an empty queue once.
+func (r *response) reset() {
+	r.mu.Lock()
+	r.items, r.data = keptItems(r.items), keptData(r.data)
+	r.mu.Unlock()
+	r.spareItems, r.spareData = keptItems(r.spareItems), keptData(r.spareData)
+	select {
+	case <-r.wake:
+	default:
+	}
+	select {
+	case <-r.room:
+	default:
+	}
+}
+
+// keptItems returns items emptied for reuse, without the files it held.
+func keptItems(items []item) []item {
+	clear(items[:cap(items)])
+	return items[:0]
+}
+
+// keptData returns data emptied for reuse, or nil when it grew too large
+// to keep.
+func keptData(data []byte) []byte {
+	if cap(data) > keptQueueCap {
+		return nil
+	}
+	return data[:0]
 }
 
 // push queues a copy of f (with file, for a FrameFile). It does not wake the

@@ -1,7 +1,14 @@
 // A worker slot as the master sees it: one socketpair end, a writer
-// goroutine that takes a request from the global queue only when the slot
-// is idle, and a reader goroutine that hands the response frames to the
-// request's relay without ever waiting for the client.
+// goroutine that takes requests from the global queue, and a reader
+// goroutine that hands the response frames to the request's relay without
+// ever waiting for the client.
+//
+// An idle slot waits on the queue. A busy slot takes one more request, up
+// to slotDepth in flight, but only from a request that is already waiting
+// on the queue: an unbuffered send blocks only while no slot is parked on
+// the receive, so such a request found every slot busy. Sending it at once
+// lets the worker start it the moment the previous response is written,
+// instead of sleeping through a round trip to the master.
 package server
 
 import (
@@ -20,6 +27,16 @@ import (
 // keptFrameCap is the largest request frame buffer a slot keeps for reuse.
 const keptFrameCap = 256 << 10
 
+// slotDepth bounds the requests sent to one slot and not yet answered. Two
+// keep a busy worker fed; more would only queue requests behind a slow one
+// that another slot might free up for sooner.
+const slotDepth = 2
+
+// pipelineFrameCap is the largest request frame sent to a busy slot: the
+// worker reads it only after the response before it, so it must fit the
+// socket's buffer, never holding the writer up while a slot elsewhere idles.
+const pipelineFrameCap = 64 << 10
+
 // maxFDsPerRead bounds the descriptors one read can carry; a worker sends one
 // per FrameFile, so a read holding more frames than this is not expected.
 const maxFDsPerRead = 64
@@ -34,61 +51,125 @@ type slot struct {
 	rx     fdReader
 	board  *board
 
-	mu     sync.Mutex
-	cur    *job // the request in flight, nil when idle
-	closed bool // the reader has stopped; nothing more will be delivered
+	mu       sync.Mutex
+	inflight []*job // requests sent and not yet ended, oldest first
+	closed   bool   // the reader has stopped; nothing more will be delivered
 
-	idle chan struct{} // one token: the request in flight has ended
-	dead chan struct{} // closed when the reader stops
-	out  []byte        // reused request frame buffer
+	ended chan struct{} // one token: a request in flight has ended
+	dead  chan struct{} // closed when the reader stops
+	out   []byte        // reused request frame buffer
 }
 
 func newSlot(worker, index int, conn *net.UnixConn, b *board) *slot {
 	return &slot{
-		worker: worker,
-		index:  index,
-		conn:   conn,
-		rx:     fdReader{conn: conn, oob: make([]byte, unix.CmsgSpace(4*maxFDsPerRead))},
-		board:  b,
-		idle:   make(chan struct{}, 1),
-		dead:   make(chan struct{}),
+		worker:   worker,
+		index:    index,
+		conn:     conn,
+		rx:       fdReader{conn: conn, oob: make([]byte, unix.CmsgSpace(4*maxFDsPerRead))},
+		board:    b,
+		ended:    make(chan struct{}, 1),
+		inflight: make([]*job, 0, slotDepth),
+		dead:     make(chan struct{}),
 	}
 }
 
-// serve takes requests from queue one at a time until the slot dies or
-// retire is closed; retiring shuts the socket's write side once the slot is
-// idle, which tells the worker to finish and exit.
-func (s *slot) serve(queue <-chan *job, retire <-chan struct{}) {
+// serve takes requests from queue until the slot dies or retire is closed;
+// retiring shuts the socket's write side once the slot is idle, which tells
+// the worker to finish and exit.
+func (s *slot) serve(queue chan *job, retire <-chan struct{}) {
+	for {
+		n := s.pending()
+		if n == 0 {
+			if !s.serveIdle(queue, retire) {
+				return
+			}
+			continue
+		}
+		if n < slotDepth && !closedYet(retire) {
+			select {
+			case j := <-queue:
+				if !s.sendBehind(queue, j) {
+					return
+				}
+				continue
+			default:
+			}
+		}
+		select {
+		case <-s.ended:
+		case <-s.dead:
+			return
+		}
+	}
+}
+
+// serveIdle waits, with nothing in flight, for a request or for the end. It
+// returns false when the slot is finished.
+func (s *slot) serveIdle(queue <-chan *job, retire <-chan struct{}) bool {
+	select {
+	case <-s.dead:
+		return false
+	case <-retire:
+		s.conn.CloseWrite()
+		return false
+	default:
+	}
+	select {
+	case <-s.dead:
+		return false
+	case <-retire:
+		s.conn.CloseWrite()
+		return false
+	case j := <-queue:
+		s.out = wsgi.AppendRequest(s.out[:0], j.id, j.req)
+		return s.send(j)
+	}
+}
+
+// sendBehind sends j, taken from the queue while the slot is busy, when its
+// frame is small enough to wait in the socket's buffer. A larger one would
+// hold this writer up until the worker reads it, so it goes back to the
+// queue for the next slot to go idle, this one included.
+func (s *slot) sendBehind(queue chan<- *job, j *job) bool {
+	s.out = wsgi.AppendRequest(s.out[:0], j.id, j.req)
+	if len(s.out) <= pipelineFrameCap {
+		return s.send(j)
+	}
 	for {
 		select {
-		case <-s.dead:
-			return
-		case <-retire:
-			s.conn.CloseWrite()
-			return
-		default:
-		}
-		select {
-		case <-s.dead:
-			return
-		case <-retire:
-			s.conn.CloseWrite()
-			return
-		case j := <-queue:
-			if !s.send(j) {
-				return
+		case queue <- j:
+			return true
+		case <-s.ended:
+			if s.pending() == 0 {
+				return s.send(j)
 			}
-			select {
-			case <-s.idle:
-			case <-s.dead:
-				return
-			}
+		case <-s.dead:
+			j.lost(false)
+			return false
 		}
 	}
 }
 
-// send writes j's request frame. It returns false when the slot has died,
-// in which case j has been or will be told its worker is lost.
+// closedYet reports whether c is closed, without waiting.
+func closedYet(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// pending returns how many requests are in flight.
+func (s *slot) pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.inflight)
+}
+
+// send writes j's request frame, already built in s.out. It returns false
+// when the slot has died, in which case j has been or will be told its
+// worker is lost.
 func (s *slot) send(j *job) bool {
 	j.setSlot(s)
 	s.mu.Lock()
@@ -97,10 +178,9 @@ func (s *slot) send(j *job) bool {
 		j.lost(false)
 		return false
 	}
-	s.cur = j
+	j.servedBefore = s.servedBefore()
+	s.inflight = append(s.inflight, j)
 	s.mu.Unlock()
-	j.servedBefore = s.board.served(s.index)
-	s.out = wsgi.AppendRequest(s.out[:0], j.id, j.req)
 	_, err := s.conn.Write(s.out)
 	if cap(s.out) > keptFrameCap {
 		s.out = nil
@@ -111,6 +191,26 @@ func (s *slot) send(j *job) bool {
 		return false
 	}
 	return true
+}
+
+// servedBefore returns the slot's served count as it will be when the
+// worker begins the next request sent: the count now when idle, else one
+// more than the request ahead's, since a worker serves a slot's requests in
+// order and counts each as it ends. s.mu is held.
+func (s *slot) servedBefore() uint64 {
+	if n := len(s.inflight); n > 0 {
+		return s.inflight[n-1].servedBefore + 1
+	}
+	return s.board.served(s.index)
+}
+
+// begun reports whether the worker may have begun j. A request queued
+// behind one the worker never finished cannot have begun.
+func (s *slot) begun(j *job) bool {
+	if s.board.served(s.index) < j.servedBefore {
+		return false
+	}
+	return s.board.begun(s.index, j.id, j.servedBefore)
 }
 
 // abort asks the worker to stop producing request id's response.
@@ -139,7 +239,10 @@ func (s *slot) read(broken func(error)) {
 // already buffered, in which case waking the relay can wait for it.
 func (s *slot) deliver(f wsgi.Frame, more bool) error {
 	s.mu.Lock()
-	j := s.cur
+	var j *job
+	if len(s.inflight) > 0 {
+		j = s.inflight[0]
+	}
 	s.mu.Unlock()
 	if j == nil || f.ID != j.id {
 		return fmt.Errorf("server: worker %d slot %d sent a frame for request %d out of turn", s.worker, s.index, f.ID)
@@ -154,33 +257,41 @@ func (s *slot) deliver(f wsgi.Frame, more bool) error {
 	default:
 		return fmt.Errorf("server: worker %d slot %d sent a frame of unknown kind %q", s.worker, s.index, byte(f.Kind))
 	}
-	j.resp.push(f, file)
 	if f.Kind != wsgi.FrameEnd {
+		j.resp.push(f, file)
 		if !more {
 			j.resp.notify()
 		}
 		j.resp.waitForRoom()
 		return nil
 	}
+	// Off the slot before its relay can see the end: the job is recycled
+	// once the relay returns.
 	s.mu.Lock()
-	s.cur = nil
+	n := copy(s.inflight, s.inflight[1:])
+	s.inflight[n] = nil
+	s.inflight = s.inflight[:n]
 	s.mu.Unlock()
+	j.resp.push(f, nil)
 	j.resp.notify()
-	s.idle <- struct{}{}
+	select {
+	case s.ended <- struct{}{}:
+	default:
+	}
 	return nil
 }
 
-// stop marks the slot dead and fails its request in flight. The worker
+// stop marks the slot dead and fails its requests in flight. The worker
 // stores a request's id in the scoreboard when it begins one and counts it
 // as served when done; if neither happened, the request never ran and can
 // go to another slot.
 func (s *slot) stop() {
 	s.mu.Lock()
-	j := s.cur
-	s.cur, s.closed = nil, true
+	jobs := s.inflight
+	s.inflight, s.closed = nil, true
 	s.mu.Unlock()
-	if j != nil {
-		j.lost(s.board.begun(s.index, j.id, j.servedBefore))
+	for _, j := range jobs {
+		j.lost(s.begun(j))
 	}
 	close(s.dead)
 	s.conn.Close()

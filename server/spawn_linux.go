@@ -19,16 +19,91 @@ import (
 
 // launcher starts worker processes.
 type launcher interface {
-	// launch starts worker number num with threads slots.
-	launch(num, threads int) (*launched, error)
+	// launch starts worker number num of generation gen with threads slots.
+	launch(num, gen, threads int) (*launched, error)
+	// release says generation gen will start no more workers.
+	release(gen int)
+}
+
+// process is a started worker process.
+type process interface {
+	pid() int
+	kill()
+	// wait returns once the process has exited, with its wait status.
+	wait() (*syscall.WaitStatus, error)
 }
 
 // launched is a started worker as the pool receives it.
 type launched struct {
-	proc    *os.Process
+	proc    process
 	control *os.File // read end of the worker's control pipe
 	conns   []*net.UnixConn
 	board   *board
+}
+
+// workerFiles are the master's and the worker's ends of what a worker
+// inherits: the control pipe, the scoreboard and one socketpair per slot.
+type workerFiles struct {
+	control *os.File
+	board   *board
+	conns   []*net.UnixConn
+	child   []*os.File // the worker's ends, in fd order from 3
+}
+
+// newWorkerFiles creates a worker's files for threads slots.
+func newWorkerFiles(threads int) (_ *workerFiles, err error) {
+	f := &workerFiles{}
+	defer func() {
+		if err != nil {
+			f.closeChild()
+			f.closeMaster()
+		}
+	}()
+	controlR, controlW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("server: control pipe: %w", err)
+	}
+	f.control, f.child = controlR, append(f.child, controlW)
+	b, boardFile, err := newBoard(threads)
+	if err != nil {
+		return nil, err
+	}
+	f.board, f.child = b, append(f.child, boardFile)
+	for range threads {
+		conn, theirs, err := slotSocketpair()
+		if err != nil {
+			return nil, err
+		}
+		f.conns, f.child = append(f.conns, conn), append(f.child, theirs)
+	}
+	return f, nil
+}
+
+// closeChild closes the worker's ends, once it has them or has failed to
+// start.
+func (f *workerFiles) closeChild() {
+	for _, c := range f.child {
+		c.Close()
+	}
+	f.child = nil
+}
+
+// closeMaster closes the master's ends of a worker that failed to start.
+func (f *workerFiles) closeMaster() {
+	if f.control != nil {
+		f.control.Close()
+	}
+	if f.board != nil {
+		f.board.release()
+	}
+	for _, c := range f.conns {
+		c.Close()
+	}
+}
+
+// launched hands the master's ends over to the pool.
+func (f *workerFiles) launched(proc process) *launched {
+	return &launched{proc: proc, control: f.control, conns: f.conns, board: f.board}
 }
 
 // execLauncher execs a binary (normally the running one) in the worker role.
@@ -37,67 +112,45 @@ type execLauncher struct {
 	args []string
 }
 
-// launch creates the control pipe, the scoreboard and one socketpair per
-// slot, and execs the worker with them as fds 3, 4 and 5 onwards.
-func (l execLauncher) launch(num, threads int) (_ *launched, err error) {
-	var parentEnds []*os.File // closed when launch fails
-	var childEnds []*os.File  // closed once the child has them, either way
-	defer func() {
-		for _, f := range childEnds {
-			f.Close()
-		}
-		if err != nil {
-			for _, f := range parentEnds {
-				f.Close()
-			}
-		}
-	}()
-	controlR, controlW, err := os.Pipe()
-	if err != nil {
-		return nil, fmt.Errorf("server: control pipe: %w", err)
-	}
-	parentEnds, childEnds = append(parentEnds, controlR), append(childEnds, controlW)
-
-	b, boardFile, err := newBoard(threads)
+// launch execs the worker with its files as fds 3, 4 and 5 onwards.
+func (l execLauncher) launch(num, _, threads int) (*launched, error) {
+	files, err := newWorkerFiles(threads)
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			b.release()
-		}
-	}()
-	childEnds = append(childEnds, boardFile)
-
-	conns := make([]*net.UnixConn, 0, threads)
-	defer func() {
-		if err != nil {
-			for _, c := range conns {
-				c.Close()
-			}
-		}
-	}()
-	for range threads {
-		conn, theirs, err := slotSocketpair()
-		if err != nil {
-			return nil, err
-		}
-		conns = append(conns, conn)
-		childEnds = append(childEnds, theirs)
-	}
-
+	defer files.closeChild()
 	cmd := exec.Command(l.exe, l.args...)
 	cmd.Env = append(os.Environ(), "GOWSGI_WORKER="+strconv.Itoa(num), "GOWSGI_SLOTS="+strconv.Itoa(threads))
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	cmd.ExtraFiles = childEnds
+	cmd.ExtraFiles = files.child
 	// The pool's goroutine is locked to its OS thread for life, so the
 	// thread that forks never exits and Pdeathsig only fires when the
 	// master itself dies (prctl(2), PR_SET_PDEATHSIG).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
+		files.closeMaster()
 		return nil, fmt.Errorf("server: starting worker %d: %w", num, err)
 	}
-	return &launched{proc: cmd.Process, control: controlR, conns: conns, board: b}, nil
+	return files.launched(execProcess{cmd.Process}), nil
+}
+
+// release does nothing: exec'd workers share nothing across a generation.
+func (execLauncher) release(int) {}
+
+// execProcess is an exec'd worker, a child of the master.
+type execProcess struct{ p *os.Process }
+
+func (e execProcess) pid() int { return e.p.Pid }
+
+func (e execProcess) kill() { e.p.Kill() }
+
+func (e execProcess) wait() (*syscall.WaitStatus, error) {
+	state, err := e.p.Wait()
+	if err != nil {
+		return nil, err
+	}
+	status, _ := state.Sys().(syscall.WaitStatus)
+	return &status, nil
 }
 
 // slotSocketpair returns the master's end of a new slot socketpair as a

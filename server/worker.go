@@ -24,8 +24,15 @@ import (
 	"github.com/gowsgi/gowsgi/wsgi"
 )
 
-// The descriptors a worker inherits (docs/internals.md, "Worker process
-// contract").
+// workerFDs are the descriptors a worker serves with (docs/internals.md,
+// "Worker process contract").
+type workerFDs struct {
+	control, scoreboard int
+	slots               []int
+}
+
+// The layout an exec'd worker inherits: control pipe, scoreboard, then one
+// socket per slot.
 const (
 	workerControlFD    = 3
 	workerScoreboardFD = 4
@@ -44,7 +51,8 @@ const (
 // EOF, 2 when the application cannot be imported (after reporting it on the
 // control pipe), 1 on any other failure.
 func RunWorker(spec pyembed.AppSpec) int {
-	num, slots, err := workerEnv()
+	num, fds, err := workerEnv()
+	slots := len(fds.slots)
 	log := slog.Default().With("worker", num, "pid", os.Getpid())
 	if err != nil {
 		log.Error("worker cannot start", "error", err)
@@ -56,10 +64,10 @@ func RunWorker(spec pyembed.AppSpec) int {
 	// process group send it to every process at once: a worker dying then
 	// would cut the in-flight requests the master is waiting for.
 	signal.Ignore(syscall.SIGINT, syscall.SIGHUP, syscall.SIGTERM)
-	control := os.NewFile(workerControlFD, "control")
+	control := os.NewFile(uintptr(fds.control), "control")
 	defer control.Close()
 
-	board, err := mapScoreboard(slots)
+	board, err := mapScoreboard(fds.scoreboard, slots)
 	if err != nil {
 		log.Error("worker cannot start", "error", err)
 		return workerExitFailed
@@ -79,7 +87,7 @@ func RunWorker(spec pyembed.AppSpec) int {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			serveSlot(i, board.Record(i), ready, log)
+			serveSlot(i, fds.slots[i], board.Record(i), ready, log)
 		}()
 	}
 	for range slots {
@@ -93,24 +101,54 @@ func RunWorker(spec pyembed.AppSpec) int {
 	return workerExitOK
 }
 
-// workerEnv reads the worker number and slot count the master set.
-func workerEnv() (num, slots int, err error) {
+// workerEnv reads the worker number, the slot count and the descriptors
+// the master set up. A worker forked by the zygote finds its descriptors
+// listed in GOWSGI_WORKER_FDS; an exec'd one has them at 3, 4, 5 and on.
+func workerEnv() (num int, fds workerFDs, err error) {
 	num, err = strconv.Atoi(os.Getenv("GOWSGI_WORKER"))
 	if err != nil || num < 1 {
-		return 0, 0, fmt.Errorf("server: GOWSGI_WORKER=%q is not a worker number", os.Getenv("GOWSGI_WORKER"))
+		return 0, fds, fmt.Errorf("server: GOWSGI_WORKER=%q is not a worker number", os.Getenv("GOWSGI_WORKER"))
 	}
-	slots, err = strconv.Atoi(os.Getenv("GOWSGI_SLOTS"))
+	slots, err := strconv.Atoi(os.Getenv("GOWSGI_SLOTS"))
 	if err != nil || slots < 1 {
-		return num, 0, fmt.Errorf("server: GOWSGI_SLOTS=%q is not a slot count", os.Getenv("GOWSGI_SLOTS"))
+		return num, fds, fmt.Errorf("server: GOWSGI_SLOTS=%q is not a slot count", os.Getenv("GOWSGI_SLOTS"))
 	}
-	return num, slots, nil
+	listed := os.Getenv("GOWSGI_WORKER_FDS")
+	if listed == "" {
+		fds = workerFDs{control: workerControlFD, scoreboard: workerScoreboardFD, slots: make([]int, slots)}
+		for i := range fds.slots {
+			fds.slots[i] = workerFirstSlotFD + i
+		}
+		return num, fds, nil
+	}
+	fds, err = parseWorkerFDs(listed)
+	if err == nil && len(fds.slots) != slots {
+		err = fmt.Errorf("server: GOWSGI_WORKER_FDS lists %d slot sockets for %d slots", len(fds.slots), slots)
+	}
+	return num, fds, err
+}
+
+// parseWorkerFDs reads "control,scoreboard,slot,slot…".
+func parseWorkerFDs(listed string) (workerFDs, error) {
+	var numbers []int
+	for _, field := range strings.Split(listed, ",") {
+		fd, err := strconv.Atoi(field)
+		if err != nil || fd < 0 {
+			return workerFDs{}, fmt.Errorf("server: GOWSGI_WORKER_FDS=%q is not a list of descriptors", listed)
+		}
+		numbers = append(numbers, fd)
+	}
+	if len(numbers) < 3 {
+		return workerFDs{}, fmt.Errorf("server: GOWSGI_WORKER_FDS=%q lists no slot socket", listed)
+	}
+	return workerFDs{control: numbers[0], scoreboard: numbers[1], slots: numbers[2:]}, nil
 }
 
 // mapScoreboard maps the inherited scoreboard memfd; the mapping outlives
 // the descriptor, which is closed.
-func mapScoreboard(slots int) (wsgi.Scoreboard, error) {
-	defer unix.Close(workerScoreboardFD)
-	mem, err := unix.Mmap(workerScoreboardFD, 0, slots*wsgi.SlotRecordLen, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+func mapScoreboard(fd, slots int) (wsgi.Scoreboard, error) {
+	defer unix.Close(fd)
+	mem, err := unix.Mmap(fd, 0, slots*wsgi.SlotRecordLen, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
 		return wsgi.Scoreboard{}, fmt.Errorf("server: mapping the scoreboard: %w", err)
 	}
@@ -129,9 +167,8 @@ func report(control *os.File, log *slog.Logger, kind byte, text string) {
 // serveSlot serves slot i's socket until the master closes it. The
 // goroutine stays locked to its OS thread: the slot's Python thread state
 // belongs to that thread, and the thread ends with the goroutine.
-func serveSlot(i int, record []byte, ready chan<- error, log *slog.Logger) {
+func serveSlot(i, fd int, record []byte, ready chan<- error, log *slog.Logger) {
 	runtime.LockOSThread()
-	fd := workerFirstSlotFD + i
 	conn := os.NewFile(uintptr(fd), "slot"+strconv.Itoa(i))
 	defer conn.Close() // after slot.Close, which writes what is still buffered
 	slot, err := pyembed.NewSlot(fd, record)
@@ -151,9 +188,11 @@ func serveSlot(i int, record []byte, ready chan<- error, log *slog.Logger) {
 			err = fmt.Errorf("server: worker got a %q frame, want a request", f.Kind)
 		}
 		if err == nil {
-			// Flush only when no further request is waiting, so responses
-			// to pipelined requests leave in one write.
-			err = slot.Serve(f.ID, f.Flags, f.Payload, !reader.Buffered())
+			// Every response leaves as its request ends: the master sends a
+			// busy slot its next request early (server/slot.go), and holding
+			// a finished response back until that one is done too would make
+			// a fast request wait for a slow one.
+			err = slot.Serve(f.ID, f.Flags, f.Payload, true)
 		}
 		if err != nil {
 			log.Error("worker slot failed", "slot", i, "error", err)

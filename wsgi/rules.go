@@ -11,20 +11,22 @@ import (
 )
 
 // hopByHop lists the headers an application must not send
-// (PEP 3333, "Other HTTP Features"; RFC 9110 section 7.6.1), lower-cased.
-var hopByHop = map[string]bool{
-	"connection":          true,
-	"keep-alive":          true,
-	"proxy-authenticate":  true,
-	"proxy-authorization": true,
-	"te":                  true,
-	"trailers":            true,
-	"transfer-encoding":   true,
-	"upgrade":             true,
+// (PEP 3333, "Other HTTP Features"; RFC 9110 section 7.6.1).
+var hopByHop = [...]string{
+	"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+	"TE", "Trailers", "Transfer-Encoding", "Upgrade",
 }
 
-// IsHopByHop reports whether name is a hop-by-hop header.
-func IsHopByHop(name string) bool { return hopByHop[strings.ToLower(name)] }
+// IsHopByHop reports whether name is a hop-by-hop header, in any case. It
+// runs for every response header, so it compares without allocating.
+func IsHopByHop(name string) bool {
+	for _, h := range hopByHop {
+		if len(h) == len(name) && strings.EqualFold(h, name) {
+			return true
+		}
+	}
+	return false
+}
 
 var (
 	// ErrBadStatus reports a status that is not "NNN reason".

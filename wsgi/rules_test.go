@@ -75,3 +75,10 @@ func TestScoreboardRecords(t *testing.T) {
 	board.Abort(0, 7)
 	assert.Equal(t, []byte{7, 0, 0, 0}, board.Record(0)[slotAbortID:slotAbortID+4])
 }
+
+func BenchmarkCheckHeader(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = CheckHeader("Content-Type", "text/plain; charset=utf-8")
+	}
+}

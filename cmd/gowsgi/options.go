@@ -307,6 +307,7 @@ func (o *options) serverConfig() server.Config {
 		ChmodSocket:     o.ChmodSocket,
 		Vacuum:          o.Vacuum,
 		App:             o.appName(),
+		Spec:            o.appSpec(),
 		Processes:       o.Processes,
 		Threads:         o.Threads,
 		GracefulTimeout: o.GracefulTimeout,

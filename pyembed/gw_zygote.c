@@ -1,0 +1,278 @@
+/*
+ * The zygote: a process that imports the app once and forks workers that
+ * share it copy-on-write, as uWSGI's --master and Gunicorn's --preload do.
+ * Go cannot fork a running runtime, so this runs as a constructor, before
+ * the Go runtime starts any thread, and only when GOWSGI_ZYGOTE is set. A
+ * forked worker returns from the constructor and starts its Go runtime
+ * fresh, with the interpreter up and the app loaded (gw_preloaded).
+ *
+ * The master talks to the zygote over fd 3, a SOCK_SEQPACKET socket (one
+ * message per send, descriptors attached with SCM_RIGHTS):
+ *
+ *   zygote -> master  "R<python version>"   the app is loaded, once, first
+ *                     "E<summary>"          the app failed to load, then exit 2
+ *                     "P<pid>"              the worker asked for was forked
+ *                     "N<error>"            it could not be forked
+ *                     "X<pid> <status>"     a worker exited; status as wait(2)
+ *   master -> zygote  "F<num> <slots>"      fork worker num with slots slots;
+ *                     the control pipe, the scoreboard and the slot sockets
+ *                     follow as descriptors over this and further messages
+ *                     (a message carries at most ZYGOTE_FDS_PER_MSG)
+ *
+ * The app spec comes in GOWSGI_APP_* variables (pyembed.ZygoteEnv).
+ */
+#include "gw.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define ZYGOTE_FD 3
+#define ZYGOTE_FDS_PER_MSG 250 /* under the kernel's SCM_MAX_FD, 253 */
+#define ZYGOTE_MSG_CAP 1100
+#define ZYGOTE_MAX_PATHS 256
+
+int gw_zygote_worker, gw_zygote_slots;
+int gw_zygote_fds[GW_ZYGOTE_MAX_FDS], gw_zygote_nfds;
+static PyThreadState *zygote_tstate; /* the forked worker's main thread state, GIL released */
+
+static void zygote_send(const char *kind, const char *text)
+{
+    char msg[ZYGOTE_MSG_CAP];
+    int n = snprintf(msg, sizeof msg, "%s%s", kind, text);
+    if (n >= (int)sizeof msg)
+        n = sizeof msg - 1;
+    while (send(ZYGOTE_FD, msg, (size_t)n, MSG_NOSIGNAL) < 0 && errno == EINTR)
+        ;
+}
+
+static int env_flag(const char *name)
+{
+    const char *v = getenv(name);
+    return v != NULL && strcmp(v, "1") == 0;
+}
+
+static const char *env_str(const char *name)
+{
+    const char *v = getenv(name);
+    return v != NULL ? v : "";
+}
+
+/* GIL held. Moves every object the import made into the collector's
+ * permanent generation (gc.freeze, Python 3.7+): a collection in a worker
+ * would otherwise write to each one's header and so copy every page of
+ * the shared heap into the worker. */
+static void zygote_freeze_gc(void)
+{
+    PyObject *gc = PyImport_ImportModule("gc");
+    PyObject *done = gc != NULL ? PyObject_CallMethod(gc, "freeze", NULL) : NULL;
+    if (done == NULL)
+        PyErr_Print(); /* workers then share less, and still serve */
+    Py_XDECREF(done);
+    Py_XDECREF(gc);
+}
+
+/* Loads the app as the worker's gw_init would; exits 2 on failure after
+ * telling the master. Returns with the GIL held. */
+static void zygote_load(const char *argv0)
+{
+    char summary[1024];
+    char *paths_env = strdup(env_str("GOWSGI_APP_PYTHONPATH"));
+    char *paths[ZYGOTE_MAX_PATHS];
+    int npaths = 0;
+    /* Entries are separated by newlines: unlike ':' they never occur in a
+     * directory anyone puts on sys.path. */
+    for (char *save = NULL, *p = strtok_r(paths_env, "\n", &save); p != NULL && npaths < ZYGOTE_MAX_PATHS;
+         p = strtok_r(NULL, "\n", &save))
+        paths[npaths++] = p;
+    if (gw_start(argv0, summary, sizeof summary) < 0 ||
+        gw_load(env_str("GOWSGI_APP_MODULE"), env_str("GOWSGI_APP_WSGI_FILE"), env_str("GOWSGI_APP_CALLABLE"),
+                paths, npaths, env_flag("GOWSGI_APP_MULTITHREAD"), env_flag("GOWSGI_APP_MULTIPROCESS"), 0,
+                summary, sizeof summary) < 0) {
+        fflush(stderr);
+        zygote_send("E", summary);
+        _exit(2);
+    }
+    free(paths_env);
+    zygote_freeze_gc();
+    char version[64];
+    snprintf(version, sizeof version, "%s", Py_GetVersion());
+    version[strcspn(version, " ")] = '\0';
+    zygote_send("R", version);
+}
+
+/* Receives one message with up to cap - *nfds descriptors appended to fds.
+ * Returns its length, 0 at EOF, -1 on error. */
+static ssize_t zygote_recv(char *buf, size_t len, int *fds, int *nfds, int cap)
+{
+    char control[CMSG_SPACE(ZYGOTE_FDS_PER_MSG * sizeof(int))];
+    struct iovec iov = {buf, len};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
+    ssize_t n;
+    while ((n = recvmsg(ZYGOTE_FD, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+        ;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); n >= 0 && c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        int count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int *got = (int *)CMSG_DATA(c);
+        for (int i = 0; i < count; i++) {
+            if (*nfds < cap)
+                fds[(*nfds)++] = got[i];
+            else
+                close(got[i]);
+        }
+    }
+    return n;
+}
+
+/* In the forked worker, before returning to start Go. */
+static void zygote_become_worker(pid_t zygote, int sigfd, const sigset_t *oldmask, int num, int slots, int *fds,
+                                 int nfds)
+{
+    PyOS_AfterFork_Child();
+    close(sigfd);
+    close(ZYGOTE_FD);
+    /* The descriptors stay where recvmsg put them, above anything the app's
+     * import opened; moving them onto 3, 4, 5 as an exec'd worker has them
+     * could replace a file the app holds. Go learns their numbers from
+     * GOWSGI_WORKER_FDS (pyembed's init). */
+    memcpy(gw_zygote_fds, fds, (size_t)nfds * sizeof *fds);
+    gw_zygote_nfds = nfds;
+    sigprocmask(SIG_SETMASK, oldmask, NULL);
+    /* Killed with the zygote, as an exec'd worker is with its master. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != zygote)
+        _exit(1);
+    unsetenv("GOWSGI_ZYGOTE");
+    gw_zygote_worker = num;
+    gw_zygote_slots = slots;
+    gw_preloaded = 1;
+    /* The slots' threads take the GIL with their own thread states. */
+    zygote_tstate = PyEval_SaveThread();
+}
+
+/* Collects the rest of a fork command's descriptors and forks. Returns 1 in
+ * the child, 0 in the zygote, -1 when the master is gone. */
+static int zygote_handle(pid_t self, int sigfd, const sigset_t *oldmask, const char *cmd, size_t len, int *fds,
+                         int nfds)
+{
+    int num = 0, slots = 0;
+    char buf[64];
+    if (len == 0 || len >= sizeof buf || cmd[0] != 'F')
+        goto malformed;
+    memcpy(buf, cmd, len);
+    buf[len] = '\0';
+    if (sscanf(buf, "F%d %d", &num, &slots) != 2 || num < 1 || slots < 1 || slots > GW_ZYGOTE_MAX_FDS - 2)
+        goto malformed;
+    while (nfds < 2 + slots) {
+        char more[8];
+        int before = nfds;
+        ssize_t n = zygote_recv(more, sizeof more, fds, &nfds, 2 + slots);
+        if (n <= 0)
+            return -1;
+        if (nfds == before)
+            goto malformed;
+    }
+    fflush(NULL);
+    PyOS_BeforeFork();
+    pid_t pid = fork();
+    if (pid == 0) {
+        zygote_become_worker(self, sigfd, oldmask, num, slots, fds, nfds);
+        return 1;
+    }
+    int saved = errno;
+    PyOS_AfterFork_Parent();
+    for (int i = 0; i < nfds; i++)
+        close(fds[i]);
+    if (pid < 0) {
+        zygote_send("N", strerror(saved));
+        return 0;
+    }
+    char text[32];
+    snprintf(text, sizeof text, "%d", (int)pid);
+    zygote_send("P", text);
+    return 0;
+malformed:
+    for (int i = 0; i < nfds; i++)
+        close(fds[i]);
+    zygote_send("N", "malformed fork command");
+    return 0;
+}
+
+/* Reports every exited worker. */
+static void zygote_reap(void)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        char text[48];
+        snprintf(text, sizeof text, "%d %d", (int)pid, status);
+        zygote_send("X", text);
+    }
+}
+
+/* Serves the master's fork commands until it goes away (then exits, and
+ * the workers die with the zygote through their death signal). Returns
+ * only in a forked worker. */
+static void zygote_serve(int sigfd, const sigset_t *oldmask)
+{
+    pid_t self = getpid();
+    for (;;) {
+        struct pollfd p[2] = {{.fd = ZYGOTE_FD, .events = POLLIN}, {.fd = sigfd, .events = POLLIN}};
+        if (poll(p, 2, -1) < 0 && errno != EINTR)
+            _exit(1);
+        if (p[1].revents & POLLIN) {
+            struct signalfd_siginfo info;
+            while (read(sigfd, &info, sizeof info) > 0)
+                ;
+        }
+        zygote_reap();
+        if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
+            continue;
+        char cmd[64];
+        int fds[GW_ZYGOTE_MAX_FDS], nfds = 0;
+        ssize_t n = zygote_recv(cmd, sizeof cmd, fds, &nfds, GW_ZYGOTE_MAX_FDS);
+        if (n <= 0)
+            _exit(0);
+        switch (zygote_handle(self, sigfd, oldmask, cmd, (size_t)n, fds, nfds)) {
+        case 1:
+            return;
+        case -1:
+            _exit(0);
+        }
+    }
+}
+
+/* glibc passes init functions the program's arguments. */
+__attribute__((constructor)) static void gw_zygote_main(int argc, char **argv, char **envp)
+{
+    (void)envp;
+    if (getenv("GOWSGI_ZYGOTE") == NULL || argc < 1)
+        return;
+    /* The master owns Ctrl-C, reloads and stops, which a terminal or
+     * systemd sends to every process of the group; the master ends the
+     * zygote itself, and its workers ignore these signals too. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    sigset_t chld, oldmask;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, &oldmask);
+    int sigfd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sigfd < 0) {
+        zygote_send("E", "cannot start the zygote: signalfd failed");
+        _exit(2);
+    }
+    zygote_load(argv[0]);
+    zygote_serve(sigfd, &oldmask);
+}

@@ -1,0 +1,325 @@
+// Starting workers by fork from a zygote: one process per generation that
+// imports the app once and forks workers sharing it copy-on-write, so a
+// worker costs little memory and a respawn after a crash is a fork, not a
+// fresh import. The zygote's side and its message protocol are in package
+// pyembed (gw_zygote.c); this is the master's side.
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gowsgi/gowsgi/pyembed"
+)
+
+// zygoteFDsPerMsg is how many descriptors one message carries, under the
+// kernel's SCM_MAX_FD (253); gw_zygote.c accepts as many.
+const zygoteFDsPerMsg = 250
+
+// zygoteMsgCap bounds one message from the zygote.
+const zygoteMsgCap = 2048
+
+// zygoteLauncher starts workers by asking the zygote of their generation
+// to fork, starting that zygote first when it is not running. Only the
+// pool goroutine calls launch and release.
+type zygoteLauncher struct {
+	exe     string
+	args    []string
+	env     []string // the zygote's environment
+	log     *slog.Logger
+	zygotes map[int]*zygote // by generation
+}
+
+func newZygoteLauncher(exe string, args []string, spec pyembed.AppSpec, log *slog.Logger) *zygoteLauncher {
+	return &zygoteLauncher{
+		exe:     exe,
+		args:    args,
+		env:     append(os.Environ(), pyembed.ZygoteEnv(spec)...),
+		log:     log,
+		zygotes: make(map[int]*zygote),
+	}
+}
+
+// launch forks worker num from generation gen's zygote. A zygote that has
+// died is replaced, which imports the app again; one that cannot load the
+// app returns its one-line summary as the error.
+func (l *zygoteLauncher) launch(num, gen, threads int) (*launched, error) {
+	z := l.zygotes[gen]
+	if z == nil || z.isDead() {
+		var err error
+		if z, err = startZygote(l.exe, l.args, l.env, l.log); err != nil {
+			return nil, err
+		}
+		l.zygotes[gen] = z
+	}
+	files, err := newWorkerFiles(threads)
+	if err != nil {
+		return nil, err
+	}
+	defer files.closeChild()
+	w, err := z.fork(num, threads, files.child)
+	if err != nil {
+		files.closeMaster()
+		return nil, fmt.Errorf("server: starting worker %d: %w", num, err)
+	}
+	return files.launched(w), nil
+}
+
+// release ends generation gen's zygote once its last worker has exited.
+func (l *zygoteLauncher) release(gen int) {
+	if z := l.zygotes[gen]; z != nil {
+		delete(l.zygotes, gen)
+		z.release()
+	}
+}
+
+// zygote is one running zygote process.
+type zygote struct {
+	proc    *os.Process
+	conn    *net.UnixConn // SOCK_SEQPACKET
+	replies chan any      // to a fork: *zygoteWorker or error
+	log     *slog.Logger
+
+	mu       sync.Mutex
+	workers  map[int]*zygoteWorker // by pid, until they exit
+	dead     bool                  // its socket reached EOF
+	released bool
+}
+
+// startZygote execs the zygote and waits for it to load the app.
+func startZygote(exe string, args, env []string, log *slog.Logger) (*zygote, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("server: zygote socketpair: %w", err)
+	}
+	mine, theirs := os.NewFile(uintptr(fds[0]), "zygote"), os.NewFile(uintptr(fds[1]), "zygote")
+	defer theirs.Close()
+	c, err := net.FileConn(mine) // dups the descriptor
+	mine.Close()
+	if err != nil {
+		return nil, fmt.Errorf("server: zygote socketpair: %w", err)
+	}
+	conn := c.(*net.UnixConn)
+	cmd := exec.Command(exe, args...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.ExtraFiles = []*os.File{theirs}
+	// See execLauncher.launch: the pool's thread lives as long as the master.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("server: starting the zygote: %w", err)
+	}
+	theirs.Close()
+	z := &zygote{proc: cmd.Process, conn: conn, replies: make(chan any, 1), log: log, workers: make(map[int]*zygoteWorker)}
+	if err := z.awaitLoaded(); err != nil {
+		conn.Close()
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, err
+	}
+	log.Info("zygote loaded the app", "pid", z.proc.Pid)
+	go z.read()
+	return z, nil
+}
+
+// awaitLoaded reads the zygote's first message: R once the app is
+// imported, or E with the load failure's summary.
+func (z *zygote) awaitLoaded() error {
+	buf := make([]byte, zygoteMsgCap)
+	n, _, _, _, err := z.conn.ReadMsgUnix(buf, nil)
+	msg := string(buf[:n])
+	switch {
+	case err == nil && strings.HasPrefix(msg, "R"):
+		return nil
+	case err == nil && strings.HasPrefix(msg, "E"):
+		return errors.New(msg[1:])
+	}
+	state, _ := z.proc.Wait()
+	return fmt.Errorf("the zygote exited before loading the app (%v)", state)
+}
+
+// fork asks the zygote for worker num, handing it the worker's files.
+func (z *zygote) fork(num, threads int, files []*os.File) (*zygoteWorker, error) {
+	fds := make([]int, len(files))
+	for i, f := range files {
+		fds[i] = int(f.Fd())
+	}
+	head := []byte("F" + strconv.Itoa(num) + " " + strconv.Itoa(threads))
+	for len(fds) > 0 {
+		batch := fds[:min(len(fds), zygoteFDsPerMsg)]
+		if _, _, err := z.conn.WriteMsgUnix(head, unix.UnixRights(batch...), nil); err != nil {
+			return nil, fmt.Errorf("asking the zygote to fork: %w", err)
+		}
+		fds, head = fds[len(batch):], []byte("+")
+	}
+	switch reply := (<-z.replies).(type) {
+	case *zygoteWorker:
+		return reply, nil
+	case error:
+		return nil, reply
+	}
+	return nil, errors.New("unreachable")
+}
+
+// read handles the zygote's messages until its socket closes.
+func (z *zygote) read() {
+	buf := make([]byte, zygoteMsgCap)
+	for {
+		n, _, _, _, err := z.conn.ReadMsgUnix(buf, nil)
+		if err != nil || n == 0 {
+			z.died()
+			return
+		}
+		msg := string(buf[:n])
+		switch msg[0] {
+		case 'P':
+			z.replies <- z.forked(msg[1:])
+		case 'N':
+			z.replies <- fmt.Errorf("the zygote could not fork: %s", msg[1:])
+		case 'X':
+			z.exited(msg[1:])
+		default:
+			z.log.Error("zygote sent an unknown message", "pid", z.proc.Pid, "message", msg)
+		}
+	}
+}
+
+// forked registers a new worker, before any X message can name it.
+func (z *zygote) forked(text string) any {
+	pid, err := strconv.Atoi(text)
+	if err != nil {
+		return fmt.Errorf("the zygote sent a bad pid %q", text)
+	}
+	w := &zygoteWorker{id: pid, exited: make(chan struct{})}
+	z.mu.Lock()
+	z.workers[pid] = w
+	z.mu.Unlock()
+	return w
+}
+
+// exited records a worker's exit from "pid status".
+func (z *zygote) exited(text string) {
+	pidText, statusText, _ := strings.Cut(text, " ")
+	pid, err1 := strconv.Atoi(pidText)
+	status, err2 := strconv.Atoi(statusText)
+	if err1 != nil || err2 != nil {
+		z.log.Error("zygote sent a bad exit message", "pid", z.proc.Pid, "message", text)
+		return
+	}
+	z.mu.Lock()
+	w := z.workers[pid]
+	delete(z.workers, pid)
+	z.mu.Unlock()
+	if w != nil {
+		w.end(syscall.WaitStatus(status))
+	}
+	z.endIfDone()
+}
+
+// died handles the zygote's end: its workers die with it (their death
+// signal), and as they are its children, not the master's, their exit is
+// taken to be that signal.
+func (z *zygote) died() {
+	z.conn.Close()
+	z.mu.Lock()
+	z.dead = true
+	workers := z.workers
+	z.workers = nil
+	z.mu.Unlock()
+	killed := syscall.WaitStatus(syscall.SIGKILL) // as wait(2) encodes a SIGKILL death
+	for _, w := range workers {
+		w.end(killed)
+	}
+	// A fork waiting for its reply gets one.
+	select {
+	case z.replies <- errors.New("the zygote exited"):
+	default:
+	}
+	state, _ := z.proc.Wait()
+	z.mu.Lock()
+	expected := z.released
+	z.mu.Unlock()
+	if !expected {
+		z.log.Error("zygote exited", append([]any{"pid", z.proc.Pid}, exitAttrs(processStatus(state))...)...)
+	}
+}
+
+func (z *zygote) isDead() bool {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	return z.dead
+}
+
+// release marks the zygote as forking no more workers.
+func (z *zygote) release() {
+	z.mu.Lock()
+	z.released = true
+	z.mu.Unlock()
+	z.endIfDone()
+}
+
+// endIfDone kills a released zygote once its last worker has exited.
+func (z *zygote) endIfDone() {
+	z.mu.Lock()
+	done := z.released && len(z.workers) == 0 && !z.dead
+	z.mu.Unlock()
+	if done {
+		z.proc.Kill()
+	}
+}
+
+// processStatus is state's wait status, or nil.
+func processStatus(state *os.ProcessState) *syscall.WaitStatus {
+	if state == nil {
+		return nil
+	}
+	status, ok := state.Sys().(syscall.WaitStatus)
+	if !ok {
+		return nil
+	}
+	return &status
+}
+
+// zygoteWorker is a worker the zygote forked: its child, not the master's,
+// so its exit arrives as the zygote's X message.
+type zygoteWorker struct {
+	id     int
+	once   sync.Once
+	exited chan struct{}
+	status syscall.WaitStatus
+}
+
+func (w *zygoteWorker) pid() int { return w.id }
+
+// kill SIGKILLs the worker unless it has been reaped, when its pid may be
+// someone else's.
+func (w *zygoteWorker) kill() {
+	select {
+	case <-w.exited:
+	default:
+		unix.Kill(w.id, unix.SIGKILL)
+	}
+}
+
+func (w *zygoteWorker) wait() (*syscall.WaitStatus, error) {
+	<-w.exited
+	return &w.status, nil
+}
+
+func (w *zygoteWorker) end(status syscall.WaitStatus) {
+	w.once.Do(func() {
+		w.status = status
+		close(w.exited)
+	})
+}
