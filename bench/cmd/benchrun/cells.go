@@ -25,6 +25,7 @@ type bench struct {
 	samples    map[cellKey][]sample
 	memoryRows []memoryRow
 	cgi        cgiResult
+	loadStart  string
 	elapsed    time.Duration
 }
 

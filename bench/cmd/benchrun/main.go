@@ -63,7 +63,7 @@ func run(o options) error {
 	}
 	b := &bench{
 		opts: o, benchDir: benchDir, tmp: tmp, env: []string{"BENCH_FILE=" + bigFile, "PYTHONDONTWRITEBYTECODE=1"},
-		apps: allApps, loads: allLoads, servers: servers(gowsgi), clk: clockTicks(),
+		apps: allApps, loads: allLoads, servers: servers(gowsgi), clk: clockTicks(), loadStart: loadAverage(),
 	}
 	if o.quick {
 		b.apps = []app{allApps[0], allApps[3], allApps[6]}

@@ -36,6 +36,7 @@ func (b *bench) plot(png string) error {
 	}
 	script := fmt.Sprintf(`set terminal pngcairo size 1400,700 font "Sans,11"
 set output %q
+set termoption noenhanced
 set title "req/s at 32 keep-alive connections (wrk -t1, median of %d rounds; log scale)"
 set style data histograms
 set style histogram clustered gap 1
