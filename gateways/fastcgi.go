@@ -35,6 +35,9 @@ type FastCGIOptions struct {
 	// by them; they are not enforced (requests beyond MaxReqs wait in the
 	// server's queue). Zero leaves the name out of the answer.
 	MaxConns, MaxReqs int
+	// Timeout, when not 0, closes a connection that has no request in
+	// flight and sends nothing for that long (--socket-timeout).
+	Timeout time.Duration
 	// Logger receives protocol errors; nil means slog's default logger.
 	Logger *slog.Logger
 }
@@ -44,6 +47,7 @@ type FastCGIOptions struct {
 type FastCGI struct {
 	handler   wsgi.Handler
 	threshold int64
+	timeout   time.Duration     // idle connections; 0 for none
 	values    map[string]string // GET_VALUES answers
 	log       *slog.Logger
 	buffers   sync.Pool // *fcgiBuffers, reused across requests
@@ -72,6 +76,7 @@ func NewFastCGI(h wsgi.Handler, opts FastCGIOptions) *FastCGI {
 	g := &FastCGI{
 		handler:   h,
 		threshold: opts.SpoolThreshold,
+		timeout:   opts.Timeout,
 		values:    values,
 		log:       logger,
 		listeners: make(map[net.Listener]struct{}),

@@ -80,6 +80,7 @@ func (c *fcgiConn) readLoop() error {
 	br := bufio.NewReaderSize(c.nc, fcgiReadBuffer)
 	c.rbuf = make([]byte, fcgiMaxContent+255)
 	for {
+		c.setIdleDeadline(br)
 		h, content, err := readFCGIRecord(br, c.rbuf)
 		if err != nil {
 			return err
@@ -87,6 +88,23 @@ func (c *fcgiConn) readLoop() error {
 		if err := c.route(h, content); err != nil {
 			return err
 		}
+	}
+}
+
+// setIdleDeadline bounds the wait for the next record by the gateway's
+// timeout when no request is in flight and nothing is buffered, and lifts
+// the bound otherwise.
+func (c *fcgiConn) setIdleDeadline(br *bufio.Reader) {
+	if c.g.timeout == 0 {
+		return
+	}
+	c.mu.Lock()
+	idle := len(c.requests) == 0
+	c.mu.Unlock()
+	if idle && br.Buffered() == 0 {
+		c.nc.SetReadDeadline(time.Now().Add(c.g.timeout))
+	} else {
+		c.nc.SetReadDeadline(time.Time{})
 	}
 }
 

@@ -33,6 +33,14 @@ const (
 	idleTimeout = 90 * time.Second
 )
 
+// orDefault returns d, or def when d is 0.
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
 // keptBodyCap is the largest inline body buffer kept for reuse; larger ones
 // are left to the garbage collector so a rare big upload does not pin memory.
 const keptBodyCap = 64 << 10
@@ -49,6 +57,10 @@ type HTTPOptions struct {
 	// or HTTP/1.1 negotiated by ALPN (RFC 7301), and wsgi.url_scheme
 	// "https". Nil serves plain HTTP/1.x.
 	TLSConfig *tls.Config
+	// Timeout, when not 0, replaces the default bounds on how long a client
+	// may take to send a request head and how long a keep-alive connection
+	// may stay idle (--http-timeout).
+	Timeout time.Duration
 	// Logger receives net/http's own error messages; nil means slog's
 	// default logger.
 	Logger *slog.Logger
@@ -88,8 +100,8 @@ func NewHTTP(handler wsgi.Handler, opts HTTPOptions) *HTTP {
 	g.srv = &http.Server{
 		Handler:           g,
 		MaxHeaderBytes:    opts.MaxHeaderBytes,
-		ReadHeaderTimeout: readHeaderTimeout,
-		IdleTimeout:       idleTimeout,
+		ReadHeaderTimeout: orDefault(opts.Timeout, readHeaderTimeout),
+		IdleTimeout:       orDefault(opts.Timeout, idleTimeout),
 		// "OPTIONS *" asks about the server as a whole (RFC 9110 section
 		// 9.3.7); the application answers it, as under uWSGI and Gunicorn.
 		DisableGeneralOptionsHandler: true,

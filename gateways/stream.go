@@ -50,6 +50,9 @@ type StreamOptions struct {
 	// SpoolThreshold is the largest body kept in memory; a larger one goes
 	// to a temporary file. Zero spools every non-empty body.
 	SpoolThreshold int64
+	// Timeout, when not 0, replaces the default bound on how long a
+	// connection may take to send its request head (--socket-timeout).
+	Timeout time.Duration
 	// Logger receives one line per malformed request; nil means slog's
 	// default logger.
 	Logger *slog.Logger
@@ -72,6 +75,7 @@ type streamServer struct {
 	handler   wsgi.Handler
 	maxHead   int
 	threshold int64
+	timeout   time.Duration // for the request head
 	log       *slog.Logger
 	conns     sync.Pool // *streamConn, reused across connections
 
@@ -99,6 +103,7 @@ func newStreamServer(proto streamProtocol, handler wsgi.Handler, opts StreamOpti
 		handler:   handler,
 		maxHead:   opts.MaxHeadSize,
 		threshold: opts.SpoolThreshold,
+		timeout:   orDefault(opts.Timeout, readHeaderTimeout),
 		log:       opts.Logger,
 		listeners: make(map[net.Listener]struct{}),
 		active:    make(map[*streamConn]bool),
@@ -281,7 +286,7 @@ func abort(conn net.Conn) {
 // serveRequest reads the request and serves it. It returns an error for a
 // malformed request, which is logged, or a *brokenResponse.
 func (s *streamServer) serveRequest(c *streamConn) error {
-	c.conn.SetReadDeadline(time.Now().Add(readHeaderTimeout))
+	c.conn.SetReadDeadline(time.Now().Add(s.timeout))
 	if _, err := c.r.Peek(1); err != nil {
 		// Closed before sending anything: a web server's connection check,
 		// or a stop.

@@ -45,12 +45,24 @@ typedef struct gw_slot {
     int64_t content_length; /* the app's Content-Length, -1 when none */
     const char *method, *path; /* for log lines; alias the request payload */
     size_t method_len, path_len;
+    const char *script_name, *path_info; /* as sent, for gw_route; alias the payload */
+    size_t script_name_len, path_info_len;
+    PyObject *app;          /* the app gw_route chose, borrowed; NULL: none (404) */
 } gw_slot;
 
+/* What a worker loads: the default app, any mounted ones, and where. */
+typedef struct {
+    const char *module, *wsgi_file, *callable; /* the default app; module and wsgi_file may be "" */
+    char **paths;           /* --pythonpath entries */
+    int npaths;
+    const char *mounts;     /* "POINT=APP\n" lines; points have no trailing '/' */
+    const char *home;       /* virtualenv or installation prefix, "" for none */
+    int manage_script_name, multithread, multiprocess, run_once;
+} gw_spec;
+
 /* Entry points for Go. */
-int gw_init(const char *argv0, const char *module, const char *wsgi_file,
-            const char *callable, char **paths, int npaths, int multithread, int multiprocess,
-            int run_once, char *summary, size_t cap); /* GIL not held on entry or exit */
+int gw_init(const char *argv0, const gw_spec *spec, char *summary,
+            size_t cap); /* GIL not held on entry or exit */
 gw_slot *gw_slot_new(int fd, uint8_t *record); /* GIL not held on entry or exit */
 int gw_slot_serve(gw_slot *s, uint32_t id, uint8_t flags, const char *payload, size_t len,
                   int flush); /* GIL not held on entry or exit */
@@ -58,11 +70,15 @@ void gw_slot_close(gw_slot *s); /* GIL not held on entry or exit */
 const char *gw_version(void);  /* GIL: any */
 
 /* gw_init.c */
-extern PyObject *gw_app;
-extern int gw_preloaded; /* the zygote loaded gw_app before forking this worker */
-int gw_start(const char *argv0, char *summary, size_t cap); /* GIL not held on entry; held on success */
-int gw_load(const char *module, const char *wsgi_file, const char *callable, char **paths, int npaths,
-            int multithread, int multiprocess, int run_once, char *summary, size_t cap); /* GIL held */
+extern int gw_preloaded; /* the zygote loaded the apps before forking this worker */
+int gw_start(const char *argv0, const char *home, char *summary, size_t cap); /* GIL not held on entry; held on success */
+int gw_load(const gw_spec *spec, char *summary, size_t cap); /* GIL held */
+
+/* gw_mount.c */
+extern PyObject *gw_app; /* the default app; NULL when only mounts were given */
+PyObject *gw_mounts_parse(const char *lines, int manage_script_name); /* GIL held: [(point, app spec)] */
+int gw_mounts_bind(PyObject *apps);  /* GIL held: apps[0] the default or None, then one per mount */
+int gw_route(gw_slot *s, PyObject *environ); /* GIL held: sets s->app */
 
 /* gw_zygote.c: a worker forked by the zygote learns its number and slots
  * here, since the Go runtime reads the environment from the process's

@@ -124,7 +124,8 @@ static int gw_cut_var(const char **p, const char *end, const char **field, size_
 }
 
 /* GIL held. Notes the variables the worker itself needs: the method (HEAD
- * sends no body) and, for log lines, the method and path. */
+ * sends no body), SCRIPT_NAME and PATH_INFO (which choose the app, see
+ * gw_route) and, for log lines, the method and path. */
 static void gw_note_var(gw_slot *s, const char *k, size_t kn, const char *v, size_t vn)
 {
     if (kn == 14 && memcmp(k, "REQUEST_METHOD", 14) == 0) {
@@ -132,8 +133,11 @@ static void gw_note_var(gw_slot *s, const char *k, size_t kn, const char *v, siz
         s->method_len = vn;
         s->is_head = vn == 4 && memcmp(v, "HEAD", 4) == 0;
     } else if (kn == 9 && memcmp(k, "PATH_INFO", 9) == 0) {
-        s->path = v;
-        s->path_len = vn;
+        s->path = s->path_info = v;
+        s->path_len = s->path_info_len = vn;
+    } else if (kn == 11 && memcmp(k, "SCRIPT_NAME", 11) == 0) {
+        s->script_name = v;
+        s->script_name_len = vn;
     }
 }
 

@@ -2,16 +2,17 @@
  * Starting the embedded interpreter and importing the app, once per worker
  * process, or once in the zygote (gw_zygote.c) whose forked workers inherit
  * it. The import itself is done by the loader (gw_loader.h), because
- * composing a helpful one-line error summary is plain Python work.
+ * composing a helpful one-line error summary is plain Python work; the
+ * mount table it fills is gw_mount.c's.
  */
 #include "gw.h"
 #include "gw_loader.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
-PyObject *gw_app; /* the WSGI callable */
-int gw_preloaded;  /* set in a worker forked by the zygote: gw_app is loaded */
+int gw_preloaded;  /* set in a worker forked by the zygote: the apps are loaded */
 
 /* GIL: any. The running interpreter's version, e.g. "3.11.2 (main, ...)". */
 const char *gw_version(void)
@@ -19,10 +20,30 @@ const char *gw_version(void)
     return Py_GetVersion();
 }
 
+/* GIL not held. Points config at home (uWSGI's --home). A virtualenv made
+ * by "python3 -m venv" has no standard library of its own: Python finds it,
+ * and then the venv's site-packages and sys.prefix, when the program is the
+ * venv's bin/python, whose pyvenv.cfg names the base installation (PEP 405)
+ * — so that is the program name, as uWSGI makes it. Any other directory is
+ * taken to be an installation prefix, PYTHONHOME. The master has checked
+ * the version (pyembed.HomeVersion). */
+static PyStatus gw_config_home(PyConfig *config, const char *home)
+{
+    char path[4096];
+    if (home == NULL || home[0] == '\0')
+        return PyStatus_Ok();
+    snprintf(path, sizeof path, "%s/pyvenv.cfg", home);
+    if (access(path, R_OK) == 0) {
+        snprintf(path, sizeof path, "%s/bin/python", home);
+        return PyConfig_SetBytesString(config, &config->program_name, path);
+    }
+    return PyConfig_SetBytesString(config, &config->home, home);
+}
+
 /* GIL not held on entry; held on success. The Go runtime owns the
  * process's signals (the zygote's are set by gw_zygote.c), so Python must
  * not install handlers of its own. */
-int gw_start(const char *argv0, char *summary, size_t cap)
+int gw_start(const char *argv0, const char *home, char *summary, size_t cap)
 {
     PyConfig config;
     char *argv[1] = {(char *)argv0};
@@ -30,6 +51,8 @@ int gw_start(const char *argv0, char *summary, size_t cap)
     config.install_signal_handlers = 0;
     config.parse_argv = 0;
     PyStatus st = PyConfig_SetBytesArgv(&config, 1, argv);
+    if (!PyStatus_Exception(st))
+        st = gw_config_home(&config, home);
     if (!PyStatus_Exception(st))
         st = Py_InitializeFromConfig(&config);
     PyConfig_Clear(&config);
@@ -40,38 +63,58 @@ int gw_start(const char *argv0, char *summary, size_t cap)
     return 0;
 }
 
-/* GIL held. Sets up the types and the environ template, then runs the
- * loader's load(); on failure the summary says what went wrong. */
-int gw_load(const char *module, const char *wsgi_file, const char *callable,
-            char **paths, int npaths, int multithread, int multiprocess, int run_once, char *summary, size_t cap)
+/* GIL held. Runs the loader's source and returns a new reference to its
+ * globals. */
+static PyObject *gw_loader_globals(void)
 {
-    PyObject *code = NULL, *globals = NULL, *builtins = NULL, *ran = NULL, *path_list = NULL, *result = NULL;
-    int rc = -1;
-    if (PyType_Ready(&gw_responder_type) < 0 || PyType_Ready(&gw_file_wrapper_type) < 0 ||
-        gw_environ_setup(multithread, multiprocess, run_once, (PyObject *)&gw_file_wrapper_type) < 0)
-        goto internal;
-    code = Py_CompileString(gw_loader_source, "<gowsgi loader>", Py_file_input);
-    globals = PyDict_New();
-    builtins = PyImport_ImportModule("builtins");
+    PyObject *code = Py_CompileString(gw_loader_source, "<gowsgi loader>", Py_file_input);
+    PyObject *globals = PyDict_New(), *builtins = PyImport_ImportModule("builtins"), *ran = NULL;
     if (code == NULL || globals == NULL || builtins == NULL ||
         PyDict_SetItemString(globals, "__builtins__", builtins) < 0 ||
-        (ran = PyEval_EvalCode(code, globals, globals)) == NULL || (path_list = PyList_New(npaths)) == NULL)
-        goto internal;
-    for (int i = 0; i < npaths; i++) {
+        (ran = PyEval_EvalCode(code, globals, globals)) == NULL)
+        Py_CLEAR(globals);
+    Py_XDECREF(ran);
+    Py_XDECREF(builtins);
+    Py_XDECREF(code);
+    return globals;
+}
+
+/* GIL held. A new list of the --pythonpath entries. */
+static PyObject *gw_path_list(char **paths, int npaths)
+{
+    PyObject *list = PyList_New(npaths);
+    for (int i = 0; list != NULL && i < npaths; i++) {
         PyObject *p = PyUnicode_DecodeFSDefault(paths[i]);
         if (p == NULL)
-            goto internal;
-        PyList_SET_ITEM(path_list, i, p);
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, i, p);
     }
+    return list;
+}
+
+/* GIL held. Sets up the types and the environ template, then runs the
+ * loader's load() for the default app and every mount; on failure the
+ * summary says what went wrong. */
+int gw_load(const gw_spec *spec, char *summary, size_t cap)
+{
+    PyObject *globals = NULL, *path_list = NULL, *mounts = NULL, *result = NULL;
+    int rc = -1;
+    if (PyType_Ready(&gw_responder_type) < 0 || PyType_Ready(&gw_file_wrapper_type) < 0 ||
+        gw_environ_setup(spec->multithread, spec->multiprocess, spec->run_once,
+                         (PyObject *)&gw_file_wrapper_type) < 0 ||
+        (globals = gw_loader_globals()) == NULL || (path_list = gw_path_list(spec->paths, spec->npaths)) == NULL ||
+        (mounts = gw_mounts_parse(spec->mounts, spec->manage_script_name)) == NULL)
+        goto internal;
     PyObject *load = PyDict_GetItemString(globals, "load"); /* borrowed */
     if (load == NULL)
         goto internal;
-    result = PyObject_CallFunction(load, "Osss", path_list, module, wsgi_file, callable);
+    result = PyObject_CallFunction(load, "OsssO", path_list, spec->module, spec->wsgi_file, spec->callable, mounts);
     if (result == NULL || !PyTuple_Check(result) || PyTuple_GET_SIZE(result) != 2)
         goto internal;
     if (PyTuple_GET_ITEM(result, 0) != Py_None) {
-        gw_app = PyTuple_GET_ITEM(result, 0);
-        Py_INCREF(gw_app);
+        if (gw_mounts_bind(PyTuple_GET_ITEM(result, 0)) < 0)
+            goto internal;
         rc = 0;
     } else {
         const char *msg = PyUnicode_AsUTF8(PyTuple_GET_ITEM(result, 1));
@@ -86,23 +129,20 @@ internal:
     snprintf(summary, cap, "cannot load the app: the loader failed (traceback above)");
 done:
     Py_XDECREF(result);
+    Py_XDECREF(mounts);
     Py_XDECREF(path_list);
-    Py_XDECREF(ran);
-    Py_XDECREF(builtins);
     Py_XDECREF(globals);
-    Py_XDECREF(code);
     return rc;
 }
 
-/* GIL not held on entry or exit: starts the interpreter, imports the app
+/* GIL not held on entry or exit: starts the interpreter, imports the apps
  * and releases the GIL for the slots' threads. Returns 0, or -1 with a
  * one-line summary in summary (any traceback went to stderr). */
-int gw_init(const char *argv0, const char *module, const char *wsgi_file, const char *callable,
-            char **paths, int npaths, int multithread, int multiprocess, int run_once, char *summary, size_t cap)
+int gw_init(const char *argv0, const gw_spec *spec, char *summary, size_t cap)
 {
-    if (gw_start(argv0, summary, cap) < 0)
+    if (gw_start(argv0, spec->home, summary, cap) < 0)
         return -1;
-    int rc = gw_load(module, wsgi_file, callable, paths, npaths, multithread, multiprocess, run_once, summary, cap);
+    int rc = gw_load(spec, summary, cap);
     PyEval_SaveThread();
     return rc;
 }

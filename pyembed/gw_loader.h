@@ -3,7 +3,8 @@
  * as C text because the zygote runs it before the Go runtime starts; the
  * Go side passes nothing, gw_load reads it from here.
  *
- * load() returns (app, None), or (None, summary) after printing any
+ * load() returns (apps, None), where apps is the default app (or None)
+ * followed by one app per mount, or (None, summary) after printing any
  * traceback to stderr, where summary is one line that names what failed
  * and the fix.
  */
@@ -20,15 +21,38 @@ static const char gw_loader_source[] =
     "import traceback\n"
     "\n"
     "\n"
-    "def load(paths, module, wsgi_file, callable_name):\n"
+    "def load(paths, module, wsgi_file, callable_name, mounts):\n"
     "    # The current directory (the master applied --chdir) comes first, then\n"
     "    # --pythonpath entries, as uWSGI orders them.\n"
     "    sys.path[0:0] = [os.getcwd()] + list(paths)\n"
+    "    apps = [None]\n"
+    "    if module or wsgi_file:\n"
+    "        apps[0], error = _load_app(module, wsgi_file, callable_name, '')\n"
+    "        if error:\n"
+    "            return None, error\n"
+    "    for point, spec in mounts:\n"
+    "        module, wsgi_file, name = _mount_source(spec, callable_name)\n"
+    "        app, error = _load_app(module, wsgi_file, name, ' (--mount %s=%s)' % (point or '/', spec))\n"
+    "        if error:\n"
+    "            return None, error\n"
+    "        apps.append(app)\n"
+    "    return apps, None\n"
+    "\n"
+    "\n"
+    "def _mount_source(spec, callable_name):\n"
+    "    # As uWSGI reads a --mount app: a .py or .wsgi file, else module[:callable].\n"
+    "    if spec.endswith(('.py', '.wsgi')):\n"
+    "        return '', spec, callable_name\n"
+    "    module, _, name = spec.partition(':')\n"
+    "    return module, '', name or callable_name\n"
+    "\n"
+    "\n"
+    "def _load_app(module, wsgi_file, callable_name, mounted):\n"
     "    if wsgi_file:\n"
-    "        where = 'file \"%s\"' % wsgi_file\n"
+    "        where = 'file \"%s\"%s' % (wsgi_file, mounted)\n"
     "        name = _file_module_name(wsgi_file)\n"
     "    else:\n"
-    "        where = 'module \"%s\"' % module\n"
+    "        where = 'module \"%s\"%s' % (module, mounted)\n"
     "        name = module\n"
     "    try:\n"
     "        mod = _load_file(name, wsgi_file) if wsgi_file else importlib.import_module(module)\n"

@@ -13,6 +13,7 @@
 #include <time.h>
 
 static const char gw_error_body[] = "Internal Server Error";
+static const char gw_not_found_body[] = "Not Found";
 
 /* An output buffer grown past this is freed once written out. */
 #define GW_OUT_KEEP (4 << 20)
@@ -107,25 +108,33 @@ static void gw_log(gw_slot *s, const char *what, const char *hint)
         PyErr_PrintEx(0);
 }
 
-/* GIL held. Ends the response after a failure: a 500 while the head is
- * still unsent, else a FrameEnd that tells the master to drop the client's
- * connection. Returns the FrameEnd flags. */
-static uint8_t gw_error_response(gw_slot *s)
+/* GIL held. Answers with status and a text/plain body while the head is
+ * still unsent, else ends with a FrameEnd that tells the master to drop the
+ * client's connection. Returns the FrameEnd flags. */
+static uint8_t gw_plain_response(gw_slot *s, const char *status, const char *body)
 {
-    static const char status[] = "500 Internal Server Error";
+    char length[24];
+    int length_len = snprintf(length, sizeof length, "%zu", strlen(body));
     if (s->head_sent || s->broken)
         return GW_FLAG_END_BROKEN;
     s->headers.len = s->status.len = 0;
-    if (gw_buf_append(&s->status, status, sizeof status - 1) < 0 ||
+    if (gw_buf_append(&s->status, status, strlen(status)) < 0 ||
         gw_buf_append_var(&s->headers, "Content-Type", 12) < 0 ||
         gw_buf_append_var(&s->headers, "text/plain", 10) < 0 ||
         gw_buf_append_var(&s->headers, "Content-Length", 14) < 0 ||
-        gw_buf_append_var(&s->headers, "21", 2) < 0 || gw_emit_head(s) < 0 ||
-        gw_out_body(s, gw_error_body, sizeof gw_error_body - 1) < 0) {
+        gw_buf_append_var(&s->headers, length, (size_t)length_len) < 0 || gw_emit_head(s) < 0 ||
+        gw_out_body(s, body, strlen(body)) < 0) {
         PyErr_Clear();
         return GW_FLAG_END_BROKEN;
     }
     return 0;
+}
+
+/* GIL held. Ends the response after a failure with a 500 (see
+ * gw_plain_response). */
+static uint8_t gw_error_response(gw_slot *s)
+{
+    return gw_plain_response(s, "500 Internal Server Error", gw_error_body);
 }
 
 /* GIL held. Logs the pending exception against the request and ends the
@@ -230,12 +239,16 @@ static uint8_t gw_run(gw_slot *s, const char *vars, size_t vars_len, const char 
     PyObject *input = NULL, *responder = NULL, *result = NULL;
     uint8_t flags;
     PyObject *environ = gw_environ_new(s, vars, vars_len, body, body_len, spooled, &input);
-    if (environ == NULL || (responder = gw_responder_new(s)) == NULL) {
+    if (environ == NULL || gw_route(s, environ) < 0 || (responder = gw_responder_new(s)) == NULL) {
         flags = gw_fail(s, "cannot build environ");
         goto cleanup;
     }
+    if (s->app == NULL) { /* no mount takes the request and there is no default app */
+        flags = gw_plain_response(s, "404 Not Found", gw_not_found_body);
+        goto cleanup;
+    }
     PyObject *args[2] = {environ, responder};
-    result = PyObject_Vectorcall(gw_app, args, 2, NULL);
+    result = PyObject_Vectorcall(s->app, args, 2, NULL);
     if (result == NULL) {
         flags = gw_fail(s, "exception in app");
         goto cleanup;
@@ -285,6 +298,8 @@ int gw_slot_serve(gw_slot *s, uint32_t id, uint8_t flags, const char *payload, s
     s->status.len = s->headers.len = 0;
     s->method = s->path = "-";
     s->method_len = s->path_len = 1;
+    s->script_name = s->path_info = "";
+    s->script_name_len = s->path_info_len = 0;
     gw_record_begin(s);
 
     PyEval_RestoreThread(s->tstate);

@@ -94,10 +94,19 @@ static void zygote_load(const char *argv0)
     for (char *save = NULL, *p = strtok_r(paths_env, "\n", &save); p != NULL && npaths < ZYGOTE_MAX_PATHS;
          p = strtok_r(NULL, "\n", &save))
         paths[npaths++] = p;
-    if (gw_start(argv0, summary, sizeof summary) < 0 ||
-        gw_load(env_str("GOWSGI_APP_MODULE"), env_str("GOWSGI_APP_WSGI_FILE"), env_str("GOWSGI_APP_CALLABLE"),
-                paths, npaths, env_flag("GOWSGI_APP_MULTITHREAD"), env_flag("GOWSGI_APP_MULTIPROCESS"), 0,
-                summary, sizeof summary) < 0) {
+    gw_spec spec = {
+        .module = env_str("GOWSGI_APP_MODULE"),
+        .wsgi_file = env_str("GOWSGI_APP_WSGI_FILE"),
+        .callable = env_str("GOWSGI_APP_CALLABLE"),
+        .paths = paths,
+        .npaths = npaths,
+        .mounts = env_str("GOWSGI_APP_MOUNTS"),
+        .home = env_str("GOWSGI_APP_HOME"),
+        .manage_script_name = env_flag("GOWSGI_APP_MANAGE_SCRIPT_NAME"),
+        .multithread = env_flag("GOWSGI_APP_MULTITHREAD"),
+        .multiprocess = env_flag("GOWSGI_APP_MULTIPROCESS"),
+    };
+    if (gw_start(argv0, spec.home, summary, sizeof summary) < 0 || gw_load(&spec, summary, sizeof summary) < 0) {
         fflush(stderr);
         zygote_send("E", summary);
         _exit(2);

@@ -49,7 +49,7 @@ func TestLoad(t *testing.T) {
 		{"module", AppSpec{Module: "cases_app"}, "ok", false},
 		{"module:callable", AppSpec{Module: "cases_app:application"}, "ok", false},
 		{"wsgi file", AppSpec{WSGIFile: filepath.Join(testdata, "hello_file.py")}, "ok", false},
-		{"no app", AppSpec{}, "no application given (use --module or --wsgi-file)", false},
+		{"no app", AppSpec{}, "no application given (use --module, --wsgi-file or --mount)", false},
 		{"missing module", AppSpec{Module: "nope"}, `cannot import module "nope": ModuleNotFoundError: No module named 'nope'`, true},
 		{"import raises", AppSpec{Module: "broken_app"}, `cannot import module "broken_app": ZeroDivisionError: division by zero`, true},
 		{"missing callable", AppSpec{Module: "cases_app:app"}, `module "cases_app" has no callable "app" (use --callable or module:callable)`, false},

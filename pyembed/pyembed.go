@@ -41,6 +41,23 @@ type AppSpec struct {
 	// one request and exits, as a CGI program does (PEP 3333, "environ
 	// Variables").
 	RunOnce bool
+	// Mounts are more apps, each chosen by the request's SCRIPT_NAME; a
+	// request no mount takes goes to the app Module or WSGIFile names, or
+	// gets 404 when neither is set.
+	Mounts []Mount
+	// ManageScriptName moves the longest mount point that prefixes
+	// PATH_INFO into SCRIPT_NAME before the app is chosen, as uWSGI's
+	// --manage-script-name does.
+	ManageScriptName bool
+	// Home is a virtualenv (or a Python installation prefix) whose
+	// site-packages the interpreter uses, as uWSGI's --home; it must be of
+	// BuiltVersion (see HomeVersion). Empty means the system's.
+	Home string
+}
+
+// hasApp reports whether spec names any app.
+func (spec AppSpec) hasApp() bool {
+	return spec.Module != "" || spec.WSGIFile != "" || len(spec.Mounts) > 0
 }
 
 // LoadError reports an application that could not be imported. The
@@ -82,8 +99,8 @@ func Init(spec AppSpec) error {
 
 func initInterpreter(spec AppSpec) error {
 	module, callable := splitModule(spec.Module, spec.Callable)
-	if module == "" && spec.WSGIFile == "" {
-		return &LoadError{Summary: "no application given (use --module or --wsgi-file)"}
+	if !spec.hasApp() {
+		return &LoadError{Summary: "no application given (use --module, --wsgi-file or --mount)"}
 	}
 	cstrings := []*C.char{}
 	cstr := func(s string) *C.char {
@@ -109,9 +126,14 @@ func initInterpreter(spec AppSpec) error {
 
 	summary := (*C.char)(C.malloc(summaryCap))
 	defer C.free(unsafe.Pointer(summary))
-	rc := C.gw_init(cstr(os.Args[0]), cstr(module), cstr(spec.WSGIFile), cstr(callable),
-		cpaths, C.int(len(spec.PythonPath)), cBool(spec.Multithread), cBool(spec.Multiprocess), cBool(spec.RunOnce),
-		summary, summaryCap)
+	cspec := C.gw_spec{
+		module: cstr(module), wsgi_file: cstr(spec.WSGIFile), callable: cstr(callable),
+		paths: cpaths, npaths: C.int(len(spec.PythonPath)),
+		mounts: cstr(mountLines(spec.Mounts)), home: cstr(spec.Home),
+		manage_script_name: cBool(spec.ManageScriptName),
+		multithread:        cBool(spec.Multithread), multiprocess: cBool(spec.Multiprocess), run_once: cBool(spec.RunOnce),
+	}
+	rc := C.gw_init(cstr(os.Args[0]), &cspec, summary, summaryCap)
 	if rc != 0 {
 		return &LoadError{Summary: C.GoString(summary)}
 	}
@@ -165,6 +187,9 @@ func ZygoteEnv(spec AppSpec) []string {
 		"GOWSGI_APP_PYTHONPATH=" + strings.Join(spec.PythonPath, "\n"),
 		"GOWSGI_APP_MULTIPROCESS=" + flag(spec.Multiprocess),
 		"GOWSGI_APP_MULTITHREAD=" + flag(spec.Multithread),
+		"GOWSGI_APP_MOUNTS=" + mountLines(spec.Mounts),
+		"GOWSGI_APP_MANAGE_SCRIPT_NAME=" + flag(spec.ManageScriptName),
+		"GOWSGI_APP_HOME=" + spec.Home,
 	}
 }
 

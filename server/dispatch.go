@@ -41,6 +41,9 @@ type job struct {
 	// servedBefore is the slot's served count when the request was sent,
 	// which tells whether the worker finished anything since.
 	servedBefore uint64
+
+	// timedOut is set by harakiri (harakiri.go) before it kills the worker.
+	timedOut atomic.Bool
 }
 
 // jobs recycles jobs and their response queues: a request would otherwise
@@ -51,6 +54,7 @@ var jobs = sync.Pool{New: func() any { return &job{resp: newResponse()} }}
 func (d *dispatcher) newJob(req *wsgi.Request) *job {
 	j := jobs.Get().(*job)
 	j.id, j.req, j.servedBefore = d.newID(), req, 0
+	j.timedOut.Store(false)
 	j.setSlot(nil)
 	j.resp.reset()
 	return j
@@ -91,21 +95,29 @@ func (j *job) lost(begun bool) {
 
 // dispatcher implements wsgi.Handler over the slots that read its queue.
 type dispatcher struct {
-	queue     chan *job
-	stopped   chan struct{} // closed once no worker will take a request again
-	stopOnce  sync.Once
-	nextID    atomic.Uint32
-	log       *slog.Logger
-	accessLog bool
+	queue    chan *job
+	stopped  chan struct{} // closed once no worker will take a request again
+	stopOnce sync.Once
+	nextID   atomic.Uint32
+	log      *slog.Logger
+	access   *accessLog    // nil when no request is logged (accesslog.go)
+	totals   *workerTotals // per-worker counts for --stats, nil without it
+	// waiting counts requests waiting for a slot; past maxWaiting (--listen),
+	// when not 0, a request gets 503 at once instead of queueing.
+	waiting    atomic.Int64
+	maxWaiting int64
 }
 
-func newDispatcher(log *slog.Logger, accessLog bool) *dispatcher {
-	return &dispatcher{
-		queue:     make(chan *job),
-		stopped:   make(chan struct{}),
-		log:       log,
-		accessLog: accessLog,
+func newDispatcher(log *slog.Logger, logRequests bool) *dispatcher {
+	d := &dispatcher{
+		queue:   make(chan *job),
+		stopped: make(chan struct{}),
+		log:     log,
 	}
+	if logRequests {
+		d.access = &accessLog{log: log, all: true}
+	}
+	return d
 }
 
 // stop makes every request from now on get 503, for when no worker is left.
@@ -132,36 +144,30 @@ func (d *dispatcher) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, req *
 		}
 		r.job = d.newJob(req)
 		r.lastAttempt = attempt == maxRetries
+		if d.waiting.Add(1) > d.maxWaiting && d.maxWaiting > 0 {
+			d.waiting.Add(-1)
+			err = r.answer(503, "Service Unavailable")
+			break
+		}
 		select {
 		case d.queue <- r.job:
+			d.waiting.Add(-1)
 			err = r.run(ctx)
 		case <-ctx.Done():
+			d.waiting.Add(-1)
 			r.job.release()
 			return fmt.Errorf("server: client left while its request was queued: %w", context.Cause(ctx))
 		case <-d.stopped:
+			d.waiting.Add(-1)
 			err = r.answer(503, "Service Unavailable")
 		}
 		if !errors.Is(err, errRetry) {
 			break
 		}
 	}
-	if d.accessLog {
-		d.logRequest(req, &r, time.Since(start))
-	}
+	d.finished(req, &r, start)
 	r.job.release()
 	return err
-}
-
-// logRequest writes the access log line for one request.
-func (d *dispatcher) logRequest(req *wsgi.Request, r *relay, took time.Duration) {
-	method, _ := req.Vars.Get("REQUEST_METHOD")
-	path, _ := req.Vars.Get("PATH_INFO")
-	worker := 0
-	if s := r.job.taker(); s != nil {
-		worker = s.worker
-	}
-	d.log.Info("request", "method", method, "path", path, "status", r.status,
-		"bytes", r.bytes, "duration", took, "worker", worker)
 }
 
 // relay writes one job's queued frames to the gateway's ResponseWriter. It
@@ -173,6 +179,7 @@ type relay struct {
 	log         *slog.Logger
 	status      int
 	bytes       int64
+	headBytes   int64 // the head's size as HTTP, for the access log
 	headSent    bool
 	dirty       bool  // written to w since its last Flush
 	failure     error // set once the client is gone: the rest is discarded
@@ -216,6 +223,9 @@ func (r *relay) run(ctx context.Context) error {
 func (r *relay) handle(it *item, data []byte) (end bool, err error) {
 	switch it.kind {
 	case wsgi.FrameEnd:
+		if s := r.job.taker(); s != nil {
+			s.board.responseEnded()
+		}
 		switch {
 		case r.failure != nil:
 			return true, r.failure
@@ -232,6 +242,10 @@ func (r *relay) handle(it *item, data []byte) (end bool, err error) {
 		switch {
 		case r.failure != nil:
 			return true, r.failure
+		case !r.headSent && r.job.timedOut.Load():
+			// Killed by harakiri: the worker did not answer in time (RFC
+			// 9110 section 15.6.5).
+			return true, r.answer(504, "Gateway Timeout")
 		case !r.headSent:
 			// The master still owns the connection, so it can answer for
 			// the worker (RFC 9110 section 15.6.3).
@@ -264,7 +278,7 @@ func (r *relay) write(it *item, payload []byte) error {
 			return r.replaceHead(err)
 		}
 		r.status, _ = strconv.Atoi(status[:min(3, len(status))])
-		r.headSent = true
+		r.headSent, r.headBytes = true, headSize(status, headers)
 		return r.w.WriteHead(status, headers)
 	case wsgi.FrameBody:
 		r.bytes += int64(len(payload))
@@ -342,7 +356,7 @@ func (r *relay) answer(code int, reason string) error {
 	status := strconv.Itoa(code) + " " + reason
 	var headers wsgi.Vars
 	headers.Add("Content-Type", "text/plain; charset=utf-8")
-	r.status, r.headSent = code, true
+	r.status, r.headSent, r.headBytes = code, true, headSize(status, headers.Block())
 	if err := r.w.WriteHead(status, headers.Block()); err != nil {
 		return err
 	}

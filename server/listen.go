@@ -84,6 +84,10 @@ func bindSockets(cfg Config) ([]*listener, error) {
 			return nil, fmt.Errorf("%s %s: %w", s.option(), s.Address, unwrapOpError(err))
 		}
 		bound = append(bound, l)
+		if err := setBacklog(l.Listener, cfg.Listen); err != nil {
+			closeListeners(bound, true)
+			return nil, fmt.Errorf("--listen %d: %s %s: %w", cfg.Listen, s.option(), s.Address, err)
+		}
 	}
 	return bound, nil
 }

@@ -1,11 +1,14 @@
 // Taking over the listening socket a web server passes on fd 0 when it
 // spawns its FastCGI application itself (lighttpd's bin-path, Apache's
-// mod_fcgid): the FastCGI specification's FCGI_LISTENSOCK_FILENO, section 2.2.
+// mod_fcgid): the FastCGI specification's FCGI_LISTENSOCK_FILENO, section 2.2;
+// and setting a bound socket's listen backlog (--listen).
 package server
 
 import (
+	"fmt"
 	"net"
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -43,4 +46,29 @@ func isListeningStream(fd int) bool {
 	}
 	kind, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
 	return err == nil && kind == unix.SOCK_STREAM
+}
+
+// setBacklog sets ln's listen backlog to n when n is not 0. net.Listen uses
+// the system's maximum; calling listen(2) again on a listening socket
+// changes its backlog on Linux. The kernel caps n at net.core.somaxconn.
+func setBacklog(ln net.Listener, n int) error {
+	if n == 0 {
+		return nil
+	}
+	sc, ok := ln.(syscall.Conn)
+	if !ok {
+		return fmt.Errorf("server: a %T has no descriptor", ln)
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	var listenErr error
+	if err := raw.Control(func(fd uintptr) { listenErr = unix.Listen(int(fd), n) }); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	if listenErr != nil {
+		return fmt.Errorf("server: listen: %w", listenErr)
+	}
+	return nil
 }

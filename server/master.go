@@ -23,6 +23,7 @@ import (
 
 	"github.com/gowsgi/gowsgi/gateways"
 	"github.com/gowsgi/gowsgi/pyembed"
+	"github.com/gowsgi/gowsgi/wsgi"
 )
 
 // Version is gowsgi's version.
@@ -53,6 +54,43 @@ type Config struct {
 	SpoolThreshold int64
 	// BufferSize bounds a request's header block.
 	BufferSize int
+	// PidFile, when set, receives the master's pid once the sockets are
+	// bound; it is removed on exit.
+	PidFile string
+	// UID and GID, when set, are the user and group (names or numbers) the
+	// master drops to once the sockets are bound, before any worker starts.
+	UID, GID string
+	// LogTo, when set, is a file that every log line (the master's and the
+	// workers' stdout and stderr) is appended to; SIGUSR1 reopens it.
+	LogTo string
+	// TouchReload are files whose modification time changing reloads the
+	// workers as SIGHUP does.
+	TouchReload []string
+	// Listen, when not 0, is the sockets' listen backlog and the most
+	// requests that wait for a slot; more get 503 at once.
+	Listen int
+	// HTTPTimeout and SocketTimeout, when not 0, bound how long an HTTP
+	// connection, and a uwsgi, SCGI or FastCGI one, may stay idle or take
+	// to send a request head.
+	HTTPTimeout, SocketTimeout time.Duration
+	// Ready, when set, is called once the workers are ready and the banner
+	// is printed: a daemon tells the process that started it.
+	Ready func()
+	// Limits are when a worker is killed (harakiri) or recycled.
+	Limits WorkerLimits
+	// LogFormat, when set, is the access line in uWSGI's --log-format
+	// variables instead of the structured one (accesslog.go).
+	LogFormat string
+	// Log4xx and Log5xx log such responses even without AccessLog.
+	Log4xx, Log5xx bool
+	// MemoryReport adds the worker's memory to access lines.
+	MemoryReport bool
+	// StaticMaps are folders the master serves itself (static.go).
+	StaticMaps []StaticMap
+	// Stats, when set, is the address of the stats server; StatsHTTP
+	// serves it over HTTP (stats.go).
+	Stats     string
+	StatsHTTP bool
 }
 
 // master is one running master process.
@@ -65,6 +103,11 @@ type master struct {
 	pool      *pool
 	gateways  []protocolGateway // each listener's, once
 	signals   chan os.Signal
+	// handler serves the gateways: the dispatcher, behind the static files
+	// when --static-map is given (static.go).
+	handler wsgi.Handler
+	stats   *statsServer // nil without --stats
+	touched chan string  // a --touch-reload file that changed
 }
 
 // protocolGateway is a gateway and the protocol it serves, for log lines.
@@ -84,16 +127,45 @@ type gateway interface {
 // status: 0 after a stop by signal, 1 when serving failed, 2 when it could
 // not start (a socket would not bind, the app would not load).
 func Run(cfg Config) int {
+	if err := openLog(cfg.LogTo); err != nil {
+		fmt.Fprintf(os.Stderr, "gowsgi: %v\n", err)
+		return 2
+	}
 	m, err := newMaster(cfg)
 	if err != nil {
 		fmt.Fprintf(m.stderr, "gowsgi: %v\n", err)
 		return 2
 	}
 	defer closeListeners(m.listeners, cfg.Vacuum)
-	signal.Notify(m.signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer m.stats.close()
+	// The pidfile is written as root, as uWSGI's --pidfile is.
+	if err := writePidFile(cfg.PidFile); err != nil {
+		fmt.Fprintf(m.stderr, "gowsgi: %v\n", err)
+		return 2
+	}
+	defer removePidFile(cfg.PidFile)
+	if err := dropPrivileges(cfg.UID, cfg.GID); err != nil {
+		fmt.Fprintf(m.stderr, "gowsgi: %v\n", err)
+		return 2
+	}
+	// Taken now, so a file touched once the banner is out reloads.
+	touchTimes := modTimes(cfg.TouchReload)
+	signal.Notify(m.signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGUSR1)
+	m.pool.watchResizeSignals()
 	defer signal.Stop(m.signals)
 	if code, ok := m.startWorkers(); !ok {
 		return code
+	}
+	if cfg.Ready != nil {
+		cfg.Ready()
+	}
+	if m.stats != nil {
+		m.stats.serve(m.statsDocument)
+	}
+	stopWatching := make(chan struct{})
+	defer close(stopWatching)
+	if len(cfg.TouchReload) > 0 {
+		go watchTouched(cfg.TouchReload, touchTimes, func(path string) { m.touched <- path }, stopWatching)
 	}
 	return m.serve()
 }
@@ -101,7 +173,7 @@ func Run(cfg Config) int {
 // newMaster binds every listener before any worker starts, so a socket that
 // will not bind costs nothing.
 func newMaster(cfg Config) (*master, error) {
-	m := &master{cfg: cfg, stderr: os.Stderr, signals: make(chan os.Signal, 4)}
+	m := &master{cfg: cfg, stderr: os.Stderr, signals: make(chan os.Signal, 4), touched: make(chan string)}
 	m.log = slog.New(slog.NewTextHandler(m.stderr, nil))
 	exe, err := os.Executable()
 	if err != nil {
@@ -114,7 +186,12 @@ func newMaster(cfg Config) (*master, error) {
 		return m, err
 	}
 	m.dispatch = newDispatcher(m.log, cfg.AccessLog)
+	m.dispatch.maxWaiting = int64(cfg.Listen)
 	m.pool = newPool(cfg.Processes, cfg.Threads, m.launcher(exe, args), m.dispatch.queue, m.log)
+	m.pool.limits = cfg.Limits
+	if err := m.prepareAccessStaticStats(); err != nil {
+		return m, err
+	}
 	shared := make(map[Protocol]gateway)
 	for _, l := range m.listeners {
 		protocol := l.socket.Protocol
@@ -144,22 +221,24 @@ func (m *master) launcher(exe string, args []string) launcher {
 func (m *master) newGateway(protocol Protocol, tlsConfig *tls.Config) gateway {
 	switch protocol {
 	case ProtocolUWSGI:
-		return gateways.NewUWSGI(m.dispatch, m.streamOptions())
+		return gateways.NewUWSGI(m.handler, m.streamOptions())
 	case ProtocolSCGI:
-		return gateways.NewSCGI(m.dispatch, m.streamOptions())
+		return gateways.NewSCGI(m.handler, m.streamOptions())
 	case ProtocolFastCGI:
-		return gateways.NewFastCGI(m.dispatch, gateways.FastCGIOptions{
+		return gateways.NewFastCGI(m.handler, gateways.FastCGIOptions{
 			SpoolThreshold: m.cfg.SpoolThreshold,
 			// Requests beyond the slots wait in the queue, so this is how
 			// many run at once, not a limit.
 			MaxReqs: m.cfg.Processes * m.cfg.Threads,
+			Timeout: m.cfg.SocketTimeout,
 			Logger:  m.log,
 		})
 	}
-	return gateways.NewHTTP(m.dispatch, gateways.HTTPOptions{
+	return gateways.NewHTTP(m.handler, gateways.HTTPOptions{
 		MaxHeaderBytes: m.cfg.BufferSize,
 		SpoolThreshold: m.cfg.SpoolThreshold,
 		TLSConfig:      tlsConfig,
+		Timeout:        m.cfg.HTTPTimeout,
 		Logger:         m.log,
 	})
 }
@@ -168,6 +247,7 @@ func (m *master) streamOptions() gateways.StreamOptions {
 	return gateways.StreamOptions{
 		MaxHeadSize:    m.cfg.BufferSize,
 		SpoolThreshold: m.cfg.SpoolThreshold,
+		Timeout:        m.cfg.SocketTimeout,
 		Logger:         m.log,
 	}
 }
@@ -236,14 +316,26 @@ func (m *master) serve() int {
 	for {
 		select {
 		case sig := <-m.signals:
-			if sig == syscall.SIGHUP {
+			switch sig {
+			case syscall.SIGHUP:
 				m.log.Info("reload requested", "signal", sig.String())
 				m.pool.reload()
 				continue
+			case syscall.SIGUSR1:
+				m.reopenLog()
+				continue
+			case syscall.SIGINT, syscall.SIGQUIT:
+				// uWSGI's meaning: kill the whole stack now, no draining.
+				m.log.Info("stopping now", "signal", sig.String())
+				m.stopNow()
+				return 0
 			}
 			m.log.Info("stopping", "signal", sig.String())
 			m.shutdown()
 			return 0
+		case path := <-m.touched:
+			m.log.Info("reload requested", "touched", path)
+			m.pool.reload()
 		case err := <-served:
 			m.log.Error("listener failed", "error", err)
 			m.shutdown()
@@ -257,20 +349,52 @@ func (m *master) serve() int {
 	}
 }
 
+// cutShort ends a graceful stop early on a second SIGTERM, or a SIGINT or
+// SIGQUIT; SIGUSR1 still reopens the log and a reload is moot.
+func (m *master) cutShort(ctx context.Context, cancel context.CancelFunc) {
+	for {
+		select {
+		case sig := <-m.signals:
+			switch sig {
+			case syscall.SIGUSR1:
+				m.reopenLog()
+			case syscall.SIGHUP:
+			default:
+				m.log.Warn("stopping now", "signal", sig.String())
+				cancel()
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// stopNow closes every connection and kills the workers.
+func (m *master) stopNow() {
+	for _, g := range m.gateways {
+		g.Close()
+	}
+	m.pool.kill()
+	<-m.pool.done
+}
+
+// reopenLog reopens the --logto file (after logrotate moved it) and writes
+// the stats line, for SIGUSR1.
+func (m *master) reopenLog() {
+	if err := openLog(m.cfg.LogTo); err != nil {
+		m.log.Error("cannot reopen the log", "error", err)
+	}
+	m.logStats()
+}
+
 // shutdown stops accepting, lets requests in flight finish within the
 // graceful timeout (a second signal cuts it short), then retires the
 // workers, killing those still busy when the time is up.
 func (m *master) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.GracefulTimeout)
 	defer cancel()
-	go func() {
-		select {
-		case sig := <-m.signals:
-			m.log.Warn("stopping now", "signal", sig.String())
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	go m.cutShort(ctx, cancel)
 	m.shutdownGateways(ctx)
 	m.pool.stop()
 	select {

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -59,6 +58,14 @@ type worker struct {
 	active  bool // its slots take requests from the queue
 	retired bool
 	failed  bool // it reported a load failure
+
+	started   time.Time // when it was started, for --max-worker-lifetime
+	retiredAt time.Time // when it was retired, for --worker-reload-mercy
+	killed    bool      // SIGKILLed by harakiri or past its mercy
+	due       bool      // past its lifetime or memory: retire once replaced
+	// successor is the worker started to replace this one (recycle.go),
+	// and predecessor the one this one replaces, until it takes over.
+	successor, predecessor *worker
 }
 
 // respawnRequest asks for worker num of generation gen to be started again.
@@ -71,16 +78,20 @@ type pool struct {
 	launcher           launcher
 	queue              chan *job
 	log                *slog.Logger
+	limits             WorkerLimits // set before start
 
-	events   chan event
-	reloads  chan struct{}
-	respawns chan respawnRequest
-	stops    chan struct{}
-	kills    chan struct{}
-	once     struct{ stop, kill, lost sync.Once }
-	ready    chan error    // the first generation's outcome, once
-	lost     chan struct{} // closed when no worker is left and none will be respawned
-	done     chan struct{} // closed when the pool goroutine has returned
+	events    chan event
+	reloads   chan struct{}
+	respawns  chan respawnRequest
+	stops     chan struct{}
+	kills     chan struct{}
+	kicks     chan struct{}            // a worker nears --max-requests
+	resizes   chan int                 // SIGTTIN (+1) and SIGTTOU (-1)
+	snapshots chan chan<- poolSnapshot // pool_snapshot.go
+	once      struct{ stop, kill, lost sync.Once }
+	ready     chan error    // the first generation's outcome, once
+	lost      chan struct{} // closed when no worker is left and none will be respawned
+	done      chan struct{} // closed when the pool goroutine has returned
 
 	// Owned by the pool goroutine.
 	workers  map[*worker]bool
@@ -92,6 +103,7 @@ type pool struct {
 	stopping bool
 	gaveUp   bool
 	failures []time.Time
+	counts   map[int]*workerCounts // by worker number
 }
 
 func newPool(processes, threads int, l launcher, queue chan *job, log *slog.Logger) *pool {
@@ -106,6 +118,10 @@ func newPool(processes, threads int, l launcher, queue chan *job, log *slog.Logg
 		respawns:  make(chan respawnRequest),
 		stops:     make(chan struct{}),
 		kills:     make(chan struct{}),
+		kicks:     make(chan struct{}, 1),
+		resizes:   make(chan int),
+		snapshots: make(chan chan<- poolSnapshot),
+		counts:    make(map[int]*workerCounts),
 		ready:     make(chan error, 1),
 		lost:      make(chan struct{}),
 		done:      make(chan struct{}),
@@ -141,8 +157,18 @@ func (p *pool) run() {
 	p.current = p.newGeneration()
 	p.spawnGeneration(p.current)
 	stops, kills := p.stops, p.kills
+	ticker := time.NewTicker(checkInterval)
+	defer ticker.Stop()
 	for !p.stopping || len(p.workers) > 0 {
 		select {
+		case now := <-ticker.C:
+			p.checkWorkers(now)
+		case <-p.kicks:
+			p.checkCounts()
+		case delta := <-p.resizes:
+			p.resize(delta)
+		case reply := <-p.snapshots:
+			reply <- p.takeSnapshot()
 		case ev := <-p.events:
 			p.handle(ev)
 		case <-p.reloads:
@@ -176,7 +202,7 @@ func (p *pool) newGeneration() int {
 // spawnGeneration starts the workers of generation gen.
 func (p *pool) spawnGeneration(gen int) {
 	for num := 1; num <= p.processes; num++ {
-		if err := p.spawn(num, gen); err != nil {
+		if _, err := p.spawn(num, gen); err != nil {
 			p.loadFailed(gen, err.Error())
 			return
 		}
@@ -184,12 +210,16 @@ func (p *pool) spawnGeneration(gen int) {
 }
 
 // spawn starts worker num in generation gen.
-func (p *pool) spawn(num, gen int) error {
+func (p *pool) spawn(num, gen int) (*worker, error) {
 	l, err := p.launcher.launch(num, gen, p.threads)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	w := &worker{num: num, gen: gen, proc: l.proc, board: l.board, retire: make(chan struct{})}
+	p.countsOf(num).spawns++
+	if limit := p.limits.MaxRequests; limit > 0 {
+		l.board.recycleAt, l.board.kick = uint64(max(limit-spareLead(limit), 1)), p.kicks
+	}
+	w := &worker{num: num, gen: gen, proc: l.proc, board: l.board, retire: make(chan struct{}), started: time.Now()}
 	for i, conn := range l.conns {
 		s := newSlot(num, i, conn, l.board)
 		w.slots = append(w.slots, s)
@@ -197,7 +227,7 @@ func (p *pool) spawn(num, gen int) error {
 	}
 	p.workers[w] = true
 	go p.watch(w, l.control)
-	return nil
+	return w, nil
 }
 
 // send delivers an event unless the pool is gone.
@@ -248,6 +278,8 @@ func (p *pool) workerReady(w *worker, version string) {
 	p.log.Debug("worker ready", "worker", w.num, "pid", w.proc.pid())
 	switch {
 	case w.retired:
+	case w.predecessor != nil:
+		p.successorReady(w)
 	case w.gen == p.current:
 		p.activate(w)
 		if p.starting && p.readyCount(p.current) == p.processes {
@@ -285,6 +317,7 @@ func (p *pool) workerExited(w *worker, status *syscall.WaitStatus) {
 		}
 		w.board.release()
 	}()
+	replaced := !p.stopping && p.successionEnded(w)
 	expected := w.retired || p.stopping
 	level := slog.LevelError
 	if expected {
@@ -292,7 +325,7 @@ func (p *pool) workerExited(w *worker, status *syscall.WaitStatus) {
 	}
 	p.log.Log(context.Background(), level, "worker exited", append([]any{"worker", w.num, "pid", w.proc.pid()}, exitAttrs(status)...)...)
 	switch {
-	case expected:
+	case expected, replaced:
 	case p.starting && w.gen == p.current && !w.ready:
 		if !w.failed {
 			p.loadFailed(w.gen, fmt.Sprintf("worker %d exited before loading the app (%s)", w.num, describeExit(status)))
@@ -303,29 +336,6 @@ func (p *pool) workerExited(w *worker, status *syscall.WaitStatus) {
 		p.scheduleRespawn(w.num)
 	}
 	p.checkLost()
-}
-
-// exitAttrs describes how a process ended as log attributes.
-func exitAttrs(status *syscall.WaitStatus) []any {
-	switch {
-	case status == nil:
-		return []any{"status", -1}
-	case status.Signaled():
-		return []any{"signal", status.Signal().String()}
-	}
-	return []any{"status", status.ExitStatus()}
-}
-
-// describeExit describes how a process ended, for a one-line message, in
-// the words of os.ProcessState.String.
-func describeExit(status *syscall.WaitStatus) string {
-	switch {
-	case status == nil:
-		return "unknown status"
-	case status.Signaled():
-		return "signal: " + status.Signal().String()
-	}
-	return "exit status " + strconv.Itoa(status.ExitStatus())
 }
 
 // readyCount counts generation gen's workers that are ready.
@@ -354,6 +364,7 @@ func (p *pool) retireWorker(w *worker) {
 		return
 	}
 	w.retired = true
+	w.retiredAt = time.Now()
 	if w.active {
 		close(w.retire)
 		return
@@ -363,6 +374,22 @@ func (p *pool) retireWorker(w *worker) {
 
 // scheduleRespawn starts worker num again after a backoff, within budget.
 func (p *pool) scheduleRespawn(num int) {
+	if !p.noteFailure() {
+		return
+	}
+	delay := min(firstBackoff<<(len(p.failures)-1), maxBackoff)
+	req := respawnRequest{num: num, gen: p.current}
+	time.AfterFunc(delay, func() {
+		select {
+		case p.respawns <- req:
+		case <-p.done:
+		}
+	})
+}
+
+// noteFailure counts an unexpected worker exit against the failure budget
+// and reports whether the budget still allows a respawn.
+func (p *pool) noteFailure() bool {
 	now := time.Now()
 	recent := p.failures[:0]
 	for _, t := range p.failures {
@@ -376,23 +403,16 @@ func (p *pool) scheduleRespawn(num int) {
 			p.log.Error("workers keep failing, not respawning", "failures", len(p.failures), "window", failureWindow)
 		}
 		p.gaveUp = true
-		return
+		return false
 	}
-	delay := min(firstBackoff<<(len(p.failures)-1), maxBackoff)
-	req := respawnRequest{num: num, gen: p.current}
-	time.AfterFunc(delay, func() {
-		select {
-		case p.respawns <- req:
-		case <-p.done:
-		}
-	})
+	return true
 }
 
 func (p *pool) respawn(req respawnRequest) {
-	if p.stopping || req.gen != p.current {
+	if p.stopping || req.gen != p.current || req.num > p.processes {
 		return
 	}
-	if err := p.spawn(req.num, req.gen); err != nil {
+	if _, err := p.spawn(req.num, req.gen); err != nil {
 		p.log.Error("worker spawn failed", "worker", req.num, "error", err)
 		p.scheduleRespawn(req.num)
 	}

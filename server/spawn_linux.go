@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -153,6 +154,29 @@ func (e execProcess) wait() (*syscall.WaitStatus, error) {
 	return &status, nil
 }
 
+// exitAttrs describes how a process ended as log attributes.
+func exitAttrs(status *syscall.WaitStatus) []any {
+	switch {
+	case status == nil:
+		return []any{"status", -1}
+	case status.Signaled():
+		return []any{"signal", status.Signal().String()}
+	}
+	return []any{"status", status.ExitStatus()}
+}
+
+// describeExit describes how a process ended, for a one-line message, in
+// the words of os.ProcessState.String.
+func describeExit(status *syscall.WaitStatus) string {
+	switch {
+	case status == nil:
+		return "unknown status"
+	case status.Signaled():
+		return "signal: " + status.Signal().String()
+	}
+	return "exit status " + strconv.Itoa(status.ExitStatus())
+}
+
 // slotSocketpair returns the master's end of a new slot socketpair as a
 // connection and the worker's end as a file to inherit.
 func slotSocketpair() (*net.UnixConn, *os.File, error) {
@@ -178,6 +202,12 @@ type board struct {
 	mu  sync.RWMutex
 	sb  wsgi.Scoreboard
 	mem []byte // nil once released
+
+	// ended counts the responses relayed in full, for --max-requests; from
+	// recycleAt on, each one kicks the pool to look (0: never).
+	ended     atomic.Uint64
+	recycleAt uint64
+	kick      chan<- struct{}
 }
 
 // newBoard creates a scoreboard memfd for slots records and maps it; the
@@ -233,6 +263,18 @@ func (b *board) served(slot int) uint64 {
 	return b.sb.Served(slot)
 }
 
+// servedTotal returns the requests the worker has served on all its slots,
+// or 0 once the board is released.
+func (b *board) servedTotal() uint64 {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	var n uint64
+	for i := range b.sb.Slots() {
+		n += b.sb.Served(i)
+	}
+	return n
+}
+
 // begun reports whether the worker may have begun request id on slot: it
 // is the slot's current request, or the slot has served something since
 // servedBefore. A released board cannot tell, so it says yes.
@@ -243,6 +285,34 @@ func (b *board) begun(slot int, id uint32, servedBefore uint64) bool {
 		return true
 	}
 	return b.sb.CurrentID(slot) == id || b.sb.Served(slot) != servedBefore
+}
+
+// running returns the request slot is running and when it started, in
+// Unix nanoseconds; id is 0 when the slot is idle or the board released.
+// The id is read again after the start time so the two belong together.
+func (b *board) running(slot int) (id uint32, startedNS int64) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.mem == nil {
+		return 0, 0
+	}
+	id = b.sb.CurrentID(slot)
+	startedNS = b.sb.StartedNS(slot)
+	if id == 0 || b.sb.CurrentID(slot) != id {
+		return 0, 0
+	}
+	return id, startedNS
+}
+
+// responseEnded counts a response relayed in full and, near the worker's
+// request limit, tells the pool without waiting for it.
+func (b *board) responseEnded() {
+	if n := b.ended.Add(1); b.recycleAt != 0 && n >= b.recycleAt {
+		select {
+		case b.kick <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // release unmaps the board.

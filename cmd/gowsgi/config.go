@@ -29,7 +29,7 @@ const maxINIDepth = 16
 // uwsgiOnlyShorts are uWSGI short options whose long option gowsgi does not
 // implement yet; they take a value, and are reported under the long name.
 var uwsgiOnlyShorts = map[string]string{
-	"-H": "--home", "-t": "--harakiri", "-R": "--max-requests", "-d": "--daemonize", "-l": "--listen",
+	"-H": "--home",
 }
 
 // unknownKey is a key no option has, as its source spelled it.

@@ -134,7 +134,7 @@ vacuum = true ; no inline comments
 master
 enable-threads = true
 plugins = python3, http
-harakiri = 30
+spooler-processes = 2
 ini = %dmore.ini:extra
 
 [extra]
@@ -155,7 +155,7 @@ disable-logging = off
 			edit: func(o *options) {
 				o.Module, o.Processes, o.Threads, o.Vacuum = "mysite.wsgi", 3, 2, true
 				o.PythonPath = []string{dir + "/src", "/home/u/lib"}
-				o.Unknown = []string{"harakiri"}
+				o.Unknown = []string{"spooler-processes"}
 			},
 		},
 		{
@@ -176,15 +176,15 @@ disable-logging = off
 				o.Module, o.Processes, o.Threads, o.Vacuum = "mysite.wsgi", 2, 2, true
 				o.PythonPath = []string{dir + "/src", "$(HOME)/lib"}
 				o.BufferSize, o.ChmodSocket = 8192, 0o660
-				o.Unknown = []string{"harakiri"}
+				o.Unknown = []string{"spooler-processes"}
 			},
 		},
 		{
 			name: "unknown options on the command line, with and without values",
-			args: []string{"-w", "m", "--stats", ":9191", "--memory-report", "-R", "100", "--stats=x", "-L"},
+			args: []string{"-w", "m", "--spooler", "/var/spool", "--no-orphans", "-R", "100", "--spooler=x", "-L"},
 			edit: func(o *options) {
-				o.Module, o.DisableLogging = "m", true
-				o.Unknown = []string{"--stats", "--memory-report", "--max-requests"}
+				o.Module, o.DisableLogging, o.MaxRequests = "m", true, 100
+				o.Unknown = []string{"--spooler", "--no-orphans"}
 			},
 		},
 	}

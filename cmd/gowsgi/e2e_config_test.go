@@ -89,7 +89,7 @@ func TestConfigUnknownKeysWarnOnce(t *testing.T) {
 project = hello_world_app
 module = %(project)
 pythonpath = `+examplesDir(t)+`
-harakiri = 30
+spooler-processes = 2
 foo-bar = 1
 http-socket = 127.0.0.1:0
 processes = 2
@@ -103,14 +103,14 @@ processes = 2
 		}
 	}
 	require.Len(t, warnings, 1, "stderr:\n%s", inst.Stderr())
-	assert.Contains(t, warnings[0], "harakiri, foo-bar")
+	assert.Contains(t, warnings[0], "spooler-processes, foo-bar")
 	assert.NotContains(t, warnings[0], "project")
 }
 
 func TestConfigStrictRefusesUnknown(t *testing.T) {
-	code, out := runToExit(t, "-w", "hello_world_app", "--strict", "--harakiri", "30", "--foo")
+	code, out := runToExit(t, "-w", "hello_world_app", "--strict", "--spooler-processes", "2", "--foo")
 	assert.Equal(t, 2, code)
-	assert.Equal(t, "gowsgi: unknown options (--strict): --harakiri, --foo\n", out)
+	assert.Equal(t, "gowsgi: unknown options (--strict): --spooler-processes, --foo\n", out)
 }
 
 func TestConfigDjangoExampleINI(t *testing.T) {

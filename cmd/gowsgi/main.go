@@ -29,6 +29,8 @@ func main() {
 		fmt.Print(helpText())
 	case opts.Version:
 		fmt.Println("gowsgi " + server.Version)
+	case opts.Reload != "" || opts.Stop != "":
+		os.Exit(signalPidFile(opts))
 	case worker:
 		os.Exit(server.RunWorker(opts.appSpec()))
 	case cgi:
@@ -37,16 +39,30 @@ func main() {
 			os.Exit(2)
 		}
 		os.Exit(server.RunCGI(server.CGIConfig{App: opts.appSpec(), SpoolThreshold: int64(opts.SpoolThreshold)}))
-	default:
+	case opts.Daemonize != "" && !isDaemon():
 		warnUnknown(opts.Unknown)
+		os.Exit(daemonize(opts.Daemonize))
+	default:
+		if !isDaemon() {
+			warnUnknown(opts.Unknown)
+		}
 		// The master changes directory; workers inherit it, and learn
 		// where relative ini paths start from startDirEnv.
 		os.Setenv(startDirEnv, startDir())
+		opts.absLogPaths()
 		if err := chdir(opts.Chdir); err != nil {
 			fmt.Fprintf(os.Stderr, "gowsgi: %v\n", err)
 			os.Exit(2)
 		}
-		os.Exit(server.Run(opts.serverConfig()))
+		if err := setEnv(opts.Env); err != nil {
+			fmt.Fprintf(os.Stderr, "gowsgi: %v\n", err)
+			os.Exit(2)
+		}
+		cfg := opts.serverConfig()
+		if isDaemon() {
+			cfg.Ready = daemonReady()
+		}
+		os.Exit(server.Run(cfg))
 	}
 }
 

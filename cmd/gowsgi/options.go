@@ -70,11 +70,42 @@ type options struct {
 	BufferSize      int
 	Help            bool
 	Version         bool
+	// The process options (process.go).
+	PidFile       string
+	UID, GID      string
+	Env           []string // KEY=VALUE
+	LogTo         string
+	Daemonize     string // the log file of the detached master
+	TouchReload   []string
+	Listen        int
+	HTTPTimeout   time.Duration
+	SocketTimeout time.Duration
+	Reload, Stop  string // pidfiles to signal instead of serving
+	// The apps under mount points and the virtualenv (apps.go).
+	Mounts           []string // MOUNTPOINT=APP
+	ManageScriptName bool
+	Home             string
 	// Strict makes the Unknown keys an error.
 	Strict bool
 	// Unknown lists, as spelled, the keys no option has and no %(name)
 	// used; uWSGI accepts those silently, gowsgi warns.
 	Unknown []string
+
+	// The worker limits: kill (harakiri) or recycle a worker.
+	Harakiri          time.Duration
+	MaxRequests       int
+	MaxWorkerLifetime time.Duration
+	ReloadOnRSS       int // MiB
+	WorkerReloadMercy time.Duration
+
+	// Static files, the access log's shape and the stats server.
+	StaticMaps   []string // MOUNT=DIR
+	LogFormat    string
+	Log4xx       bool
+	Log5xx       bool
+	MemoryReport bool
+	Stats        string
+	StatsHTTP    bool
 }
 
 // addrHelp says what a socket address may be.
@@ -126,6 +157,54 @@ func optionTable(o *options) []option {
 			help: "keep request bodies up to BYTES in memory, spool larger ones to a file; default 1048576"},
 		{names: []string{"--buffer-size", "-b"}, kind: kindInt, arg: "BYTES", min: 1024, max: 1 << 24, target: &o.BufferSize,
 			help: "refuse request headers larger than BYTES with 431; default 65536"},
+		{names: []string{"--harakiri", "-t"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: 86400, target: &o.Harakiri,
+			help: "kill a worker whose request runs longer than SECONDS, answer 504 and start a new worker; 0 never"},
+		{names: []string{"--max-requests", "-R"}, kind: kindInt, arg: "N", min: 0, max: 1 << 40, target: &o.MaxRequests,
+			help: "replace a worker once it has served N requests; 0 never"},
+		{names: []string{"--max-worker-lifetime"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: 1 << 31, target: &o.MaxWorkerLifetime,
+			help: "replace a worker once it has run for SECONDS; 0 never"},
+		{names: []string{"--reload-on-rss"}, kind: kindInt, arg: "MB", min: 0, max: 1 << 30, target: &o.ReloadOnRSS,
+			help: "replace a worker whose resident memory exceeds MB mebibytes; 0 never"},
+		{names: []string{"--worker-reload-mercy"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: 86400, target: &o.WorkerReloadMercy,
+			help: "kill a replaced or reloaded worker still busy after SECONDS; default 60, 0 waits"},
+		{names: []string{"--pidfile"}, kind: kindString, arg: "PATH", target: &o.PidFile,
+			help: "write the master's pid to PATH once the sockets are bound; removed on exit"},
+		{names: []string{"--uid"}, kind: kindString, arg: "USER", target: &o.UID,
+			help: "run as USER (a name or a uid) once the sockets are bound"},
+		{names: []string{"--gid"}, kind: kindString, arg: "GROUP", target: &o.GID,
+			help: "run as GROUP (a name or a gid) once the sockets are bound; it becomes the only group"},
+		{names: []string{"--env"}, kind: kindList, arg: "KEY=VALUE", target: &o.Env,
+			help: "set the environment variable KEY for the application; repeatable"},
+		{names: []string{"--logto"}, kind: kindString, arg: "PATH", target: &o.LogTo,
+			help: "append every log line (the master's and the workers' output) to PATH; SIGUSR1 reopens it"},
+		{names: []string{"--daemonize", "-d"}, kind: kindString, arg: "PATH", target: &o.Daemonize,
+			help: "detach from the terminal and log to PATH; returns once the app is serving"},
+		{names: []string{"--touch-reload"}, kind: kindList, arg: "FILE", target: &o.TouchReload,
+			help: "reload the workers gracefully, as SIGHUP does, when FILE's modification time changes; repeatable"},
+		{names: []string{"--listen", "-l"}, kind: kindInt, arg: "N", min: 0, max: 65535, target: &o.Listen,
+			help: "listen backlog of the sockets; requests waiting for a worker beyond N get 503 at once; default: the system's, no bound"},
+		{names: []string{"--http-timeout"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: 86400, target: &o.HTTPTimeout,
+			help: "close an HTTP connection idle, or slow to send a request head, for SECONDS; default 30 (90 between keep-alive requests)"},
+		{names: []string{"--socket-timeout"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: 86400, target: &o.SocketTimeout,
+			help: "close a uwsgi, SCGI or FastCGI connection idle, or slow to send a request head, for SECONDS; default 30 (FastCGI: no bound)"},
+		{names: []string{"--reload"}, kind: kindString, arg: "PIDFILE", target: &o.Reload,
+			help: "reload the gowsgi whose pid PIDFILE holds (SIGHUP) and exit"},
+		{names: []string{"--stop"}, kind: kindString, arg: "PIDFILE", target: &o.Stop,
+			help: "stop the gowsgi whose pid PIDFILE holds (SIGTERM) and exit"},
+		{names: []string{"--static-map"}, kind: kindList, arg: "MOUNT=DIR", target: &o.StaticMaps,
+			help: "serve the files of DIR under the URL path MOUNT from the master, with sendfile; repeatable"},
+		{names: []string{"--log-format", "--logformat"}, kind: kindString, arg: "FORMAT", target: &o.LogFormat,
+			help: "write each request's line as FORMAT, with uWSGI's %(addr) %(method) %(uri) %(status) %(size) %(msecs) … variables"},
+		{names: []string{"--log-4xx"}, kind: kindBool, target: &o.Log4xx,
+			help: "log responses with a 4xx status even with --disable-logging"},
+		{names: []string{"--log-5xx"}, kind: kindBool, target: &o.Log5xx,
+			help: "log responses with a 5xx status even with --disable-logging"},
+		{names: []string{"--memory-report"}, kind: kindBool, target: &o.MemoryReport,
+			help: "add the worker's pid and memory (RSS, address space) to each request's line"},
+		{names: []string{"--stats", "--stats-server"}, kind: kindString, arg: "ADDR", target: &o.Stats,
+			help: "serve uWSGI's stats JSON on ADDR (HOST:PORT or a Unix socket path): written to each connection, which is then closed"},
+		{names: []string{"--stats-http"}, kind: kindBool, target: &o.StatsHTTP,
+			help: "serve the stats JSON over HTTP on the --stats address"},
 		{names: []string{"--ini"}, kind: kindINI, arg: "FILE[:SECTION]",
 			help: "read the options in SECTION (default uwsgi) of the ini FILE here; a bare FILE.ini argument does the same"},
 		{names: []string{"--strict"}, kind: kindBool, target: &o.Strict,
@@ -136,6 +215,12 @@ func optionTable(o *options) []option {
 			help: "refused: gowsgi does not run gevent"},
 		{names: []string{"--plugins", "--plugin"}, kind: kindString, arg: "NAMES", check: checkPlugins,
 			help: "accepted for python, python3 and http, which are built in; other plugins are refused"},
+		{names: []string{"--mount"}, kind: kindList, arg: "MOUNTPOINT=APP", target: &o.Mounts,
+			help: "also serve APP (MOD[:CALLABLE], or a .py or .wsgi file) to requests whose SCRIPT_NAME is MOUNTPOINT; repeatable"},
+		{names: []string{"--manage-script-name"}, kind: kindBool, target: &o.ManageScriptName,
+			help: "with --mount, move the longest mount point that prefixes PATH_INFO into SCRIPT_NAME"},
+		{names: []string{"--home", "--virtualenv", "--venv", "--pyhome", "-H"}, kind: kindString, arg: "DIR", target: &o.Home,
+			help: "use the virtualenv DIR (of the Python gowsgi embeds) and its site-packages"},
 		{names: []string{"--help", "-h"}, kind: kindBool, target: &o.Help,
 			help: "show this help"},
 		{names: []string{"--version"}, kind: kindBool, target: &o.Version,
@@ -153,6 +238,8 @@ func defaultOptions() *options {
 		GracefulTimeout: 30 * time.Second,
 		SpoolThreshold:  1 << 20,
 		BufferSize:      65536,
+
+		WorkerReloadMercy: 60 * time.Second, // uWSGI's default
 	}
 }
 
@@ -228,13 +315,21 @@ func (opt *option) number(name, value string) (int64, error) {
 // check applies defaults that depend on other options and rejects
 // combinations that cannot run.
 func (o *options) check() error {
-	if o.Help || o.Version {
+	if o.Help || o.Version || o.Reload != "" || o.Stop != "" {
 		return nil
+	}
+	if err := checkEnv(o.Env); err != nil {
+		return err
+	}
+	for _, spec := range o.StaticMaps {
+		if _, err := server.ParseStaticMap(spec); err != nil {
+			return err
+		}
 	}
 	switch {
 	case o.Strict && len(o.Unknown) > 0:
 		return fmt.Errorf("unknown options (--strict): %s", strings.Join(o.Unknown, ", "))
-	case o.Module == "" && o.WSGIFile == "":
+	case o.Module == "" && o.WSGIFile == "" && len(o.Mounts) == 0:
 		return errNoApp
 	case o.Module != "" && o.WSGIFile != "":
 		return errors.New("pass only one of --module and --wsgi-file")
@@ -243,6 +338,9 @@ func (o *options) check() error {
 		if _, err := httpsSocket(spec); err != nil {
 			return err
 		}
+	}
+	if err := o.checkApps(); err != nil {
+		return err
 	}
 	return nil
 }
@@ -278,6 +376,9 @@ func (o *options) sockets() []server.Socket {
 
 // appName names the application as the banner shows it.
 func (o *options) appName() string {
+	if o.Module == "" && o.WSGIFile == "" {
+		return o.mountNames()
+	}
 	source := o.Module
 	if o.WSGIFile != "" {
 		source = o.WSGIFile
@@ -291,12 +392,15 @@ func (o *options) appName() string {
 // appSpec is what a worker imports.
 func (o *options) appSpec() pyembed.AppSpec {
 	return pyembed.AppSpec{
-		Module:       o.Module,
-		WSGIFile:     o.WSGIFile,
-		Callable:     o.Callable,
-		PythonPath:   o.PythonPath,
-		Multiprocess: o.Processes > 1,
-		Multithread:  o.Threads > 1,
+		Module:           o.Module,
+		WSGIFile:         o.WSGIFile,
+		Callable:         o.Callable,
+		PythonPath:       o.PythonPath,
+		Multiprocess:     o.Processes > 1,
+		Multithread:      o.Threads > 1,
+		Mounts:           o.mounts(),
+		ManageScriptName: o.ManageScriptName,
+		Home:             o.Home,
 	}
 }
 
@@ -314,7 +418,39 @@ func (o *options) serverConfig() server.Config {
 		AccessLog:       !o.DisableLogging,
 		SpoolThreshold:  int64(o.SpoolThreshold),
 		BufferSize:      o.BufferSize,
+		PidFile:         o.PidFile,
+		UID:             o.UID,
+		GID:             o.GID,
+		LogTo:           o.logTo(),
+		TouchReload:     o.TouchReload,
+		Listen:          o.Listen,
+		HTTPTimeout:     o.HTTPTimeout,
+		SocketTimeout:   o.SocketTimeout,
+		Limits: server.WorkerLimits{
+			Harakiri:    o.Harakiri,
+			MaxRequests: o.MaxRequests,
+			MaxLifetime: o.MaxWorkerLifetime,
+			ReloadOnRSS: int64(o.ReloadOnRSS) << 20,
+			ReloadMercy: o.WorkerReloadMercy,
+		},
+		StaticMaps:   o.staticMaps(),
+		LogFormat:    o.LogFormat,
+		Log4xx:       o.Log4xx,
+		Log5xx:       o.Log5xx,
+		MemoryReport: o.MemoryReport,
+		Stats:        o.Stats,
+		StatsHTTP:    o.StatsHTTP,
 	}
+}
+
+// staticMaps reads the --static-map values, which check has validated.
+func (o *options) staticMaps() []server.StaticMap {
+	var maps []server.StaticMap
+	for _, spec := range o.StaticMaps {
+		m, _ := server.ParseStaticMap(spec)
+		maps = append(maps, m)
+	}
+	return maps
 }
 
 // helpText lists the options from the table.

@@ -1,0 +1,247 @@
+// Harakiri and worker recycling with the real binary: --harakiri,
+// --max-requests, --max-worker-lifetime, --reload-on-rss,
+// --worker-reload-mercy and SIGTTIN/SIGTTOU, each observed from outside
+// through worker pids, status codes and the log.
+package main_test
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// setting is one option as the command line spells it and as an ini file
+// does.
+type setting struct{ flag, key, value string }
+
+// optionSources are the two ways every recycling test passes its options.
+var optionSources = []struct {
+	name    string
+	fromINI bool
+}{{"command line", false}, {"ini file", true}}
+
+// startRecycleApp starts testdata/recycle.py with settings, on the command
+// line or from an ini file.
+func startRecycleApp(t *testing.T, fromINI bool, settings ...setting) *instance {
+	t.Helper()
+	app := testdataPath(t, "recycle.py")
+	if !fromINI {
+		args := []string{"--wsgi-file", app}
+		for _, s := range settings {
+			args = append(args, s.flag, s.value)
+		}
+		return start(t, args...)
+	}
+	dir := t.TempDir()
+	lines := []string{"[uwsgi]", "wsgi-file = " + app}
+	for _, s := range settings {
+		lines = append(lines, s.key+" = "+s.value)
+	}
+	ini := writeFile(t, dir, "app.ini", strings.Join(lines, "\n")+"\n")
+	return startIn(t, dir, "--ini", ini)
+}
+
+// fetchPID asks the app for the pid of the worker that serves the request.
+func fetchPID(c *http.Client, url string) (int, error) {
+	resp, err := c.Get(url + "/pid")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var pid int
+	if _, err := fmt.Fscan(resp.Body, &pid); err != nil || resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET /pid: status %d, %v", resp.StatusCode, err)
+	}
+	return pid, nil
+}
+
+// mustPID is fetchPID for the test goroutine.
+func mustPID(t *testing.T, inst *instance) int {
+	t.Helper()
+	pid, err := fetchPID(client(false), inst.URL)
+	require.NoError(t, err, "stderr:\n%s", inst.Stderr())
+	return pid
+}
+
+// awaitNewPID polls /pid until another worker than old answers, failing
+// the test on any failed request.
+func awaitNewPID(t *testing.T, inst *instance, old int, timeout time.Duration) int {
+	t.Helper()
+	pid := old
+	eventually(t, timeout, func() bool {
+		pid = mustPID(t, inst)
+		return pid != old
+	}, "worker %d was not replaced; stderr:\n%s", old, inst.Stderr())
+	return pid
+}
+
+func TestHarakiriKillsTheWorkerAndAnswers504(t *testing.T) {
+	t.Parallel()
+	for _, src := range optionSources {
+		t.Run(src.name, func(t *testing.T) {
+			t.Parallel()
+			inst := startRecycleApp(t, src.fromINI, setting{"-t", "harakiri", "1"})
+			before := mustPID(t, inst)
+
+			began := time.Now()
+			resp, body := get(t, inst.URL+"/sleep?s=20")
+			took := time.Since(began)
+			assert.Equal(t, http.StatusGatewayTimeout, resp.StatusCode, "%s", body)
+			assert.GreaterOrEqual(t, took, time.Second, "not before the harakiri time")
+			assert.Less(t, took, 10*time.Second, "long before the request would end by itself")
+
+			after := awaitNewPID(t, inst, before, 30*time.Second)
+			assert.NotEqual(t, before, after)
+			logs := inst.Stderr()
+			assert.Equal(t, 1, strings.Count(logs, "harakiri: request ran too long"), "logged once; stderr:\n%s", logs)
+			assert.Contains(t, logs, "path=/sleep")
+			assert.Contains(t, logs, "pid="+strconv.Itoa(before))
+		})
+	}
+}
+
+func TestMaxRequestsRecyclesWithoutFailures(t *testing.T) {
+	t.Parallel()
+	for _, src := range optionSources {
+		t.Run(src.name, func(t *testing.T) {
+			t.Parallel()
+			inst := startRecycleApp(t, src.fromINI, setting{"-R", "max-requests", "5"})
+			pids := make(map[int]bool)
+			for range 20 {
+				pids[mustPID(t, inst)] = true
+			}
+			assert.GreaterOrEqual(t, len(pids), 3, "20 requests at 5 per worker; pids %v", pids)
+
+			failures := concurrentPIDs(inst, 4, 25)
+			assert.Empty(t, failures, "stderr:\n%s", inst.Stderr())
+			assert.Contains(t, inst.Stderr(), "reason=max-requests")
+		})
+	}
+}
+
+// concurrentPIDs sends clients×each /pid requests from clients goroutines
+// and returns the failures.
+func concurrentPIDs(inst *instance, clients, each int) []error {
+	var (
+		mu       sync.Mutex
+		failures []error
+		wg       sync.WaitGroup
+	)
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := client(false)
+			for range each {
+				if _, err := fetchPID(c, inst.URL); err != nil {
+					mu.Lock()
+					failures = append(failures, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return failures
+}
+
+func TestMaxWorkerLifetimeRecycles(t *testing.T) {
+	t.Parallel()
+	for _, src := range optionSources {
+		t.Run(src.name, func(t *testing.T) {
+			t.Parallel()
+			inst := startRecycleApp(t, src.fromINI, setting{"--max-worker-lifetime", "max-worker-lifetime", "2"})
+			first := mustPID(t, inst)
+			second := awaitNewPID(t, inst, first, 30*time.Second)
+			awaitNewPID(t, inst, second, 30*time.Second)
+			assert.Contains(t, inst.Stderr(), "reason=max-worker-lifetime")
+		})
+	}
+}
+
+func TestReloadOnRSSRecycles(t *testing.T) {
+	t.Parallel()
+	for _, src := range optionSources {
+		t.Run(src.name, func(t *testing.T) {
+			t.Parallel()
+			inst := startRecycleApp(t, src.fromINI, setting{"--reload-on-rss", "reload-on-rss", "150"})
+			resp, body := get(t, inst.URL+"/grow?mb=200")
+			require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+			grown, err := strconv.Atoi(string(body))
+			require.NoError(t, err)
+			awaitNewPID(t, inst, grown, 30*time.Second)
+			assert.Contains(t, inst.Stderr(), "reason=reload-on-rss")
+		})
+	}
+}
+
+func TestWorkerReloadMercyKillsABusyRetiringWorker(t *testing.T) {
+	t.Parallel()
+	for _, src := range optionSources {
+		t.Run(src.name, func(t *testing.T) {
+			t.Parallel()
+			inst := startRecycleApp(t, src.fromINI, setting{"--worker-reload-mercy", "worker-reload-mercy", "1"})
+			before := mustPID(t, inst)
+			statuses := make(chan int, 1)
+			go func() {
+				resp, err := client(false).Get(inst.URL + "/sleep?s=20")
+				if err != nil {
+					statuses <- 0
+					return
+				}
+				resp.Body.Close()
+				statuses <- resp.StatusCode
+			}()
+			eventually(t, 10*time.Second, func() bool {
+				pid, ok := inst.record("sleeping")
+				return ok && pid == strconv.Itoa(before)
+			}, "the sleep never reached worker %d", before)
+			inst.Signal(t, syscall.SIGHUP)
+			select {
+			case status := <-statuses:
+				assert.Equal(t, http.StatusBadGateway, status, "the retiring worker was killed mid-request")
+			case <-time.After(15 * time.Second):
+				require.FailNow(t, "the retiring worker outlived its mercy", "stderr:\n%s", inst.Stderr())
+			}
+			assert.Contains(t, inst.Stderr(), "worker did not finish in time")
+			assert.NotEqual(t, before, mustPID(t, inst))
+		})
+	}
+}
+
+func TestResizeSignalsAddAndRemoveWorkers(t *testing.T) {
+	t.Parallel()
+	inst := start(t, "--wsgi-file", testdataPath(t, "recycle.py"), "-p", "2")
+	zygotes := childrenOf(t, inst.cmd.Process.Pid)
+	require.Len(t, zygotes, 1, "the master's one child is the zygote")
+	workers := func() int { return len(childrenOf(t, zygotes[0])) }
+	require.Equal(t, 2, workers())
+
+	inst.Signal(t, syscall.SIGTTIN)
+	eventually(t, 30*time.Second, func() bool { return workers() == 3 }, "SIGTTIN added no worker; stderr:\n%s", inst.Stderr())
+	pids := make(map[int]bool)
+	eventually(t, 30*time.Second, func() bool {
+		pids[mustPID(t, inst)] = true
+		return len(pids) == 3
+	}, "the third worker never served; stderr:\n%s", inst.Stderr())
+
+	// One signal at a time: the kernel merges a signal sent while the same
+	// one is still pending (signal(7)).
+	for _, want := range []int{2, 1} {
+		inst.Signal(t, syscall.SIGTTOU)
+		eventually(t, 30*time.Second, func() bool { return workers() == want }, "SIGTTOU did not bring the workers down to %d", want)
+	}
+	inst.Signal(t, syscall.SIGTTOU)
+	eventually(t, 10*time.Second, func() bool { return strings.Contains(inst.Stderr(), "worker count unchanged") },
+		"SIGTTOU with one worker left was not refused; stderr:\n%s", inst.Stderr())
+	assert.Equal(t, 1, workers())
+	assert.Empty(t, concurrentPIDs(inst, 2, 10))
+}

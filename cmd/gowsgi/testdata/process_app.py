@@ -1,0 +1,61 @@
+"""The application the process-option tests run: it reports what a worker
+process looks like from the inside.
+
+Routes:
+    GET /pid                text: the worker's pid
+    GET /ids                text: "UID GID GROUPS" (groups comma-separated)
+    GET /env?name=N         text: os.environ[N], or 404 when unset
+    GET /write?path=P       text: "written" when P can be opened for
+                            appending, else "denied"
+"""
+
+import os
+
+
+def query(environ, key):
+    for pair in environ.get("QUERY_STRING", "").split("&"):
+        name, _, value = pair.partition("=")
+        if name == key:
+            return value
+    return ""
+
+
+def text(start_response, body, status="200 OK"):
+    data = body.encode()
+    start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+def pid(environ, start_response):
+    return text(start_response, str(os.getpid()))
+
+
+def ids(environ, start_response):
+    groups = ",".join(str(g) for g in sorted(os.getgroups()))
+    return text(start_response, "%d %d %s" % (os.getuid(), os.getgid(), groups))
+
+
+def env(environ, start_response):
+    value = os.environ.get(query(environ, "name"))
+    if value is None:
+        return text(start_response, "unset", status="404 Not Found")
+    return text(start_response, value)
+
+
+def write(environ, start_response):
+    try:
+        with open(query(environ, "path"), "a"):
+            pass
+    except PermissionError:
+        return text(start_response, "denied")
+    return text(start_response, "written")
+
+
+ROUTES = {"/pid": pid, "/ids": ids, "/env": env, "/write": write}
+
+
+def application(environ, start_response):
+    route = ROUTES.get(environ["PATH_INFO"])
+    if route is None:
+        return text(start_response, "not found", status="404 Not Found")
+    return route(environ, start_response)

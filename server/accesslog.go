@@ -1,0 +1,275 @@
+// The access log: one line per request, either gowsgi's own structured
+// line or, with --log-format, a line built from uWSGI's request-log
+// variables (%(addr), %(status), %(msecs), …). -L turns the lines off;
+// --log-4xx and --log-5xx keep them for error responses, as in uWSGI.
+// --memory-report adds the worker's memory to each line, as uWSGI's
+// default request line does.
+package server
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gowsgi/gowsgi/wsgi"
+)
+
+// accessLog decides which requests are logged and writes their lines. A
+// nil *accessLog logs nothing.
+type accessLog struct {
+	log *slog.Logger
+	// all logs every request; otherwise only those log4xx and log5xx ask for.
+	all, log4xx, log5xx bool
+	// format, when not nil, is --log-format parsed; lines go to out.
+	format []logPart
+	out    io.Writer
+	outMu  sync.Mutex
+	// pidOf, when not nil, returns a worker's pid, 0 when it has none.
+	pidOf func(worker int) int
+	// memoryReport adds the worker's memory to each line (--memory-report).
+	memoryReport bool
+}
+
+// logPart is a literal piece of a --log-format line or one variable.
+type logPart struct {
+	literal  string
+	variable string // empty for a literal
+}
+
+// newAccessLog returns the access log cfg asks for, or nil for none.
+func newAccessLog(cfg Config, log *slog.Logger, out io.Writer) *accessLog {
+	if !cfg.AccessLog && !cfg.Log4xx && !cfg.Log5xx {
+		return nil
+	}
+	a := &accessLog{log: log, all: cfg.AccessLog, log4xx: cfg.Log4xx, log5xx: cfg.Log5xx,
+		out: out, memoryReport: cfg.MemoryReport}
+	if cfg.LogFormat != "" {
+		a.format = parseLogFormat(cfg.LogFormat)
+	}
+	return a
+}
+
+// parseLogFormat splits a format into literals and %(name) variables; a
+// "%(" without its ")" stays literal.
+func parseLogFormat(format string) []logPart {
+	var parts []logPart
+	for format != "" {
+		i := strings.Index(format, "%(")
+		end := -1
+		if i >= 0 {
+			end = strings.IndexByte(format[i:], ')')
+		}
+		if i < 0 || end < 0 {
+			parts = append(parts, logPart{literal: format})
+			break
+		}
+		if i > 0 {
+			parts = append(parts, logPart{literal: format[:i]})
+		}
+		parts = append(parts, logPart{variable: format[i+2 : i+end]})
+		format = format[i+end+1:]
+	}
+	return parts
+}
+
+// wants reports whether a response with status is logged.
+func (a *accessLog) wants(status int) bool {
+	switch {
+	case a == nil:
+		return false
+	case a.all:
+		return true
+	case status >= 400 && status < 500:
+		return a.log4xx
+	case status >= 500:
+		return a.log5xx
+	}
+	return false
+}
+
+// entry is what one request's line can say.
+type entry struct {
+	req       *wsgi.Request
+	status    int
+	bodyBytes int64
+	headBytes int64
+	worker    int // 0 when no worker took it
+	start     time.Time
+	took      time.Duration
+}
+
+// finished counts a request that has ended for --stats and writes its
+// access log line.
+func (d *dispatcher) finished(req *wsgi.Request, r *relay, start time.Time) {
+	if d.access == nil && d.totals == nil {
+		return
+	}
+	e := entry{req: req, status: r.status, bodyBytes: r.bytes, headBytes: r.headBytes,
+		start: start, took: time.Since(start)}
+	if s := r.job.taker(); s != nil {
+		e.worker = s.worker
+	}
+	d.totals.add(e.worker, e.bodyBytes+e.headBytes, e.took)
+	if d.access.wants(e.status) {
+		d.access.write(&e)
+	}
+}
+
+// write writes e's line.
+func (a *accessLog) write(e *entry) {
+	if a.format != nil {
+		a.writeFormatted(e)
+		return
+	}
+	method, _ := e.req.Vars.Get("REQUEST_METHOD")
+	path, _ := e.req.Vars.Get("PATH_INFO")
+	attrs := []any{"method", method, "path", path, "status", e.status,
+		"bytes", e.bodyBytes, "duration", e.took, "worker", e.worker}
+	if a.memoryReport {
+		if pid, rss, vsz, ok := a.workerMemory(e.worker); ok {
+			attrs = append(attrs, "pid", pid, "rss", rss, "vsz", vsz)
+		}
+	}
+	a.log.Info("request", attrs...)
+}
+
+// workerMemory returns a worker's pid and, with --memory-report, its
+// memory; ok is false when there is nothing to report.
+func (a *accessLog) workerMemory(worker int) (pid int, rss, vsz int64, ok bool) {
+	if a.pidOf == nil || worker == 0 {
+		return 0, 0, 0, false
+	}
+	if pid = a.pidOf(worker); pid == 0 {
+		return 0, 0, 0, false
+	}
+	if a.memoryReport {
+		rss, vsz = processMemory(pid)
+	}
+	return pid, rss, vsz, true
+}
+
+// writeFormatted writes the --log-format line for e.
+func (a *accessLog) writeFormatted(e *entry) {
+	var b bytes.Buffer
+	for _, part := range a.format {
+		if part.variable == "" {
+			b.WriteString(part.literal)
+			continue
+		}
+		b.WriteString(a.variable(e, part.variable))
+	}
+	if a.memoryReport && !a.usesMemoryVars() {
+		a.appendMemoryReport(&b, e.worker)
+	}
+	b.WriteByte('\n')
+	a.outMu.Lock()
+	defer a.outMu.Unlock()
+	a.out.Write(b.Bytes())
+}
+
+// appendMemoryReport adds the worker's memory in uWSGI's --memory-report
+// wording, for tools that parse it (pyuwsgimemhog, for one).
+func (a *accessLog) appendMemoryReport(b *bytes.Buffer, worker int) {
+	if pid, rss, vsz, ok := a.workerMemory(worker); ok {
+		fmt.Fprintf(b, " {address space usage: %d bytes/%dMB} {rss usage: %d bytes/%dMB} [pid: %d]", vsz, vsz>>20, rss, rss>>20, pid)
+	}
+}
+
+// usesMemoryVars reports whether the format places the memory itself.
+func (a *accessLog) usesMemoryVars() bool {
+	for _, part := range a.format {
+		switch part.variable {
+		case "rss", "vsz", "rssM", "vszM":
+			return true
+		}
+	}
+	return false
+}
+
+// requestVars maps uWSGI's request-log variables to the CGI variable each
+// one shows.
+var requestVars = map[string]string{
+	"addr":    "REMOTE_ADDR",
+	"method":  "REQUEST_METHOD",
+	"uri":     "REQUEST_URI",
+	"proto":   "SERVER_PROTOCOL",
+	"host":    "HTTP_HOST",
+	"uagent":  "HTTP_USER_AGENT",
+	"referer": "HTTP_REFERER",
+	"user":    "REMOTE_USER",
+	"cl":      "CONTENT_LENGTH",
+}
+
+// ltimeLayout is Apache's request time, which uWSGI's %(ltime) shows.
+const ltimeLayout = "02/Jan/2006:15:04:05 -0700"
+
+// variable returns one variable's value; an unknown one is empty, as in
+// uWSGI.
+func (a *accessLog) variable(e *entry, name string) string {
+	if key, ok := requestVars[name]; ok {
+		value, _ := e.req.Vars.Get(key)
+		return value
+	}
+	switch name {
+	case "status":
+		return strconv.Itoa(e.status)
+	case "size":
+		return strconv.FormatInt(e.bodyBytes+e.headBytes, 10)
+	case "rsize":
+		return strconv.FormatInt(e.bodyBytes, 10)
+	case "hsize":
+		return strconv.FormatInt(e.headBytes, 10)
+	case "msecs":
+		return strconv.FormatInt(e.took.Milliseconds(), 10)
+	case "micros":
+		return strconv.FormatInt(e.took.Microseconds(), 10)
+	case "secs":
+		return strconv.FormatFloat(e.took.Seconds(), 'f', 4, 64)
+	case "time":
+		return strconv.FormatInt(e.start.Unix(), 10)
+	case "epoch":
+		return strconv.FormatInt(time.Now().Unix(), 10)
+	case "ltime":
+		return e.start.Format(ltimeLayout)
+	case "ctime":
+		return e.start.Format(time.ANSIC)
+	case "wid":
+		return strconv.Itoa(e.worker)
+	}
+	return a.memoryVariable(e, name)
+}
+
+// memoryVariable returns %(pid), %(rss), %(vsz), %(rssM) or %(vszM); the
+// memory ones are 0 without --memory-report, as in uWSGI.
+func (a *accessLog) memoryVariable(e *entry, name string) string {
+	pid, rss, vsz, _ := a.workerMemory(e.worker)
+	switch name {
+	case "pid":
+		return strconv.Itoa(pid)
+	case "rss":
+		return strconv.FormatInt(rss, 10)
+	case "vsz":
+		return strconv.FormatInt(vsz, 10)
+	case "rssM":
+		return strconv.FormatInt(rss>>20, 10)
+	case "vszM":
+		return strconv.FormatInt(vsz>>20, 10)
+	}
+	return ""
+}
+
+// headSize is the size of the HTTP head a response's status and headers
+// make, which uWSGI counts in %(size) and %(hsize).
+func headSize(status string, headers []byte) int64 {
+	n := int64(len("HTTP/1.1 ") + len(status) + len("\r\n\r\n"))
+	_ = wsgi.EachVar(headers, func(name, value []byte) bool {
+		n += int64(len(name) + len(": ") + len(value) + len("\r\n"))
+		return true
+	})
+	return n
+}

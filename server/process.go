@@ -1,0 +1,143 @@
+// Process-level duties of the master, with uWSGI's meaning: the pidfile,
+// dropping root's privileges once the sockets are bound (--uid, --gid),
+// appending every log line to a file (--logto) and reopening it on SIGUSR1
+// for logrotate, and the stats line SIGUSR1 writes.
+package server
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// writePidFile writes the master's pid to path, for `gowsgi --stop` and
+// `--reload` and for init scripts.
+func writePidFile(path string) error {
+	if path == "" {
+		return nil
+	}
+	if err := os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return fmt.Errorf("server: --pidfile: %w", err)
+	}
+	return nil
+}
+
+// removePidFile removes the pidfile on exit, unless another master has
+// written its own pid there since.
+func removePidFile(path string) {
+	if path == "" {
+		return
+	}
+	content, err := os.ReadFile(path)
+	if err == nil && string(content) == strconv.Itoa(os.Getpid())+"\n" {
+		os.Remove(path)
+	}
+}
+
+// dropPrivileges switches the master to group and user (names or numbers),
+// so the zygote and workers it starts afterwards run as them too. The
+// supplementary groups become the one group, as uWSGI does. Go applies
+// setuid(2) and setgid(2) to every thread of the process.
+func dropPrivileges(uid, gid string) error {
+	if gid != "" {
+		g, err := lookupGroup(gid)
+		if err != nil {
+			return err
+		}
+		if err := syscall.Setgroups([]int{g}); err != nil {
+			return fmt.Errorf("server: --gid: setgroups: %w", err)
+		}
+		if err := syscall.Setgid(g); err != nil {
+			return fmt.Errorf("server: --gid: %w", err)
+		}
+	}
+	if uid != "" {
+		u, err := lookupUser(uid)
+		if err != nil {
+			return err
+		}
+		if err := syscall.Setuid(u); err != nil {
+			return fmt.Errorf("server: --uid: %w", err)
+		}
+	}
+	return nil
+}
+
+// lookupUser resolves a user name or a numeric uid.
+func lookupUser(name string) (int, error) {
+	if n, err := strconv.Atoi(name); err == nil {
+		return n, nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return 0, fmt.Errorf("server: --uid: %w", err)
+	}
+	return strconv.Atoi(u.Uid)
+}
+
+// lookupGroup resolves a group name or a numeric gid.
+func lookupGroup(name string) (int, error) {
+	if n, err := strconv.Atoi(name); err == nil {
+		return n, nil
+	}
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return 0, fmt.Errorf("server: --gid: %w", err)
+	}
+	return strconv.Atoi(g.Gid)
+}
+
+// openLog points the process's stdout and stderr at path, opened for
+// appending, so the master's log lines and everything its workers (which
+// inherit descriptors 1 and 2) print land there. Called again on SIGUSR1 it
+// reopens the file after logrotate moved it; workers started before then
+// write to the old file until they are replaced, as a reload does.
+func openLog(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return fmt.Errorf("server: --logto: %w", err)
+	}
+	defer f.Close()
+	for _, fd := range []int{1, 2} {
+		if err := unix.Dup3(int(f.Fd()), fd, 0); err != nil {
+			return fmt.Errorf("server: --logto: %w", err)
+		}
+	}
+	return nil
+}
+
+// errNoPid is returned when a pidfile holds no pid.
+var errNoPid = errors.New("server: the pidfile holds no pid")
+
+// SignalPidFile sends sig to the process whose pid the file at path holds:
+// `gowsgi --reload PIDFILE` (SIGHUP) and `gowsgi --stop PIDFILE` (SIGTERM).
+func SignalPidFile(path string, sig syscall.Signal) error {
+	content, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	pid, err := strconv.Atoi(string(bytes.TrimSpace(content)))
+	if err != nil || pid <= 0 {
+		return fmt.Errorf("%w: %s", errNoPid, path)
+	}
+	if err := syscall.Kill(pid, sig); err != nil {
+		return fmt.Errorf("server: signalling pid %d: %w", pid, err)
+	}
+	return nil
+}
+
+// logStats writes the stats line SIGUSR1 asks for; requests counts those
+// handed to a slot, a retried one once per try.
+func (m *master) logStats() {
+	m.log.Info("stats", "pid", os.Getpid(), "workers", m.cfg.Processes, "threads", m.cfg.Threads,
+		"requests", m.dispatch.nextID.Load(), "queued", m.dispatch.waiting.Load())
+}

@@ -1,0 +1,179 @@
+// Static files (uWSGI's --static-map MOUNT=DIR): the master answers a
+// request under a mapped mount point from the folder itself, with
+// sendfile(2), before any worker sees it, for every gateway. It never serves
+// anything outside the folder: a ".." segment is refused, and so is a file
+// whose real path (symlinks resolved) leaves the folder.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"mime"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gowsgi/gowsgi/wsgi"
+)
+
+// StaticMap maps the URL prefix Mount to the folder Dir.
+type StaticMap struct {
+	Mount string
+	Dir   string
+}
+
+// ParseStaticMap reads uWSGI's "MOUNT=DIR" form of --static-map.
+func ParseStaticMap(spec string) (StaticMap, error) {
+	mount, dir, ok := strings.Cut(spec, "=")
+	if !ok || !strings.HasPrefix(mount, "/") || dir == "" {
+		return StaticMap{}, fmt.Errorf("--static-map %q is not MOUNT=DIR with MOUNT starting with /", spec)
+	}
+	return StaticMap{Mount: strings.TrimRight(mount, "/"), Dir: dir}, nil
+}
+
+// staticRoot is a mapping with its folder resolved once, at start.
+type staticRoot struct {
+	mount string
+	dir   string // absolute, symlinks resolved
+}
+
+// staticHandler serves the mapped folders and passes every other request on.
+type staticHandler struct {
+	roots []staticRoot
+	next  wsgi.Handler
+}
+
+// newStaticHandler resolves each folder; a folder that does not exist is an
+// error at start rather than a 404 on every request.
+func newStaticHandler(maps []StaticMap, next wsgi.Handler) (*staticHandler, error) {
+	h := &staticHandler{next: next}
+	for _, m := range maps {
+		dir, err := filepath.Abs(m.Dir)
+		if err == nil {
+			dir, err = filepath.EvalSymlinks(dir)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--static-map %s=%s: %w", m.Mount, m.Dir, err)
+		}
+		h.roots = append(h.roots, staticRoot{mount: m.Mount, dir: dir})
+	}
+	return h, nil
+}
+
+// ServeWSGI answers requests under a mount from its folder, the first
+// matching mount winning as in uWSGI.
+func (h *staticHandler) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, req *wsgi.Request) error {
+	scriptName, _ := req.Vars.Get("SCRIPT_NAME")
+	pathInfo, _ := req.Vars.Get("PATH_INFO")
+	// uWSGI matches the mount against the decoded path the app would see.
+	urlPath := scriptName + pathInfo
+	for _, root := range h.roots {
+		if rest, ok := underMount(urlPath, root.mount); ok {
+			method, _ := req.Vars.Get("REQUEST_METHOD")
+			ims, _ := req.Vars.Get("HTTP_IF_MODIFIED_SINCE")
+			return root.serve(w, method, rest, ims)
+		}
+	}
+	return h.next.ServeWSGI(ctx, w, req)
+}
+
+// underMount returns the part of urlPath below mount; "/staticx" is not
+// under "/static".
+func underMount(urlPath, mount string) (string, bool) {
+	rest, ok := strings.CutPrefix(urlPath, mount)
+	if !ok || rest != "" && rest[0] != '/' {
+		return "", false
+	}
+	return rest, true
+}
+
+var errOutside = errors.New("server: static path leaves its folder")
+
+// serve answers one request for the file at rest below the folder.
+func (root staticRoot) serve(w wsgi.ResponseWriter, method, rest, ifModifiedSince string) error {
+	if method != http.MethodGet && method != http.MethodHead {
+		return answerPlain(w, http.StatusMethodNotAllowed, "Allow", "GET, HEAD")
+	}
+	f, info, err := root.open(rest)
+	switch {
+	case errors.Is(err, errOutside):
+		return answerPlain(w, http.StatusForbidden)
+	case err != nil:
+		return answerPlain(w, http.StatusNotFound)
+	}
+	defer f.Close()
+	modified := info.ModTime().UTC().Truncate(time.Second)
+	var headers wsgi.Vars
+	headers.Add("Last-Modified", modified.Format(http.TimeFormat))
+	// RFC 9110 section 13.1.3: not modified since the client's copy.
+	if since, err := http.ParseTime(ifModifiedSince); err == nil && !modified.After(since) {
+		return w.WriteHead("304 Not Modified", headers.Block())
+	}
+	headers.Add("Content-Type", contentType(rest))
+	headers.Add("Content-Length", strconv.FormatInt(info.Size(), 10))
+	if err := w.WriteHead("200 OK", headers.Block()); err != nil || method == http.MethodHead {
+		return err
+	}
+	return w.SendFile(f, 0, info.Size())
+}
+
+// open opens the regular file at rest below the folder. A ".." segment, or
+// a real path outside the folder, is errOutside; directories are not
+// listed, so they are fs.ErrNotExist like a missing file.
+func (root staticRoot) open(rest string) (*os.File, fs.FileInfo, error) {
+	for _, segment := range strings.Split(rest, "/") {
+		if segment == ".." || strings.ContainsRune(segment, 0) {
+			return nil, nil, errOutside
+		}
+	}
+	real, err := filepath.EvalSymlinks(filepath.Join(root.dir, filepath.FromSlash(rest)))
+	if err != nil {
+		return nil, nil, err
+	}
+	if real != root.dir && !strings.HasPrefix(real, root.dir+string(filepath.Separator)) {
+		return nil, nil, errOutside
+	}
+	f, err := os.Open(real)
+	if err != nil {
+		return nil, nil, err
+	}
+	info, err := f.Stat()
+	if err == nil && !info.Mode().IsRegular() {
+		err = fs.ErrNotExist
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, info, nil
+}
+
+// contentType names the file's type from its extension, as uWSGI does.
+func contentType(name string) string {
+	if t := mime.TypeByExtension(filepath.Ext(name)); t != "" {
+		return t
+	}
+	return "application/octet-stream"
+}
+
+// answerPlain sends a short plain-text response with code's reason phrase,
+// plus optional header name/value pairs.
+func answerPlain(w wsgi.ResponseWriter, code int, extra ...string) error {
+	status := strconv.Itoa(code) + " " + http.StatusText(code)
+	body := status + "\n"
+	var headers wsgi.Vars
+	headers.Add("Content-Type", "text/plain; charset=utf-8")
+	headers.Add("Content-Length", strconv.Itoa(len(body)))
+	for i := 0; i+1 < len(extra); i += 2 {
+		headers.Add(extra[i], extra[i+1])
+	}
+	if err := w.WriteHead(status, headers.Block()); err != nil {
+		return err
+	}
+	return w.WriteBody([]byte(body))
+}
