@@ -12,10 +12,12 @@ GO ?= go
 PYTHON ?= /usr/bin/python3
 
 # Debian packages the build and the tests need; the web servers run the
-# tests of gateways behind them (cmd/gowsgi/e2e_webservers_test.go).
+# tests of gateways behind them (cmd/gowsgi/e2e_webservers_test.go); wrk
+# loads the server in the overload test (cmd/gowsgi/e2e_overload_test.go).
 DEBS := gcc pkg-config libpython3-dev python3 python3-flask python3-django \
-	python3-bottle python3-falcon python3-werkzeug curl \
-	nginx lighttpd apache2 libapache2-mod-proxy-uwsgi libapache2-mod-fcgid
+	python3-bottle python3-falcon python3-werkzeug python3-venv curl \
+	nginx lighttpd apache2 libapache2-mod-proxy-uwsgi libapache2-mod-fcgid \
+	wrk
 
 # The versions `make test-pythons` looks for.
 TEST_PYTHONS := 3.9 3.10 3.11 3.12 3.13
@@ -36,7 +38,7 @@ for c in "$$(command -v $(1) 2>/dev/null)" $$(ls -d $$(pyenv root 2>/dev/null ||
 done
 endef
 
-.PHONY: all deps build test test-go test-pythons lint clean
+.PHONY: all deps build test test-go test-pythons test-fuzz lint clean
 
 all: deps build
 
@@ -56,10 +58,14 @@ lint:
 	@out=$$(gofmt -l cmd pyembed wsgi server gateways); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	$(cgo_env) $(GO) vet ./...
 
-test: deps build lint test-go test-pythons
+test: deps build lint test-go test-pythons test-fuzz
 
 test-go:
 	$(cgo_env) GOWSGI_BIN=$(CURDIR)/bin/gowsgi $(GO) test -count=1 -timeout 15m ./...
+
+# Every fuzz target briefly, beyond the seed corpora go test already runs.
+test-fuzz:
+	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
 # Builds gowsgi against every CPython from TEST_PYTHONS found on the machine
 # and runs the embedding tests and the PEP 3333 probe suite with each.
@@ -109,3 +115,21 @@ bench-quick: bench-deps build
 
 soak: build
 	$(cgo_env) GOWSGI_BIN=$(CURDIR)/bin/gowsgi $(GO) test -tags soak -run TestSoak -count=1 -v -timeout 30m ./cmd/gowsgi
+
+# Fuzz targets (go test -fuzz) for the HTTP front end, the uwsgi, SCGI and
+# FastCGI parsers and the master/worker framing: `make fuzz` runs every Fuzz
+# function of FUZZ_PACKAGES for FUZZTIME each, one after another
+# (`make fuzz FUZZTIME=5s` for a brief run). Inputs that fail are written
+# under the package's testdata/fuzz/ and run with every `go test` after.
+FUZZTIME ?= 30s
+FUZZ_PACKAGES := ./gateways ./wsgi
+
+.PHONY: fuzz
+
+fuzz:
+	@set -e; for pkg in $(FUZZ_PACKAGES); do \
+		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "fuzz: $$pkg $$target for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
