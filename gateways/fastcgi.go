@@ -29,6 +29,9 @@ type FastCGIOptions struct {
 	// SpoolThreshold is the largest body kept in memory; a larger one goes
 	// to a temporary file. Zero spools every non-empty body.
 	SpoolThreshold int64
+	// LimitPost, when not 0, is the largest request body accepted; a
+	// larger one gets 413 (limits.go).
+	LimitPost int64
 	// MaxConns and MaxReqs are the answers to FCGI_GET_VALUES for
 	// FCGI_MAX_CONNS and FCGI_MAX_REQS: how many connections and how many
 	// requests at once the application serves. A web server sizes its pool
@@ -47,6 +50,7 @@ type FastCGIOptions struct {
 type FastCGI struct {
 	handler   wsgi.Handler
 	threshold int64
+	limit     int64             // --limit-post; 0 for none
 	timeout   time.Duration     // idle connections; 0 for none
 	values    map[string]string // GET_VALUES answers
 	log       *slog.Logger
@@ -76,6 +80,7 @@ func NewFastCGI(h wsgi.Handler, opts FastCGIOptions) *FastCGI {
 	g := &FastCGI{
 		handler:   h,
 		threshold: opts.SpoolThreshold,
+		limit:     opts.LimitPost,
 		timeout:   opts.Timeout,
 		values:    values,
 		log:       logger,

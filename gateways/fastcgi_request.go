@@ -123,11 +123,19 @@ func (r *fcgiRequest) run(w *fcgiResponse) error {
 		}
 		return w.refuse(http.StatusBadRequest)
 	}
-	b, err := readBody(r.stdinR, p.contentLength, r.c.g.threshold, r.buf.body)
+	if overLimit(p.contentLength, r.c.g.limit) {
+		r.c.g.log.Warn("fastcgi request refused", "request", int(r.id), "error", errBodyTooLarge)
+		return w.refuse(http.StatusRequestEntityTooLarge)
+	}
+	b, err := readBody(limitBody(r.stdinR, r.c.g.limit), p.contentLength, r.c.g.threshold, r.buf.body)
 	r.stdinR.CloseWithError(errFCGIBodyRead)
 	if err != nil {
 		if r.aborted.Load() {
 			return nil
+		}
+		if errors.Is(err, errBodyTooLarge) {
+			r.c.g.log.Warn("fastcgi request refused", "request", int(r.id), "error", err)
+			return w.refuse(http.StatusRequestEntityTooLarge)
 		}
 		r.c.g.log.Warn("fastcgi request refused", "request", int(r.id), "error", err)
 		return w.refuse(http.StatusBadRequest)

@@ -53,6 +53,9 @@ type HTTPOptions struct {
 	// SpoolThreshold is the largest body kept in memory; a larger one goes
 	// to a temporary file. Zero spools every non-empty body.
 	SpoolThreshold int64
+	// LimitPost, when not 0, is the largest request body accepted; a
+	// larger one gets 413 (limits.go).
+	LimitPost int64
 	// TLSConfig, when set, makes the gateway serve HTTPS: TLS with HTTP/2
 	// or HTTP/1.1 negotiated by ALPN (RFC 7301), and wsgi.url_scheme
 	// "https". Nil serves plain HTTP/1.x.
@@ -71,6 +74,7 @@ type HTTPOptions struct {
 type HTTP struct {
 	handler   wsgi.Handler
 	threshold int64
+	limit     int64       // --limit-post; 0 for none
 	tls       *tls.Config // nil for plain HTTP/1.x
 	srv       *http.Server
 	requests  sync.Pool // *httpRequest, reused across requests
@@ -90,7 +94,7 @@ func NewHTTP(handler wsgi.Handler, opts HTTPOptions) *HTTP {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	g := &HTTP{handler: handler, threshold: opts.SpoolThreshold}
+	g := &HTTP{handler: handler, threshold: opts.SpoolThreshold, limit: opts.LimitPost}
 	if opts.TLSConfig != nil {
 		g.tls = opts.TLSConfig.Clone()
 		// net/http serves HTTP/2 on a *tls.Conn that negotiated "h2".
@@ -151,9 +155,17 @@ func (g *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(w, code)
 		return
 	}
+	if overLimit(r.ContentLength, g.limit) {
+		refuseUnread(w)
+		return
+	}
 	x := g.requests.Get().(*httpRequest)
 	defer g.requests.Put(x)
-	b, err := readBody(r.Body, r.ContentLength, g.threshold, x.body)
+	b, err := readBody(limitBody(r.Body, g.limit), r.ContentLength, g.threshold, x.body)
+	if errors.Is(err, errBodyTooLarge) {
+		refuseUnread(w)
+		return
+	}
 	if err != nil {
 		refuse(w, http.StatusBadRequest)
 		return

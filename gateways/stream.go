@@ -50,6 +50,9 @@ type StreamOptions struct {
 	// SpoolThreshold is the largest body kept in memory; a larger one goes
 	// to a temporary file. Zero spools every non-empty body.
 	SpoolThreshold int64
+	// LimitPost, when not 0, is the largest CONTENT_LENGTH accepted; a
+	// larger one is logged and answered 413 without reading the body.
+	LimitPost int64
 	// Timeout, when not 0, replaces the default bound on how long a
 	// connection may take to send its request head (--socket-timeout).
 	Timeout time.Duration
@@ -75,6 +78,7 @@ type streamServer struct {
 	handler   wsgi.Handler
 	maxHead   int
 	threshold int64
+	limit     int64         // --limit-post; 0 for none
 	timeout   time.Duration // for the request head
 	log       *slog.Logger
 	conns     sync.Pool // *streamConn, reused across connections
@@ -103,6 +107,7 @@ func newStreamServer(proto streamProtocol, handler wsgi.Handler, opts StreamOpti
 		handler:   handler,
 		maxHead:   opts.MaxHeadSize,
 		threshold: opts.SpoolThreshold,
+		limit:     opts.LimitPost,
 		timeout:   orDefault(opts.Timeout, readHeaderTimeout),
 		log:       opts.Logger,
 		listeners: make(map[net.Listener]struct{}),
@@ -226,6 +231,10 @@ func (s *streamServer) trackConn(conn net.Conn) *streamConn {
 	c.conn = conn
 	c.r.Reset(conn)
 	c.w.Reset(conn)
+	// The head's deadline is set here, under the lock, so that a Shutdown
+	// sweeping the connections that have not begun a request always
+	// overrides it, however late the connection's goroutine starts.
+	conn.SetReadDeadline(time.Now().Add(s.timeout))
 	s.active[c] = false
 	s.wg.Add(1)
 	return c
@@ -286,7 +295,6 @@ func abort(conn net.Conn) {
 // serveRequest reads the request and serves it. It returns an error for a
 // malformed request, which is logged, or a *brokenResponse.
 func (s *streamServer) serveRequest(c *streamConn) error {
-	c.conn.SetReadDeadline(time.Now().Add(s.timeout))
 	if _, err := c.r.Peek(1); err != nil {
 		// Closed before sending anything: a web server's connection check,
 		// or a stop.
@@ -304,6 +312,9 @@ func (s *streamServer) serveRequest(c *streamConn) error {
 		return err
 	}
 	c.conn.SetReadDeadline(time.Time{})
+	if overLimit(p.contentLength, s.limit) {
+		return s.refuseTooLarge(c, p.contentLength)
+	}
 	b, err := readDeclaredBody(c.r, p.contentLength, s.threshold, c.body)
 	if err != nil {
 		return err
@@ -321,6 +332,27 @@ func (s *streamServer) serveRequest(c *streamConn) error {
 	go watchPeer(c.conn, cancel)
 	c.resp = streamResponse{conn: c.conn, w: c.w, appendHead: s.proto.appendHead, head: c.resp.head}
 	err = s.handler.ServeWSGI(ctx, &c.resp, &c.req)
+	if err == nil {
+		err = c.w.Flush()
+	}
+	if err != nil {
+		return &brokenResponse{err: err}
+	}
+	return nil
+}
+
+// refuseTooLarge answers a request whose declared body passes the limit
+// with a 413 head and no body read; the connection is then closed.
+func (s *streamServer) refuseTooLarge(c *streamConn, declared int64) error {
+	s.log.Warn("request body too large", "protocol", s.proto.name, "remote", c.conn.RemoteAddr().String(),
+		"content_length", declared, "limit", s.limit)
+	var headers wsgi.Vars
+	headers.Add("Content-Type", "text/plain; charset=utf-8")
+	headers.Add("Connection", "close")
+	head, err := s.proto.appendHead(c.resp.head[:0], "413 Content Too Large", headers.Block())
+	if err == nil {
+		_, err = c.w.Write(head)
+	}
 	if err == nil {
 		err = c.w.Flush()
 	}

@@ -167,8 +167,15 @@ func TestStreamShutdownWaitsForRequestsInFlight(t *testing.T) {
 			require.NoError(t, err)
 			defer idle.Close()
 			busy := make(chan []byte, 1)
-			go func() { busy <- streamExchange(t, addr, gw.request("", "REQUEST_METHOD", "GET")) }()
-			<-started
+			go func() {
+				defer close(busy) // even when the exchange fails, so the test never hangs
+				busy <- streamExchange(t, addr, gw.request("", "REQUEST_METHOD", "GET"))
+			}()
+			select {
+			case <-started:
+			case <-time.After(10 * time.Second):
+				require.FailNow(t, "the request never reached the handler")
+			}
 
 			stopped := make(chan error, 1)
 			go func() { stopped <- g.Shutdown(context.Background()) }()
@@ -183,7 +190,12 @@ func TestStreamShutdownWaitsForRequestsInFlight(t *testing.T) {
 			}
 			close(release)
 			assert.Equal(t, gw.head+"done", string(<-busy))
-			assert.NoError(t, <-stopped)
+			select {
+			case err := <-stopped:
+				assert.NoError(t, err)
+			case <-time.After(10 * time.Second):
+				require.FailNow(t, "Shutdown did not return once the request ended")
+			}
 		})
 	}
 }

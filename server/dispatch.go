@@ -106,6 +106,7 @@ type dispatcher struct {
 	// when not 0, a request gets 503 at once instead of queueing.
 	waiting    atomic.Int64
 	maxWaiting int64
+	metrics    *metrics // nil without --metrics (metrics.go)
 }
 
 func newDispatcher(log *slog.Logger, logRequests bool) *dispatcher {
@@ -149,9 +150,11 @@ func (d *dispatcher) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, req *
 			err = r.answer(503, "Service Unavailable")
 			break
 		}
+		queued := time.Now()
 		select {
 		case d.queue <- r.job:
 			d.waiting.Add(-1)
+			d.metrics.observeQueueWait(time.Since(queued))
 			err = r.run(ctx)
 		case <-ctx.Done():
 			d.waiting.Add(-1)

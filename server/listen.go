@@ -11,7 +11,9 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -84,6 +86,10 @@ func bindSockets(cfg Config) ([]*listener, error) {
 			return nil, fmt.Errorf("%s %s: %w", s.option(), s.Address, unwrapOpError(err))
 		}
 		bound = append(bound, l)
+		if err := chownSocket(l.path, cfg.ChownSocket); err != nil {
+			closeListeners(bound, true)
+			return nil, fmt.Errorf("--chown-socket %s: %s %s: %w", cfg.ChownSocket, s.option(), s.Address, err)
+		}
 		if err := setBacklog(l.Listener, cfg.Listen); err != nil {
 			closeListeners(bound, true)
 			return nil, fmt.Errorf("--listen %d: %s %s: %w", cfg.Listen, s.option(), s.Address, err)
@@ -124,6 +130,52 @@ func bindSocket(s Socket, mode fs.FileMode) (*listener, error) {
 		}
 	}
 	return l, nil
+}
+
+// chownSocket gives the Unix socket file path to owner, "USER[:GROUP]"
+// (names or numbers), as uWSGI's --chown-socket does: without a group the
+// file's group stays. A TCP socket (no path) or no owner is left alone.
+func chownSocket(path, owner string) error {
+	if path == "" || owner == "" {
+		return nil
+	}
+	userName, groupName, hasGroup := strings.Cut(owner, ":")
+	uid, err := socketOwnerID(userName, func(name string) (string, error) {
+		u, err := user.Lookup(name)
+		if err != nil {
+			return "", err
+		}
+		return u.Uid, nil
+	})
+	if err != nil {
+		return err
+	}
+	gid := -1
+	if hasGroup {
+		if gid, err = socketOwnerID(groupName, func(name string) (string, error) {
+			g, err := user.LookupGroup(name)
+			if err != nil {
+				return "", err
+			}
+			return g.Gid, nil
+		}); err != nil {
+			return err
+		}
+	}
+	return unwrapPathError(os.Chown(path, uid, gid))
+}
+
+// socketOwnerID resolves a user or group given by name or number; lookup
+// finds a name's number.
+func socketOwnerID(name string, lookup func(string) (string, error)) (int, error) {
+	if id, err := strconv.Atoi(name); err == nil {
+		return id, nil
+	}
+	id, err := lookup(name)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(id)
 }
 
 // listenUnix listens on a Unix socket file, first removing a stale one

@@ -91,6 +91,15 @@ type Config struct {
 	// serves it over HTTP (stats.go).
 	Stats     string
 	StatsHTTP bool
+	// LimitPost, when not 0, is the largest request body accepted; a
+	// larger one gets 413 before it is read (--limit-post).
+	LimitPost int64
+	// ChownSocket, when set, is the "USER[:GROUP]" (names or numbers)
+	// that owns the Unix socket files; without a group, theirs stays.
+	ChownSocket string
+	// Metrics, when set, is the address of the Prometheus metrics server
+	// (metrics.go).
+	Metrics string
 }
 
 // master is one running master process.
@@ -107,6 +116,7 @@ type master struct {
 	// when --static-map is given (static.go).
 	handler wsgi.Handler
 	stats   *statsServer // nil without --stats
+	metrics *metrics     // nil without --metrics
 	touched chan string  // a --touch-reload file that changed
 }
 
@@ -138,6 +148,7 @@ func Run(cfg Config) int {
 	}
 	defer closeListeners(m.listeners, cfg.Vacuum)
 	defer m.stats.close()
+	defer m.metrics.close()
 	// The pidfile is written as root, as uWSGI's --pidfile is.
 	if err := writePidFile(cfg.PidFile); err != nil {
 		fmt.Fprintf(m.stderr, "gowsgi: %v\n", err)
@@ -162,6 +173,7 @@ func Run(cfg Config) int {
 	if m.stats != nil {
 		m.stats.serve(m.statsDocument)
 	}
+	m.metrics.serve()
 	stopWatching := make(chan struct{})
 	defer close(stopWatching)
 	if len(cfg.TouchReload) > 0 {
@@ -192,6 +204,10 @@ func newMaster(cfg Config) (*master, error) {
 	if err := m.prepareAccessStaticStats(); err != nil {
 		return m, err
 	}
+	if m.metrics, err = listenMetrics(cfg.Metrics, m.dispatch.waiting.Load, m.pool.snapshot, m.log); err != nil {
+		return m, err
+	}
+	m.dispatch.metrics = m.metrics
 	shared := make(map[Protocol]gateway)
 	for _, l := range m.listeners {
 		protocol := l.socket.Protocol
@@ -219,14 +235,16 @@ func (m *master) launcher(exe string, args []string) launcher {
 // newGateway builds the gateway for protocol, serving through the
 // dispatcher. Each HTTPS socket gets its own, with its certificate.
 func (m *master) newGateway(protocol Protocol, tlsConfig *tls.Config) gateway {
+	handler := m.metrics.wrap(protocol, m.handler)
 	switch protocol {
 	case ProtocolUWSGI:
-		return gateways.NewUWSGI(m.handler, m.streamOptions())
+		return gateways.NewUWSGI(handler, m.streamOptions())
 	case ProtocolSCGI:
-		return gateways.NewSCGI(m.handler, m.streamOptions())
+		return gateways.NewSCGI(handler, m.streamOptions())
 	case ProtocolFastCGI:
-		return gateways.NewFastCGI(m.handler, gateways.FastCGIOptions{
+		return gateways.NewFastCGI(handler, gateways.FastCGIOptions{
 			SpoolThreshold: m.cfg.SpoolThreshold,
+			LimitPost:      m.cfg.LimitPost,
 			// Requests beyond the slots wait in the queue, so this is how
 			// many run at once, not a limit.
 			MaxReqs: m.cfg.Processes * m.cfg.Threads,
@@ -234,9 +252,10 @@ func (m *master) newGateway(protocol Protocol, tlsConfig *tls.Config) gateway {
 			Logger:  m.log,
 		})
 	}
-	return gateways.NewHTTP(m.handler, gateways.HTTPOptions{
+	return gateways.NewHTTP(handler, gateways.HTTPOptions{
 		MaxHeaderBytes: m.cfg.BufferSize,
 		SpoolThreshold: m.cfg.SpoolThreshold,
+		LimitPost:      m.cfg.LimitPost,
 		TLSConfig:      tlsConfig,
 		Timeout:        m.cfg.HTTPTimeout,
 		Logger:         m.log,
@@ -247,6 +266,7 @@ func (m *master) streamOptions() gateways.StreamOptions {
 	return gateways.StreamOptions{
 		MaxHeadSize:    m.cfg.BufferSize,
 		SpoolThreshold: m.cfg.SpoolThreshold,
+		LimitPost:      m.cfg.LimitPost,
 		Timeout:        m.cfg.SocketTimeout,
 		Logger:         m.log,
 	}

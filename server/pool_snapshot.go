@@ -27,6 +27,8 @@ type workerSnapshot struct {
 	Respawns   int       // how often worker ID has been started again, for any reason
 	Harakiris  int       // how often worker ID has been killed by --harakiri
 	Started    time.Time // when this process was started
+	Slots      int       // its request slots (--threads)
+	BusySlots  int       // of those, the ones running a request
 }
 
 // poolSnapshot is the pool at one moment.
@@ -68,6 +70,8 @@ func (p *pool) takeSnapshot() poolSnapshot {
 			Respawns:   max(c.spawns-1, 0),
 			Harakiris:  c.harakiris,
 			Started:    w.started,
+			Slots:      len(w.slots),
+			BusySlots:  busySlots(w),
 		})
 	}
 	for _, c := range p.counts {
@@ -97,6 +101,17 @@ func workerStatus(w *worker) string {
 		}
 	}
 	return workerIdle
+}
+
+// busySlots counts w's slots running a request.
+func busySlots(w *worker) int {
+	n := 0
+	for i := range w.slots {
+		if id, _ := w.board.running(i); id != 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // workerCounts are the lifetime counters of one worker number.

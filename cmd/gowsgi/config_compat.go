@@ -1,10 +1,12 @@
 // The uWSGI options gowsgi accepts for compatibility only: those that
-// describe what gowsgi always does (or uWSGI internals), and the plugins
-// gowsgi has built in.
+// describe what gowsgi always does (or uWSGI internals), the plugins
+// gowsgi has built in, and those gowsgi handles its own way, which the
+// master warns about with one line per kind.
 package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -46,6 +48,114 @@ func checkPlugins(name, value string) error {
 			continue
 		}
 		return fmt.Errorf("%s: gowsgi runs Python WSGI applications only; there is no %q plugin", name, plugin)
+	}
+	return nil
+}
+
+// notice is one warning line about uWSGI options gowsgi accepts but
+// handles its own way.
+type notice struct {
+	kind  string   // what the line is about; one line per kind
+	names []string // the options given, as spelled
+	text  string   // what gowsgi does instead
+}
+
+// warn records that the option name was given; options of one kind share
+// a line. name may carry its ini file and line ("app.ini:3: cheaper").
+func (o *options) warn(kind, name, text string) {
+	if i := strings.LastIndex(name, ": "); i >= 0 {
+		name = name[i+2:]
+	}
+	for i := range o.Notices {
+		if o.Notices[i].kind == kind {
+			if !slices.Contains(o.Notices[i].names, name) {
+				o.Notices[i].names = append(o.Notices[i].names, name)
+			}
+			return
+		}
+	}
+	o.Notices = append(o.Notices, notice{kind: kind, names: []string{name}, text: text})
+}
+
+// warnings are the lines the master prints about o.Notices.
+func (o *options) warnings() []string {
+	var lines []string
+	for _, n := range o.Notices {
+		lines = append(lines, fmt.Sprintf("gowsgi: warning: %s: %s", strings.Join(n.names, ", "), n.text))
+	}
+	return lines
+}
+
+// The texts of the warnings.
+const (
+	cheaperWarning = "gowsgi runs the fixed number of workers --processes gives; " +
+		"send SIGTTIN to the master for one worker more, SIGTTOU for one fewer"
+	loggerWarning = "gowsgi writes its log to stderr, or to the file --logto or logger = file:PATH names; " +
+		"collect it from there (systemd's journal, syslog, a pipe)"
+	reqLoggerWarning = "gowsgi writes request lines to the same log as the rest (--logto)"
+	memoryWarning    = "gowsgi reports each worker's RSS and address space; USS and PSS (memory-report = 2) are not reported"
+)
+
+// warnedOptions are uWSGI options gowsgi accepts with a warning: it runs
+// a fixed number of workers (uWSGI's cheaper subsystem scales them), and
+// has one log, to stderr or a file.
+func warnedOptions(o *options) []option {
+	warnCheaper := func(name, _ string) error { o.warn("cheaper", name, cheaperWarning); return nil }
+	return []option{
+		{names: []string{"--logger"}, kind: kindString, arg: "file:PATH", check: o.logger,
+			help: "with file:PATH, as --logto PATH; other loggers are accepted with a warning"},
+		{names: []string{"--req-logger"}, kind: kindString, arg: "file:PATH", check: o.reqLogger,
+			help: "with file:PATH and no other log file, as --logto PATH; request lines always go with the rest of the log"},
+		{names: []string{"--cheaper", "--cheaper-algo", "--cheaper-initial", "--cheaper-step",
+			"--cheaper-overload", "--cheaper-idle", "--cheaper-rss-limit-soft", "--cheaper-rss-limit-hard",
+			"--cheaper-busyness-max", "--cheaper-busyness-min", "--cheaper-busyness-multiplier",
+			"--cheaper-busyness-penalty", "--cheaper-busyness-backlog-alert",
+			"--cheaper-busyness-backlog-multiplier", "--cheaper-busyness-backlog-step"},
+			kind: kindString, arg: "VALUE", check: warnCheaper,
+			help: "accepted with a warning: gowsgi runs a fixed number of workers (SIGTTIN/SIGTTOU change it)"},
+		{names: []string{"--cheaper-busyness-verbose", "--cheaper-busyness-backlog-nonzero"}, kind: kindBool, check: warnCheaper,
+			help: "accepted with a warning, as --cheaper"},
+	}
+}
+
+// logFile returns PATH of uWSGI's "file:PATH" logger.
+func logFile(value string) (string, bool) {
+	path, ok := strings.CutPrefix(value, "file:")
+	return path, ok && path != "" && !strings.Contains(path, "=")
+}
+
+// logger reads uWSGI's --logger: "file:PATH" is --logto PATH; anything
+// else (syslog, socket:…, a named logger) is not, and is warned about.
+func (o *options) logger(name, value string) error {
+	if path, ok := logFile(value); ok {
+		o.LogTo = path
+		return nil
+	}
+	o.warn("logger", name, loggerWarning)
+	return nil
+}
+
+// reqLogger reads uWSGI's --req-logger. gowsgi has one log, so a file is
+// taken as --logto only when no other log file is set.
+func (o *options) reqLogger(name, value string) error {
+	path, ok := logFile(value)
+	switch {
+	case !ok:
+		o.warn("logger", name, loggerWarning)
+	case o.LogTo == "" || o.LogTo == path:
+		o.LogTo = path
+	default:
+		o.warn("req-logger", name, reqLoggerWarning)
+	}
+	return nil
+}
+
+// memoryReport reads --memory-report: a bare flag or a boolean, or
+// uWSGI's level 2, which also reports USS and PSS.
+func (o *options) memoryReport(name, value string) error {
+	o.MemoryReport = uwsgiBool(value)
+	if strings.TrimSpace(value) == "2" {
+		o.warn("memory-report", name, memoryWarning)
 	}
 	return nil
 }

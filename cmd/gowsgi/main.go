@@ -40,11 +40,11 @@ func main() {
 		}
 		os.Exit(server.RunCGI(server.CGIConfig{App: opts.appSpec(), SpoolThreshold: int64(opts.SpoolThreshold)}))
 	case opts.Daemonize != "" && !isDaemon():
-		warnUnknown(opts.Unknown)
+		printWarnings(opts)
 		os.Exit(daemonize(opts.Daemonize))
 	default:
 		if !isDaemon() {
-			warnUnknown(opts.Unknown)
+			printWarnings(opts)
 		}
 		// The master changes directory; workers inherit it, and learn
 		// where relative ini paths start from startDirEnv.
@@ -66,11 +66,15 @@ func main() {
 	}
 }
 
-// warnUnknown prints the one line about options gowsgi ignored. Only the
-// master prints it: its workers parse the same options.
-func warnUnknown(keys []string) {
-	if len(keys) > 0 {
-		fmt.Fprintf(os.Stderr, "gowsgi: warning: ignoring options gowsgi does not know (--strict refuses them): %s\n", strings.Join(keys, ", "))
+// printWarnings prints the one line about options gowsgi ignored and one
+// per kind of uWSGI option it handles its own way (config_compat.go). Only
+// the master prints them: its workers parse the same options.
+func printWarnings(opts *options) {
+	if len(opts.Unknown) > 0 {
+		fmt.Fprintf(os.Stderr, "gowsgi: warning: ignoring options gowsgi does not know (--strict refuses them): %s\n", strings.Join(opts.Unknown, ", "))
+	}
+	for _, line := range opts.warnings() {
+		fmt.Fprintln(os.Stderr, line)
 	}
 }
 

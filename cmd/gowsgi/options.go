@@ -106,6 +106,14 @@ type options struct {
 	MemoryReport bool
 	Stats        string
 	StatsHTTP    bool
+	Metrics      string // the Prometheus metrics address
+	ChownSocket  string // USER[:GROUP] of the Unix socket files
+	// Notices are the uWSGI options accepted with a warning
+	// (config_compat.go); the master prints one line per kind.
+	Notices []notice
+
+	// LimitPost is the largest request body accepted (--limit-post).
+	LimitPost int
 }
 
 // addrHelp says what a socket address may be.
@@ -123,6 +131,8 @@ func optionTable(o *options) []option {
 	table := []option{
 		{names: []string{"--http-socket"}, kind: kindList, arg: "ADDR", target: &o.HTTPSockets,
 			help: "serve HTTP on ADDR (" + addrHelp + "); " + server.DefaultSocket.Address + " when no socket is given"},
+		{names: []string{"--http"}, kind: kindList, arg: "ADDR", target: &o.HTTPSockets,
+			help: "as --http-socket: the master serves HTTP itself, where uWSGI starts its HTTP router"},
 		{names: []string{"--https-socket"}, kind: kindList, arg: "ADDR,CERT,KEY", target: &o.HTTPSSockets,
 			help: "serve HTTPS and HTTP/2 on ADDR with the PEM certificate CERT and key KEY; repeatable"},
 		{names: []string{"--uwsgi-socket", "--socket", "-s"}, kind: kindList, arg: "ADDR", target: &o.UWSGISockets,
@@ -133,6 +143,8 @@ func optionTable(o *options) []option {
 			help: "serve FastCGI on ADDR (" + addrHelp + "); with no socket given, a listening socket on fd 0 is served as FastCGI"},
 		{names: []string{"--chmod-socket", "-C"}, kind: kindMode, arg: "[MODE]", target: &o.ChmodSocket, bare: defaultChmodSocket,
 			help: "set the mode of Unix socket files to octal MODE; 666 when bare"},
+		{names: []string{"--chown-socket"}, kind: kindString, arg: "USER[:GROUP]", target: &o.ChownSocket,
+			help: "give the Unix socket files to USER (and GROUP), names or numbers"},
 		{names: []string{"--vacuum"}, kind: kindBool, target: &o.Vacuum,
 			help: "remove Unix socket files on exit"},
 		{names: []string{"--module", "--wsgi", "-w"}, kind: kindString, arg: "MOD[:CALLABLE]", target: &o.Module,
@@ -199,12 +211,16 @@ func optionTable(o *options) []option {
 			help: "log responses with a 4xx status even with --disable-logging"},
 		{names: []string{"--log-5xx"}, kind: kindBool, target: &o.Log5xx,
 			help: "log responses with a 5xx status even with --disable-logging"},
-		{names: []string{"--memory-report"}, kind: kindBool, target: &o.MemoryReport,
-			help: "add the worker's pid and memory (RSS, address space) to each request's line"},
+		{names: []string{"--memory-report"}, kind: kindBool, check: o.memoryReport,
+			help: "add the worker's pid and memory (RSS, address space) to each request's line; =2 (USS, PSS) warns"},
 		{names: []string{"--stats", "--stats-server"}, kind: kindString, arg: "ADDR", target: &o.Stats,
 			help: "serve uWSGI's stats JSON on ADDR (HOST:PORT or a Unix socket path): written to each connection, which is then closed"},
 		{names: []string{"--stats-http"}, kind: kindBool, target: &o.StatsHTTP,
 			help: "serve the stats JSON over HTTP on the --stats address"},
+		{names: []string{"--metrics"}, kind: kindString, arg: "ADDR", target: &o.Metrics,
+			help: "serve Prometheus metrics at /metrics on ADDR (HOST:PORT or a Unix socket path)"},
+		{names: []string{"--limit-post"}, kind: kindInt, arg: "BYTES", min: 0, max: 1 << 50, target: &o.LimitPost,
+			help: "answer 413 to a request whose body is larger than BYTES, without reading it; 0 no limit"},
 		{names: []string{"--ini"}, kind: kindINI, arg: "FILE[:SECTION]",
 			help: "read the options in SECTION (default uwsgi) of the ini FILE here; a bare FILE.ini argument does the same"},
 		{names: []string{"--strict"}, kind: kindBool, target: &o.Strict,
@@ -226,6 +242,7 @@ func optionTable(o *options) []option {
 		{names: []string{"--version"}, kind: kindBool, target: &o.Version,
 			help: "show gowsgi's version"},
 	}
+	table = append(table, warnedOptions(o)...)
 	return append(table, noEffectOptions()...)
 }
 
@@ -440,6 +457,9 @@ func (o *options) serverConfig() server.Config {
 		MemoryReport: o.MemoryReport,
 		Stats:        o.Stats,
 		StatsHTTP:    o.StatsHTTP,
+		Metrics:      o.Metrics,
+		ChownSocket:  o.ChownSocket,
+		LimitPost:    int64(o.LimitPost),
 	}
 }
 
