@@ -81,6 +81,40 @@ static void zygote_freeze_gc(void)
     Py_XDECREF(gc);
 }
 
+/* GIL held. Writes the source file of every imported module to path, one
+ * a line, for the master's --py-autoreload; an empty path asks for nothing.
+ * The list is replaced whole (written aside, then renamed), so the master
+ * never reads half of it. A failure only costs the reloads. */
+static void zygote_write_module_list(const char *path)
+{
+    static const char code[] =
+        "def write_module_list(path):\n"
+        "    import os, sys\n"
+        "    files = sorted({f for m in list(sys.modules.values())\n"
+        "                    for f in [getattr(m, '__file__', None)]\n"
+        "                    if isinstance(f, str) and f.endswith('.py')})\n"
+        "    with open(path + '.tmp', 'w', encoding='utf-8', errors='surrogateescape') as out:\n"
+        "        out.write(''.join(f + '\\n' for f in files))\n"
+        "    os.replace(path + '.tmp', path)\n";
+    if (*path == '\0')
+        return;
+    PyObject *globals = PyDict_New(), *defined = NULL, *done = NULL;
+    if (globals == NULL || PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0)
+        goto cleanup;
+    defined = PyRun_String(code, Py_file_input, globals, globals);
+    if (defined == NULL)
+        goto cleanup;
+    PyObject *fn = PyDict_GetItemString(globals, "write_module_list"); /* borrowed */
+    if (fn != NULL)
+        done = PyObject_CallFunction(fn, "s", path);
+cleanup:
+    if (PyErr_Occurred())
+        PyErr_Print();
+    Py_XDECREF(done);
+    Py_XDECREF(defined);
+    Py_XDECREF(globals);
+}
+
 /* Loads the app as the worker's gw_init would; exits 2 on failure after
  * telling the master. Returns with the GIL held. */
 static void zygote_load(const char *argv0)
@@ -112,6 +146,7 @@ static void zygote_load(const char *argv0)
         _exit(2);
     }
     free(paths_env);
+    zygote_write_module_list(env_str("GOWSGI_APP_MODULE_LIST"));
     zygote_freeze_gc();
     char version[64];
     snprintf(version, sizeof version, "%s", Py_GetVersion());

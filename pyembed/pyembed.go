@@ -53,6 +53,10 @@ type AppSpec struct {
 	// site-packages the interpreter uses, as uWSGI's --home; it must be of
 	// BuiltVersion (see HomeVersion). Empty means the system's.
 	Home string
+	// ModuleList, when set, names a file the zygote fills, after the
+	// import, with the source file of every imported module, one a line,
+	// for the master's --py-autoreload to watch.
+	ModuleList string
 }
 
 // hasApp reports whether spec names any app.
@@ -190,6 +194,7 @@ func ZygoteEnv(spec AppSpec) []string {
 		"GOWSGI_APP_MOUNTS=" + mountLines(spec.Mounts),
 		"GOWSGI_APP_MANAGE_SCRIPT_NAME=" + flag(spec.ManageScriptName),
 		"GOWSGI_APP_HOME=" + spec.Home,
+		"GOWSGI_APP_MODULE_LIST=" + spec.ModuleList,
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,6 +67,9 @@ type Config struct {
 	// TouchReload are files whose modification time changing reloads the
 	// workers as SIGHUP does.
 	TouchReload []string
+	// PyAutoReload, when not 0, is how often the source files of the
+	// modules the app imported are checked; a change reloads as SIGHUP does.
+	PyAutoReload time.Duration
 	// Listen, when not 0, is the sockets' listen backlog and the most
 	// requests that wait for a slot; more get 503 at once.
 	Listen int
@@ -179,12 +183,20 @@ func Run(cfg Config) int {
 	if len(cfg.TouchReload) > 0 {
 		go watchTouched(cfg.TouchReload, touchTimes, func(path string) { m.touched <- path }, stopWatching)
 	}
+	if m.cfg.Spec.ModuleList != "" {
+		defer os.Remove(m.cfg.Spec.ModuleList)
+		go watchModules(m.cfg.Spec.ModuleList, cfg.PyAutoReload, func(path string) { m.touched <- path }, stopWatching)
+	}
 	return m.serve()
 }
 
 // newMaster binds every listener before any worker starts, so a socket that
 // will not bind costs nothing.
 func newMaster(cfg Config) (*master, error) {
+	if cfg.PyAutoReload > 0 {
+		// Each zygote lists its app's modules here after the import.
+		cfg.Spec.ModuleList = filepath.Join(os.TempDir(), fmt.Sprintf("gowsgi-modules-%d", os.Getpid()))
+	}
 	m := &master{cfg: cfg, stderr: os.Stderr, signals: make(chan os.Signal, 4), touched: make(chan string)}
 	m.log = slog.New(slog.NewTextHandler(m.stderr, nil))
 	exe, err := os.Executable()

@@ -77,6 +77,7 @@ type options struct {
 	LogTo         string
 	Daemonize     string // the log file of the detached master
 	TouchReload   []string
+	PyAutoReload  time.Duration
 	Listen        int
 	HTTPTimeout   time.Duration
 	SocketTimeout time.Duration
@@ -193,6 +194,8 @@ func optionTable(o *options) []option {
 			help: "detach from the terminal and log to PATH; returns once the app is serving"},
 		{names: []string{"--touch-reload"}, kind: kindList, arg: "FILE", target: &o.TouchReload,
 			help: "reload the workers gracefully, as SIGHUP does, when FILE's modification time changes; repeatable"},
+		{names: []string{"--py-autoreload"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: 86400, target: &o.PyAutoReload,
+			help: "every SECONDS, reload the workers gracefully if a Python module the app imported has changed; 0 is off"},
 		{names: []string{"--listen", "-l"}, kind: kindInt, arg: "N", min: 0, max: 65535, target: &o.Listen,
 			help: "listen backlog of the sockets; requests waiting for a worker beyond N get 503 at once; default: the system's, no bound"},
 		{names: []string{"--http-timeout"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: 86400, target: &o.HTTPTimeout,
@@ -440,6 +443,7 @@ func (o *options) serverConfig() server.Config {
 		GID:             o.GID,
 		LogTo:           o.logTo(),
 		TouchReload:     o.TouchReload,
+		PyAutoReload:    o.PyAutoReload,
 		Listen:          o.Listen,
 		HTTPTimeout:     o.HTTPTimeout,
 		SocketTimeout:   o.SocketTimeout,
