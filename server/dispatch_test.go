@@ -122,9 +122,22 @@ type dispatchRig struct {
 }
 
 func newDispatchRig(t *testing.T, slots int) *dispatchRig {
+	rig, start := newRig(t, slots, nil)
+	for i := range slots {
+		start(i)
+	}
+	return rig
+}
+
+// newRig builds a dispatchRig whose slots' writers wait for start(i); a
+// non-nil queue replaces the dispatcher's own.
+func newRig(t *testing.T, slots int, queue chan *job) (*dispatchRig, func(i int)) {
 	rig := &dispatchRig{
 		d:      newDispatcher(slog.New(slog.NewTextHandler(io.Discard, nil)), false),
 		broken: make(chan error, slots),
+	}
+	if queue != nil {
+		rig.d.queue = queue
 	}
 	b, boardFile, err := newBoard(slots)
 	require.NoError(t, err)
@@ -139,7 +152,6 @@ func newDispatchRig(t *testing.T, slots int) *dispatchRig {
 		theirs.Close()
 		s := newSlot(1, i, conn, b)
 		go s.read(func(err error) { rig.broken <- err })
-		go s.serve(rig.d.queue, retire)
 		rig.slots = append(rig.slots, s)
 		rig.workers = append(rig.workers, &testWorker{t: t, conn: wc.(*net.UnixConn), frames: wsgi.NewFrameReader(wc), board: b.sb, index: i})
 	}
@@ -148,10 +160,11 @@ func newDispatchRig(t *testing.T, slots int) *dispatchRig {
 		for i, s := range rig.slots {
 			s.conn.Close()
 			rig.workers[i].conn.Close()
+			<-s.dead
 		}
 		b.release()
 	})
-	return rig
+	return rig, func(i int) { go rig.slots[i].serve(rig.d.queue, retire) }
 }
 
 // serve runs one request in the background; the result arrives on the

@@ -5,52 +5,17 @@ package server
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"net"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/gowsgi/gowsgi/wsgi"
 )
 
 // newWaitingRig is a dispatchRig whose queue holds requests until the test
 // starts a slot's writer, so requests can be made to wait on the queue
 // before any slot looks at it, as they do when every slot is busy.
 func newWaitingRig(t *testing.T, slots int) (*dispatchRig, func(i int)) {
-	rig := &dispatchRig{
-		d:      newDispatcher(slog.New(slog.NewTextHandler(io.Discard, nil)), false),
-		broken: make(chan error, slots),
-	}
-	rig.d.queue = make(chan *job, 8)
-	b, boardFile, err := newBoard(slots)
-	require.NoError(t, err)
-	boardFile.Close()
-	rig.board = b
-	retire := make(chan struct{})
-	for i := range slots {
-		conn, theirs, err := slotSocketpair()
-		require.NoError(t, err)
-		wc, err := net.FileConn(theirs)
-		require.NoError(t, err)
-		theirs.Close()
-		s := newSlot(1, i, conn, b)
-		go s.read(func(err error) { rig.broken <- err })
-		rig.slots = append(rig.slots, s)
-		rig.workers = append(rig.workers, &testWorker{t: t, conn: wc.(*net.UnixConn), frames: wsgi.NewFrameReader(wc), board: b.sb, index: i})
-	}
-	t.Cleanup(func() {
-		close(retire)
-		for i, s := range rig.slots {
-			s.conn.Close()
-			rig.workers[i].conn.Close()
-			<-s.dead
-		}
-		b.release()
-	})
-	return rig, func(i int) { go rig.slots[i].serve(rig.d.queue, retire) }
+	return newRig(t, slots, make(chan *job, 8))
 }
 
 func TestDispatchSendsAWaitingRequestToABusySlot(t *testing.T) {
