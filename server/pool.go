@@ -19,9 +19,10 @@ import (
 	"time"
 )
 
-// The failure budget: more than maxFailures unexpected worker exits within
-// failureWindow and the pool stops respawning, so a broken app stops
-// instead of looping.
+// The failure budget: more than maxFailures exits within failureWindow of
+// workers that had served nothing and the pool stops respawning, so a
+// broken app stops instead of looping. A worker that had served is
+// replaced at once and not counted.
 const (
 	maxFailures   = 5
 	failureWindow = 10 * time.Second
@@ -332,6 +333,12 @@ func (p *pool) workerExited(w *worker, status *syscall.WaitStatus) {
 		}
 	case w.gen == p.pending:
 		p.abandonReload(fmt.Sprintf("worker %d exited (%s)", w.num, describeExit(status)))
+	case w.gen == p.current && w.ready && w.board.servedTotal() > 0:
+		// A worker that had served and died — killed by an operator or the
+		// OOM killer, or crashed in one request — is replaced at once: this
+		// is no crash loop, and a fork from the zygote is cheap. The budget
+		// and backoff are for workers that die before serving anything.
+		p.respawn(respawnRequest{num: w.num, gen: p.current})
 	case w.gen == p.current:
 		p.scheduleRespawn(w.num)
 	}
