@@ -239,22 +239,19 @@ func refused(addr string) bool {
 
 func TestMaxRequestsUnderLoad(t *testing.T) {
 	t.Parallel()
-	for _, src := range optionSources {
-		t.Run(src.name, func(t *testing.T) {
-			t.Parallel()
-			inst := startFaults(t, src.fromINI, setting{"-p", "processes", "2"},
-				setting{"--threads", "threads", "2"}, setting{"-R", "max-requests", "10"})
-			outcomes := startLoadN(t, inst.URL+"/work?ms=5", 4, 60).wait()
-			pids := make(map[string]bool)
-			for _, o := range outcomes {
-				pids[o.body] = true
-			}
-			t.Logf("%d requests, %v, from %d workers", len(outcomes), tally(outcomes), len(pids))
-			assert.Empty(t, notOK(outcomes), "stderr:\n%s", inst.Stderr())
-			assert.GreaterOrEqual(t, len(pids), 6, "240 requests at 10 per worker")
-			assert.Contains(t, inst.Stderr(), "reason=max-requests")
-		})
-	}
+	forEachSource(t, func(t *testing.T, fromINI bool) {
+		inst := startFaults(t, fromINI, setting{"-p", "processes", "2"},
+			setting{"--threads", "threads", "2"}, setting{"-R", "max-requests", "10"})
+		outcomes := startLoadN(t, inst.URL+"/work?ms=5", 4, 60).wait()
+		pids := make(map[string]bool)
+		for _, o := range outcomes {
+			pids[o.body] = true
+		}
+		t.Logf("%d requests, %v, from %d workers", len(outcomes), tally(outcomes), len(pids))
+		assert.Empty(t, notOK(outcomes), "stderr:\n%s", inst.Stderr())
+		assert.GreaterOrEqual(t, len(pids), 6, "240 requests at 10 per worker")
+		assert.Contains(t, inst.Stderr(), "reason=max-requests")
+	})
 }
 
 func TestReloadOnRSSUnderLoad(t *testing.T) {

@@ -28,6 +28,17 @@ var optionSources = []struct {
 	fromINI bool
 }{{"command line", false}, {"ini file", true}}
 
+// forEachSource runs test as a parallel subtest once with its options on the
+// command line and once from an ini file.
+func forEachSource(t *testing.T, test func(t *testing.T, fromINI bool)) {
+	for _, src := range optionSources {
+		t.Run(src.name, func(t *testing.T) {
+			t.Parallel()
+			test(t, src.fromINI)
+		})
+	}
+}
+
 // startRecycleApp starts testdata/recycle.py with settings, on the command
 // line or from an ini file.
 func startRecycleApp(t *testing.T, fromINI bool, settings ...setting) *instance {
@@ -85,46 +96,40 @@ func awaitNewPID(t *testing.T, inst *instance, old int, timeout time.Duration) i
 
 func TestHarakiriKillsTheWorkerAndAnswers504(t *testing.T) {
 	t.Parallel()
-	for _, src := range optionSources {
-		t.Run(src.name, func(t *testing.T) {
-			t.Parallel()
-			inst := startRecycleApp(t, src.fromINI, setting{"-t", "harakiri", "1"})
-			before := mustPID(t, inst)
+	forEachSource(t, func(t *testing.T, fromINI bool) {
+		inst := startRecycleApp(t, fromINI, setting{"-t", "harakiri", "1"})
+		before := mustPID(t, inst)
 
-			began := time.Now()
-			resp, body := get(t, inst.URL+"/sleep?s=20")
-			took := time.Since(began)
-			assert.Equal(t, http.StatusGatewayTimeout, resp.StatusCode, "%s", body)
-			assert.GreaterOrEqual(t, took, time.Second, "not before the harakiri time")
-			assert.Less(t, took, 10*time.Second, "long before the request would end by itself")
+		began := time.Now()
+		resp, body := get(t, inst.URL+"/sleep?s=20")
+		took := time.Since(began)
+		assert.Equal(t, http.StatusGatewayTimeout, resp.StatusCode, "%s", body)
+		assert.GreaterOrEqual(t, took, time.Second, "not before the harakiri time")
+		assert.Less(t, took, 10*time.Second, "long before the request would end by itself")
 
-			after := awaitNewPID(t, inst, before, 30*time.Second)
-			assert.NotEqual(t, before, after)
-			logs := inst.Stderr()
-			assert.Equal(t, 1, strings.Count(logs, "harakiri: request ran too long"), "logged once; stderr:\n%s", logs)
-			assert.Contains(t, logs, "path=/sleep")
-			assert.Contains(t, logs, "pid="+strconv.Itoa(before))
-		})
-	}
+		after := awaitNewPID(t, inst, before, 30*time.Second)
+		assert.NotEqual(t, before, after)
+		logs := inst.Stderr()
+		assert.Equal(t, 1, strings.Count(logs, "harakiri: request ran too long"), "logged once; stderr:\n%s", logs)
+		assert.Contains(t, logs, "path=/sleep")
+		assert.Contains(t, logs, "pid="+strconv.Itoa(before))
+	})
 }
 
 func TestMaxRequestsRecyclesWithoutFailures(t *testing.T) {
 	t.Parallel()
-	for _, src := range optionSources {
-		t.Run(src.name, func(t *testing.T) {
-			t.Parallel()
-			inst := startRecycleApp(t, src.fromINI, setting{"-R", "max-requests", "5"})
-			pids := make(map[int]bool)
-			for range 20 {
-				pids[mustPID(t, inst)] = true
-			}
-			assert.GreaterOrEqual(t, len(pids), 3, "20 requests at 5 per worker; pids %v", pids)
+	forEachSource(t, func(t *testing.T, fromINI bool) {
+		inst := startRecycleApp(t, fromINI, setting{"-R", "max-requests", "5"})
+		pids := make(map[int]bool)
+		for range 20 {
+			pids[mustPID(t, inst)] = true
+		}
+		assert.GreaterOrEqual(t, len(pids), 3, "20 requests at 5 per worker; pids %v", pids)
 
-			failures := concurrentPIDs(inst, 4, 25)
-			assert.Empty(t, failures, "stderr:\n%s", inst.Stderr())
-			assert.Contains(t, inst.Stderr(), "reason=max-requests")
-		})
-	}
+		failures := concurrentPIDs(inst, 4, 25)
+		assert.Empty(t, failures, "stderr:\n%s", inst.Stderr())
+		assert.Contains(t, inst.Stderr(), "reason=max-requests")
+	})
 }
 
 // concurrentPIDs sends clients×each /pid requests from clients goroutines
@@ -155,66 +160,57 @@ func concurrentPIDs(inst *instance, clients, each int) []error {
 
 func TestMaxWorkerLifetimeRecycles(t *testing.T) {
 	t.Parallel()
-	for _, src := range optionSources {
-		t.Run(src.name, func(t *testing.T) {
-			t.Parallel()
-			inst := startRecycleApp(t, src.fromINI, setting{"--max-worker-lifetime", "max-worker-lifetime", "2"})
-			first := mustPID(t, inst)
-			second := awaitNewPID(t, inst, first, 30*time.Second)
-			awaitNewPID(t, inst, second, 30*time.Second)
-			assert.Contains(t, inst.Stderr(), "reason=max-worker-lifetime")
-		})
-	}
+	forEachSource(t, func(t *testing.T, fromINI bool) {
+		inst := startRecycleApp(t, fromINI, setting{"--max-worker-lifetime", "max-worker-lifetime", "2"})
+		first := mustPID(t, inst)
+		second := awaitNewPID(t, inst, first, 30*time.Second)
+		awaitNewPID(t, inst, second, 30*time.Second)
+		assert.Contains(t, inst.Stderr(), "reason=max-worker-lifetime")
+	})
 }
 
 func TestReloadOnRSSRecycles(t *testing.T) {
 	t.Parallel()
-	for _, src := range optionSources {
-		t.Run(src.name, func(t *testing.T) {
-			t.Parallel()
-			inst := startRecycleApp(t, src.fromINI, setting{"--reload-on-rss", "reload-on-rss", "150"})
-			resp, body := get(t, inst.URL+"/grow?mb=200")
-			require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
-			grown, err := strconv.Atoi(string(body))
-			require.NoError(t, err)
-			awaitNewPID(t, inst, grown, 30*time.Second)
-			assert.Contains(t, inst.Stderr(), "reason=reload-on-rss")
-		})
-	}
+	forEachSource(t, func(t *testing.T, fromINI bool) {
+		inst := startRecycleApp(t, fromINI, setting{"--reload-on-rss", "reload-on-rss", "150"})
+		resp, body := get(t, inst.URL+"/grow?mb=200")
+		require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
+		grown, err := strconv.Atoi(string(body))
+		require.NoError(t, err)
+		awaitNewPID(t, inst, grown, 30*time.Second)
+		assert.Contains(t, inst.Stderr(), "reason=reload-on-rss")
+	})
 }
 
 func TestWorkerReloadMercyKillsABusyRetiringWorker(t *testing.T) {
 	t.Parallel()
-	for _, src := range optionSources {
-		t.Run(src.name, func(t *testing.T) {
-			t.Parallel()
-			inst := startRecycleApp(t, src.fromINI, setting{"--worker-reload-mercy", "worker-reload-mercy", "1"})
-			before := mustPID(t, inst)
-			statuses := make(chan int, 1)
-			go func() {
-				resp, err := client(false).Get(inst.URL + "/sleep?s=20")
-				if err != nil {
-					statuses <- 0
-					return
-				}
-				resp.Body.Close()
-				statuses <- resp.StatusCode
-			}()
-			eventually(t, 10*time.Second, func() bool {
-				pid, ok := inst.record("sleeping")
-				return ok && pid == strconv.Itoa(before)
-			}, "the sleep never reached worker %d", before)
-			inst.Signal(t, syscall.SIGHUP)
-			select {
-			case status := <-statuses:
-				assert.Equal(t, http.StatusBadGateway, status, "the retiring worker was killed mid-request")
-			case <-time.After(15 * time.Second):
-				require.FailNow(t, "the retiring worker outlived its mercy", "stderr:\n%s", inst.Stderr())
+	forEachSource(t, func(t *testing.T, fromINI bool) {
+		inst := startRecycleApp(t, fromINI, setting{"--worker-reload-mercy", "worker-reload-mercy", "1"})
+		before := mustPID(t, inst)
+		statuses := make(chan int, 1)
+		go func() {
+			resp, err := client(false).Get(inst.URL + "/sleep?s=20")
+			if err != nil {
+				statuses <- 0
+				return
 			}
-			assert.Contains(t, inst.Stderr(), "worker did not finish in time")
-			assert.NotEqual(t, before, mustPID(t, inst))
-		})
-	}
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+		}()
+		eventually(t, 10*time.Second, func() bool {
+			pid, ok := inst.record("sleeping")
+			return ok && pid == strconv.Itoa(before)
+		}, "the sleep never reached worker %d", before)
+		inst.Signal(t, syscall.SIGHUP)
+		select {
+		case status := <-statuses:
+			assert.Equal(t, http.StatusBadGateway, status, "the retiring worker was killed mid-request")
+		case <-time.After(15 * time.Second):
+			require.FailNow(t, "the retiring worker outlived its mercy", "stderr:\n%s", inst.Stderr())
+		}
+		assert.Contains(t, inst.Stderr(), "worker did not finish in time")
+		assert.NotEqual(t, before, mustPID(t, inst))
+	})
 }
 
 func TestResizeSignalsAddAndRemoveWorkers(t *testing.T) {
