@@ -170,8 +170,14 @@ type FrameReader struct {
 
 // NewFrameReader returns a FrameReader on r.
 func NewFrameReader(r io.Reader) *FrameReader {
-	return &FrameReader{r: r, buf: make([]byte, 64<<10)}
+	return &FrameReader{r: r, buf: make([]byte, frameReaderBuffer)}
 }
+
+// frameReaderBuffer is a FrameReader's usual buffer. A larger frame grows it
+// for as long as that frame is read; it shrinks back once the frame has
+// been consumed, so one large response does not pin its size in every
+// slot's reader for the life of the master.
+const frameReaderBuffer = 64 << 10
 
 // Next reads the next frame. It returns io.EOF at a clean end of stream and
 // io.ErrUnexpectedEOF when the stream ends inside a frame.
@@ -218,6 +224,13 @@ func (fr *FrameReader) Buffered() bool {
 func (fr *FrameReader) fill(n int) error {
 	if fr.end-fr.start >= n {
 		return nil
+	}
+	if len(fr.buf) > frameReaderBuffer && fr.end-fr.start <= frameReaderBuffer && n <= frameReaderBuffer {
+		// The large frame that grew the buffer has been consumed (its
+		// payload is valid only until this call).
+		small := make([]byte, frameReaderBuffer)
+		fr.end = copy(small, fr.buf[fr.start:fr.end])
+		fr.buf, fr.start = small, 0
 	}
 	if fr.start > 0 {
 		fr.end = copy(fr.buf, fr.buf[fr.start:fr.end])

@@ -165,3 +165,28 @@ func BenchmarkAppendRequest(b *testing.B) {
 		buf = AppendRequest(buf[:0], 1, &req)
 	}
 }
+
+// A large frame grows the reader's buffer only while it is read: one big
+// response must not pin its size in a slot's reader for good.
+func TestFrameReaderShrinksAfterALargeFrame(t *testing.T) {
+	big := bytes.Repeat([]byte("x"), 4<<20)
+	wire := AppendFrameHeader(nil, FrameBody, 0, 1, len(big))
+	wire = append(wire, big...)
+	wire = AppendFrameHeader(wire, FrameEnd, 0, 1, 0)
+	wire = AppendHead(wire, 2, "200 OK", nil)
+
+	fr := NewFrameReader(bytes.NewReader(wire))
+	f, err := fr.Next()
+	require.NoError(t, err)
+	require.Equal(t, big, f.Payload)
+	assert.GreaterOrEqual(t, len(fr.buf), len(big), "grown to hold the frame")
+
+	f, err = fr.Next()
+	require.NoError(t, err)
+	assert.Equal(t, FrameEnd, f.Kind)
+	assert.Equal(t, frameReaderBuffer, len(fr.buf), "back to its usual size once the large frame was consumed")
+	f, err = fr.Next()
+	require.NoError(t, err)
+	assert.Equal(t, FrameHead, f.Kind, "frames after the large one are read intact")
+	assert.Equal(t, uint32(2), f.ID)
+}
