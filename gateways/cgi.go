@@ -126,15 +126,7 @@ func (c *cgiResponse) SendFile(f *os.File, offset, count int64) error {
 	if err := c.out.Flush(); err != nil {
 		return err
 	}
-	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		return fmt.Errorf("gateways: sending a file: %w", err)
-	}
-	var src io.Reader = f
-	if count >= 0 {
-		src = &io.LimitedReader{R: f, N: count}
-	}
-	_, err := io.Copy(c.raw, src)
-	return err
+	return copyFile(c.raw, f, offset, count)
 }
 
 // Flush writes what is buffered to stdout.

@@ -11,7 +11,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -316,15 +315,7 @@ func (h *httpResponse) WriteBody(p []byte) error {
 // SendFile copies count bytes of f from offset; net/http hands an
 // io.LimitedReader over an *os.File to sendfile(2).
 func (h *httpResponse) SendFile(f *os.File, offset, count int64) error {
-	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		return fmt.Errorf("gateways: sendfile: %w", err)
-	}
-	var src io.Reader = f
-	if count >= 0 {
-		src = &io.LimitedReader{R: f, N: count}
-	}
-	_, err := io.Copy(h.w, src)
-	return err
+	return copyFile(h.w, f, offset, count)
 }
 
 // Flush sends what net/http has buffered to the client.

@@ -436,15 +436,7 @@ func (r *streamResponse) SendFile(f *os.File, offset, count int64) error {
 	if err := r.w.Flush(); err != nil {
 		return err
 	}
-	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		return fmt.Errorf("gateways: sendfile: %w", err)
-	}
-	var src io.Reader = f
-	if count >= 0 {
-		src = &io.LimitedReader{R: f, N: count}
-	}
-	_, err := io.Copy(r.conn, src)
-	return err
+	return copyFile(r.conn, f, offset, count)
 }
 
 // Flush sends what is buffered to the web server.
