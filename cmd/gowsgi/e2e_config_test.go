@@ -114,8 +114,12 @@ func TestConfigStrictRefusesUnknown(t *testing.T) {
 }
 
 func TestConfigDjangoExampleINI(t *testing.T) {
-	ini := filepath.Join(examplesDir(t), "uwsgi.ini")
-	sock := filepath.Join(examplesDir(t), "django_app.sock")
+	// The ini as shipped, run from a copy of its folder: its socket is
+	// created next to it (%d), never inside the repository.
+	appDir := t.TempDir()
+	ini := copyExample(t, appDir, "uwsgi.ini")
+	copyExample(t, appDir, "django_app.py")
+	sock := filepath.Join(appDir, "django_app.sock")
 	inst := launchConfigured(t, t.TempDir(), nil, ini, "--http-socket", "127.0.0.1:0")
 	resp, body := get(t, inst.URL+"/greet/world")
 	assert.Equal(t, 200, resp.StatusCode)
