@@ -43,6 +43,7 @@ typedef struct gw_slot {
     int started;            /* start_response succeeded */
     int head_sent;          /* the head is in out (or already written) */
     int64_t content_length; /* the app's Content-Length, -1 when none */
+    size_t memfd_bytes;     /* body bytes this response sent as memfds so far */
     const char *method, *path; /* for log lines; alias the request payload */
     size_t method_len, path_len;
     const char *script_name, *path_info; /* as sent, for gw_route; alias the payload */

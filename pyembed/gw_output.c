@@ -12,12 +12,23 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 /* Chunks at least this big are written from the bytes object, not copied. */
 #define GW_DIRECT_MIN (256 << 10)
+
+/* Chunks at least this big go to the master in a memfd, sent as a
+ * FrameFile, instead of through the slot socket: the master then hands the
+ * pages to the client with sendfile(2) and never copies them itself, where
+ * a socket write would cost three copies and a wake-up per socket buffer.
+ * Up to GW_MEMFD_MAX bytes of one response travel this way; past it, body
+ * frames on the socket again hold the app back when the client is slow,
+ * so a slow client cannot make one response pin unbounded memory. */
+#define GW_MEMFD_MIN (256 << 10)
+#define GW_MEMFD_MAX (4 << 20)
 
 static void gw_put_u16(char *p, uint32_t v)
 {
@@ -187,13 +198,60 @@ int gw_out_flush(gw_slot *s)
     return rc;
 }
 
-/* GIL held. Appends body frames for p, splitting at the frame limit. A big
- * chunk is written at once from p (the caller keeps p's owner alive), which
- * saves copying it into the buffer. */
+/* GIL not held. Returns a memfd holding the n bytes at p, or -1 when one
+ * cannot be made (no memfd support, no descriptors, no memory), in which
+ * case the bytes go through the socket instead. */
+static int gw_memfd_of(const char *p, size_t n)
+{
+    int fd = memfd_create("gowsgi-body", MFD_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            close(fd);
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return fd;
+}
+
+/* GIL held. Sends the n bytes at p as a memfd when they are big enough and
+ * the response is within its memfd budget. Returns 1 when sent, 0 when the
+ * caller is to send them as body frames, -1 with an exception set. */
+static int gw_out_body_memfd(gw_slot *s, const char *p, size_t n)
+{
+    if (n < GW_MEMFD_MIN || s->memfd_bytes + n > GW_MEMFD_MAX)
+        return 0;
+    int fd;
+    Py_BEGIN_ALLOW_THREADS
+    fd = gw_memfd_of(p, n);
+    Py_END_ALLOW_THREADS
+    if (fd < 0)
+        return 0;
+    int rc = gw_out_send_fd(s, fd, 0, (int64_t)n);
+    close(fd);
+    if (rc < 0)
+        return -1;
+    s->memfd_bytes += n;
+    return 1;
+}
+
+/* GIL held. Appends body frames for p, splitting at the frame limit, or
+ * sends p as a memfd (gw_out_body_memfd). A big chunk is written at once
+ * from p (the caller keeps p's owner alive), which saves copying it into
+ * the buffer. */
 int gw_out_body(gw_slot *s, const char *p, size_t n)
 {
     if (s->is_head)
         return 0;
+    int sent = gw_out_body_memfd(s, p, n);
+    if (sent != 0)
+        return sent < 0 ? -1 : 0;
     while (n > 0) {
         size_t chunk = n < GW_MAX_FRAME_PAYLOAD ? n : GW_MAX_FRAME_PAYLOAD;
         if (gw_out_frame(s, GW_FRAME_BODY, 0, chunk) < 0)

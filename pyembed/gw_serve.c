@@ -295,6 +295,7 @@ int gw_slot_serve(gw_slot *s, uint32_t id, uint8_t flags, const char *payload, s
     s->id = id;
     s->started = s->head_sent = s->is_head = 0;
     s->content_length = -1;
+    s->memfd_bytes = 0;
     s->status.len = s->headers.len = 0;
     s->method = s->path = "-";
     s->method_len = s->path_len = 1;

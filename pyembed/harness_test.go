@@ -53,6 +53,7 @@ type response struct {
 	body       []byte
 	bodyFrames int
 	files      []sentFile
+	streamed   []byte // the body frames and the files' bytes, in the order sent
 	endFlags   uint8
 }
 
@@ -226,6 +227,7 @@ func (h *slotHarness) add(r *response, f wsgi.Frame) (done bool, err error) {
 		})
 	case wsgi.FrameBody:
 		r.body = append(r.body, f.Payload...)
+		r.streamed = append(r.streamed, f.Payload...)
 		r.bodyFrames++
 	case wsgi.FrameFile:
 		offset, count, err := wsgi.ParseFile(f.Payload)
@@ -235,6 +237,7 @@ func (h *slotHarness) add(r *response, f wsgi.Frame) (done bool, err error) {
 		select {
 		case fd := <-h.fds:
 			r.files = append(r.files, sentFile{offset: offset, count: count, fd: fd})
+			return false, r.appendFile(fd, offset, count)
 		case <-time.After(frameWait):
 			return false, errors.New("FrameFile arrived without a descriptor")
 		}
@@ -245,4 +248,26 @@ func (h *slotHarness) add(r *response, f wsgi.Frame) (done bool, err error) {
 		return false, fmt.Errorf("unexpected frame kind %c", f.Kind)
 	}
 	return false, nil
+}
+
+// appendFile adds count bytes of fd from offset (count -1: to its end) to
+// r.streamed, leaving fd and its offset as they were.
+func (r *response) appendFile(fd int, offset, count int64) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if count < 0 {
+		count = st.Size - offset
+	}
+	data := make([]byte, count)
+	n, err := unix.Pread(fd, data, offset)
+	if err != nil {
+		return err
+	}
+	if int64(n) != count {
+		return fmt.Errorf("FrameFile of %d bytes from %d: the file holds %d", count, offset, n)
+	}
+	r.streamed = append(r.streamed, data...)
+	return nil
 }

@@ -71,15 +71,40 @@ func TestServeResponses(t *testing.T) {
 
 func TestServeBigBodies(t *testing.T) {
 	h := newSlotHarness(t)
-	// 300,000 bytes is over the size written straight from the bytes object.
-	for _, query := range []string{"list:10", "list:300000", "iter:300000"} {
-		t.Run(query, func(t *testing.T) {
-			r := h.get("/big", query)
-			n, err := strconv.Atoi(query[strings.IndexByte(query, ':')+1:])
-			require.NoError(t, err)
+	const chunk = 300_000 // over the size sent as a memfd
+	letters := func(n int) string {
+		var b strings.Builder
+		for i := range n {
+			b.WriteString(strings.Repeat(string(rune('a'+i%26)), chunk))
+		}
+		return b.String()
+	}
+	tests := []struct {
+		query      string
+		want       string
+		files      int // chunks that went as memfds
+		bodyFrames bool
+	}{
+		{"list:10", strings.Repeat("x", 10), 0, true},
+		{"list:300000", strings.Repeat("x", chunk), 1, false},
+		{"iter:300000", strings.Repeat("x", chunk), 1, false},
+		// Over one response's memfd budget (4 MiB): all through the socket.
+		{"list:5000000", strings.Repeat("x", 5_000_000), 0, true},
+		// 13 chunks fit the budget; the other 7 go through the socket.
+		{"chunks:20", letters(20), 13, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			r := h.get("/big", tt.query)
+			for _, f := range r.files {
+				unix.Close(f.fd)
+			}
 			assert.Equal(t, "200 OK", r.status)
-			assert.Equal(t, strings.Repeat("x", n), string(r.body))
 			assert.Equal(t, uint8(0), r.endFlags)
+			assert.Len(t, r.files, tt.files)
+			assert.Equal(t, tt.bodyFrames, r.bodyFrames > 0, "body frames: %d", r.bodyFrames)
+			// Not assert.Equal: a diff of megabytes helps nobody.
+			assert.True(t, tt.want == string(r.streamed), "body of %d bytes, want %d", len(r.streamed), len(tt.want))
 		})
 	}
 }

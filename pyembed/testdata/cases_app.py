@@ -21,7 +21,8 @@ Routes (PATH_INFO; QUERY_STRING picks a variant where noted):
   /closed?<tok>        "1" if the iterable of token tok was closed
   /stream?<fd>         yields b"first", waits for a byte on fd, yields
                        b"second"
-  /big?<n>             n bytes of "x", as a list (or ?iter:<n> as a generator)
+  /big?<n>             n bytes of "x", as a list (or ?iter:<n> as a generator;
+                       ?chunks:<n> yields n chunks of 300,000 bytes)
   /file?<path>         wsgi.file_wrapper of path opened at offset 5
   /filelike            wsgi.file_wrapper of a BytesIO
   /gilstate            calls PyGILState_Ensure/Release through ctypes
@@ -199,8 +200,11 @@ def _stream_items(fd):
 
 def big(environ, start_response):
     how, _, n = environ["QUERY_STRING"].rpartition(":")
-    body = b"x" * int(n)
     start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    if how == "chunks":
+        # n chunks of 300,000 bytes, each of its own letter, so order shows
+        return (bytes([ord("a") + i % 26]) * 300_000 for i in range(int(n)))
+    body = b"x" * int(n)
     if how == "iter":
         return iter([body])
     return [body]
