@@ -278,7 +278,20 @@ func TestReloadOnRSSUnderLoad(t *testing.T) {
 
 func TestCrashInCUnderLoad(t *testing.T) {
 	t.Parallel()
-	for _, path := range []string{"/abort", "/segv"} {
+	tests := []struct {
+		path string
+		// logged is what the log must show of each crash beyond the exit:
+		// a segfault in C reaches faulthandler, which the zygote enabled,
+		// so the worker dies by the signal with the Python traceback
+		// logged; abort() is raised by the process itself, which the Go
+		// runtime does not pass on, so it ends in a runtime dump.
+		logged []string
+	}{
+		{"/abort", nil},
+		{"/segv", []string{`signal="segmentation fault"`, "Fatal Python error: Segmentation fault", `faults.py", line`}},
+	}
+	for _, tt := range tests {
+		path := tt.path
 		t.Run(path, func(t *testing.T) {
 			t.Parallel()
 			// One thread a worker: the crashing request is the only one
@@ -299,6 +312,9 @@ func TestCrashInCUnderLoad(t *testing.T) {
 				require.NoError(t, err)
 				slowest = max(slowest, awaitReplaced(t, inst, zygote, pid, 2, time.Second))
 				assert.True(t, loggedExit(inst.Stderr(), pid), "the crash of worker %d was not logged", pid)
+				for _, want := range tt.logged {
+					assert.Contains(t, inst.Stderr(), want)
+				}
 				require.NoError(t, os.Remove(filepath.Join(inst.Dir, "crashing")))
 			}
 			awaitAnswered(t, inst, l, 50)
