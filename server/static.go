@@ -1,6 +1,7 @@
 // Static files (uWSGI's --static-map MOUNT=DIR): the master answers a
 // request under a mapped mount point from the folder itself, with
-// sendfile(2), before any worker sees it, for every gateway. It never serves
+// sendfile(2), before any worker sees it, for every gateway; a file the
+// folder does not have is left to the app, as in uWSGI. It never serves
 // anything outside the folder: a ".." segment is refused, and so is a file
 // whose real path (symlinks resolved) leaves the folder.
 package server
@@ -65,19 +66,30 @@ func newStaticHandler(maps []StaticMap, next wsgi.Handler) (*staticHandler, erro
 	return h, nil
 }
 
-// ServeWSGI answers requests under a mount from its folder, the first
-// matching mount winning as in uWSGI.
+// ServeWSGI answers a request under a mount from its folder when the file
+// is there. As in uWSGI, the mappings are tried in order, and a request
+// that no folder has a file for goes on to the app.
 func (h *staticHandler) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, req *wsgi.Request) error {
 	scriptName, _ := req.Vars.Get("SCRIPT_NAME")
 	pathInfo, _ := req.Vars.Get("PATH_INFO")
 	// uWSGI matches the mount against the decoded path the app would see.
 	urlPath := scriptName + pathInfo
 	for _, root := range h.roots {
-		if rest, ok := underMount(urlPath, root.mount); ok {
-			method, _ := req.Vars.Get("REQUEST_METHOD")
-			ims, _ := req.Vars.Get("HTTP_IF_MODIFIED_SINCE")
-			return root.serve(w, method, rest, ims)
+		rest, ok := underMount(urlPath, root.mount)
+		if !ok {
+			continue
 		}
+		f, info, err := root.open(rest)
+		switch {
+		case errors.Is(err, errOutside) || errors.Is(err, fs.ErrPermission):
+			return answerPlain(w, http.StatusForbidden)
+		case err != nil:
+			continue
+		}
+		defer f.Close()
+		method, _ := req.Vars.Get("REQUEST_METHOD")
+		ims, _ := req.Vars.Get("HTTP_IF_MODIFIED_SINCE")
+		return serveFile(w, f, info, rest, method, ims)
 	}
 	return h.next.ServeWSGI(ctx, w, req)
 }
@@ -94,19 +106,12 @@ func underMount(urlPath, mount string) (string, bool) {
 
 var errOutside = errors.New("server: static path leaves its folder")
 
-// serve answers one request for the file at rest below the folder.
-func (root staticRoot) serve(w wsgi.ResponseWriter, method, rest, ifModifiedSince string) error {
+// serveFile answers one request with the static file f, found at name below
+// its folder (the type comes from the name asked for, not a symlink's target).
+func serveFile(w wsgi.ResponseWriter, f *os.File, info fs.FileInfo, name, method, ifModifiedSince string) error {
 	if method != http.MethodGet && method != http.MethodHead {
 		return answerPlain(w, http.StatusMethodNotAllowed, "Allow", "GET, HEAD")
 	}
-	f, info, err := root.open(rest)
-	switch {
-	case errors.Is(err, errOutside):
-		return answerPlain(w, http.StatusForbidden)
-	case err != nil:
-		return answerPlain(w, http.StatusNotFound)
-	}
-	defer f.Close()
 	modified := info.ModTime().UTC().Truncate(time.Second)
 	var headers wsgi.Vars
 	headers.Add("Last-Modified", modified.Format(http.TimeFormat))
@@ -114,7 +119,7 @@ func (root staticRoot) serve(w wsgi.ResponseWriter, method, rest, ifModifiedSinc
 	if since, err := http.ParseTime(ifModifiedSince); err == nil && !modified.After(since) {
 		return w.WriteHead("304 Not Modified", headers.Block())
 	}
-	headers.Add("Content-Type", contentType(rest))
+	headers.Add("Content-Type", contentType(name))
 	headers.Add("Content-Length", strconv.FormatInt(info.Size(), 10))
 	if err := w.WriteHead("200 OK", headers.Block()); err != nil || method == http.MethodHead {
 		return err
