@@ -71,7 +71,6 @@ void gw_slot_close(gw_slot *s); /* GIL not held on entry or exit */
 const char *gw_version(void);  /* GIL: any */
 
 /* gw_init.c */
-extern int gw_preloaded; /* the zygote loaded the apps before forking this worker */
 int gw_start(const char *argv0, const char *home, char *summary, size_t cap); /* GIL not held on entry; held on success */
 int gw_load(const gw_spec *spec, char *summary, size_t cap); /* GIL held */
 
@@ -81,12 +80,12 @@ PyObject *gw_mounts_parse(const char *lines, int manage_script_name); /* GIL hel
 int gw_mounts_bind(PyObject *apps);  /* GIL held: apps[0] the default or None, then one per mount */
 int gw_route(gw_slot *s, PyObject *environ); /* GIL held: sets s->app */
 
-/* gw_zygote.c: a worker forked by the zygote learns its number and slots
- * here, since the Go runtime reads the environment from the process's
- * initial stack, not from setenv(3). */
-extern int gw_zygote_worker, gw_zygote_slots; /* 0 when not forked by the zygote */
-#define GW_ZYGOTE_MAX_FDS (2 + 1024)                 /* control, scoreboard, up to 1024 slots */
-extern int gw_zygote_fds[GW_ZYGOTE_MAX_FDS], gw_zygote_nfds; /* control, scoreboard, slot sockets */
+/* gw_zygote.c */
+#define GW_ZYGOTE_MAX_FDS (2 + 1024) /* control, scoreboard, up to 1024 slots */
+
+/* gw_worker.c */
+int gw_worker_serve(int worker, int control, uint8_t *board, const int *slot_fds,
+                    int slots); /* GIL not held */
 
 /* gw_environ.c */
 int gw_environ_setup(int multithread, int multiprocess, int run_once, PyObject *file_wrapper); /* GIL held */

@@ -12,7 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-int gw_preloaded;  /* set in a worker forked by the zygote: the apps are loaded */
 
 /* GIL: any. The running interpreter's version, e.g. "3.11.2 (main, ...)". */
 const char *gw_version(void)

@@ -3,8 +3,8 @@
  * share it copy-on-write, as uWSGI's --master and Gunicorn's --preload do.
  * Go cannot fork a running runtime, so this runs as a constructor, before
  * the Go runtime starts any thread, and only when GOWSGI_ZYGOTE is set. A
- * forked worker returns from the constructor and starts its Go runtime
- * fresh, with the interpreter up and the app loaded (gw_preloaded).
+ * forked worker never returns from the constructor: it serves its slots in
+ * C (gw_worker.c) and exits, so no Go runtime ever starts in it.
  *
  * The master talks to the zygote over fd 3, a SOCK_SEQPACKET socket (one
  * message per send, descriptors attached with SCM_RIGHTS):
@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -41,9 +42,6 @@
 #define ZYGOTE_MSG_CAP 1100
 #define ZYGOTE_MAX_PATHS 256
 
-int gw_zygote_worker, gw_zygote_slots;
-int gw_zygote_fds[GW_ZYGOTE_MAX_FDS], gw_zygote_nfds;
-static PyThreadState *zygote_tstate; /* the forked worker's main thread state, GIL released */
 
 static void zygote_send(const char *kind, const char *text)
 {
@@ -82,13 +80,11 @@ static void zygote_freeze_gc(void)
 }
 
 /* GIL held. Turns on faulthandler for the workers, which inherit its
- * signal handlers. Installed here, before any Go runtime starts, it is the
- * handler the worker's runtime forwards a fatal signal to when the signal
- * comes from C code (an extension module, ctypes): the log then shows
- * the Python traceback of the crash, and the worker dies by the signal, which
- * the master reports, instead of in a Go runtime dump with status 2. Enabled
- * only here: installed in a running Go process it would replace the
- * handlers Go relies on. */
+ * signal handlers: a worker that crashes in C (an extension module, ctypes,
+ * abort()) logs the Python traceback of where it happened and then dies by
+ * the signal, which the master reports. Only here, where no Go runtime runs
+ * or will: installed in a Go process it would replace the handlers Go
+ * relies on. */
 static void zygote_enable_faulthandler(void)
 {
     PyObject *fh = PyImport_ImportModule("faulthandler");
@@ -198,33 +194,36 @@ static ssize_t zygote_recv(char *buf, size_t len, int *fds, int *nfds, int cap)
     return n;
 }
 
-/* In the forked worker, before returning to start Go. */
-static void zygote_become_worker(pid_t zygote, int sigfd, const sigset_t *oldmask, int num, int slots, int *fds,
-                                 int nfds)
+/* In the forked worker: serves its slots and exits. fds are the control
+ * pipe, the scoreboard and the slot sockets. */
+static void zygote_become_worker(pid_t zygote, int sigfd, const sigset_t *oldmask, int num, int slots, int *fds)
 {
     PyOS_AfterFork_Child();
     close(sigfd);
     close(ZYGOTE_FD);
     /* The descriptors stay where recvmsg put them, above anything the app's
      * import opened; moving them onto 3, 4, 5 as an exec'd worker has them
-     * could replace a file the app holds. Go learns their numbers from
-     * GOWSGI_WORKER_FDS (pyembed's init). */
-    memcpy(gw_zygote_fds, fds, (size_t)nfds * sizeof *fds);
-    gw_zygote_nfds = nfds;
+     * could replace a file the app holds. */
     sigprocmask(SIG_SETMASK, oldmask, NULL);
     /* Killed with the zygote, as an exec'd worker is with its master. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != zygote)
         _exit(1);
     unsetenv("GOWSGI_ZYGOTE");
-    gw_zygote_worker = num;
-    gw_zygote_slots = slots;
-    gw_preloaded = 1;
+    size_t board_len = (size_t)slots * GW_SLOT_RECORD_LEN;
+    void *board = mmap(NULL, board_len, PROT_READ | PROT_WRITE, MAP_SHARED, fds[1], 0);
+    close(fds[1]);
+    if (board == MAP_FAILED) {
+        fprintf(stderr, "gowsgi worker %d (pid %d): worker cannot start: mapping the scoreboard: %s\n", num,
+                (int)getpid(), strerror(errno));
+        _exit(1);
+    }
     /* The slots' threads take the GIL with their own thread states. */
-    zygote_tstate = PyEval_SaveThread();
+    PyEval_SaveThread();
+    _exit(gw_worker_serve(num, fds[0], board, fds + 2, slots));
 }
 
-/* Collects the rest of a fork command's descriptors and forks. Returns 1 in
- * the child, 0 in the zygote, -1 when the master is gone. */
+/* Collects the rest of a fork command's descriptors and forks. Returns 0,
+ * or -1 when the master is gone; the child never returns. */
 static int zygote_handle(pid_t self, int sigfd, const sigset_t *oldmask, const char *cmd, size_t len, int *fds,
                          int nfds)
 {
@@ -248,10 +247,8 @@ static int zygote_handle(pid_t self, int sigfd, const sigset_t *oldmask, const c
     fflush(NULL);
     PyOS_BeforeFork();
     pid_t pid = fork();
-    if (pid == 0) {
-        zygote_become_worker(self, sigfd, oldmask, num, slots, fds, nfds);
-        return 1;
-    }
+    if (pid == 0)
+        zygote_become_worker(self, sigfd, oldmask, num, slots, fds);
     int saved = errno;
     PyOS_AfterFork_Parent();
     for (int i = 0; i < nfds; i++)
@@ -283,9 +280,8 @@ static void zygote_reap(void)
     }
 }
 
-/* Serves the master's fork commands until it goes away (then exits, and
- * the workers die with the zygote through their death signal). Returns
- * only in a forked worker. */
+/* Serves the master's fork commands until it goes away, then exits (and
+ * the workers die with the zygote through their death signal). */
 static void zygote_serve(int sigfd, const sigset_t *oldmask)
 {
     pid_t self = getpid();
@@ -306,12 +302,8 @@ static void zygote_serve(int sigfd, const sigset_t *oldmask)
         ssize_t n = zygote_recv(cmd, sizeof cmd, fds, &nfds, GW_ZYGOTE_MAX_FDS);
         if (n <= 0)
             _exit(0);
-        switch (zygote_handle(self, sigfd, oldmask, cmd, (size_t)n, fds, nfds)) {
-        case 1:
-            return;
-        case -1:
+        if (zygote_handle(self, sigfd, oldmask, cmd, (size_t)n, fds, nfds) < 0)
             _exit(0);
-        }
     }
 }
 

@@ -14,7 +14,6 @@ import "C"
 import (
 	"errors"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"unsafe"
@@ -85,15 +84,12 @@ const summaryCap = 1024
 // Init starts the interpreter, puts the current directory and then
 // spec.PythonPath at the front of sys.path and imports the application. It
 // returns a *LoadError when the application cannot be loaded. Python can be
-// started once per process; a second call returns an error. In a worker the
-// zygote forked, the app is already loaded and Init returns nil at once.
+// started once per process; a second call returns an error.
 func Init(spec AppSpec) error {
 	called := false
 	initOnce.Do(func() {
 		called = true
-		if C.gw_preloaded == 0 {
-			initErr = initInterpreter(spec)
-		}
+		initErr = initInterpreter(spec)
 	})
 	if !called {
 		return errInit
@@ -196,21 +192,4 @@ func ZygoteEnv(spec AppSpec) []string {
 		"GOWSGI_APP_HOME=" + spec.Home,
 		"GOWSGI_APP_MODULE_LIST=" + spec.ModuleList,
 	}
-}
-
-// init gives a worker the zygote forked the environment of a worker the
-// master execs. The zygote set it with setenv(3) before the Go runtime
-// started, but Go reads the environment from the process's initial stack.
-func init() {
-	if C.gw_zygote_worker == 0 {
-		return
-	}
-	os.Unsetenv("GOWSGI_ZYGOTE")
-	os.Setenv("GOWSGI_WORKER", strconv.Itoa(int(C.gw_zygote_worker)))
-	os.Setenv("GOWSGI_SLOTS", strconv.Itoa(int(C.gw_zygote_slots)))
-	fds := make([]string, int(C.gw_zygote_nfds))
-	for i := range fds {
-		fds[i] = strconv.Itoa(int(C.gw_zygote_fds[i]))
-	}
-	os.Setenv("GOWSGI_WORKER_FDS", strings.Join(fds, ","))
 }

@@ -227,26 +227,3 @@ func TestWorkerReportsLoadFailure(t *testing.T) {
 	assert.Equal(t, 2, w.exitCode(t))
 	assert.Contains(t, w.stderr.String(), "Traceback (most recent call last)")
 }
-
-func TestParseWorkerFDs(t *testing.T) {
-	cases := []struct {
-		listed string
-		want   workerFDs
-		ok     bool
-	}{
-		{"7,8,9", workerFDs{control: 7, scoreboard: 8, slots: []int{9}}, true},
-		{"10,11,12,13,14", workerFDs{control: 10, scoreboard: 11, slots: []int{12, 13, 14}}, true},
-		{"7,8", workerFDs{}, false},
-		{"7,x,9", workerFDs{}, false},
-		{"7,-1,9", workerFDs{}, false},
-	}
-	for _, tc := range cases {
-		got, err := parseWorkerFDs(tc.listed)
-		if !tc.ok {
-			assert.Error(t, err, "%q", tc.listed)
-			continue
-		}
-		require.NoError(t, err, "%q", tc.listed)
-		assert.Equal(t, tc.want, got, "%q", tc.listed)
-	}
-}

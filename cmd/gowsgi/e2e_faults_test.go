@@ -281,13 +281,11 @@ func TestCrashInCUnderLoad(t *testing.T) {
 	tests := []struct {
 		path string
 		// logged is what the log must show of each crash beyond the exit:
-		// a segfault in C reaches faulthandler, which the zygote enabled,
-		// so the worker dies by the signal with the Python traceback
-		// logged; abort() is raised by the process itself, which the Go
-		// runtime does not pass on, so it ends in a runtime dump.
+		// faulthandler, which the zygote enabled, writes the Python
+		// traceback, and the worker dies by the signal.
 		logged []string
 	}{
-		{"/abort", nil},
+		{"/abort", []string{`signal=aborted`, "Fatal Python error: Aborted", `faults.py", line`}},
 		{"/segv", []string{`signal="segmentation fault"`, "Fatal Python error: Segmentation fault", `faults.py", line`}},
 	}
 	for _, tt := range tests {

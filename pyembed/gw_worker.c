@@ -1,0 +1,207 @@
+/*
+ * A worker's serving loop: one thread per slot, each with its own Python
+ * thread state, reading request frames from its slot socket and serving
+ * each with gw_slot_serve, until the master closes the socket.
+ *
+ * It is C so that a worker the zygote forks never starts a Go runtime: the
+ * runtime would give each worker about a megabyte of heap, its own threads
+ * and a copy of nothing it needs, where uWSGI's workers carry only Python.
+ * A worker the master execs (no zygote) runs the same loop from Go.
+ */
+#include "gw.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+/* The largest request frame buffer a slot keeps between requests; a bigger
+ * one, for a rare large inline body, is freed after its request. */
+#define GW_KEPT_FRAME_CAP (256 << 10)
+
+typedef struct {
+    int worker, index, fd;
+    uint8_t *record;
+    pthread_t thread;
+} gw_slot_thread;
+
+/* The slots report here whether they could start. */
+static pthread_mutex_t gw_start_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gw_start_cond = PTHREAD_COND_INITIALIZER;
+static int gw_started, gw_start_failed;
+
+static void gw_slot_started(int ok)
+{
+    pthread_mutex_lock(&gw_start_mu);
+    gw_started++;
+    if (!ok)
+        gw_start_failed = 1;
+    pthread_cond_broadcast(&gw_start_cond);
+    pthread_mutex_unlock(&gw_start_mu);
+}
+
+static void gw_worker_log(int worker, const char *what, int slot, const char *why)
+{
+    if (slot >= 0)
+        fprintf(stderr, "gowsgi worker %d (pid %d): %s: slot %d: %s\n", worker, (int)getpid(), what, slot, why);
+    else
+        fprintf(stderr, "gowsgi worker %d (pid %d): %s: %s\n", worker, (int)getpid(), what, why);
+    fflush(stderr);
+}
+
+/* Reads exactly n bytes. Returns 1, 0 at EOF before the first byte, or -1
+ * with errno set (EPIPE for an EOF inside the bytes). */
+static int gw_read_full(int fd, char *p, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, p + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        if (r == 0) {
+            if (got == 0)
+                return 0;
+            errno = EPIPE;
+            return -1;
+        }
+        got += (size_t)r;
+    }
+    return 1;
+}
+
+static uint32_t gw_le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Serves s's requests until EOF. Returns NULL, or why it stopped early. */
+static const char *gw_slot_loop(gw_slot *s, int fd)
+{
+    char *buf = NULL;
+    size_t cap = 0;
+    const char *failure = NULL;
+    for (;;) {
+        unsigned char h[GW_FRAME_HEADER_LEN];
+        int rc = gw_read_full(fd, (char *)h, sizeof h);
+        if (rc == 0)
+            break;
+        if (rc < 0) {
+            failure = strerror(errno);
+            break;
+        }
+        uint32_t len = gw_le32(h + 8);
+        if (h[0] != GW_FRAME_REQUEST) {
+            failure = "the master sent a frame that is not a request";
+            break;
+        }
+        if (len == 0 || len > GW_MAX_FRAME_PAYLOAD) {
+            failure = "the master sent a request frame of a size out of bounds";
+            break;
+        }
+        if (len > cap) {
+            free(buf);
+            cap = len;
+            if ((buf = malloc(cap)) == NULL) {
+                failure = "out of memory for a request frame";
+                break;
+            }
+        }
+        if (gw_read_full(fd, buf, len) <= 0) {
+            failure = "the master's request frame ended early";
+            break;
+        }
+        /* Every response leaves as its request ends: the master sends a
+         * busy slot its next request early (server/slot.go), and holding a
+         * finished response back until that one is done too would make a
+         * fast request wait for a slow one. */
+        if (gw_slot_serve(s, gw_le32(h + 4), h[1], buf, len, 1) != 0) {
+            failure = strerror(errno);
+            break;
+        }
+        if (cap > GW_KEPT_FRAME_CAP) {
+            free(buf);
+            buf = NULL;
+            cap = 0;
+        }
+    }
+    free(buf);
+    return failure;
+}
+
+static void *gw_slot_main(void *arg)
+{
+    gw_slot_thread *t = arg;
+    /* The thread has nothing to do but wait on its socket: blocking reads,
+     * whatever mode the socket came in. */
+    int flags = fcntl(t->fd, F_GETFL);
+    if (flags >= 0 && (flags & O_NONBLOCK))
+        fcntl(t->fd, F_SETFL, flags & ~O_NONBLOCK);
+    gw_slot *s = gw_slot_new(t->fd, t->record);
+    gw_slot_started(s != NULL);
+    if (s == NULL) {
+        gw_worker_log(t->worker, "worker cannot start", t->index, "out of memory creating a slot");
+        return NULL;
+    }
+    const char *failure = gw_slot_loop(s, t->fd);
+    if (failure != NULL)
+        gw_worker_log(t->worker, "worker slot failed", t->index, failure);
+    gw_slot_close(s); /* writes what is still buffered, so before the close */
+    close(t->fd);
+    return NULL;
+}
+
+/* Writes the one control line: 'R' and the Python version. */
+static void gw_report_ready(int worker, int control)
+{
+    char line[64];
+    const char *v = gw_version();
+    int n = snprintf(line, sizeof line, "R%.*s\n", (int)strcspn(v, " "), v);
+    ssize_t w;
+    while ((w = write(control, line, (size_t)n)) < 0 && errno == EINTR)
+        ;
+    if (w != n)
+        gw_worker_log(worker, "worker cannot report to the master", -1, w < 0 ? strerror(errno) : "short write");
+}
+
+/* GIL not held. Serves every slot of worker (board: its slots' scoreboard
+ * records, in order), tells the master it is ready on control once they all
+ * run, and returns the exit status: 0 once every slot socket has ended, 1
+ * when a slot could not start. */
+int gw_worker_serve(int worker, int control, uint8_t *board, const int *slot_fds, int slots)
+{
+    gw_slot_thread *threads = calloc((size_t)slots, sizeof *threads);
+    if (threads == NULL) {
+        gw_worker_log(worker, "worker cannot start", -1, "out of memory");
+        return 1;
+    }
+    int created = 0;
+    for (int i = 0; i < slots; i++) {
+        gw_slot_thread *t = &threads[i];
+        *t = (gw_slot_thread){.worker = worker, .index = i, .fd = slot_fds[i], .record = board + i * GW_SLOT_RECORD_LEN};
+        int err = pthread_create(&t->thread, NULL, gw_slot_main, t);
+        if (err != 0) {
+            gw_worker_log(worker, "worker cannot start", i, strerror(err));
+            return 1;
+        }
+        created++;
+    }
+    pthread_mutex_lock(&gw_start_mu);
+    while (gw_started < created)
+        pthread_cond_wait(&gw_start_cond, &gw_start_mu);
+    int failed = gw_start_failed;
+    pthread_mutex_unlock(&gw_start_mu);
+    if (failed)
+        return 1;
+    gw_report_ready(worker, control);
+    close(control);
+    for (int i = 0; i < slots; i++)
+        pthread_join(threads[i].thread, NULL);
+    free(threads);
+    return 0;
+}
