@@ -319,6 +319,10 @@ __attribute__((constructor)) static void gw_zygote_main(int argc, char **argv, c
     signal(SIGINT, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
     signal(SIGTERM, SIG_IGN);
+    /* Python ignores SIGPIPE when it starts, so that writing to a closed
+     * pipe or socket raises BrokenPipeError; gowsgi starts it without its
+     * signal handlers (gw_start), so the workers get that from here. */
+    signal(SIGPIPE, SIG_IGN);
     sigset_t chld, oldmask;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);

@@ -59,8 +59,10 @@ func RunWorker(spec pyembed.AppSpec) int {
 	// closing its slot sockets and kills it only with SIGKILL. SIGTERM is
 	// ignored too because systemd (KillMode=control-group) and `kill` of a
 	// process group send it to every process at once: a worker dying then
-	// would cut the in-flight requests the master is waiting for.
-	signal.Ignore(syscall.SIGINT, syscall.SIGHUP, syscall.SIGTERM)
+	// would cut the in-flight requests the master is waiting for. SIGPIPE
+	// as Python itself would: a write to a closed pipe or socket raises
+	// BrokenPipeError in the app instead of killing the worker.
+	signal.Ignore(syscall.SIGINT, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGPIPE)
 
 	board, err := mapScoreboard(fds.scoreboard, len(fds.slots))
 	if err != nil {

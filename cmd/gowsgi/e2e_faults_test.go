@@ -324,6 +324,34 @@ func TestCrashInCUnderLoad(t *testing.T) {
 	}
 }
 
+func TestBrokenPipeIsAnErrorNotASignal(t *testing.T) {
+	t.Parallel()
+	app := testdataPath(t, "faults.py")
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"worker forked by the zygote", []string{"--wsgi-file", app}},
+		{"worker exec'd (mounts only)", []string{"--mount", "/=" + app, "--manage-script-name"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			inst := start(t, tt.args...)
+			workerPID := func() string {
+				resp, body := get(t, inst.URL+"/work?ms=0")
+				require.Equal(t, http.StatusOK, resp.StatusCode, "stderr:\n%s", inst.Stderr())
+				return string(body)
+			}
+			before := workerPID()
+			resp, body := get(t, inst.URL+"/brokenpipe")
+			assert.Equal(t, http.StatusOK, resp.StatusCode, "stderr:\n%s", inst.Stderr())
+			assert.Equal(t, "BrokenPipeError", string(body))
+			assert.Equal(t, before, workerPID(), "the worker survived")
+		})
+	}
+}
+
 // loggedExit reports whether the master logged the exit of worker pid.
 func loggedExit(logs string, pid int) bool {
 	for line := range strings.Lines(logs) {

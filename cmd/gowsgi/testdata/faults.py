@@ -15,6 +15,9 @@ Routes:
     GET /abort          writes its pid to "crashing", then os.abort()
     GET /segv           writes its pid to "crashing", then reads address 0
                         through ctypes: a segfault in C code
+    GET /brokenpipe     writes to a pipe whose reader has closed and answers
+                        with the exception that raised (BrokenPipeError, as
+                        under plain Python, which ignores SIGPIPE)
 
 The reload test sets RAISE_ON_IMPORT to True to make the import fail.
 """
@@ -110,6 +113,20 @@ def segv(environ, start_response):
     ctypes.string_at(0)
 
 
+def broken_pipe(environ, start_response):
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        os.write(writer, b"x")
+        outcome = "written"
+    except OSError as e:
+        outcome = type(e).__name__
+    finally:
+        os.close(writer)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [outcome.encode()]
+
+
 ROUTES = {
     "/work": work,
     "/version": version,
@@ -118,6 +135,7 @@ ROUTES = {
     "/grow": grow,
     "/abort": abort,
     "/segv": segv,
+    "/brokenpipe": broken_pipe,
 }
 
 
