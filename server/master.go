@@ -64,6 +64,8 @@ type Config struct {
 	// LogTo, when set, is a file that every log line (the master's and the
 	// workers' stdout and stderr) is appended to; SIGUSR1 reopens it.
 	LogTo string
+	// childOutput is where the zygote and the workers write (logRelay).
+	childOutput childOutput
 	// TouchReload are files whose modification time changing reloads the
 	// workers as SIGHUP does.
 	TouchReload []string
@@ -145,6 +147,13 @@ func Run(cfg Config) int {
 		fmt.Fprintf(os.Stderr, "gowsgi: %v\n", err)
 		return 2
 	}
+	relay, err := startLogRelay(cfg.LogTo)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gowsgi: %v\n", err)
+		return 2
+	}
+	defer relay.close() // last: after the workers have stopped
+	cfg.childOutput = relay.output
 	m, err := newMaster(cfg)
 	if err != nil {
 		fmt.Fprintf(m.stderr, "gowsgi: %v\n", err)
@@ -239,9 +248,11 @@ func newMaster(cfg Config) (*master, error) {
 // application, else by exec.
 func (m *master) launcher(exe string, args []string) launcher {
 	if m.cfg.Spec.Module == "" && m.cfg.Spec.WSGIFile == "" {
-		return execLauncher{exe: exe, args: args}
+		return execLauncher{exe: exe, args: args, output: m.cfg.childOutput}
 	}
-	return newZygoteLauncher(exe, args, m.cfg.Spec, m.log)
+	l := newZygoteLauncher(exe, args, m.cfg.Spec, m.log)
+	l.output = m.cfg.childOutput
+	return l
 }
 
 // newGateway builds the gateway for protocol, serving through the

@@ -1,17 +1,21 @@
 // Process-level duties of the master, with uWSGI's meaning: the pidfile,
 // dropping root's privileges once the sockets are bound (--uid, --gid),
-// appending every log line to a file (--logto) and reopening it on SIGUSR1
-// for logrotate, and the stats line SIGUSR1 writes.
+// appending every log line to a file (--logto), the children's through the
+// master, and reopening it on SIGUSR1 for logrotate, and the stats line
+// SIGUSR1 writes.
 package server
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"os/user"
 	"strconv"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -94,10 +98,9 @@ func lookupGroup(name string) (int, error) {
 }
 
 // openLog points the process's stdout and stderr at path, opened for
-// appending, so the master's log lines and everything its workers (which
-// inherit descriptors 1 and 2) print land there. Called again on SIGUSR1 it
-// reopens the file after logrotate moved it; workers started before then
-// write to the old file until they are replaced, as a reload does.
+// appending, so the master's log lines land there, and what its children
+// print too (logRelay). Called again on SIGUSR1 it reopens the file after
+// logrotate moved it.
 func openLog(path string) error {
 	if path == "" {
 		return nil
@@ -113,6 +116,69 @@ func openLog(path string) error {
 		}
 	}
 	return nil
+}
+
+// relayDrain is how long a stopping master goes on copying what its
+// children wrote to the log relay. They have exited or been killed by then,
+// so their lines are already in the pipe; the zygote, which exits only
+// after the master, keeps the pipe open, so there is no EOF to wait for.
+const relayDrain = 200 * time.Millisecond
+
+// childOutput is where a child (the zygote, a worker) sends its stdout and
+// stderr; the zero value is the master's own.
+type childOutput struct{ w *os.File }
+
+// attach gives cmd this output.
+func (o childOutput) attach(cmd *exec.Cmd) {
+	if o.w == nil {
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		return
+	}
+	cmd.Stdout, cmd.Stderr = o.w, o.w
+}
+
+// logRelay carries the children's output into a --logto file through the
+// master, as uWSGI's log-master does: they write to a pipe that the master
+// copies to its own stderr, which openLog points at the file, so after a
+// SIGUSR1 reopen the workers already running write to the new file too,
+// not only those started later.
+type logRelay struct {
+	output childOutput
+	r      *os.File      // the master's end
+	done   chan struct{} // closed once the copy has ended
+}
+
+// startLogRelay starts the relay when there is a --logto file; without one
+// the children write where the master does and the relay does nothing.
+func startLogRelay(logTo string) (*logRelay, error) {
+	if logTo == "" {
+		return &logRelay{}, nil
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("server: --logto: %w", err)
+	}
+	relay := &logRelay{output: childOutput{w}, r: r, done: make(chan struct{})}
+	go func() {
+		defer close(relay.done)
+		defer r.Close()
+		// Descriptor 2, not a file kept open: each write goes to the file
+		// openLog last pointed it at.
+		io.Copy(os.Stderr, r)
+	}()
+	return relay, nil
+}
+
+// close stops the relay after copying what is left in the pipe, so the
+// last lines of the zygote and the workers (a traceback that stopped the
+// start) are in the log when the master exits.
+func (l *logRelay) close() {
+	if l.done == nil {
+		return
+	}
+	l.output.w.Close()
+	l.r.SetReadDeadline(time.Now().Add(relayDrain))
+	<-l.done
 }
 
 // errNoPid is returned when a pidfile holds no pid.

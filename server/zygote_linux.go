@@ -36,6 +36,7 @@ type zygoteLauncher struct {
 	exe     string
 	args    []string
 	env     []string // the zygote's environment
+	output  childOutput
 	log     *slog.Logger
 	zygotes map[int]*zygote // by generation
 }
@@ -57,7 +58,7 @@ func (l *zygoteLauncher) launch(num, gen, threads int) (*launched, error) {
 	z := l.zygotes[gen]
 	if z == nil || z.isDead() {
 		var err error
-		if z, err = startZygote(l.exe, l.args, l.env, l.log); err != nil {
+		if z, err = startZygote(l.exe, l.args, l.env, l.output, l.log); err != nil {
 			return nil, err
 		}
 		l.zygotes[gen] = z
@@ -97,7 +98,7 @@ type zygote struct {
 }
 
 // startZygote execs the zygote and waits for it to load the app.
-func startZygote(exe string, args, env []string, log *slog.Logger) (*zygote, error) {
+func startZygote(exe string, args, env []string, output childOutput, log *slog.Logger) (*zygote, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("server: zygote socketpair: %w", err)
@@ -112,7 +113,7 @@ func startZygote(exe string, args, env []string, log *slog.Logger) (*zygote, err
 	conn := c.(*net.UnixConn)
 	cmd := exec.Command(exe, args...)
 	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	output.attach(cmd)
 	cmd.ExtraFiles = []*os.File{theirs}
 	// See execLauncher.launch: the pool's thread lives as long as the master.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -199,8 +199,8 @@ func fileContains(path, text string) bool {
 }
 
 // TestLogToAndSIGUSR1 checks that the master's and the workers' lines go to
-// the file, and that SIGUSR1 after logrotate moved it writes the stats line
-// to a new file at the same path.
+// the file, and that SIGUSR1 after logrotate moved it writes the stats line,
+// and the running worker's lines, to a new file at the same path.
 func TestLogToAndSIGUSR1(t *testing.T) {
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "gowsgi.log")
@@ -217,6 +217,13 @@ func TestLogToAndSIGUSR1(t *testing.T) {
 	inst.Signal(t, syscall.SIGUSR1)
 	eventually(t, 10*time.Second, func() bool { return fileContains(logPath, "msg=stats") },
 		"no stats line in the reopened log")
+	// The worker that was already running writes to the new file too: its
+	// output goes through the master.
+	status, _ = getText(t, inst.URL+"/log?line=after-the-reopen")
+	assert.Equal(t, 200, status)
+	eventually(t, 10*time.Second, func() bool { return fileContains(logPath, "after-the-reopen") },
+		"the running worker's line is not in the reopened log")
+	assert.False(t, fileContains(rotated, "after-the-reopen"))
 	inst.Signal(t, syscall.SIGTERM)
 	assert.Equal(t, 0, inst.Wait(t, stopTimeout))
 	assert.True(t, fileContains(logPath, "msg=stopping"), "the master's last line is not in the reopened log")
