@@ -129,6 +129,27 @@ cleanup:
     Py_XDECREF(globals);
 }
 
+/* Takes gowsgi's own variables (GOWSGI_ZYGOTE, GOWSGI_APP_*) out of the
+ * environment before Python copies it into os.environ, so the app sees the
+ * environment gowsgi was started with. Values read before stay valid:
+ * unsetenv(3) drops the entries, not the strings of the initial
+ * environment they point to. */
+static void zygote_hide_own_env(void)
+{
+    extern char **environ;
+    char names[32][64];
+    int n = 0;
+    for (char **e = environ; *e != NULL && n < 32; e++) {
+        size_t len = strcspn(*e, "=");
+        if ((strncmp(*e, "GOWSGI_APP_", 11) == 0 || strncmp(*e, "GOWSGI_ZYGOTE=", 14) == 0) && len < sizeof names[0]) {
+            memcpy(names[n], *e, len);
+            names[n++][len] = '\0';
+        }
+    }
+    for (int i = 0; i < n; i++)
+        unsetenv(names[i]);
+}
+
 /* Loads the app as the worker's gw_init would; exits 2 on failure after
  * telling the master. Returns with the GIL held. */
 static void zygote_load(const char *argv0)
@@ -154,13 +175,15 @@ static void zygote_load(const char *argv0)
         .multithread = env_flag("GOWSGI_APP_MULTITHREAD"),
         .multiprocess = env_flag("GOWSGI_APP_MULTIPROCESS"),
     };
+    const char *module_list = env_str("GOWSGI_APP_MODULE_LIST");
+    zygote_hide_own_env();
     if (gw_start(argv0, spec.home, summary, sizeof summary) < 0 || gw_load(&spec, summary, sizeof summary) < 0) {
         fflush(stderr);
         zygote_send("E", summary);
         _exit(2);
     }
     free(paths_env);
-    zygote_write_module_list(env_str("GOWSGI_APP_MODULE_LIST"));
+    zygote_write_module_list(module_list);
     zygote_enable_faulthandler();
     zygote_freeze_gc();
     char version[64];
@@ -208,7 +231,6 @@ static void zygote_become_worker(pid_t zygote, int sigfd, const sigset_t *oldmas
     /* Killed with the zygote, as an exec'd worker is with its master. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != zygote)
         _exit(1);
-    unsetenv("GOWSGI_ZYGOTE");
     size_t board_len = (size_t)slots * GW_SLOT_RECORD_LEN;
     void *board = mmap(NULL, board_len, PROT_READ | PROT_WRITE, MAP_SHARED, fds[1], 0);
     close(fds[1]);

@@ -172,6 +172,11 @@ func TestEnvReachesTheApp(t *testing.T) {
 				assert.Equal(t, 200, status, name)
 				assert.Equal(t, want, body, name)
 			}
+			// What gowsgi tells its zygote is not the app's business.
+			for _, name := range []string{"GOWSGI_ZYGOTE", "GOWSGI_APP_WSGI_FILE", "GOWSGI_APP_MODULE"} {
+				status, _ := getText(t, inst.URL+"/env?name="+name)
+				assert.Equal(t, 404, status, name)
+			}
 		})
 	}
 	code, out := runToExit(t, append(processApp(t), "--env", "NOVALUE")...)
