@@ -33,16 +33,18 @@ const (
 type eventKind int
 
 const (
-	evReady  eventKind = iota // the worker wrote R<version>
-	evFailed                  // the worker wrote E<summary>
-	evExited                  // the worker process has been reaped
-	evBroken                  // the worker broke the frame protocol
+	evReady    eventKind = iota // the worker wrote R<version>
+	evFailed                    // the worker wrote E<summary>
+	evExited                    // the worker process has been reaped
+	evBroken                    // the worker broke the frame protocol
+	evPrepared                  // a reload's generation can start (or not: text)
 )
 
 // event is something that happened to a worker, sent to the pool goroutine.
 type event struct {
 	kind   eventKind
 	w      *worker
+	gen    int                 // evPrepared: the generation
 	text   string              // the Python version, the failure summary or the protocol error
 	status *syscall.WaitStatus // how it exited; nil when unknown
 }
@@ -271,6 +273,8 @@ func (p *pool) handle(ev event) {
 	case evBroken:
 		p.log.Error("worker broke the frame protocol", "worker", w.num, "pid", w.proc.pid(), "error", ev.text)
 		w.proc.kill()
+	case evPrepared:
+		p.generationPrepared(ev.gen, ev.text)
 	}
 }
 
@@ -446,9 +450,29 @@ func (p *pool) beginReload() {
 		p.log.Warn("reload already in progress")
 		return
 	}
-	p.pending = p.newGeneration()
-	p.log.Info("reloading", "generation", p.pending)
-	p.spawnGeneration(p.pending)
+	gen := p.newGeneration()
+	p.pending = gen
+	p.log.Info("reloading", "generation", gen)
+	p.launcher.prepare(gen, func(err error) {
+		ev := event{kind: evPrepared, gen: gen}
+		if err != nil {
+			ev.text = err.Error()
+		}
+		p.send(ev)
+	})
+}
+
+// generationPrepared starts the workers of a reload's generation once it
+// can start (its zygote has imported the app), unless the reload has been
+// given up or failed since.
+func (p *pool) generationPrepared(gen int, failure string) {
+	switch {
+	case gen != p.pending || p.stopping: // given up: released already, or when run ends
+	case failure != "":
+		p.loadFailed(gen, failure)
+	default:
+		p.spawnGeneration(gen)
+	}
 }
 
 // finishReload switches the queue over to the pending generation, then lets

@@ -20,6 +20,10 @@ import (
 
 // launcher starts worker processes.
 type launcher interface {
+	// prepare readies generation gen for launching without holding up the
+	// caller, which a zygote's import of the app would, and calls done from
+	// another goroutine with nil or why the generation cannot start.
+	prepare(gen int, done func(error))
 	// launch starts worker number num of generation gen with threads slots.
 	launch(num, gen, threads int) (*launched, error)
 	// release says generation gen will start no more workers.
@@ -135,6 +139,9 @@ func (l execLauncher) launch(num, _, threads int) (*launched, error) {
 	}
 	return files.launched(execProcess{cmd.Process}), nil
 }
+
+// prepare has nothing to do: each exec'd worker imports the app itself.
+func (execLauncher) prepare(_ int, done func(error)) { go done(nil) }
 
 // release does nothing: exec'd workers share nothing across a generation.
 func (execLauncher) release(int) {}

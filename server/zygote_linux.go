@@ -30,38 +30,72 @@ const zygoteFDsPerMsg = 250
 const zygoteMsgCap = 2048
 
 // zygoteLauncher starts workers by asking the zygote of their generation
-// to fork, starting that zygote first when it is not running. Only the
-// pool goroutine calls launch and release.
+// to fork, starting that zygote first when it is not running (in the
+// background with prepare, for a reload). Only the pool goroutine calls
+// prepare, launch and release.
 type zygoteLauncher struct {
-	exe     string
-	args    []string
-	env     []string // the zygote's environment
-	output  childOutput
-	log     *slog.Logger
-	zygotes map[int]*zygote // by generation
+	exe    string
+	args   []string
+	env    []string // the zygote's environment
+	output childOutput
+	log    *slog.Logger
+
+	mu       sync.Mutex      // prepare's goroutines add zygotes
+	zygotes  map[int]*zygote // by generation
+	starting map[int]bool    // generations whose zygote prepare is starting
+	released map[int]bool    // of those, the ones released meanwhile
 }
 
 func newZygoteLauncher(exe string, args []string, spec pyembed.AppSpec, log *slog.Logger) *zygoteLauncher {
 	return &zygoteLauncher{
-		exe:     exe,
-		args:    args,
-		env:     append(os.Environ(), pyembed.ZygoteEnv(spec)...),
-		log:     log,
-		zygotes: make(map[int]*zygote),
+		exe:      exe,
+		args:     args,
+		env:      append(os.Environ(), pyembed.ZygoteEnv(spec)...),
+		log:      log,
+		zygotes:  make(map[int]*zygote),
+		starting: make(map[int]bool),
+		released: make(map[int]bool),
 	}
+}
+
+// prepare starts generation gen's zygote in a goroutine, so the pool goes
+// on supervising the running workers while a reload imports the app.
+func (l *zygoteLauncher) prepare(gen int, done func(error)) {
+	l.mu.Lock()
+	l.starting[gen] = true
+	l.mu.Unlock()
+	go func() {
+		z, err := startZygote(l.exe, l.args, l.env, l.output, l.log)
+		l.mu.Lock()
+		gone := l.released[gen] // the reload was given up meanwhile
+		delete(l.starting, gen)
+		delete(l.released, gen)
+		if err == nil && !gone {
+			l.zygotes[gen] = z
+		}
+		l.mu.Unlock()
+		if err == nil && gone {
+			z.release()
+		}
+		done(err)
+	}()
 }
 
 // launch forks worker num from generation gen's zygote. A zygote that has
 // died is replaced, which imports the app again; one that cannot load the
 // app returns its one-line summary as the error.
 func (l *zygoteLauncher) launch(num, gen, threads int) (*launched, error) {
+	l.mu.Lock()
 	z := l.zygotes[gen]
+	l.mu.Unlock()
 	if z == nil || z.isDead() {
 		var err error
 		if z, err = startZygote(l.exe, l.args, l.env, l.output, l.log); err != nil {
 			return nil, err
 		}
+		l.mu.Lock()
 		l.zygotes[gen] = z
+		l.mu.Unlock()
 	}
 	files, err := newWorkerFiles(threads)
 	if err != nil {
@@ -78,8 +112,14 @@ func (l *zygoteLauncher) launch(num, gen, threads int) (*launched, error) {
 
 // release ends generation gen's zygote once its last worker has exited.
 func (l *zygoteLauncher) release(gen int) {
-	if z := l.zygotes[gen]; z != nil {
-		delete(l.zygotes, gen)
+	l.mu.Lock()
+	z := l.zygotes[gen]
+	delete(l.zygotes, gen)
+	if z == nil && l.starting[gen] {
+		l.released[gen] = true
+	}
+	l.mu.Unlock()
+	if z != nil {
 		z.release()
 	}
 }

@@ -7,6 +7,7 @@ package main_test
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -154,6 +155,35 @@ func awaitOnly(t *testing.T, inst *instance, version string) {
 		}
 		return true
 	}, "the workers never all served %q; stderr:\n%s", version, inst.Stderr())
+}
+
+// TestSupervisionGoesOnWhileAReloadImports kills a worker while a reload's
+// new zygote is still importing a slow app: the running generation's worker
+// is replaced at once, not once the import is done.
+func TestSupervisionGoesOnWhileAReloadImports(t *testing.T) {
+	t.Parallel()
+	app, source := faultsApp(t)
+	inst := start(t, "--wsgi-file", app, "-p", "2")
+	zygote := zygoteOf(t, inst)
+	workers := liveChildren(t, zygote)
+	require.Len(t, workers, 2)
+
+	const importTime = 8 * time.Second
+	slow := strings.Replace(source, "IMPORT_SECONDS = 0", fmt.Sprintf("IMPORT_SECONDS = %d", int(importTime.Seconds())), 1)
+	require.NotEqual(t, source, slow, "faults.py lost its IMPORT_SECONDS line")
+	require.NoError(t, os.WriteFile(app, []byte(strings.Replace(slow, `APP_VERSION = "original"`, `APP_VERSION = "slow"`, 1)), 0o644))
+	reloaded := time.Now()
+	inst.Signal(t, syscall.SIGHUP)
+	eventually(t, 10*time.Second, func() bool { return strings.Contains(inst.Stderr(), `msg=reloading`) },
+		"the reload did not begin; stderr:\n%s", inst.Stderr())
+
+	require.NoError(t, syscall.Kill(workers[0], syscall.SIGKILL))
+	took := awaitReplaced(t, inst, zygote, workers[0], 2, 3*time.Second)
+	require.Less(t, time.Since(reloaded), importTime, "too slow to tell: the import may have ended")
+	assert.NotContains(t, inst.Stderr(), "msg=reloaded", "replaced after the import, not during it")
+	t.Logf("worker replaced in %s while the reload imported", took)
+
+	awaitOnly(t, inst, "slow")
 }
 
 func TestReloadOfAnAppThatRaisesOnImport(t *testing.T) {

@@ -19,7 +19,8 @@ Routes:
                         with the exception that raised (BrokenPipeError, as
                         under plain Python, which ignores SIGPIPE)
 
-The reload test sets RAISE_ON_IMPORT to True to make the import fail.
+The reload tests set RAISE_ON_IMPORT to True to make the import fail, and
+IMPORT_SECONDS to make it slow.
 """
 
 import ctypes
@@ -28,9 +29,11 @@ import time
 
 APP_VERSION = "original"
 RAISE_ON_IMPORT = False
+IMPORT_SECONDS = 0
 
 if RAISE_ON_IMPORT:
     raise RuntimeError("faults: raised on import, as the test asked")
+time.sleep(min(IMPORT_SECONDS, 30))
 
 HELD = []
 
