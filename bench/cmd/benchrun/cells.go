@@ -38,6 +38,7 @@ type sample struct {
 	cpuPer1k  float64 // server CPU seconds per 1,000 requests
 	perWorker memory
 	totalPSS  float64
+	waiting   int // connections in the server's accept queue halfway through
 }
 
 // runCells starts the servers, runs every round and stops them.
@@ -74,12 +75,21 @@ func (b *bench) runCells() error {
 func (b *bench) measure(r *running, a app, l load, round int) error {
 	pid := r.cmd.Process.Pid
 	before := cpuTicks(pid)
+	// Halfway through, how many of wrk's connections the server has not
+	// even accepted: a server that serves one kept-alive connection per
+	// worker leaves the others queued, unserved, for the whole run.
+	waiting := make(chan int, 1)
+	go func() {
+		time.Sleep(b.opts.duration / 2)
+		n, _ := acceptQueue(r.port)
+		waiting <- n
+	}()
 	res, err := runWrk(wrkArgs(a, l, r.port, b.opts.duration, b.benchDir), b.opts.duration)
 	if err != nil {
 		return fmt.Errorf("%s, %s, %s: %w", r.name, a.name, l.name, err)
 	}
 	after := cpuTicks(pid)
-	s := sample{wrkResult: res}
+	s := sample{wrkResult: res, waiting: <-waiting}
 	if res.requests > 0 {
 		s.cpuPer1k = float64(after-before) / b.clk / (float64(res.requests) / 1000)
 	}
@@ -104,6 +114,7 @@ type cell struct {
 	rps, rpsMin, rpsMax float64
 	p50, p99            float64
 	errors              float64
+	waiting             float64
 	cpuPer1k            float64
 	rss, pss, totalPSS  float64 // KiB
 	rounds              int
@@ -131,6 +142,7 @@ func summarise(samples []sample) cell {
 	c.p50 = pick(func(s sample) float64 { return s.p50 })
 	c.p99 = pick(func(s sample) float64 { return s.p99 })
 	c.errors = pick(func(s sample) float64 { return float64(s.errors) })
+	c.waiting = pick(func(s sample) float64 { return float64(s.waiting) })
 	c.cpuPer1k = pick(func(s sample) float64 { return s.cpuPer1k })
 	c.rss = pick(func(s sample) float64 { return s.perWorker.rss })
 	c.pss = pick(func(s sample) float64 { return s.perWorker.pss })

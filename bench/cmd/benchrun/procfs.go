@@ -138,3 +138,33 @@ func treeMemory(root int) (perWorker memory, totalPSS float64) {
 	}
 	return perWorker, totalPSS
 }
+
+// acceptQueue returns how many connections wait in the accept queue of
+// the server listening on 127.0.0.1:port: connections a client has opened
+// and the server has not taken, so not served.
+func acceptQueue(port int) (int, error) {
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		return 0, fmt.Errorf("benchrun: %w", err)
+	}
+	return parseAcceptQueue(string(b), port)
+}
+
+// parseAcceptQueue reads a /proc/net/tcp table (proc(5)): for a socket in
+// state 0A (LISTEN) the rx_queue field is its accept queue's length.
+func parseAcceptQueue(table string, port int) (int, error) {
+	want := fmt.Sprintf(":%04X", port)
+	for _, line := range strings.Split(table, "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 5 || f[3] != "0A" || !strings.HasSuffix(f[1], want) {
+			continue
+		}
+		_, rx, ok := strings.Cut(f[4], ":")
+		if !ok {
+			return 0, fmt.Errorf("benchrun: /proc/net/tcp queues %q", f[4])
+		}
+		n, err := strconv.ParseInt(rx, 16, 64)
+		return int(n), err
+	}
+	return 0, fmt.Errorf("benchrun: no listening socket on port %d in /proc/net/tcp", port)
+}

@@ -61,6 +61,10 @@ func (b *bench) writeHeader(w io.Writer) {
 		"from `bench/`, and is stopped by its PID at the end. Each cell is the median of %d round(s) of `wrk -t1 -d %s --latency --timeout %s`; "+
 		"inside a round every server runs the cell in turn, the first server rotating from round to round. "+
 		"req/s spread is min–max over the rounds. errors = socket errors (connect, read, write, timeout) + non-2xx/3xx responses. "+
+		"conns not accepted = wrk's connections waiting in the server's accept queue halfway through the run (/proc/net/tcp). "+
+		"A server that closes after every response (Gunicorn sync) takes them in turn; one whose workers each keep a connection "+
+		"until the client closes it (uWSGI --http11-socket) leaves them unserved for the whole run, and since the run is shorter "+
+		"than wrk's timeout their requests count neither in the latencies nor as errors. "+
 		"CPU = utime+stime (+ reaped children) of the server's whole process tree, from /proc/PID/stat, per 1,000 requests. "+
 		"worker RSS/PSS = mean over the worker processes (waitress: its one process), total PSS = every process of the server, "+
 		"both from /proc/PID/smaps_rollup after the cell. The echo cell POSTs 4 KiB (`bench/echo.lua`); "+
@@ -93,6 +97,11 @@ func (b *bench) writeSummary(w io.Writer) {
 			ratio(g.rps, u.rps), ratio(g.rps, s.rps), g.p99, u.p99)
 	}
 	fmt.Fprintln(w)
+	if u := b.cell("uwsgi", allApps[0].name, allLoads[1].name); u.waiting > 0 {
+		fmt.Fprintf(w, "At 32 connections uWSGI left %.0f of wrk's 32 connections in its accept queue (median over the rounds): "+
+			"each --http11-socket worker serves one kept-alive connection until the client closes it, so its req/s and "+
+			"latencies here are those of the connections it served, while the others waited unserved for the whole run.\n\n", u.waiting)
+	}
 }
 
 func (b *bench) writeTables(w io.Writer) {
@@ -100,11 +109,11 @@ func (b *bench) writeTables(w io.Writer) {
 	for _, a := range b.apps {
 		for _, l := range b.loads {
 			fmt.Fprintf(w, "### %s · %s\n\n", a.name, l.name)
-			fmt.Fprintf(w, "| server | req/s | req/s spread | p50 ms | p99 ms | errors | CPU s / 1k req | worker RSS / PSS MiB | total PSS MiB |\n|---|---|---|---|---|---|---|---|---|\n")
+			fmt.Fprintf(w, "| server | req/s | req/s spread | p50 ms | p99 ms | errors | conns not accepted | CPU s / 1k req | worker RSS / PSS MiB | total PSS MiB |\n|---|---|---|---|---|---|---|---|---|---|\n")
 			for _, s := range b.servers {
 				c := b.cell(s.name, a.name, l.name)
-				fmt.Fprintf(w, "| %s (%s) | %.0f | %.0f–%.0f | %.2f | %.2f | %.0f | %.3f | %.1f / %.1f | %.1f |\n",
-					s.name, s.note, c.rps, c.rpsMin, c.rpsMax, c.p50, c.p99, c.errors, c.cpuPer1k,
+				fmt.Fprintf(w, "| %s (%s) | %.0f | %.0f–%.0f | %.2f | %.2f | %.0f | %.0f | %.3f | %.1f / %.1f | %.1f |\n",
+					s.name, s.note, c.rps, c.rpsMin, c.rpsMax, c.p50, c.p99, c.errors, c.waiting, c.cpuPer1k,
 					c.rss/1024, c.pss/1024, c.totalPSS/1024)
 			}
 			fmt.Fprintln(w)

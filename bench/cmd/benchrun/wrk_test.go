@@ -69,3 +69,33 @@ func TestMedian(t *testing.T) {
 		assert.Equal(t, tt.want, median(tt.in), "median(%v)", tt.in)
 	}
 }
+
+const procNetTCP = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:4A3A 00000000:0000 0A 00000000:0000001E 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:4A3B 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1 0000000000000000 100 0 0 10 0
+   2: 0100007F:4A3A 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0000000000000000 20 4 30 10 -1
+`
+
+func TestParseAcceptQueue(t *testing.T) {
+	tests := []struct {
+		name string
+		port int
+		want int
+		ok   bool
+	}{
+		{"30 waiting", 0x4A3A, 30, true},
+		{"none waiting", 0x4A3B, 0, true},
+		{"no listener", 0x4A3C, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseAcceptQueue(procNetTCP, tt.port)
+			if !tt.ok {
+				assert.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
