@@ -63,8 +63,8 @@ func (b *bench) writeHeader(w io.Writer) {
 		"req/s spread is min–max over the rounds. errors = socket errors (connect, read, write, timeout) + non-2xx/3xx responses. "+
 		"conns not accepted = wrk's connections waiting in the server's accept queue halfway through the run (/proc/net/tcp). "+
 		"A server that closes after every response (Gunicorn sync) takes them in turn; one whose workers each keep a connection "+
-		"until the client closes it (uWSGI --http11-socket) leaves them unserved for the whole run, and since the run is shorter "+
-		"than wrk's timeout their requests count neither in the latencies nor as errors. "+
+		"until the client closes it (uWSGI --http11-socket) leaves them unserved for the whole run, and wrk counts their requests "+
+		"neither in the latencies nor as errors (so a run of 10 s with --timeout 5s shows too). "+
 		"CPU = utime+stime (+ reaped children) of the server's whole process tree, from /proc/PID/stat, per 1,000 requests. "+
 		"worker RSS/PSS = mean over the worker processes (waitress: its one process), total PSS = every process of the server, "+
 		"both from /proc/PID/smaps_rollup after the cell. The echo cell POSTs 4 KiB (`bench/echo.lua`); "+
