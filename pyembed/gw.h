@@ -80,9 +80,6 @@ PyObject *gw_mounts_parse(const char *lines, int manage_script_name); /* GIL hel
 int gw_mounts_bind(PyObject *apps);  /* GIL held: apps[0] the default or None, then one per mount */
 int gw_route(gw_slot *s, PyObject *environ); /* GIL held: sets s->app */
 
-/* gw_zygote.c */
-#define GW_ZYGOTE_MAX_FDS (2 + 1024) /* control, scoreboard, up to 1024 slots */
-
 /* gw_worker.c */
 int gw_worker_serve(int worker, int control, uint8_t *board, const int *slot_fds,
                     int slots); /* GIL not held */

@@ -41,6 +41,7 @@
 #define ZYGOTE_FDS_PER_MSG 250 /* under the kernel's SCM_MAX_FD, 253 */
 #define ZYGOTE_MSG_CAP 1100
 #define ZYGOTE_MAX_PATHS 256
+#define GW_ZYGOTE_MAX_FDS (2 + 1024) /* control, scoreboard, up to 1024 slots */
 
 
 static void zygote_send(const char *kind, const char *text)
