@@ -7,6 +7,8 @@
 #ifndef GW_FRAME_H
 #define GW_FRAME_H
 
+#include <stdint.h>
+
 /* Frame header: kind u8, flags u8, zero u16, id u32, payload length u32,
  * all little-endian. */
 #define GW_FRAME_HEADER_LEN 12
@@ -30,5 +32,12 @@
 
 /* Largest key or value in a vars block (16-bit lengths). */
 #define GW_MAX_VAR_LEN 0xffff
+
+/* Reads a little-endian u32 of the wire format. */
+static inline uint32_t gw_get_u32(const void *p)
+{
+    const unsigned char *u = p;
+    return (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
+}
 
 #endif

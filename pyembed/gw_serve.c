@@ -48,12 +48,6 @@ void gw_slot_close(gw_slot *s)
     free(s);
 }
 
-static uint32_t gw_u32(const char *p)
-{
-    const unsigned char *u = (const unsigned char *)p;
-    return (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
-}
-
 static uint32_t *gw_record_u32(gw_slot *s, int off)
 {
     return (uint32_t *)(s->record + off);
@@ -305,7 +299,7 @@ int gw_slot_serve(gw_slot *s, uint32_t id, uint8_t flags, const char *payload, s
 
     PyEval_RestoreThread(s->tstate);
     uint8_t end_flags;
-    uint32_t vars_len = len >= 4 ? gw_u32(payload) : 0;
+    uint32_t vars_len = len >= 4 ? gw_get_u32(payload) : 0;
     if (len < 4 || vars_len > len - 4) {
         PyErr_SetString(PyExc_ValueError, "wsgi: malformed request frame from the master");
         end_flags = gw_fail(s, "bad request frame");

@@ -75,11 +75,6 @@ static int gw_read_full(int fd, char *p, size_t n)
     return 1;
 }
 
-static uint32_t gw_le32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* Serves s's requests until EOF. Returns NULL, or why it stopped early. */
 static const char *gw_slot_loop(gw_slot *s, int fd)
 {
@@ -95,7 +90,7 @@ static const char *gw_slot_loop(gw_slot *s, int fd)
             failure = strerror(errno);
             break;
         }
-        uint32_t len = gw_le32(h + 8);
+        uint32_t len = gw_get_u32(h + 8);
         if (h[0] != GW_FRAME_REQUEST) {
             failure = "the master sent a frame that is not a request";
             break;
@@ -120,7 +115,7 @@ static const char *gw_slot_loop(gw_slot *s, int fd)
          * busy slot its next request early (server/slot.go), and holding a
          * finished response back until that one is done too would make a
          * fast request wait for a slow one. */
-        if (gw_slot_serve(s, gw_le32(h + 4), h[1], buf, len, 1) != 0) {
+        if (gw_slot_serve(s, gw_get_u32(h + 4), h[1], buf, len, 1) != 0) {
             failure = strerror(errno);
             break;
         }
