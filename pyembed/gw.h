@@ -58,6 +58,7 @@ typedef struct {
     int npaths;
     const char *mounts;     /* "POINT=APP\n" lines; points have no trailing '/' */
     const char *home;       /* virtualenv or installation prefix, "" for none */
+    const char *module_list; /* --py-autoreload's list of module files, "" for none */
     int manage_script_name, multithread, multiprocess, run_once;
 } gw_spec;
 
@@ -79,6 +80,10 @@ extern PyObject *gw_app; /* the default app; NULL when only mounts were given */
 PyObject *gw_mounts_parse(const char *lines, int manage_script_name); /* GIL held: [(point, app spec)] */
 int gw_mounts_bind(PyObject *apps);  /* GIL held: apps[0] the default or None, then one per mount */
 int gw_route(gw_slot *s, PyObject *environ); /* GIL held: sets s->app */
+
+/* gw_modules.c */
+void gw_modules_start(const char *path); /* GIL held */
+void gw_modules_note_new(void);          /* GIL held */
 
 /* gw_worker.c */
 int gw_worker_serve(int worker, int control, uint8_t *board, const int *slot_fds,

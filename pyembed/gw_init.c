@@ -114,6 +114,7 @@ int gw_load(const gw_spec *spec, char *summary, size_t cap)
     if (PyTuple_GET_ITEM(result, 0) != Py_None) {
         if (gw_mounts_bind(PyTuple_GET_ITEM(result, 0)) < 0)
             goto internal;
+        gw_modules_start(spec->module_list);
         rc = 0;
     } else {
         const char *msg = PyUnicode_AsUTF8(PyTuple_GET_ITEM(result, 1));

@@ -309,6 +309,7 @@ int gw_slot_serve(gw_slot *s, uint32_t id, uint8_t flags, const char *payload, s
     }
     if (gw_out_frame(s, GW_FRAME_END, end_flags, 0) < 0)
         PyErr_Clear(); /* out of memory: the master sees the worker stall */
+    gw_modules_note_new();
     s->tstate = PyEval_SaveThread();
 
     gw_record_finish(s);

@@ -96,40 +96,6 @@ static void zygote_enable_faulthandler(void)
     Py_XDECREF(fh);
 }
 
-/* GIL held. Writes the source file of every imported module to path, one
- * a line, for the master's --py-autoreload; an empty path asks for nothing.
- * The list is replaced whole (written aside, then renamed), so the master
- * never reads half of it. A failure only costs the reloads. */
-static void zygote_write_module_list(const char *path)
-{
-    static const char code[] =
-        "def write_module_list(path):\n"
-        "    import os, sys\n"
-        "    files = sorted({f for m in list(sys.modules.values())\n"
-        "                    for f in [getattr(m, '__file__', None)]\n"
-        "                    if isinstance(f, str) and f.endswith('.py')})\n"
-        "    with open(path + '.tmp', 'w', encoding='utf-8', errors='surrogateescape') as out:\n"
-        "        out.write(''.join(f + '\\n' for f in files))\n"
-        "    os.replace(path + '.tmp', path)\n";
-    if (*path == '\0')
-        return;
-    PyObject *globals = PyDict_New(), *defined = NULL, *done = NULL;
-    if (globals == NULL || PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0)
-        goto cleanup;
-    defined = PyRun_String(code, Py_file_input, globals, globals);
-    if (defined == NULL)
-        goto cleanup;
-    PyObject *fn = PyDict_GetItemString(globals, "write_module_list"); /* borrowed */
-    if (fn != NULL)
-        done = PyObject_CallFunction(fn, "s", path);
-cleanup:
-    if (PyErr_Occurred())
-        PyErr_Print();
-    Py_XDECREF(done);
-    Py_XDECREF(defined);
-    Py_XDECREF(globals);
-}
-
 /* Takes gowsgi's own variables (GOWSGI_ZYGOTE, GOWSGI_APP_*) out of the
  * environment before Python copies it into os.environ, so the app sees the
  * environment gowsgi was started with. Values read before stay valid:
@@ -172,11 +138,11 @@ static void zygote_load(const char *argv0)
         .npaths = npaths,
         .mounts = env_str("GOWSGI_APP_MOUNTS"),
         .home = env_str("GOWSGI_APP_HOME"),
+        .module_list = env_str("GOWSGI_APP_MODULE_LIST"),
         .manage_script_name = env_flag("GOWSGI_APP_MANAGE_SCRIPT_NAME"),
         .multithread = env_flag("GOWSGI_APP_MULTITHREAD"),
         .multiprocess = env_flag("GOWSGI_APP_MULTIPROCESS"),
     };
-    const char *module_list = env_str("GOWSGI_APP_MODULE_LIST");
     zygote_hide_own_env();
     if (gw_start(argv0, spec.home, summary, sizeof summary) < 0 || gw_load(&spec, summary, sizeof summary) < 0) {
         fflush(stderr);
@@ -184,7 +150,6 @@ static void zygote_load(const char *argv0)
         _exit(2);
     }
     free(paths_env);
-    zygote_write_module_list(module_list);
     zygote_enable_faulthandler();
     zygote_freeze_gc();
     char version[64];

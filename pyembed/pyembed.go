@@ -52,9 +52,10 @@ type AppSpec struct {
 	// site-packages the interpreter uses, as uWSGI's --home; it must be of
 	// BuiltVersion (see HomeVersion). Empty means the system's.
 	Home string
-	// ModuleList, when set, names a file the zygote fills, after the
-	// import, with the source file of every imported module, one a line,
-	// for the master's --py-autoreload to watch.
+	// ModuleList, when set, names the file --py-autoreload's master
+	// watches: after the import it holds the source file of every imported
+	// module, one a line, and workers append the modules they import later
+	// (gw_modules.c).
 	ModuleList string
 }
 
@@ -129,7 +130,7 @@ func initInterpreter(spec AppSpec) error {
 	cspec := C.gw_spec{
 		module: cstr(module), wsgi_file: cstr(spec.WSGIFile), callable: cstr(callable),
 		paths: cpaths, npaths: C.int(len(spec.PythonPath)),
-		mounts: cstr(mountLines(spec.Mounts)), home: cstr(spec.Home),
+		mounts: cstr(mountLines(spec.Mounts)), home: cstr(spec.Home), module_list: cstr(spec.ModuleList),
 		manage_script_name: cBool(spec.ManageScriptName),
 		multithread:        cBool(spec.Multithread), multiprocess: cBool(spec.Multiprocess), run_once: cBool(spec.RunOnce),
 	}

@@ -248,7 +248,7 @@ func newMaster(cfg Config) (*master, error) {
 // application, else by exec.
 func (m *master) launcher(exe string, args []string) launcher {
 	if m.cfg.Spec.Module == "" && m.cfg.Spec.WSGIFile == "" {
-		return execLauncher{exe: exe, args: args, output: m.cfg.childOutput}
+		return execLauncher{exe: exe, args: args, output: m.cfg.childOutput, moduleList: m.cfg.Spec.ModuleList}
 	}
 	l := newZygoteLauncher(exe, args, m.cfg.Spec, m.log)
 	l.output = m.cfg.childOutput

@@ -15,17 +15,17 @@ import (
 const touchPollInterval = time.Second
 
 // modTimes returns the modification time of each path.
-func modTimes(paths []string) []time.Time {
-	times := make([]time.Time, len(paths))
-	for i, p := range paths {
-		times[i] = modTime(p)
+func modTimes(paths []string) map[string]time.Time {
+	times := make(map[string]time.Time, len(paths))
+	for _, p := range paths {
+		times[p] = modTime(p)
 	}
 	return times
 }
 
 // watchTouched calls reload whenever a file of paths changes its
 // modification time from last, until stop is closed.
-func watchTouched(paths []string, last []time.Time, reload func(path string), stop <-chan struct{}) {
+func watchTouched(paths []string, last map[string]time.Time, reload func(path string), stop <-chan struct{}) {
 	tick := time.NewTicker(touchPollInterval)
 	defer tick.Stop()
 	for {
@@ -34,11 +34,8 @@ func watchTouched(paths []string, last []time.Time, reload func(path string), st
 			return
 		case <-tick.C:
 		}
-		for i, p := range paths {
-			if t := modTime(p); !t.Equal(last[i]) {
-				last[i] = t
-				reload(p)
-			}
+		for _, p := range changedFiles(paths, last) {
+			reload(p)
 		}
 	}
 }
@@ -53,48 +50,76 @@ func modTime(path string) time.Time {
 	return fi.ModTime()
 }
 
-// watchModules calls reload whenever a source file named in the zygote's
-// module list changes, checking every interval until stop is closed. A new
-// list (a reload's zygote writes one) sets a new baseline. Modules a worker
-// imports only later, while serving, are not in the list.
+// watchModules calls reload whenever a source file named in the module
+// list changes, checking every interval until stop is closed.
 func watchModules(list string, interval time.Duration, reload func(path string), stop <-chan struct{}) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
-	var listTime time.Time
-	var paths []string
-	var last []time.Time
+	w := moduleWatch{list: list, last: map[string]time.Time{}}
 	for {
 		select {
 		case <-stop:
 			return
 		case <-tick.C:
 		}
-		if t := modTime(list); !t.Equal(listTime) {
-			listTime, paths = t, readModuleList(list)
-			last = modTimes(paths)
-			continue
-		}
-		for i, p := range paths {
-			if t := modTime(p); !t.Equal(last[i]) {
-				last[i] = t
-				reload(p)
-				break
-			}
+		if changed := w.poll(); len(changed) > 0 {
+			reload(changed[0]) // one reload for every file edited at once
 		}
 	}
 }
 
-// readModuleList reads the zygote's list of module source files, one a
-// line; a list that cannot be read is empty.
+// moduleWatch follows --py-autoreload's module list. The list grows as
+// workers import modules while serving, and a reload's zygote replaces it:
+// a file new to the list gets its current time as baseline, and one already
+// watched keeps its own, so an edit made while the list changed is seen.
+type moduleWatch struct {
+	list     string
+	listTime time.Time
+	paths    []string
+	last     map[string]time.Time
+}
+
+// poll rereads the list if it changed and returns the listed files
+// modified since the last poll.
+func (w *moduleWatch) poll() []string {
+	if t := modTime(w.list); !t.Equal(w.listTime) {
+		w.listTime, w.paths = t, readModuleList(w.list)
+		for _, p := range w.paths {
+			if _, ok := w.last[p]; !ok {
+				w.last[p] = modTime(p)
+			}
+		}
+	}
+	return changedFiles(w.paths, w.last)
+}
+
+// changedFiles returns the paths whose modification time differs from
+// last, and records their new times there.
+func changedFiles(paths []string, last map[string]time.Time) []string {
+	var changed []string
+	for _, p := range paths {
+		if t := modTime(p); !t.Equal(last[p]) {
+			last[p] = t
+			changed = append(changed, p)
+		}
+	}
+	return changed
+}
+
+// readModuleList reads the list of module source files, one a line,
+// without repeats (exec'd workers each list the app's modules); a list that
+// cannot be read is empty.
 func readModuleList(path string) []string {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil
 	}
 	var paths []string
+	seen := map[string]bool{}
 	for _, line := range bytes.Split(data, []byte("\n")) {
-		if len(line) > 0 {
-			paths = append(paths, string(line))
+		if p := string(line); p != "" && !seen[p] {
+			seen[p] = true
+			paths = append(paths, p)
 		}
 	}
 	return paths

@@ -113,9 +113,10 @@ func (f *workerFiles) launched(proc process) *launched {
 
 // execLauncher execs a binary (normally the running one) in the worker role.
 type execLauncher struct {
-	exe    string
-	args   []string
-	output childOutput
+	exe        string
+	args       []string
+	output     childOutput
+	moduleList string // pyembed.AppSpec.ModuleList, "" for none
 }
 
 // launch execs the worker with its files as fds 3, 4 and 5 onwards.
@@ -126,7 +127,8 @@ func (l execLauncher) launch(num, _, threads int) (*launched, error) {
 	}
 	defer files.closeChild()
 	cmd := exec.Command(l.exe, l.args...)
-	cmd.Env = append(os.Environ(), "GOWSGI_WORKER="+strconv.Itoa(num), "GOWSGI_SLOTS="+strconv.Itoa(threads))
+	cmd.Env = append(os.Environ(), "GOWSGI_WORKER="+strconv.Itoa(num), "GOWSGI_SLOTS="+strconv.Itoa(threads),
+		workerModuleListEnv+"="+l.moduleList)
 	l.output.attach(cmd)
 	cmd.ExtraFiles = files.child
 	// The pool's goroutine is locked to its OS thread for life, so the

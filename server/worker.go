@@ -37,6 +37,10 @@ const (
 	workerFirstSlotFD  = 5
 )
 
+// workerModuleListEnv names the master's --py-autoreload module list for an
+// exec'd worker, which has no zygote to have written it.
+const workerModuleListEnv = "GOWSGI_MODULE_LIST"
+
 // Exit statuses of the worker role.
 const (
 	workerExitFailed     = 1
@@ -49,7 +53,13 @@ const (
 // control pipe), 1 on any other failure. A worker the zygote forks never
 // gets here: it serves the same C loop (pyembed.ServeSlots) without Go.
 func RunWorker(spec pyembed.AppSpec) int {
+	spec.ModuleList = os.Getenv(workerModuleListEnv)
 	num, fds, err := workerEnv()
+	// What the master tells its worker is not the app's business: Python
+	// copies the environment into os.environ as it starts.
+	for _, name := range []string{"GOWSGI_WORKER", "GOWSGI_SLOTS", workerModuleListEnv} {
+		os.Unsetenv(name)
+	}
 	log := slog.Default().With("worker", num, "pid", os.Getpid())
 	if err != nil {
 		log.Error("worker cannot start", "error", err)

@@ -158,22 +158,35 @@ func TestUIDGIDDropPrivileges(t *testing.T) {
 }
 
 func TestEnvReachesTheApp(t *testing.T) {
-	for _, fromINI := range []bool{false, true} {
-		t.Run(fmt.Sprintf("ini=%v", fromINI), func(t *testing.T) {
+	app := testdataPath(t, "process_app.py")
+	for _, tc := range []struct {
+		name string
+		args func(dir string) []string
+	}{
+		{"command line", func(string) []string {
+			return append(processApp(t), "--env", "GOWSGI_TEST_A=one", "--env", "GOWSGI_TEST_B=x=y")
+		}},
+		{"ini", func(dir string) []string {
+			return []string{"--ini", writeFile(t, dir, "app.ini", "[uwsgi]\nwsgi-file = "+app+
+				"\nenv = GOWSGI_TEST_A=one\nenv = GOWSGI_TEST_B=x=y\n")}
+		}},
+		// Only mounts: exec'd workers, no zygote.
+		{"mount", func(string) []string {
+			return []string{"--mount", "/=" + app, "--env", "GOWSGI_TEST_A=one", "--env", "GOWSGI_TEST_B=x=y",
+				"--py-autoreload", "5"}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			args := append(processApp(t), "--env", "GOWSGI_TEST_A=one", "--env", "GOWSGI_TEST_B=x=y")
-			if fromINI {
-				args = []string{"--ini", writeFile(t, dir, "app.ini", "[uwsgi]\nwsgi-file = "+testdataPath(t, "process_app.py")+
-					"\nenv = GOWSGI_TEST_A=one\nenv = GOWSGI_TEST_B=x=y\n")}
-			}
-			inst := startIn(t, dir, args...)
+			inst := startIn(t, dir, tc.args(dir)...)
 			for name, want := range map[string]string{"GOWSGI_TEST_A": "one", "GOWSGI_TEST_B": "x=y"} {
 				status, body := getText(t, inst.URL+"/env?name="+name)
 				assert.Equal(t, 200, status, name)
 				assert.Equal(t, want, body, name)
 			}
-			// What gowsgi tells its zygote is not the app's business.
-			for _, name := range []string{"GOWSGI_ZYGOTE", "GOWSGI_APP_WSGI_FILE", "GOWSGI_APP_MODULE"} {
+			// What gowsgi tells its zygote or workers is not the app's business.
+			for _, name := range []string{"GOWSGI_ZYGOTE", "GOWSGI_APP_WSGI_FILE", "GOWSGI_APP_MODULE",
+				"GOWSGI_WORKER", "GOWSGI_SLOTS", "GOWSGI_MODULE_LIST"} {
 				status, _ := getText(t, inst.URL+"/env?name="+name)
 				assert.Equal(t, 404, status, name)
 			}
