@@ -83,7 +83,7 @@ test-pythons:
 		export PKG_CONFIG_PATH=$$pc CGO_LDFLAGS="-Wl,-rpath,$$lib"; \
 		$(GO) build -o bin/gowsgi-$$v ./cmd/gowsgi; \
 		$(GO) test -count=1 ./pyembed; \
-		GOWSGI_BIN=$(CURDIR)/bin/gowsgi-$$v GOWSGI_EXPECT_PYTHON=$$v $(GO) test -count=1 -run 'TestPEP3333' ./cmd/gowsgi; \
+		GOWSGI_BIN=$(CURDIR)/bin/gowsgi-$$v GOWSGI_EXPECT_PYTHON=$$v $(GO) test -count=1 -run 'TestPEP3333|TestLazyApps' ./cmd/gowsgi; \
 	done
 
 clean:

@@ -19,7 +19,11 @@
  *                     follow as descriptors over this and further messages
  *                     (a message carries at most ZYGOTE_FDS_PER_MSG)
  *
- * The app spec comes in GOWSGI_APP_* variables (pyembed.ZygoteEnv).
+ * The app spec comes in GOWSGI_APP_* variables (pyembed.ZygoteEnv). With
+ * --lazy-apps (GOWSGI_APP_LAZY=1) the zygote starts no Python: it reports
+ * ready at once, and each worker it forks starts Python and imports the app
+ * itself, reporting a failure on its control pipe as the worker contract
+ * says (docs/internals.md).
  */
 #include "gw.h"
 
@@ -117,20 +121,25 @@ static void zygote_hide_own_env(void)
         unsetenv(names[i]);
 }
 
-/* Loads the app as the worker's gw_init would; exits 2 on failure after
- * telling the master. Returns with the GIL held. */
-static void zygote_load(const char *argv0)
+/* What the workers load, read from GOWSGI_APP_* before those are hidden;
+ * its strings live as long as the process. */
+static gw_spec zygote_spec;
+/* --lazy-apps: each forked worker imports the app itself, as in uWSGI, so
+ * what an import opens or starts (connections, threads) is its own. */
+static int zygote_lazy;
+static const char *zygote_argv0;
+
+static void zygote_read_spec(void)
 {
-    char summary[1024];
-    char *paths_env = strdup(env_str("GOWSGI_APP_PYTHONPATH"));
-    char *paths[ZYGOTE_MAX_PATHS];
+    static char *paths[ZYGOTE_MAX_PATHS];
     int npaths = 0;
+    char *paths_env = strdup(env_str("GOWSGI_APP_PYTHONPATH"));
     /* Entries are separated by newlines: unlike ':' they never occur in a
      * directory anyone puts on sys.path. */
     for (char *save = NULL, *p = strtok_r(paths_env, "\n", &save); p != NULL && npaths < ZYGOTE_MAX_PATHS;
          p = strtok_r(NULL, "\n", &save))
         paths[npaths++] = p;
-    gw_spec spec = {
+    zygote_spec = (gw_spec){
         .module = env_str("GOWSGI_APP_MODULE"),
         .wsgi_file = env_str("GOWSGI_APP_WSGI_FILE"),
         .callable = env_str("GOWSGI_APP_CALLABLE"),
@@ -143,19 +152,57 @@ static void zygote_load(const char *argv0)
         .multithread = env_flag("GOWSGI_APP_MULTITHREAD"),
         .multiprocess = env_flag("GOWSGI_APP_MULTIPROCESS"),
     };
+    zygote_lazy = env_flag("GOWSGI_APP_LAZY");
+}
+
+/* Starts Python and imports the app. Returns 0 with the GIL held, or -1
+ * with a one-line summary (the traceback went to stderr). */
+static int zygote_import(const char *argv0, char *summary, size_t cap)
+{
+    int rc = gw_start(argv0, zygote_spec.home, summary, cap) < 0 || gw_load(&zygote_spec, summary, cap) < 0 ? -1 : 0;
+    fflush(stderr);
+    return rc;
+}
+
+/* Loads the app, unless each worker will (--lazy-apps), and tells the
+ * master; exits 2 on failure after telling it. Returns with the GIL held
+ * when it imported. */
+static void zygote_load(const char *argv0)
+{
+    char summary[1024];
+    zygote_read_spec();
     zygote_hide_own_env();
-    if (gw_start(argv0, spec.home, summary, sizeof summary) < 0 || gw_load(&spec, summary, sizeof summary) < 0) {
-        fflush(stderr);
-        zygote_send("E", summary);
-        _exit(2);
+    if (!zygote_lazy) {
+        if (zygote_import(argv0, summary, sizeof summary) < 0) {
+            zygote_send("E", summary);
+            _exit(2);
+        }
+        zygote_enable_faulthandler();
+        zygote_freeze_gc();
     }
-    free(paths_env);
-    zygote_enable_faulthandler();
-    zygote_freeze_gc();
-    char version[64];
+    char version[64]; /* Py_GetVersion needs no running interpreter */
     snprintf(version, sizeof version, "%s", Py_GetVersion());
     version[strcspn(version, " ")] = '\0';
     zygote_send("R", version);
+}
+
+/* In a lazy worker: imports the app, or writes the failure's summary to the
+ * control pipe as the worker contract asks and exits 2. Returns with the
+ * GIL held. */
+static void zygote_worker_import(const char *argv0, int control)
+{
+    char summary[1024], line[1100];
+    if (zygote_import(argv0, summary, sizeof summary) == 0) {
+        zygote_enable_faulthandler();
+        return;
+    }
+    summary[strcspn(summary, "\n")] = '\0';
+    int n = snprintf(line, sizeof line, "E%s\n", summary);
+    if (n >= (int)sizeof line)
+        n = sizeof line - 1;
+    while (write(control, line, (size_t)n) < 0 && errno == EINTR)
+        ;
+    _exit(2);
 }
 
 /* Receives one message with up to cap - *nfds descriptors appended to fds.
@@ -187,7 +234,8 @@ static ssize_t zygote_recv(char *buf, size_t len, int *fds, int *nfds, int cap)
  * pipe, the scoreboard and the slot sockets. */
 static void zygote_become_worker(pid_t zygote, int sigfd, const sigset_t *oldmask, int num, int slots, int *fds)
 {
-    PyOS_AfterFork_Child();
+    if (!zygote_lazy)
+        PyOS_AfterFork_Child();
     close(sigfd);
     close(ZYGOTE_FD);
     /* The descriptors stay where recvmsg put them, above anything the app's
@@ -205,6 +253,8 @@ static void zygote_become_worker(pid_t zygote, int sigfd, const sigset_t *oldmas
                 (int)getpid(), strerror(errno));
         _exit(1);
     }
+    if (zygote_lazy)
+        zygote_worker_import(zygote_argv0, fds[0]);
     /* The slots' threads take the GIL with their own thread states. */
     PyEval_SaveThread();
     _exit(gw_worker_serve(num, fds[0], board, fds + 2, slots));
@@ -233,12 +283,14 @@ static int zygote_handle(pid_t self, int sigfd, const sigset_t *oldmask, const c
             goto malformed;
     }
     fflush(NULL);
-    PyOS_BeforeFork();
+    if (!zygote_lazy)
+        PyOS_BeforeFork();
     pid_t pid = fork();
     if (pid == 0)
         zygote_become_worker(self, sigfd, oldmask, num, slots, fds);
     int saved = errno;
-    PyOS_AfterFork_Parent();
+    if (!zygote_lazy)
+        PyOS_AfterFork_Parent();
     for (int i = 0; i < nfds; i++)
         close(fds[i]);
     if (pid < 0) {
@@ -320,6 +372,7 @@ __attribute__((constructor)) static void gw_zygote_main(int argc, char **argv, c
         zygote_send("E", "cannot start the zygote: signalfd failed");
         _exit(2);
     }
+    zygote_argv0 = argv[0];
     zygote_load(argv[0]);
     zygote_serve(sigfd, &oldmask);
 }

@@ -57,6 +57,9 @@ type AppSpec struct {
 	// module, one a line, and workers append the modules they import later
 	// (gw_modules.c).
 	ModuleList string
+	// Lazy makes each worker the zygote forks import the app itself
+	// (uWSGI's --lazy-apps) instead of inheriting the zygote's import.
+	Lazy bool
 }
 
 // hasApp reports whether spec names any app.
@@ -192,5 +195,6 @@ func ZygoteEnv(spec AppSpec) []string {
 		"GOWSGI_APP_MANAGE_SCRIPT_NAME=" + flag(spec.ManageScriptName),
 		"GOWSGI_APP_HOME=" + spec.Home,
 		"GOWSGI_APP_MODULE_LIST=" + spec.ModuleList,
+		"GOWSGI_APP_LAZY=" + flag(spec.Lazy),
 	}
 }

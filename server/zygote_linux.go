@@ -37,6 +37,7 @@ type zygoteLauncher struct {
 	exe    string
 	args   []string
 	env    []string // the zygote's environment
+	lazy   bool     // each worker imports the app (--lazy-apps)
 	output childOutput
 	log    *slog.Logger
 
@@ -51,6 +52,7 @@ func newZygoteLauncher(exe string, args []string, spec pyembed.AppSpec, log *slo
 		exe:      exe,
 		args:     args,
 		env:      append(os.Environ(), pyembed.ZygoteEnv(spec)...),
+		lazy:     spec.Lazy,
 		log:      log,
 		zygotes:  make(map[int]*zygote),
 		starting: make(map[int]bool),
@@ -65,7 +67,7 @@ func (l *zygoteLauncher) prepare(gen int, done func(error)) {
 	l.starting[gen] = true
 	l.mu.Unlock()
 	go func() {
-		z, err := startZygote(l.exe, l.args, l.env, l.output, l.log)
+		z, err := l.startZygote()
 		l.mu.Lock()
 		gone := l.released[gen] // the reload was given up meanwhile
 		delete(l.starting, gen)
@@ -90,7 +92,7 @@ func (l *zygoteLauncher) launch(num, gen, threads int) (*launched, error) {
 	l.mu.Unlock()
 	if z == nil || z.isDead() {
 		var err error
-		if z, err = startZygote(l.exe, l.args, l.env, l.output, l.log); err != nil {
+		if z, err = l.startZygote(); err != nil {
 			return nil, err
 		}
 		l.mu.Lock()
@@ -169,9 +171,21 @@ func startZygote(exe string, args, env []string, output childOutput, log *slog.L
 		cmd.Wait()
 		return nil, err
 	}
-	log.Info("zygote loaded the app", "pid", z.proc.Pid)
 	go z.read()
 	return z, nil
+}
+
+// startZygote starts a zygote for the launcher's app and logs it.
+func (l *zygoteLauncher) startZygote() (*zygote, error) {
+	z, err := startZygote(l.exe, l.args, l.env, l.output, l.log)
+	switch {
+	case err != nil:
+	case l.lazy:
+		l.log.Info("zygote started; each worker imports the app (--lazy-apps)", "pid", z.proc.Pid)
+	default:
+		l.log.Info("zygote loaded the app", "pid", z.proc.Pid)
+	}
+	return z, err
 }
 
 // awaitLoaded reads the zygote's first message: R once the app is

@@ -23,7 +23,6 @@ func noEffectOptions() []option {
 		flag("gowsgi always runs a master", "--master", "-M"),
 		flag("Python threads always work in gowsgi", "--enable-threads", "-T"),
 		flag("each worker has one interpreter", "--single-interpreter"),
-		flag("each worker imports the app itself", "--lazy-apps"),
 		flag("the master alone accepts connections", "--thunder-lock"),
 		flag("the master writes the log", "--log-master"),
 		flag("no effect in gowsgi", "--auto-procname"),

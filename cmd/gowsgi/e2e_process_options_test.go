@@ -329,7 +329,7 @@ func TestTouchReload(t *testing.T) {
 			require.NoError(t, os.Chtimes(touched, later, later))
 			eventually(t, startTimeout, func() bool { return workerPid(t, inst.URL) != before },
 				"touching the file did not reload; stderr:\n%s", inst.Stderr())
-			assert.Contains(t, inst.Stderr(), `msg="reload requested" touched=`)
+			inst.awaitLogged(t, `msg="reload requested" touched=`)
 		})
 	}
 }

@@ -179,6 +179,34 @@ func (inst *instance) waitBanner(t *testing.T) {
 // Stderr returns everything the master and its workers wrote so far.
 func (inst *instance) Stderr() string { return inst.stderr.String() }
 
+// logWait bounds awaitLogged.
+const logWait = 10 * time.Second
+
+// awaitLogged waits until the log holds every one of want. The log reaches
+// Stderr through a pipe that a goroutine copies, so a line written just
+// before something the test saw happen (a new worker, an answer) may still
+// be on its way.
+func (inst *instance) awaitLogged(t *testing.T, want ...string) {
+	t.Helper()
+	missing := func() []string {
+		logs := inst.Stderr()
+		var out []string
+		for _, w := range want {
+			if !strings.Contains(logs, w) {
+				out = append(out, w)
+			}
+		}
+		return out
+	}
+	deadline := time.Now().Add(logWait)
+	for len(missing()) > 0 {
+		if time.Now().After(deadline) {
+			require.FailNow(t, "not logged", "after %s, none of %q; stderr:\n%s", logWait, missing(), inst.Stderr())
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
 // Signal sends sig to the master.
 func (inst *instance) Signal(t *testing.T, sig os.Signal) {
 	t.Helper()

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -99,4 +100,47 @@ func TestFilesOpenedAtImportSurviveTheFork(t *testing.T) {
 	written, err := os.ReadFile(filepath.Join(dir, "import-time.log"))
 	require.NoError(t, err)
 	assert.ElementsMatch(t, want, strings.Fields(string(written)), "every line reached the file the app opened")
+}
+
+// With --lazy-apps (or lazy-apps = true in an ini file) each worker imports
+// the app itself, as uWSGI's workers then do: what the import opens or
+// starts is the worker's own. Without it the zygote's one import is shared.
+func TestLazyAppsImportInEachWorker(t *testing.T) {
+	t.Parallel()
+	app := testdataPath(t, "process_app.py")
+	for _, tc := range []struct {
+		name string
+		args func(dir string) []string
+		lazy bool
+	}{
+		{"default", func(string) []string { return []string{"--wsgi-file", app} }, false},
+		{"--lazy-apps", func(string) []string { return []string{"--wsgi-file", app, "--lazy-apps"} }, true},
+		{"--lazy", func(string) []string { return []string{"--wsgi-file", app, "--lazy"} }, true},
+		{"ini", func(dir string) []string {
+			return []string{"--ini", writeFile(t, dir, "app.ini", "[uwsgi]\nwsgi-file = "+app+"\nlazy-apps = true\n")}
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			inst := startIn(t, dir, append(tc.args(dir), "-p", "2")...)
+			zygote := zygoteOf(t, inst)
+			importers := map[string]string{} // serving worker -> importing process
+			eventually(t, 10*time.Second, func() bool {
+				status, body := getText(t, inst.URL+"/import-pid")
+				require.Equal(t, http.StatusOK, status, body)
+				imported, serving, ok := strings.Cut(body, " ")
+				require.True(t, ok, body)
+				importers[serving] = imported
+				return len(importers) == 2
+			}, "two workers never answered; stderr:\n%s", inst.Stderr())
+			for serving, imported := range importers {
+				if tc.lazy {
+					assert.Equal(t, serving, imported, "worker %s serves another process's import", serving)
+				} else {
+					assert.Equal(t, strconv.Itoa(zygote), imported, "worker %s did not inherit the zygote's import", serving)
+				}
+			}
+		})
+	}
 }

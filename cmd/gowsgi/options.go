@@ -86,6 +86,7 @@ type options struct {
 	Mounts           []string // MOUNTPOINT=APP
 	ManageScriptName bool
 	Home             string
+	LazyApps         bool // each worker imports the app (uWSGI's --lazy-apps)
 	// Strict makes the Unknown keys an error.
 	Strict bool
 	// Unknown lists, as spelled, the keys no option has and no %(name)
@@ -240,6 +241,8 @@ func optionTable(o *options) []option {
 			help: "with --mount, move the longest mount point that prefixes PATH_INFO into SCRIPT_NAME"},
 		{names: []string{"--home", "--virtualenv", "--venv", "--pyhome", "-H"}, kind: kindString, arg: "DIR", target: &o.Home,
 			help: "use the virtualenv DIR (of the Python gowsgi embeds) and its site-packages"},
+		{names: []string{"--lazy-apps", "--lazy"}, kind: kindBool, target: &o.LazyApps,
+			help: "each worker imports the app itself instead of sharing one import: for apps whose import opens connections or starts threads"},
 		{names: []string{"--help", "-h"}, kind: kindBool, target: &o.Help,
 			help: "show this help"},
 		{names: []string{"--version"}, kind: kindBool, target: &o.Version,
@@ -421,6 +424,7 @@ func (o *options) appSpec() pyembed.AppSpec {
 		Mounts:           o.mounts(),
 		ManageScriptName: o.ManageScriptName,
 		Home:             o.Home,
+		Lazy:             o.LazyApps,
 	}
 }
 

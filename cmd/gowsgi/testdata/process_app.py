@@ -3,6 +3,8 @@ process looks like from the inside.
 
 Routes:
     GET /pid                text: the worker's pid
+    GET /import-pid         text: "IMPORTED SERVING", the pid of the process
+                            that imported this module and the worker's
     GET /ids                text: "UID GID GROUPS" (groups comma-separated)
     GET /env?name=N         text: os.environ[N], or 404 when unset
     GET /write?path=P       text: "written" when P can be opened for
@@ -10,6 +12,8 @@ Routes:
 """
 
 import os
+
+IMPORT_PID = os.getpid()
 
 
 def query(environ, key):
@@ -28,6 +32,10 @@ def text(start_response, body, status="200 OK"):
 
 def pid(environ, start_response):
     return text(start_response, str(os.getpid()))
+
+
+def import_pid(environ, start_response):
+    return text(start_response, "%d %d" % (IMPORT_PID, os.getpid()))
 
 
 def ids(environ, start_response):
@@ -51,7 +59,7 @@ def write(environ, start_response):
     return text(start_response, "written")
 
 
-ROUTES = {"/pid": pid, "/ids": ids, "/env": env, "/write": write}
+ROUTES = {"/pid": pid, "/import-pid": import_pid, "/ids": ids, "/env": env, "/write": write}
 
 
 def application(environ, start_response):
