@@ -26,7 +26,7 @@ static const char gw_modules_source[] =
     "    return ''.join(f + '\\n' for f in sorted(files)).encode('utf-8', 'surrogateescape')\n"
     "def write_all(path):\n"
     "    # Replaced whole (written aside, then renamed), so the master never\n"
-    "    # reads half of it; exec'd workers each write theirs at start.\n"
+    "    # reads half of it; lazy workers each write theirs at start.\n"
     "    files = sources()\n"
     "    listed.update(files)\n"
     "    aside = '%s.%d.tmp' % (path, os.getpid())\n"

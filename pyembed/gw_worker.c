@@ -6,7 +6,6 @@
  * It is C so that a worker the zygote forks never starts a Go runtime: the
  * runtime would give each worker about a megabyte of heap, its own threads
  * and a copy of nothing it needs, where uWSGI's workers carry only Python.
- * A worker the master execs (no zygote) runs the same loop from Go.
  */
 #include "gw.h"
 

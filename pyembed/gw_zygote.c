@@ -239,10 +239,10 @@ static void zygote_become_worker(pid_t zygote, int sigfd, const sigset_t *oldmas
     close(sigfd);
     close(ZYGOTE_FD);
     /* The descriptors stay where recvmsg put them, above anything the app's
-     * import opened; moving them onto 3, 4, 5 as an exec'd worker has them
-     * could replace a file the app holds. */
+     * import opened; moving them onto fixed numbers could replace a file the
+     * app holds. */
     sigprocmask(SIG_SETMASK, oldmask, NULL);
-    /* Killed with the zygote, as an exec'd worker is with its master. */
+    /* Killed with the zygote, as the zygote is with its master. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != zygote)
         _exit(1);
     size_t board_len = (size_t)slots * GW_SLOT_RECORD_LEN;

@@ -1,7 +1,7 @@
 // Slots: each is one OS thread with its own Python thread state that serves
-// the requests of one slot socket. A worker serves all of its slots with one
-// call, ServeSlots (gw_worker.c); Slot serves one request at a time, for
-// tests and benchmarks of the per-request path.
+// the requests of one slot socket. A worker serves its slots in C without
+// Go (gw_worker.c, from the zygote); Slot serves one request at a time from
+// Go, for CGI mode and for tests and benchmarks of the per-request path.
 package pyembed
 
 /*
@@ -67,25 +67,4 @@ func (s *Slot) Serve(id uint32, flags uint8, payload []byte, flush bool) error {
 func (s *Slot) Close() {
 	C.gw_slot_close(s.c)
 	s.c = nil
-}
-
-var errShortBoard = errors.New("pyembed: scoreboard shorter than its slots' records")
-
-// ServeSlots serves worker's slot sockets, one OS thread each, until the
-// master has closed them all, and returns the worker's exit status: 0, or
-// 1 when a slot could not start. board holds the slots' scoreboard records
-// in order and must not be Go heap memory (pass the mmap'd scoreboard).
-// Once every slot runs it writes the ready line to control, which it then
-// closes. Init must have succeeded.
-func ServeSlots(worker, control int, board []byte, slotFDs []int) (int, error) {
-	if len(slotFDs) == 0 || len(board) < len(slotFDs)*wsgi.SlotRecordLen {
-		return 1, errShortBoard
-	}
-	fds := (*C.int)(C.malloc(C.size_t(len(slotFDs)) * C.size_t(unsafe.Sizeof(C.int(0)))))
-	defer C.free(unsafe.Pointer(fds))
-	for i, fd := range slotFDs {
-		unsafe.Slice(fds, len(slotFDs))[i] = C.int(fd)
-	}
-	status := C.gw_worker_serve(C.int(worker), C.int(control), (*C.uint8_t)(unsafe.Pointer(&board[0])), fds, C.int(len(slotFDs)))
-	return int(status), nil
 }

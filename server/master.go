@@ -1,8 +1,8 @@
 // Package server is gowsgi's master: it binds the listening sockets, runs
 // the worker pool, dispatches requests to worker slots, and handles the
-// signals that stop or reload it. It never runs Python itself; the worker
-// role lives in this package too but runs in its own process, forked by a
-// zygote (zygote_linux.go) or exec'd.
+// signals that stop or reload it. It never runs Python itself: its workers
+// are forked by a zygote (zygote_linux.go) and serve in C (pyembed), and
+// only CGI mode (cgi.go) runs the app in gowsgi's own process.
 package server
 
 import (
@@ -42,8 +42,7 @@ type Config struct {
 	// App names the application in the banner ("hello_world_app:application").
 	App string
 	// Spec is the application a zygote imports once and forks workers
-	// from. Without a module or file in it, every worker is exec'd and
-	// imports the application itself.
+	// from (or, Lazy, forks workers that each import it).
 	Spec pyembed.AppSpec
 	// Processes and Threads are the number of workers and of slots in each.
 	Processes, Threads int
@@ -244,12 +243,8 @@ func newMaster(cfg Config) (*master, error) {
 	return m, nil
 }
 
-// launcher starts workers by fork from a zygote when the config names the
-// application, else by exec.
+// launcher starts workers by fork from a zygote of the app.
 func (m *master) launcher(exe string, args []string) launcher {
-	if m.cfg.Spec.Module == "" && m.cfg.Spec.WSGIFile == "" {
-		return execLauncher{exe: exe, args: args, output: m.cfg.childOutput, moduleList: m.cfg.Spec.ModuleList}
-	}
 	l := newZygoteLauncher(exe, args, m.cfg.Spec, m.log)
 	l.output = m.cfg.childOutput
 	return l

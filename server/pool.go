@@ -51,7 +51,7 @@ type event struct {
 
 // worker is one worker process; only the pool goroutine touches it.
 type worker struct {
-	num     int // GOWSGI_WORKER, from 1
+	num     int // from 1
 	gen     int // the generation it was started in
 	proc    process
 	slots   []*slot

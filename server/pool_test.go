@@ -39,19 +39,20 @@ func (b *syncBuffer) String() string {
 }
 
 type poolRig struct {
-	p    *pool
-	d    *dispatcher
-	logs *syncBuffer
+	p        *pool
+	d        *dispatcher
+	logs     *syncBuffer
+	launcher *zygoteLauncher
 }
 
-// startPool starts a pool whose workers are this test binary in the worker
-// role (see TestMain) importing module from testdata.
+// startPool starts a pool whose workers are forked by a zygote that
+// imported module from testdata: this test binary, whose cgo constructor is
+// the zygote (pyembed/gw_zygote.c).
 func startPool(t *testing.T, processes, threads int, module string) *poolRig {
-	t.Setenv(workerModuleEnv, module)
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	d := newDispatcher(log, false)
-	l := execLauncher{exe: os.Args[0], args: []string{"-test.run=^$"}}
+	l := newZygoteLauncher(os.Args[0], []string{"-test.run=^$"}, zygoteSpec(t, module), log)
 	p := newPool(processes, threads, l, d.queue, log)
 	p.start()
 	t.Cleanup(func() {
@@ -62,7 +63,7 @@ func startPool(t *testing.T, processes, threads int, module string) *poolRig {
 			t.Error("the pool did not end after kill")
 		}
 	})
-	return &poolRig{p: p, d: d, logs: logs}
+	return &poolRig{p: p, d: d, logs: logs, launcher: l}
 }
 
 // ready waits for the first generation's outcome.
@@ -147,7 +148,8 @@ func TestPoolReloadFailureKeepsTheOldWorkers(t *testing.T) {
 	require.NoError(t, rig.ready(t))
 	before := rig.pid(t)
 
-	t.Setenv(workerModuleEnv, "no_such_module")
+	// The reload's zygote gets this environment: the last value wins.
+	rig.launcher.env = append(rig.launcher.env, "GOWSGI_APP_MODULE=no_such_module")
 	rig.p.reload()
 	require.Eventually(t, func() bool {
 		return strings.Contains(rig.logs.String(), "reload failed, keeping the running workers")

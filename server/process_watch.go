@@ -107,7 +107,7 @@ func changedFiles(paths []string, last map[string]time.Time) []string {
 }
 
 // readModuleList reads the list of module source files, one a line,
-// without repeats (exec'd workers each list the app's modules); a list that
+// without repeats (lazy workers each list the app's modules); a list that
 // cannot be read is empty.
 func readModuleList(path string) []string {
 	data, err := os.ReadFile(path)

@@ -81,7 +81,7 @@ func TestModuleWatchSeesEditsToListedSources(t *testing.T) {
 			return []string{app}
 		}},
 		{"listed twice", func(t *testing.T, r moduleRig, app string) []string {
-			r.appendList(t, app) // exec'd workers each list the app's modules
+			r.appendList(t, app) // lazy workers each list the app's modules
 			bumpMTime(t, app)
 			return []string{app}
 		}},

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -109,59 +108,6 @@ func (f *workerFiles) closeMaster() {
 // launched hands the master's ends over to the pool.
 func (f *workerFiles) launched(proc process) *launched {
 	return &launched{proc: proc, control: f.control, conns: f.conns, board: f.board}
-}
-
-// execLauncher execs a binary (normally the running one) in the worker role.
-type execLauncher struct {
-	exe        string
-	args       []string
-	output     childOutput
-	moduleList string // pyembed.AppSpec.ModuleList, "" for none
-}
-
-// launch execs the worker with its files as fds 3, 4 and 5 onwards.
-func (l execLauncher) launch(num, _, threads int) (*launched, error) {
-	files, err := newWorkerFiles(threads)
-	if err != nil {
-		return nil, err
-	}
-	defer files.closeChild()
-	cmd := exec.Command(l.exe, l.args...)
-	cmd.Env = append(os.Environ(), "GOWSGI_WORKER="+strconv.Itoa(num), "GOWSGI_SLOTS="+strconv.Itoa(threads),
-		workerModuleListEnv+"="+l.moduleList)
-	l.output.attach(cmd)
-	cmd.ExtraFiles = files.child
-	// The pool's goroutine is locked to its OS thread for life, so the
-	// thread that forks never exits and Pdeathsig only fires when the
-	// master itself dies (prctl(2), PR_SET_PDEATHSIG).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		files.closeMaster()
-		return nil, fmt.Errorf("server: starting worker %d: %w", num, err)
-	}
-	return files.launched(execProcess{cmd.Process}), nil
-}
-
-// prepare has nothing to do: each exec'd worker imports the app itself.
-func (execLauncher) prepare(_ int, done func(error)) { go done(nil) }
-
-// release does nothing: exec'd workers share nothing across a generation.
-func (execLauncher) release(int) {}
-
-// execProcess is an exec'd worker, a child of the master.
-type execProcess struct{ p *os.Process }
-
-func (e execProcess) pid() int { return e.p.Pid }
-
-func (e execProcess) kill() { e.p.Kill() }
-
-func (e execProcess) wait() (*syscall.WaitStatus, error) {
-	state, err := e.p.Wait()
-	if err != nil {
-		return nil, err
-	}
-	status, _ := state.Sys().(syscall.WaitStatus)
-	return &status, nil
 }
 
 // exitAttrs describes how a process ended as log attributes.

@@ -1,15 +1,14 @@
-// Tests of the worker role: the test binary re-executes itself as a worker
-// with the descriptors the master would hand it, and the test plays master.
+// Tests of a worker as the zygote forks it: the test plays master, starting
+// a zygote (this test binary, whose cgo constructor is the zygote:
+// pyembed/gw_zygote.c), asking it for one worker and talking to that worker
+// over the descriptors the master would hand it.
 package server
 
 import (
 	"bufio"
-	"errors"
+	"log/slog"
+	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -21,77 +20,29 @@ import (
 	"github.com/gowsgi/gowsgi/wsgi"
 )
 
-// workerModuleEnv names the module a re-executed worker imports.
-const workerModuleEnv = "SERVER_TEST_WORKER_MODULE"
-
 // workerWait bounds every wait on the child worker.
 const workerWait = 15 * time.Second
 
-func TestMain(m *testing.M) {
-	if os.Getenv("GOWSGI_WORKER") != "" {
-		testdata, _ := filepath.Abs("testdata")
-		os.Exit(RunWorker(pyembed.AppSpec{
-			Module:       os.Getenv(workerModuleEnv),
-			PythonPath:   []string{testdata},
-			Multiprocess: true,
-		}))
-	}
-	os.Exit(m.Run())
-}
-
-// childWorker is a worker process started the way the master starts one.
+// childWorker is a worker process forked the way the master has one forked.
 type childWorker struct {
-	cmd     *exec.Cmd
+	proc    *zygoteWorker
 	control *bufio.Reader
-	slots   []*os.File // the master's ends, with deadlines
+	slots   []*net.UnixConn // the master's ends
 	board   wsgi.Scoreboard
-	stderr  *strings.Builder
-	exited  chan error
 }
 
-func startWorker(t *testing.T, module string, slots int) *childWorker {
-	controlR, controlW, err := os.Pipe()
+func startWorker(t *testing.T, spec pyembed.AppSpec, slots int) *childWorker {
+	z, err := startZygote(os.Args[0], []string{"-test.run=^$"}, append(os.Environ(), pyembed.ZygoteEnv(spec)...),
+		childOutput{}, slog.Default())
 	require.NoError(t, err)
-	t.Cleanup(func() { controlR.Close() })
-	boardFD, err := unix.MemfdCreate("scoreboard", unix.MFD_CLOEXEC)
+	t.Cleanup(func() { z.proc.Kill() }) // its worker dies with it
+	files, err := newWorkerFiles(slots)
 	require.NoError(t, err)
-	boardFile := os.NewFile(uintptr(boardFD), "scoreboard")
-	require.NoError(t, unix.Ftruncate(boardFD, int64(slots*wsgi.SlotRecordLen)))
-	mem, err := unix.Mmap(boardFD, 0, slots*wsgi.SlotRecordLen, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	proc, err := z.fork(1, slots, files.child)
+	files.closeChild()
 	require.NoError(t, err)
-	t.Cleanup(func() { unix.Munmap(mem) })
-	board, err := wsgi.NewScoreboard(mem)
-	require.NoError(t, err)
-
-	w := &childWorker{control: bufio.NewReader(controlR), board: board, stderr: &strings.Builder{}, exited: make(chan error, 1)}
-	childEnds := []*os.File{controlW, boardFile}
-	for range slots {
-		// Non-blocking, so the master's end supports deadlines; the child's
-		// end is made blocking when it is handed over.
-		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
-		require.NoError(t, err)
-		w.slots = append(w.slots, os.NewFile(uintptr(fds[0]), "master-slot"))
-		childEnds = append(childEnds, os.NewFile(uintptr(fds[1]), "worker-slot"))
-	}
-	w.cmd = exec.Command(os.Args[0], "-test.run=^$")
-	w.cmd.Env = append(os.Environ(), "GOWSGI_WORKER=1", "GOWSGI_SLOTS="+strconv.Itoa(slots), workerModuleEnv+"="+module)
-	w.cmd.ExtraFiles = childEnds
-	w.cmd.Stderr = w.stderr
-	require.NoError(t, w.cmd.Start())
-	for _, f := range childEnds {
-		f.Close()
-	}
-	go func() { w.exited <- w.cmd.Wait() }()
-	t.Cleanup(func() {
-		w.closeSlots()
-		select {
-		case <-w.exited:
-		case <-time.After(workerWait):
-			w.cmd.Process.Kill()
-			<-w.exited
-		}
-	})
-	return w
+	t.Cleanup(files.closeMaster)
+	return &childWorker{proc: proc, control: bufio.NewReader(files.control), slots: files.conns, board: files.board.sb}
 }
 
 func (w *childWorker) closeSlots() {
@@ -111,7 +62,7 @@ func (w *childWorker) controlLine(t *testing.T) string {
 	case s := <-line:
 		return s
 	case <-time.After(workerWait):
-		t.Fatalf("no control line from the worker; stderr:\n%s", w.stderr.String())
+		require.FailNow(t, "no control line from the worker")
 		return ""
 	}
 }
@@ -119,16 +70,13 @@ func (w *childWorker) controlLine(t *testing.T) string {
 // exitCode waits a bounded time for the worker to exit.
 func (w *childWorker) exitCode(t *testing.T) int {
 	select {
-	case err := <-w.exited:
-		w.exited <- err // for the cleanup
-		var exit *exec.ExitError
-		if errors.As(err, &exit) {
-			return exit.ExitCode()
-		}
+	case <-w.proc.exited:
+		status, err := w.proc.wait()
 		require.NoError(t, err)
-		return 0
+		require.False(t, status.Signaled(), "killed by %v", status.Signal())
+		return status.ExitStatus()
 	case <-time.After(workerWait):
-		t.Fatal("the worker did not exit")
+		require.FailNow(t, "the worker did not exit")
 		return -1
 	}
 }
@@ -142,7 +90,7 @@ type workerResponse struct {
 }
 
 // readResponse reads one response's frames from a slot socket.
-func readResponse(t *testing.T, slot *os.File, fr *wsgi.FrameReader) workerResponse {
+func readResponse(t *testing.T, slot *net.UnixConn, fr *wsgi.FrameReader) workerResponse {
 	require.NoError(t, slot.SetReadDeadline(time.Now().Add(workerWait)))
 	r := workerResponse{headers: map[string]string{}}
 	for {
@@ -176,54 +124,67 @@ func request(id uint32, path string) []byte {
 	return wsgi.AppendRequest(nil, id, req)
 }
 
-func TestWorkerServesSlots(t *testing.T) {
-	w := startWorker(t, "worker_app", 2)
-	assert.Regexp(t, `^R3\.\d+\.\d+\n$`, w.controlLine(t))
-
-	// Two requests in one write on slot 0: the second is already buffered
-	// when the first is served, and both come back in order.
-	pipelined := append(request(1, "/one"), request(2, "/two")...)
-	_, err := w.slots[0].Write(pipelined)
-	require.NoError(t, err)
-	_, err = w.slots[1].Write(request(3, "/three"))
-	require.NoError(t, err)
-
-	fr0, fr1 := wsgi.NewFrameReader(w.slots[0]), wsgi.NewFrameReader(w.slots[1])
-	tests := []struct {
-		fr   *wsgi.FrameReader
-		slot *os.File
-		id   uint32
-		body string
-	}{
-		{fr0, w.slots[0], 1, "hello /one"},
-		{fr0, w.slots[0], 2, "hello /two"},
-		{fr1, w.slots[1], 3, "hello /three"},
-	}
-	for _, tt := range tests {
-		r := readResponse(t, tt.slot, tt.fr)
-		assert.Equal(t, tt.id, r.id)
-		assert.Equal(t, "200 OK", r.status)
-		assert.Equal(t, map[string]string{"Content-Type": "text/plain", "X-Multiprocess": "True"}, r.headers)
-		assert.Equal(t, tt.body, r.body)
-		assert.Equal(t, uint8(0), r.end)
-	}
-	assert.Equal(t, uint64(2), w.board.Served(0))
-	assert.Equal(t, uint64(1), w.board.Served(1))
-
-	// SIGINT belongs to the master: the worker keeps serving.
-	require.NoError(t, w.cmd.Process.Signal(os.Interrupt))
-	_, err = w.slots[1].Write(request(4, "/after-sigint"))
-	require.NoError(t, err)
-	assert.Equal(t, "hello /after-sigint", readResponse(t, w.slots[1], fr1).body)
-
-	w.closeSlots()
-	assert.Equal(t, 0, w.exitCode(t), w.stderr.String())
+// workerSpec is the app spec of the worker tests: module from testdata,
+// imported by the zygote or, lazy, by the worker itself.
+func workerSpec(t *testing.T, module string, lazy bool) pyembed.AppSpec {
+	spec := zygoteSpec(t, module)
+	spec.Lazy = lazy
+	return spec
 }
 
-func TestWorkerReportsLoadFailure(t *testing.T) {
-	w := startWorker(t, "no_such_module", 1)
+func TestWorkerServesSlots(t *testing.T) {
+	for _, lazy := range []bool{false, true} {
+		t.Run(map[bool]string{false: "forked after the import", true: "lazy"}[lazy], func(t *testing.T) {
+			w := startWorker(t, workerSpec(t, "worker_app", lazy), 2)
+			assert.Regexp(t, `^R3\.\d+\.\d+\n$`, w.controlLine(t))
+
+			// Two requests in one write on slot 0: the second is already
+			// buffered when the first is served, and both come back in order.
+			pipelined := append(request(1, "/one"), request(2, "/two")...)
+			_, err := w.slots[0].Write(pipelined)
+			require.NoError(t, err)
+			_, err = w.slots[1].Write(request(3, "/three"))
+			require.NoError(t, err)
+
+			fr0, fr1 := wsgi.NewFrameReader(w.slots[0]), wsgi.NewFrameReader(w.slots[1])
+			tests := []struct {
+				fr   *wsgi.FrameReader
+				slot *net.UnixConn
+				id   uint32
+				body string
+			}{
+				{fr0, w.slots[0], 1, "hello /one"},
+				{fr0, w.slots[0], 2, "hello /two"},
+				{fr1, w.slots[1], 3, "hello /three"},
+			}
+			for _, tt := range tests {
+				r := readResponse(t, tt.slot, tt.fr)
+				assert.Equal(t, tt.id, r.id)
+				assert.Equal(t, "200 OK", r.status)
+				assert.Equal(t, map[string]string{"Content-Type": "text/plain", "X-Multiprocess": "True"}, r.headers)
+				assert.Equal(t, tt.body, r.body)
+				assert.Equal(t, uint8(0), r.end)
+			}
+			assert.Equal(t, uint64(2), w.board.Served(0))
+			assert.Equal(t, uint64(1), w.board.Served(1))
+
+			// SIGINT belongs to the master: the worker keeps serving.
+			require.NoError(t, unix.Kill(w.proc.pid(), unix.SIGINT))
+			_, err = w.slots[1].Write(request(4, "/after-sigint"))
+			require.NoError(t, err)
+			assert.Equal(t, "hello /after-sigint", readResponse(t, w.slots[1], fr1).body)
+
+			w.closeSlots()
+			assert.Equal(t, 0, w.exitCode(t))
+		})
+	}
+}
+
+// A lazy worker imports the app itself, so it is the one to report that
+// the import failed: on its control pipe, as the worker contract says.
+func TestLazyWorkerReportsLoadFailure(t *testing.T) {
+	w := startWorker(t, workerSpec(t, "no_such_module", true), 1)
 	assert.Equal(t, "Ecannot import module \"no_such_module\": ModuleNotFoundError: No module named 'no_such_module'\n",
 		w.controlLine(t))
 	assert.Equal(t, 2, w.exitCode(t))
-	assert.Contains(t, w.stderr.String(), "Traceback (most recent call last)")
 }

@@ -157,7 +157,11 @@ func startZygote(exe string, args, env []string, output childOutput, log *slog.L
 	cmd.Env = env
 	output.attach(cmd)
 	cmd.ExtraFiles = []*os.File{theirs}
-	// See execLauncher.launch: the pool's thread lives as long as the master.
+	// Pdeathsig fires when the thread that started the zygote exits
+	// (prctl(2), PR_SET_PDEATHSIG), and no thread of the master exits
+	// before the master: Go ends a thread only when a goroutine locked to
+	// it returns, and the one goroutine that locks (the pool's) does so for
+	// life.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		conn.Close()

@@ -26,26 +26,6 @@ func zygoteSpec(t *testing.T, module string) pyembed.AppSpec {
 	return pyembed.AppSpec{Module: module, PythonPath: []string{testdata}, Multiprocess: true}
 }
 
-// startZygotePool starts a pool whose workers are forked by a zygote that
-// imported module from testdata.
-func startZygotePool(t *testing.T, processes, threads int, module string) (*poolRig, *zygoteLauncher) {
-	logs := &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, nil))
-	d := newDispatcher(log, false)
-	l := newZygoteLauncher(os.Args[0], []string{"-test.run=^$"}, zygoteSpec(t, module), log)
-	p := newPool(processes, threads, l, d.queue, log)
-	p.start()
-	t.Cleanup(func() {
-		p.kill()
-		select {
-		case <-p.done:
-		case <-time.After(poolWait):
-			t.Error("the pool did not end after kill")
-		}
-	})
-	return &poolRig{p: p, d: d, logs: logs}, l
-}
-
 // parentOf reads pid's parent from /proc/PID/stat (proc(5)).
 func parentOf(t *testing.T, pid string) int {
 	t.Helper()
@@ -73,7 +53,8 @@ func zygotePID(t *testing.T, rig *poolRig, l *zygoteLauncher) int {
 }
 
 func TestZygoteForksWorkersAndRespawnsACrashedOne(t *testing.T) {
-	rig, l := startZygotePool(t, 1, 2, "pool_app")
+	rig := startPool(t, 1, 2, "pool_app")
+	l := rig.launcher
 	require.NoError(t, rig.ready(t))
 	zygote := zygotePID(t, rig, l)
 	require.NotEqual(t, os.Getpid(), zygote)
@@ -129,14 +110,15 @@ func waitWorker(t *testing.T, w *zygoteWorker) (*syscall.WaitStatus, error) {
 }
 
 func TestZygoteLoadFailureIsTheSummary(t *testing.T) {
-	rig, _ := startZygotePool(t, 2, 1, "no_such_module")
+	rig := startPool(t, 2, 1, "no_such_module")
 	err := rig.ready(t)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `cannot import module "no_such_module"`)
 }
 
 func TestZygoteReloadStartsANewZygoteAndEndsTheOld(t *testing.T) {
-	rig, l := startZygotePool(t, 2, 1, "pool_app")
+	rig := startPool(t, 2, 1, "pool_app")
+	l := rig.launcher
 	require.NoError(t, rig.ready(t))
 	old := zygotePID(t, rig, l)
 
@@ -153,7 +135,8 @@ func TestZygoteReloadStartsANewZygoteAndEndsTheOld(t *testing.T) {
 }
 
 func TestZygoteDeathStartsANewOne(t *testing.T) {
-	rig, l := startZygotePool(t, 1, 1, "pool_app")
+	rig := startPool(t, 1, 1, "pool_app")
+	l := rig.launcher
 	require.NoError(t, rig.ready(t))
 	old := zygotePID(t, rig, l)
 	require.NoError(t, syscall.Kill(old, syscall.SIGKILL))

@@ -33,8 +33,7 @@ func (o *options) checkApps() error {
 }
 
 // homeDir returns --home as an absolute path. uWSGI starts Python after
-// --chdir, so a relative --home starts from the --chdir directory; the
-// workers, which start there, learn the starting directory from startDir.
+// --chdir, so a relative --home starts from the --chdir directory.
 func (o *options) homeDir() string {
 	if o.Home == "" || filepath.IsAbs(o.Home) {
 		return o.Home

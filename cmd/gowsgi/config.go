@@ -19,10 +19,6 @@ import (
 // UWSGI_PROCESSES=4 is --processes 4, UWSGI_HTTP_SOCKET is --http-socket.
 const envPrefix = "UWSGI_"
 
-// startDirEnv carries the master's starting directory to its workers, which
-// start in the --chdir directory, so both resolve a relative ini path alike.
-const startDirEnv = "GOWSGI_START_DIR"
-
 // maxINIDepth bounds ini files that include each other.
 const maxINIDepth = 16
 
@@ -94,12 +90,9 @@ func parseConfig(environ, args []string, baseDir string) (*options, error) {
 	return p.o, p.o.check()
 }
 
-// startDir is where relative ini paths start: the master's working directory
-// at start, which a worker learns from startDirEnv.
+// startDir is where relative ini paths start: the working directory gowsgi
+// was started in, as options are parsed before --chdir.
 func startDir() string {
-	if dir := os.Getenv(startDirEnv); dir != "" && os.Getenv("GOWSGI_WORKER") != "" {
-		return dir
-	}
 	dir, _ := os.Getwd()
 	return dir
 }

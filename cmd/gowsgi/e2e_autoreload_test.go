@@ -39,7 +39,7 @@ func TestPyAutoreloadServesEditedModules(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name   string
-		mount  bool   // only --mount: exec'd workers, no zygote
+		mount  bool   // only --mount apps
 		route  string // which module the edit is to
 		module string
 	}{

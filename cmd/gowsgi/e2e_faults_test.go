@@ -396,7 +396,8 @@ func TestBrokenPipeIsAnErrorNotASignal(t *testing.T) {
 		args []string
 	}{
 		{"worker forked by the zygote", []string{"--wsgi-file", app}},
-		{"worker exec'd (mounts only)", []string{"--mount", "/=" + app, "--manage-script-name"}},
+		{"mounts only", []string{"--mount", "/=" + app, "--manage-script-name"}},
+		{"lazy-apps", []string{"--wsgi-file", app, "--lazy-apps"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

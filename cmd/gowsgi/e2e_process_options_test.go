@@ -170,7 +170,7 @@ func TestEnvReachesTheApp(t *testing.T) {
 			return []string{"--ini", writeFile(t, dir, "app.ini", "[uwsgi]\nwsgi-file = "+app+
 				"\nenv = GOWSGI_TEST_A=one\nenv = GOWSGI_TEST_B=x=y\n")}
 		}},
-		// Only mounts: exec'd workers, no zygote.
+		// Only mounts, and with --py-autoreload's list.
 		{"mount", func(string) []string {
 			return []string{"--mount", "/=" + app, "--env", "GOWSGI_TEST_A=one", "--env", "GOWSGI_TEST_B=x=y",
 				"--py-autoreload", "5"}
@@ -186,7 +186,7 @@ func TestEnvReachesTheApp(t *testing.T) {
 			}
 			// What gowsgi tells its zygote or workers is not the app's business.
 			for _, name := range []string{"GOWSGI_ZYGOTE", "GOWSGI_APP_WSGI_FILE", "GOWSGI_APP_MODULE",
-				"GOWSGI_WORKER", "GOWSGI_SLOTS", "GOWSGI_MODULE_LIST"} {
+				"GOWSGI_APP_MOUNTS", "GOWSGI_APP_MODULE_LIST"} {
 				status, _ := getText(t, inst.URL+"/env?name="+name)
 				assert.Equal(t, 404, status, name)
 			}

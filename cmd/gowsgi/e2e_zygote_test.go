@@ -20,7 +20,7 @@ import (
 
 // maxPrivateShare bounds a worker's private dirty memory as a share of its
 // RSS. A forked Flask worker measured about 0.13 on the development machine
-// and an exec'd one, which imports Flask itself, 0.56; 0.30 leaves margin
+// and one that imports Flask itself (--lazy-apps), 0.64; 0.30 leaves margin
 // both ways.
 const maxPrivateShare = 0.30
 

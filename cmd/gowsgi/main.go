@@ -1,7 +1,8 @@
 // Command gowsgi runs a Python WSGI application. The same binary is the
-// master (the default); exec'd by the master with GOWSGI_WORKER set, a
-// worker; and started by a web server with GATEWAY_INTERFACE set, a CGI
-// program that serves one request. All of them parse the same command line.
+// master (the default); exec'd by the master with GOWSGI_ZYGOTE set, the
+// zygote that forks the workers, which never reaches main (see
+// pyembed/gw_zygote.c); and started by a web server with GATEWAY_INTERFACE
+// set, a CGI program that serves one request.
 package main
 
 import (
@@ -15,8 +16,7 @@ import (
 
 func main() {
 	args := os.Args[1:]
-	worker := os.Getenv("GOWSGI_WORKER") != ""
-	cgi := !worker && os.Getenv("GATEWAY_INTERFACE") != ""
+	cgi := os.Getenv("GATEWAY_INTERFACE") != ""
 	if cgi {
 		args = cgiArgs(args, os.Getenv("SCRIPT_FILENAME"))
 	}
@@ -31,8 +31,6 @@ func main() {
 		fmt.Println("gowsgi " + server.Version)
 	case opts.Reload != "" || opts.Stop != "":
 		os.Exit(signalPidFile(opts))
-	case worker:
-		os.Exit(server.RunWorker(opts.appSpec()))
 	case cgi:
 		if err := chdir(opts.Chdir); err != nil {
 			fmt.Fprintf(os.Stderr, "gowsgi: %v\n", err)
@@ -46,9 +44,8 @@ func main() {
 		if !isDaemon() {
 			printWarnings(opts)
 		}
-		// The master changes directory; workers inherit it, and learn
-		// where relative ini paths start from startDirEnv.
-		os.Setenv(startDirEnv, startDir())
+		// The master changes directory and its zygote inherits it; every
+		// relative path in the options was resolved while parsing.
 		opts.absLogPaths()
 		if err := chdir(opts.Chdir); err != nil {
 			fmt.Fprintf(os.Stderr, "gowsgi: %v\n", err)

@@ -15,7 +15,7 @@ Routes:
     GET /hop-by-hop         sets "Connection: close" -> 500
     GET /non-str-header     a header value that is an int -> 500
     GET /newline-header     a header value with CR LF in it -> 500
-    GET /pid                JSON {"pid", "worker", "version"}
+    GET /pid                JSON {"pid", "version"}
     GET /wait?tag=T         writes started-T (holding the pid), waits (at most
                             20 s) for release-T, then answers JSON {"pid", "released"}
     GET /version            text: APP_VERSION (the reload test edits it)
@@ -103,7 +103,7 @@ def newline_header(environ, start_response):
 
 
 def pid(environ, start_response):
-    body = {"pid": os.getpid(), "worker": os.environ.get("GOWSGI_WORKER"), "version": APP_VERSION}
+    body = {"pid": os.getpid(), "version": APP_VERSION}
     return text(start_response, json.dumps(body).encode(), content_type="application/json")
 
 
