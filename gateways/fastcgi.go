@@ -26,6 +26,10 @@ const fcgiAcceptRetry = time.Second
 
 // FastCGIOptions configures a FastCGI gateway.
 type FastCGIOptions struct {
+	// MaxParamsSize bounds a request's PARAMS stream (--buffer-size, as for
+	// every gateway's request head); a larger one is answered with 431.
+	// Zero means 65536.
+	MaxParamsSize int
 	// SpoolThreshold is the largest body kept in memory; a larger one goes
 	// to a temporary file. Zero spools every non-empty body.
 	SpoolThreshold int64
@@ -49,6 +53,7 @@ type FastCGIOptions struct {
 // hands every request to a wsgi.Handler.
 type FastCGI struct {
 	handler   wsgi.Handler
+	maxParams int
 	threshold int64
 	limit     int64             // --limit-post; 0 for none
 	timeout   time.Duration     // idle connections; 0 for none
@@ -77,8 +82,13 @@ func NewFastCGI(h wsgi.Handler, opts FastCGIOptions) *FastCGI {
 	if opts.MaxReqs > 0 {
 		values[fcgiMaxReqsName] = strconv.Itoa(opts.MaxReqs)
 	}
+	maxParams := opts.MaxParamsSize
+	if maxParams <= 0 {
+		maxParams = defaultMaxHeadSize
+	}
 	g := &FastCGI{
 		handler:   h,
+		maxParams: maxParams,
 		threshold: opts.SpoolThreshold,
 		limit:     opts.LimitPost,
 		timeout:   opts.Timeout,

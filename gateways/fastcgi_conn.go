@@ -15,10 +15,6 @@ import (
 	"time"
 )
 
-// fcgiMaxParams bounds the PARAMS stream of one request, as net/http's
-// default bounds an HTTP head; a larger one is answered with 431.
-const fcgiMaxParams = 1 << 20
-
 // fcgiLinger is how long a connection the web server asked us to close is
 // still read, so a record it sent after our END_REQUEST does not turn the
 // close into a reset that could destroy the response in flight.
@@ -222,7 +218,7 @@ func (c *fcgiConn) params(h fcgiHeader, content []byte) error {
 		go r.serve()
 		return nil
 	}
-	if len(r.buf.params)+len(content) > fcgiMaxParams {
+	if len(r.buf.params)+len(content) > c.g.maxParams {
 		r.overflow = true // answered with 431 once the stream ends
 		return nil
 	}

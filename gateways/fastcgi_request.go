@@ -55,7 +55,7 @@ type fcgiRequest struct {
 	aborted  atomic.Bool
 
 	started  bool // PARAMS has ended and the goroutine runs
-	overflow bool // PARAMS was longer than fcgiMaxParams
+	overflow bool // PARAMS was longer than FastCGIOptions.MaxParamsSize
 }
 
 func (c *fcgiConn) newRequest(id uint16, keepConn bool) *fcgiRequest {

@@ -553,22 +553,30 @@ func TestFastCGIIgnoresStrayRecords(t *testing.T) {
 }
 
 func TestFastCGIRefusesBadParams(t *testing.T) {
+	const roomy = 1 << 20 // a --buffer-size that leaves the var limit to act
 	cases := []struct {
-		name   string
-		params string
-		status string
+		name      string
+		maxParams int // FastCGIOptions.MaxParamsSize
+		params    string
+		status    string
 	}{
-		{"no REQUEST_METHOD", fcgiPairs("PATH_INFO", "/"), "400 Bad Request"},
-		{"bad CONTENT_LENGTH", fcgiPairs("REQUEST_METHOD", "POST", "CONTENT_LENGTH", "x"), "400 Bad Request"},
-		{"pair overruns the stream", fcgiPairs("REQUEST_METHOD", "GET") + "\x05\x05abc", "400 Bad Request"},
-		{"value over 64 KiB", fcgiPairs("REQUEST_METHOD", "GET", "HTTP_X", strings.Repeat("v", 70000)), "431 Request Header Fields Too Large"},
-		{"PARAMS over 1 MiB", fcgiPairs("REQUEST_METHOD", "GET") + strings.Repeat(fcgiPairs("HTTP_X", strings.Repeat("v", 60000)), 20), "431 Request Header Fields Too Large"},
+		{"no REQUEST_METHOD", 0, fcgiPairs("PATH_INFO", "/"), "400 Bad Request"},
+		{"bad CONTENT_LENGTH", 0, fcgiPairs("REQUEST_METHOD", "POST", "CONTENT_LENGTH", "x"), "400 Bad Request"},
+		{"pair overruns the stream", 0, fcgiPairs("REQUEST_METHOD", "GET") + "\x05\x05abc", "400 Bad Request"},
+		{"value over 64 KiB", roomy, fcgiPairs("REQUEST_METHOD", "GET", "HTTP_X", strings.Repeat("v", 70000)), "431 Request Header Fields Too Large"},
+		{"PARAMS over the default 64 KiB", 0, fcgiPairs("REQUEST_METHOD", "GET") + strings.Repeat(fcgiPairs("HTTP_X", strings.Repeat("v", 30000)), 3), "431 Request Header Fields Too Large"},
+		{"PARAMS over --buffer-size", 4096, fcgiPairs("REQUEST_METHOD", "GET") + strings.Repeat(fcgiPairs("HTTP_X", strings.Repeat("v", 3000)), 2), "431 Request Header Fields Too Large"},
 	}
 	app := newFCGIApp()
-	_, addr := startFCGI(t, app, FastCGIOptions{})
+	addrs := map[int]string{}
+	for _, tc := range cases {
+		if _, ok := addrs[tc.maxParams]; !ok {
+			_, addrs[tc.maxParams] = startFCGI(t, app, FastCGIOptions{MaxParamsSize: tc.maxParams})
+		}
+	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := dialFCGI(t, addr)
+			c := dialFCGI(t, addrs[tc.maxParams])
 			c.send(fcgiBegin(1, 1, 0) + fcgiStream(4, 1, tc.params, 0, 65535) + fcgiStream(5, 1, "", 0, 1))
 			res, _ := c.collect(1)
 			assert.Equal(t, "Status: "+tc.status+"\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"+tc.status+"\n", res[1].stdout)

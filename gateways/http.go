@@ -47,7 +47,8 @@ const keptBodyCap = 64 << 10
 // HTTPOptions configures an HTTP gateway.
 type HTTPOptions struct {
 	// MaxHeaderBytes bounds a request's line and headers; a larger head gets
-	// 431. Zero means net/http's default of 1 MiB.
+	// 431. Zero means net/http's default of 1 MiB. Below 4097 it is 4097,
+	// the least net/http can bound a head to.
 	MaxHeaderBytes int
 	// SpoolThreshold is the largest body kept in memory; a larger one goes
 	// to a temporary file. Zero spools every non-empty body.
@@ -102,7 +103,7 @@ func NewHTTP(handler wsgi.Handler, opts HTTPOptions) *HTTP {
 	g.requests.New = func() any { return new(httpRequest) }
 	g.srv = &http.Server{
 		Handler:           g,
-		MaxHeaderBytes:    opts.MaxHeaderBytes,
+		MaxHeaderBytes:    netHTTPMaxHeaderBytes(opts.MaxHeaderBytes),
 		ReadHeaderTimeout: orDefault(opts.Timeout, readHeaderTimeout),
 		IdleTimeout:       orDefault(opts.Timeout, idleTimeout),
 		// "OPTIONS *" asks about the server as a whole (RFC 9110 section
@@ -114,6 +115,21 @@ func NewHTTP(handler wsgi.Handler, opts HTTPOptions) *HTTP {
 		g.srv.ConnContext, g.srv.ConnState = withFramedConn, noteConnState
 	}
 	return g
+}
+
+// netHTTPSlack is what net/http lets a request head run past
+// http.Server.MaxHeaderBytes: it reads up to MaxHeaderBytes + 4096 bytes
+// ("bufio slop") before answering 431.
+const netHTTPSlack = 4096
+
+// netHTTPMaxHeaderBytes is the http.Server.MaxHeaderBytes that bounds a
+// request head to limit bytes, as --buffer-size does for every other
+// gateway, rather than to limit plus net/http's slack.
+func netHTTPMaxHeaderBytes(limit int) int {
+	if limit <= 0 {
+		return 0
+	}
+	return max(limit-netHTTPSlack, 1)
 }
 
 // Serve accepts connections on ln until Shutdown or Close; it returns nil

@@ -216,6 +216,30 @@ func TestHTTPRefusesBeforeTheApp(t *testing.T) {
 	}
 }
 
+// MaxHeaderBytes (--buffer-size) bounds the head to the byte, as it does
+// through the other gateways, not to net/http's limit plus 4 KiB of slack.
+func TestHTTPHeadLimitIsExact(t *testing.T) {
+	h := &recorder{}
+	addr := startHTTP(t, h, HTTPOptions{MaxHeaderBytes: 8192, SpoolThreshold: 1 << 20})
+	headOf := func(size int) string {
+		prefix := "GET / HTTP/1.1\r\nHost: h\r\nX-Big: "
+		return prefix + strings.Repeat("x", size-len(prefix)-len("\r\n\r\n")) + "\r\n\r\n"
+	}
+	for _, tt := range []struct {
+		size   int
+		status string
+	}{
+		{8192, "200"},
+		{8193, "431"},
+	} {
+		t.Run(strconv.Itoa(tt.size), func(t *testing.T) {
+			head := headOf(tt.size)
+			require.Len(t, head, tt.size)
+			assert.Regexp(t, `^HTTP/1\.1 `+tt.status+` `, exchange(t, addr, head))
+		})
+	}
+}
+
 func TestHTTPSpoolsLargeBodies(t *testing.T) {
 	h := &recorder{}
 	addr := startHTTP(t, h, HTTPOptions{SpoolThreshold: 10})

@@ -261,6 +261,7 @@ func (m *master) newGateway(protocol Protocol, tlsConfig *tls.Config) gateway {
 		return gateways.NewSCGI(handler, m.streamOptions())
 	case ProtocolFastCGI:
 		return gateways.NewFastCGI(handler, gateways.FastCGIOptions{
+			MaxParamsSize:  m.cfg.BufferSize,
 			SpoolThreshold: m.cfg.SpoolThreshold,
 			LimitPost:      m.cfg.LimitPost,
 			// Requests beyond the slots wait in the queue, so this is how

@@ -448,3 +448,34 @@ func TestHTTPSSocketWithoutItsCertificate(t *testing.T) {
 	assert.Equal(t, 2, code)
 	assert.Equal(t, "gowsgi: --https-socket 127.0.0.1:0: open "+missing+": no such file or directory\n", out)
 }
+
+// --buffer-size bounds a request's head through the HTTP and FastCGI
+// gateways alike: a larger one is answered 431 and never reaches the app.
+// (uwsgi and SCGI, which have no way to answer before the head is read,
+// log it and close: gateways' own tests.)
+func TestBufferSizeBoundsTheHeadOfHTTPAndFastCGI(t *testing.T) {
+	t.Parallel()
+	probe := start(t, "--wsgi-file", testdataPath(t, "probe.py"), "--fastcgi-socket", "127.0.0.1:0", "--buffer-size", "8192")
+	fastcgi := bannerSockets(t, probe.Stderr())["fastcgi"]
+	require.NotEmpty(t, fastcgi, "banner: %s", probe.Stderr())
+	for _, tc := range []struct {
+		header int // bytes of one X-Big header
+		status int
+	}{
+		{4000, http.StatusOK},
+		{12000, http.StatusRequestHeaderFieldsTooLarge},
+	} {
+		big := strings.Repeat("b", tc.header)
+		t.Run(fmt.Sprintf("http %d", tc.header), func(t *testing.T) {
+			req := mustRequest(t, "GET", probe.URL+"/environ", nil)
+			req.Header.Set("X-Big", big)
+			resp, body := do(t, client(true), req)
+			assert.Equal(t, tc.status, resp.StatusCode, "%s", body)
+		})
+		t.Run(fmt.Sprintf("fastcgi %d", tc.header), func(t *testing.T) {
+			req := sockRequest{method: "GET", path: "/environ", host: probe.Addr}
+			resp, body := fastcgiRoundTrip(t, fastcgi, append(req.fastcgiVars(), "HTTP_X_BIG", big), "")
+			assert.Equal(t, tc.status, resp.StatusCode, "%s", body)
+		})
+	}
+}
