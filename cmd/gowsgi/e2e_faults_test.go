@@ -122,14 +122,20 @@ var importModes = []struct {
 	{"lazy-apps", []string{"--lazy-apps"}},
 }
 
-func TestReloadUnderLoad(t *testing.T) {
-	t.Parallel()
+// inEachImportMode runs test once per import mode, as parallel subtests,
+// with the mode's arguments.
+func inEachImportMode(t *testing.T, test func(t *testing.T, extra []string)) {
 	for _, mode := range importModes {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
-			reloadUnderLoad(t, mode.args)
+			test(t, mode.args)
 		})
 	}
+}
+
+func TestReloadUnderLoad(t *testing.T) {
+	t.Parallel()
+	inEachImportMode(t, reloadUnderLoad)
 }
 
 func reloadUnderLoad(t *testing.T, extra []string) {
@@ -207,12 +213,7 @@ func TestSupervisionGoesOnWhileAReloadImports(t *testing.T) {
 
 func TestReloadOfAnAppThatRaisesOnImport(t *testing.T) {
 	t.Parallel()
-	for _, mode := range importModes {
-		t.Run(mode.name, func(t *testing.T) {
-			t.Parallel()
-			reloadOfAnAppThatRaisesOnImport(t, mode.args)
-		})
-	}
+	inEachImportMode(t, reloadOfAnAppThatRaisesOnImport)
 }
 
 func reloadOfAnAppThatRaisesOnImport(t *testing.T, extra []string) {
@@ -351,12 +352,10 @@ func TestCrashInCUnderLoad(t *testing.T) {
 		{"/segv", []string{`signal="segmentation fault"`, "Fatal Python error: Segmentation fault", `faults.py", line`}},
 	}
 	for _, tt := range tests {
-		for _, mode := range importModes {
-			t.Run(strings.TrimPrefix(tt.path, "/")+"/"+mode.name, func(t *testing.T) {
-				t.Parallel()
-				crashInCUnderLoad(t, tt.path, tt.logged, mode.args)
-			})
-		}
+		t.Run(strings.TrimPrefix(tt.path, "/"), func(t *testing.T) {
+			t.Parallel()
+			inEachImportMode(t, func(t *testing.T, extra []string) { crashInCUnderLoad(t, tt.path, tt.logged, extra) })
+		})
 	}
 }
 

@@ -227,9 +227,8 @@ func TestWorkerReloadMercyKillsABusyRetiringWorker(t *testing.T) {
 func TestResizeSignalsAddAndRemoveWorkers(t *testing.T) {
 	t.Parallel()
 	inst := start(t, "--wsgi-file", testdataPath(t, "recycle.py"), "-p", "2")
-	zygotes := childrenOf(t, inst.cmd.Process.Pid)
-	require.Len(t, zygotes, 1, "the master's one child is the zygote")
-	workers := func() int { return len(childrenOf(t, zygotes[0])) }
+	zygote := zygoteOf(t, inst)
+	workers := func() int { return len(liveChildren(t, zygote)) }
 	require.Equal(t, 2, workers())
 
 	inst.Signal(t, syscall.SIGTTIN)

@@ -32,37 +32,13 @@ func TestWorkersShareTheAppCopyOnWrite(t *testing.T) {
 		require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
 	}
 
-	zygotes := childrenOf(t, app.cmd.Process.Pid)
-	require.Len(t, zygotes, 1, "the master's one child is the zygote")
-	workers := childrenOf(t, zygotes[0])
+	workers := liveChildren(t, zygoteOf(t, app))
 	require.Len(t, workers, 4, "the workers are the zygote's children")
 	for _, pid := range workers {
 		rollup := smapsRollup(t, pid)
 		share := float64(rollup["Private_Dirty"]) / float64(rollup["Rss"])
 		assert.Less(t, share, maxPrivateShare, "worker %d: Private_Dirty %d kB of Rss %d kB", pid, rollup["Private_Dirty"], rollup["Rss"])
 	}
-}
-
-// childrenOf lists the processes whose parent is pid, from /proc/*/stat.
-func childrenOf(t *testing.T, pid int) []int {
-	t.Helper()
-	stats, err := filepath.Glob("/proc/[0-9]*/stat")
-	require.NoError(t, err)
-	var children []int
-	for _, path := range stats {
-		stat, err := os.ReadFile(path)
-		if err != nil {
-			continue // it has exited since the glob
-		}
-		// After the command name in parentheses, which may hold spaces:
-		// state, then the parent's pid (proc(5)).
-		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
-			child, _ := strconv.Atoi(filepath.Base(filepath.Dir(path)))
-			children = append(children, child)
-		}
-	}
-	return children
 }
 
 // smapsRollup reads pid's memory totals in kB (proc(5), smaps_rollup).
