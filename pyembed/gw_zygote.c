@@ -127,7 +127,7 @@ static gw_spec zygote_spec;
 /* --lazy-apps: each forked worker imports the app itself, as in uWSGI, so
  * what an import opens or starts (connections, threads) is its own. */
 static int zygote_lazy;
-static const char *zygote_argv0;
+static const char *zygote_argv0; /* the program, for Python's sys.argv */
 
 static void zygote_read_spec(void)
 {
@@ -157,9 +157,11 @@ static void zygote_read_spec(void)
 
 /* Starts Python and imports the app. Returns 0 with the GIL held, or -1
  * with a one-line summary (the traceback went to stderr). */
-static int zygote_import(const char *argv0, char *summary, size_t cap)
+static int zygote_import(char *summary, size_t cap)
 {
-    int rc = gw_start(argv0, zygote_spec.home, summary, cap) < 0 || gw_load(&zygote_spec, summary, cap) < 0 ? -1 : 0;
+    int rc = gw_start(zygote_argv0, zygote_spec.home, summary, cap) < 0 || gw_load(&zygote_spec, summary, cap) < 0
+                 ? -1
+                 : 0;
     fflush(stderr);
     return rc;
 }
@@ -167,13 +169,13 @@ static int zygote_import(const char *argv0, char *summary, size_t cap)
 /* Loads the app, unless each worker will (--lazy-apps), and tells the
  * master; exits 2 on failure after telling it. Returns with the GIL held
  * when it imported. */
-static void zygote_load(const char *argv0)
+static void zygote_load(void)
 {
     char summary[1024];
     zygote_read_spec();
     zygote_hide_own_env();
     if (!zygote_lazy) {
-        if (zygote_import(argv0, summary, sizeof summary) < 0) {
+        if (zygote_import(summary, sizeof summary) < 0) {
             zygote_send("E", summary);
             _exit(2);
         }
@@ -189,10 +191,10 @@ static void zygote_load(const char *argv0)
 /* In a lazy worker: imports the app, or writes the failure's summary to the
  * control pipe as the worker contract asks and exits 2. Returns with the
  * GIL held. */
-static void zygote_worker_import(const char *argv0, int control)
+static void zygote_worker_import(int control)
 {
     char summary[1024], line[1100];
-    if (zygote_import(argv0, summary, sizeof summary) == 0) {
+    if (zygote_import(summary, sizeof summary) == 0) {
         zygote_enable_faulthandler();
         return;
     }
@@ -254,7 +256,7 @@ static void zygote_become_worker(pid_t zygote, int sigfd, const sigset_t *oldmas
         _exit(1);
     }
     if (zygote_lazy)
-        zygote_worker_import(zygote_argv0, fds[0]);
+        zygote_worker_import(fds[0]);
     /* The slots' threads take the GIL with their own thread states. */
     PyEval_SaveThread();
     _exit(gw_worker_serve(num, fds[0], board, fds + 2, slots));
@@ -373,6 +375,6 @@ __attribute__((constructor)) static void gw_zygote_main(int argc, char **argv, c
         _exit(2);
     }
     zygote_argv0 = argv[0];
-    zygote_load(argv[0]);
+    zygote_load();
     zygote_serve(sigfd, &oldmask);
 }

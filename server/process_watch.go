@@ -73,17 +73,25 @@ func watchModules(list string, interval time.Duration, reload func(path string),
 // a file new to the list gets its current time as baseline, and one already
 // watched keeps its own, so an edit made while the list changed is seen.
 type moduleWatch struct {
-	list     string
-	listTime time.Time
-	paths    []string
-	last     map[string]time.Time
+	list    string
+	listing listState
+	paths   []string
+	last    map[string]time.Time
+}
+
+// listState tells one version of the module list from another. The size
+// is in it because a modification time is only as fine as the kernel's
+// clock tick, and two appends within one tick leave the same time.
+type listState struct {
+	mtime time.Time
+	size  int64
 }
 
 // poll rereads the list if it changed and returns the listed files
 // modified since the last poll.
 func (w *moduleWatch) poll() []string {
-	if t := modTime(w.list); !t.Equal(w.listTime) {
-		w.listTime, w.paths = t, readModuleList(w.list)
+	if now := statList(w.list); !now.same(w.listing) {
+		w.listing, w.paths = now, readModuleList(w.list)
 		for _, p := range w.paths {
 			if _, ok := w.last[p]; !ok {
 				w.last[p] = modTime(p)
@@ -91,6 +99,17 @@ func (w *moduleWatch) poll() []string {
 		}
 	}
 	return changedFiles(w.paths, w.last)
+}
+
+func (s listState) same(o listState) bool { return s.size == o.size && s.mtime.Equal(o.mtime) }
+
+// statList returns the list's state; the zero state when it is missing.
+func statList(path string) listState {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return listState{}
+	}
+	return listState{fi.ModTime(), fi.Size()}
 }
 
 // changedFiles returns the paths whose modification time differs from

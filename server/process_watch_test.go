@@ -102,15 +102,24 @@ func TestModuleWatchSeesEditsToListedSources(t *testing.T) {
 }
 
 func TestModuleWatchFollowsAModuleImportedLater(t *testing.T) {
-	r := moduleRig{dir: t.TempDir()}
-	r.list = filepath.Join(r.dir, "modules")
-	r.replaceList(t, r.source(t, "app.py"))
-	w := moduleWatch{list: r.list, last: map[string]time.Time{}}
-	require.Empty(t, w.poll())
+	for _, sameTick := range []bool{false, true} {
+		t.Run(map[bool]string{false: "appended", true: "appended within the clock tick of the last write"}[sameTick], func(t *testing.T) {
+			r := moduleRig{dir: t.TempDir()}
+			r.list = filepath.Join(r.dir, "modules")
+			r.replaceList(t, r.source(t, "app.py"))
+			w := moduleWatch{list: r.list, last: map[string]time.Time{}}
+			require.Empty(t, w.poll())
 
-	lazy := r.source(t, "lazy.py")
-	r.appendList(t, lazy)
-	require.Empty(t, w.poll(), "listing is not an edit")
-	bumpMTime(t, lazy)
-	assert.Equal(t, []string{lazy}, w.poll())
+			before, err := os.Stat(r.list)
+			require.NoError(t, err)
+			lazy := r.source(t, "lazy.py")
+			r.appendList(t, lazy)
+			if sameTick {
+				require.NoError(t, os.Chtimes(r.list, before.ModTime(), before.ModTime()))
+			}
+			require.Empty(t, w.poll(), "listing is not an edit")
+			bumpMTime(t, lazy)
+			assert.Equal(t, []string{lazy}, w.poll())
+		})
+	}
 }

@@ -51,7 +51,7 @@ type workerFiles struct {
 	control *os.File
 	board   *board
 	conns   []*net.UnixConn
-	child   []*os.File // the worker's ends, in fd order from 3
+	child   []*os.File // the worker's ends, in the order of docs/internals.md
 }
 
 // newWorkerFiles creates a worker's files for threads slots.
