@@ -136,3 +136,16 @@ fuzz:
 			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg; \
 		done; \
 	done
+
+# The list of uWSGI's option names (cmd/gowsgi/uwsgi_options.txt), read from
+# the installed uWSGI's --help: gowsgi accepts those it does not implement
+# with a warning, and --strict refuses only names uWSGI does not know either.
+.PHONY: uwsgi-options
+
+uwsgi-options: bench-deps
+	@{ echo "# The options uWSGI knows, one a line without dashes: \`uwsgi --plugin python3,http --help\`"; \
+	  echo "# of uWSGI $$(uwsgi --version) (core, python3 and http plugins), made by \`make uwsgi-options\`."; \
+	  echo "# gowsgi accepts those it does not implement with a warning, even under --strict, as uWSGI"; \
+	  echo "# would start with them; --strict refuses only keys uWSGI does not know either."; \
+	  uwsgi --plugin python3,http --help | grep '^    -' | sed -E 's/^    (-[a-zA-Z]\|)?--([^ ]+).*/\2/' | sort -u; \
+	} > cmd/gowsgi/uwsgi_options.txt

@@ -4,7 +4,8 @@
 // through the one option table, so a list option appends whichever source
 // it comes from and a scalar takes the last value. Like uWSGI, a key gowsgi
 // does not know is kept (a custom key a later %(name) may use); the master
-// warns about those no %(name) used, and --strict refuses them.
+// warns about those no %(name) used, and --strict refuses those uWSGI does
+// not know either (config_uwsgi.go).
 package main
 
 import (
@@ -83,8 +84,12 @@ func parseConfig(environ, args []string, baseDir string) (*options, error) {
 		return nil, err
 	}
 	for _, u := range p.unknown {
-		if !p.used[u.key] && !slices.Contains(p.o.Unknown, u.label) {
-			p.o.Unknown = append(p.o.Unknown, u.label)
+		ignored := &p.o.Unknown
+		if isUWSGIOption(u.key) {
+			ignored = &p.o.Unimplemented
+		}
+		if !p.used[u.key] && !slices.Contains(*ignored, u.label) {
+			*ignored = append(*ignored, u.label)
 		}
 	}
 	return p.o, p.o.check()

@@ -155,7 +155,7 @@ disable-logging = off
 			edit: func(o *options) {
 				o.Module, o.Processes, o.Threads, o.Vacuum = "mysite.wsgi", 3, 2, true
 				o.PythonPath = []string{dir + "/src", "/home/u/lib"}
-				o.Unknown = []string{"spooler-processes"}
+				o.Unimplemented = []string{"spooler-processes"}
 			},
 		},
 		{
@@ -176,15 +176,16 @@ disable-logging = off
 				o.Module, o.Processes, o.Threads, o.Vacuum = "mysite.wsgi", 2, 2, true
 				o.PythonPath = []string{dir + "/src", "$(HOME)/lib"}
 				o.BufferSize, o.ChmodSocket = 8192, 0o660
-				o.Unknown = []string{"spooler-processes"}
+				o.Unimplemented = []string{"spooler-processes"}
 			},
 		},
 		{
 			name: "unknown options on the command line, with and without values",
-			args: []string{"-w", "m", "--spooler", "/var/spool", "--no-orphans", "-R", "100", "--spooler=x", "-L"},
+			args: []string{"-w", "m", "--spooler", "/var/spool", "--no-orphans", "--no-orphan", "-R", "100", "--spooler=x", "-L"},
 			edit: func(o *options) {
 				o.Module, o.DisableLogging, o.MaxRequests = "m", true, 100
-				o.Unknown = []string{"--spooler", "--no-orphans"}
+				o.Unimplemented = []string{"--spooler", "--no-orphans"} // uWSGI's
+				o.Unknown = []string{"--no-orphan"}                     // nobody's
 			},
 		},
 	}

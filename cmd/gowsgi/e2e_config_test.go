@@ -102,15 +102,68 @@ processes = 2
 			warnings = append(warnings, line)
 		}
 	}
-	require.Len(t, warnings, 1, "stderr:\n%s", inst.Stderr())
-	assert.Contains(t, warnings[0], "spooler-processes, foo-bar")
-	assert.NotContains(t, warnings[0], "project")
+	require.Len(t, warnings, 2, "stderr:\n%s", inst.Stderr())
+	assert.Equal(t, "gowsgi: warning: ignoring uWSGI options gowsgi does not implement: spooler-processes", warnings[0])
+	assert.Equal(t, "gowsgi: warning: ignoring options gowsgi does not know (--strict refuses them): foo-bar", warnings[1])
+	assert.NotContains(t, inst.Stderr(), "project")
 }
 
+// --strict refuses what uWSGI's refuses, a key neither knows; a uWSGI
+// option gowsgi does not implement is warned about, as it always is.
 func TestConfigStrictRefusesUnknown(t *testing.T) {
 	code, out := runToExit(t, "-w", "hello_world_app", "--strict", "--spooler-processes", "2", "--foo")
 	assert.Equal(t, 2, code)
-	assert.Equal(t, "gowsgi: unknown options (--strict): --spooler-processes, --foo\n", out)
+	assert.Equal(t, "gowsgi: unknown options (--strict): --foo\n", out)
+}
+
+// productionINI is the shape of a widely copied production config: strict
+// mode on, most options ones gowsgi implements, some it does not (process
+// names, worker scaling, signal trapping in workers).
+const productionINI = `[uwsgi]
+strict = true
+master = true
+enable-threads = true
+vacuum = true
+single-interpreter = true
+die-on-term = true
+need-app = true
+disable-logging = true
+log-4xx = true
+log-5xx = true
+harakiri = 60
+py-call-osafterfork = true
+max-requests = 1000
+max-worker-lifetime = 3600
+reload-on-rss = 2048
+worker-reload-mercy = 60
+cheaper-algo = busyness
+processes = 2
+cheaper = 1
+auto-procname = true
+procname-prefix = "api "
+no-orphans = true
+`
+
+func TestConfigStrictStartsAProductionINI(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeFile(t, dir, "app.ini", productionINI+"module = hello_world_app\npythonpath = "+examplesDir(t)+"\nhttp-socket = 127.0.0.1:0\n")
+	inst := launchConfigured(t, dir, nil, "app.ini")
+	assertHello(t, inst)
+	assert.Contains(t, inst.Stderr(),
+		"gowsgi: warning: ignoring uWSGI options gowsgi does not implement: py-call-osafterfork, procname-prefix, no-orphans\n")
+	assert.Contains(t, inst.Stderr(), "gowsgi: warning: cheaper-algo, cheaper: gowsgi runs the fixed number of workers")
+}
+
+// A key uWSGI does not know either is what strict mode is for: a common
+// misspelling of py-call-osafterfork stops uWSGI's strict mode too.
+func TestConfigStrictRefusesAMisspelledINIKey(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ini := writeFile(t, dir, "app.ini", productionINI+"py-callos-afterfork = true\nmodule = hello_world_app\npythonpath = "+examplesDir(t)+"\n")
+	code, out := runToExit(t, ini)
+	assert.Equal(t, 2, code)
+	assert.Equal(t, "gowsgi: unknown options (--strict): py-callos-afterfork\n", out)
 }
 
 func TestConfigDjangoExampleINI(t *testing.T) {

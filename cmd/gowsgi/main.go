@@ -67,6 +67,9 @@ func main() {
 // per kind of uWSGI option it handles its own way (config_compat.go). Only
 // the master prints them: its workers parse the same options.
 func printWarnings(opts *options) {
+	if len(opts.Unimplemented) > 0 {
+		fmt.Fprintf(os.Stderr, "gowsgi: warning: ignoring uWSGI options gowsgi does not implement: %s\n", strings.Join(opts.Unimplemented, ", "))
+	}
 	if len(opts.Unknown) > 0 {
 		fmt.Fprintf(os.Stderr, "gowsgi: warning: ignoring options gowsgi does not know (--strict refuses them): %s\n", strings.Join(opts.Unknown, ", "))
 	}

@@ -87,11 +87,14 @@ type options struct {
 	ManageScriptName bool
 	Home             string
 	LazyApps         bool // each worker imports the app (uWSGI's --lazy-apps)
-	// Strict makes the Unknown keys an error.
+	// Strict makes the Unknown keys an error (not the Unimplemented ones).
 	Strict bool
 	// Unknown lists, as spelled, the keys no option has and no %(name)
 	// used; uWSGI accepts those silently, gowsgi warns.
 	Unknown []string
+	// Unimplemented lists, as spelled, the uWSGI options gowsgi does not
+	// implement; gowsgi warns, and --strict lets them be, as uWSGI's would.
+	Unimplemented []string
 
 	// The worker limits: kill (harakiri) or recycle a worker.
 	Harakiri          time.Duration
@@ -228,7 +231,7 @@ func optionTable(o *options) []option {
 		{names: []string{"--ini"}, kind: kindINI, arg: "FILE[:SECTION]",
 			help: "read the options in SECTION (default uwsgi) of the ini FILE here; a bare FILE.ini argument does the same"},
 		{names: []string{"--strict"}, kind: kindBool, target: &o.Strict,
-			help: "refuse options gowsgi does not know instead of warning about them"},
+			help: "refuse keys neither gowsgi nor uWSGI knows (a typo, most often) instead of warning about them"},
 		{names: []string{"--emperor"}, kind: kindString, arg: "DIR", refusal: "gowsgi has no Emperor; run one gowsgi per application (systemd, supervisord, a container each)",
 			help: "refused: gowsgi has no Emperor mode"},
 		{names: []string{"--gevent"}, kind: kindString, arg: "N", refusal: "gowsgi does not run gevent; use --threads N to serve requests concurrently",
