@@ -99,6 +99,9 @@ type Config struct {
 	// LimitPost, when not 0, is the largest request body accepted; a
 	// larger one gets 413 before it is read (--limit-post).
 	LimitPost int64
+	// MaxFD, when not 0, is the open-file limit (soft and hard) the master
+	// sets before it binds, for itself and the workers it starts.
+	MaxFD int
 	// ChownSocket, when set, is the "USER[:GROUP]" (names or numbers)
 	// that owns the Unix socket files; without a group, theirs stays.
 	ChownSocket string
@@ -153,6 +156,10 @@ func Run(cfg Config) int {
 	}
 	defer relay.close() // last: after the workers have stopped
 	cfg.childOutput = relay.output
+	if err := setMaxFD(cfg.MaxFD); err != nil {
+		fmt.Fprintf(os.Stderr, "gowsgi: %v\n", err)
+		return 2
+	}
 	m, err := newMaster(cfg)
 	if err != nil {
 		fmt.Fprintf(m.stderr, "gowsgi: %v\n", err)

@@ -44,6 +44,22 @@ func removePidFile(path string) {
 	}
 }
 
+// setMaxFD sets the open-file limit to n, soft and hard, as uWSGI's
+// --max-fd does; 0 leaves it. Setting it explicitly also makes Go's
+// os/exec pass it on to the zygote instead of the limit gowsgi started with.
+func setMaxFD(n int) error {
+	if n == 0 {
+		return nil
+	}
+	limit := unix.Rlimit{Cur: uint64(n), Max: uint64(n)}
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &limit); err != nil {
+		var old unix.Rlimit
+		unix.Getrlimit(unix.RLIMIT_NOFILE, &old)
+		return fmt.Errorf("--max-fd %d: cannot set the open-file limit (the hard limit is %d; raising it needs root): %w", n, old.Max, err)
+	}
+	return nil
+}
+
 // dropPrivileges switches the master to group and user (names or numbers),
 // so the zygote and workers it starts afterwards run as them too. The
 // supplementary groups become the one group, as uWSGI does. Go applies

@@ -26,6 +26,17 @@ import (
 type StaticMap struct {
 	Mount string
 	Dir   string
+	// Option names the option that asked for it in errors; "" is
+	// --static-map. --check-static DIR is the mapping of the whole site.
+	Option string
+}
+
+// option is the option that asked for the mapping, for errors.
+func (m StaticMap) option() string {
+	if m.Option == "" {
+		return "--static-map " + m.Mount + "=" + m.Dir
+	}
+	return m.Option + " " + m.Dir
 }
 
 // ParseStaticMap reads uWSGI's "MOUNT=DIR" form of --static-map.
@@ -59,7 +70,7 @@ func newStaticHandler(maps []StaticMap, next wsgi.Handler) (*staticHandler, erro
 			dir, err = filepath.EvalSymlinks(dir)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("--static-map %s=%s: %w", m.Mount, m.Dir, err)
+			return nil, fmt.Errorf("%s: %w", m.option(), err)
 		}
 		h.roots = append(h.roots, staticRoot{mount: m.Mount, dir: dir})
 	}

@@ -181,11 +181,11 @@ disable-logging = off
 		},
 		{
 			name: "unknown options on the command line, with and without values",
-			args: []string{"-w", "m", "--spooler", "/var/spool", "--no-orphans", "--no-orphan", "-R", "100", "--spooler=x", "-L"},
+			args: []string{"-w", "m", "--spooler", "/var/spool", "--reaper", "--reapr", "-R", "100", "--spooler=x", "-L"},
 			edit: func(o *options) {
 				o.Module, o.DisableLogging, o.MaxRequests = "m", true, 100
-				o.Unimplemented = []string{"--spooler", "--no-orphans"} // uWSGI's
-				o.Unknown = []string{"--no-orphan"}                     // nobody's
+				o.Unimplemented = []string{"--spooler", "--reaper"} // uWSGI's
+				o.Unknown = []string{"--reapr"}                     // nobody's
 			},
 		},
 	}

@@ -151,7 +151,7 @@ func TestConfigStrictStartsAProductionINI(t *testing.T) {
 	inst := launchConfigured(t, dir, nil, "app.ini")
 	assertHello(t, inst)
 	assert.Contains(t, inst.Stderr(),
-		"gowsgi: warning: ignoring uWSGI options gowsgi does not implement: py-call-osafterfork, procname-prefix, no-orphans\n")
+		"gowsgi: warning: ignoring uWSGI options gowsgi does not implement: py-call-osafterfork, procname-prefix\n")
 	assert.Contains(t, inst.Stderr(), "gowsgi: warning: cheaper-algo, cheaper: gowsgi runs the fixed number of workers")
 }
 

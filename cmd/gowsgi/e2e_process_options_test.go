@@ -454,3 +454,22 @@ func TestConnectionTimeouts(t *testing.T) {
 		})
 	}
 }
+
+// --max-fd sets the open-file limit of the master, its zygote and the
+// workers; one the kernel cannot grant stops the start, naming the option.
+func TestMaxFD(t *testing.T) {
+	t.Parallel()
+	inst := start(t, append(processApp(t), "--max-fd", "4321")...)
+	worker, err := strconv.Atoi(workerPid(t, inst.URL))
+	require.NoError(t, err)
+	for _, pid := range []int{inst.cmd.Process.Pid, zygoteOf(t, inst), worker} {
+		limits, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+		require.NoError(t, err)
+		assert.Regexp(t, `(?m)^Max open files +4321 +4321 +files`, string(limits), "pid %d", pid)
+	}
+
+	// Above fs.nr_open (1048576 unless raised) not even root may go.
+	code, out := runToExit(t, append(processApp(t), "--max-fd", "1073741824")...)
+	assert.Equal(t, 2, code)
+	assert.Contains(t, out, "gowsgi: --max-fd 1073741824: cannot set the open-file limit")
+}

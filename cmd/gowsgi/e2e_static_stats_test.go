@@ -465,3 +465,50 @@ func TestStatsHTTPFromINI(t *testing.T) {
 	_, err := os.Stat(sock)
 	assert.True(t, os.IsNotExist(err), "the stats socket file is removed on exit")
 }
+
+// --check-static DIR serves any path DIR has a file for, after the
+// --static-map mappings, and passes the rest to the app, as uWSGI does.
+func TestCheckStatic(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	staticTree(t, dir)
+	writeFile(t, filepath.Join(dir, "assets"), "hello.txt", "from the static map\n")
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"command line", []string{"--wsgi-file", "app.py", "--static-map", "/static=" + filepath.Join(dir, "assets"),
+			"--check-static", filepath.Join(dir, "static")}},
+		{"ini", []string{"--ini", writeFile(t, dir, "app.ini",
+			"[uwsgi]\nwsgi-file = %dapp.py\nstatic-map = /static=%dassets\ncheck-static = %dstatic\n")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inst := startIn(t, dir, tc.args...)
+			for path, want := range map[string]string{
+				"/hello.txt":        "hello static\n",
+				"/alias.txt":        "hello static\n",
+				"/static/hello.txt": "from the static map\n",
+			} {
+				resp, body := get(t, inst.URL+path)
+				assert.Equal(t, 200, resp.StatusCode, path)
+				assert.Equal(t, want, string(body), path)
+			}
+			for _, target := range []string{"/../secret", "/%2e%2e/secret", "/escape"} {
+				_, responses := exchange(t, inst.Addr, "GET "+target+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 1, http.MethodGet)
+				assert.Equal(t, 403, responses[0].StatusCode, target)
+			}
+			assert.Empty(t, appCalls(inst), "the app saw a request for a static file")
+			toApp := []string{"/missing.txt", "/sub", "/"}
+			for _, path := range toApp {
+				resp, body := get(t, inst.URL+path)
+				assert.Equal(t, 200, resp.StatusCode, path)
+				assert.Contains(t, string(body), "pid=", path)
+			}
+			assert.Equal(t, toApp, appCalls(inst))
+			require.NoError(t, os.Remove(filepath.Join(dir, "calls.log")))
+		})
+	}
+	code, out := runToExit(t, "--wsgi-file", "app.py", "--check-static", filepath.Join(dir, "nowhere"))
+	assert.Equal(t, 2, code)
+	assert.Contains(t, out, "--check-static "+filepath.Join(dir, "nowhere"))
+}

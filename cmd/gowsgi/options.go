@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -105,6 +106,7 @@ type options struct {
 
 	// Static files, the access log's shape and the stats server.
 	StaticMaps   []string // MOUNT=DIR
+	CheckStatic  []string // DIR, tried after the StaticMaps
 	LogFormat    string
 	Log4xx       bool
 	Log5xx       bool
@@ -119,6 +121,8 @@ type options struct {
 
 	// LimitPost is the largest request body accepted (--limit-post).
 	LimitPost int
+	// MaxFD, when not 0, is the open-file limit to run with (--max-fd).
+	MaxFD int
 }
 
 // addrHelp says what a socket address may be.
@@ -210,6 +214,10 @@ func optionTable(o *options) []option {
 			help: "reload the gowsgi whose pid PIDFILE holds (SIGHUP) and exit"},
 		{names: []string{"--stop"}, kind: kindString, arg: "PIDFILE", target: &o.Stop,
 			help: "stop the gowsgi whose pid PIDFILE holds (SIGTERM) and exit"},
+		{names: []string{"--check-static"}, kind: kindList, arg: "DIR", target: &o.CheckStatic,
+			help: "serve a request from DIR when DIR holds a file at its path (after --static-map), else pass it on to the app; repeatable"},
+		{names: []string{"--max-fd"}, kind: kindInt, arg: "N", min: 0, max: 1 << 30, target: &o.MaxFD,
+			help: "set the open-file limit (RLIMIT_NOFILE) of the master and its workers to N; raising the hard limit needs root"},
 		{names: []string{"--static-map"}, kind: kindList, arg: "MOUNT=DIR", target: &o.StaticMaps,
 			help: "serve the files of DIR under the URL path MOUNT from the master, with sendfile; repeatable"},
 		{names: []string{"--log-format", "--logformat"}, kind: kindString, arg: "FORMAT", target: &o.LogFormat,
@@ -352,6 +360,9 @@ func (o *options) check() error {
 			return err
 		}
 	}
+	if slices.Contains(o.CheckStatic, "") {
+		return errors.New("--check-static needs a folder")
+	}
 	switch {
 	case o.Strict && len(o.Unknown) > 0:
 		return fmt.Errorf("unknown options (--strict): %s", strings.Join(o.Unknown, ", "))
@@ -471,15 +482,20 @@ func (o *options) serverConfig() server.Config {
 		Metrics:      o.Metrics,
 		ChownSocket:  o.ChownSocket,
 		LimitPost:    int64(o.LimitPost),
+		MaxFD:        o.MaxFD,
 	}
 }
 
-// staticMaps reads the --static-map values, which check has validated.
+// staticMaps reads the --static-map values, which check has validated,
+// and then each --check-static folder: a mapping of the whole site.
 func (o *options) staticMaps() []server.StaticMap {
 	var maps []server.StaticMap
 	for _, spec := range o.StaticMaps {
 		m, _ := server.ParseStaticMap(spec)
 		maps = append(maps, m)
+	}
+	for _, dir := range o.CheckStatic {
+		maps = append(maps, server.StaticMap{Mount: "", Dir: dir, Option: "--check-static"})
 	}
 	return maps
 }
