@@ -7,6 +7,7 @@
 package gateways
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net"
@@ -51,6 +52,11 @@ type framedConn struct {
 	// answeredForNetHTTP is set once badFramingAnswer has replaced
 	// net/http's own refusal; what net/http writes after it is dropped.
 	answeredForNetHTTP atomic.Bool
+	// reason, when set, is the application's reason phrase for the
+	// response the handler is starting, which net/http would replace with
+	// its own. Set and used on the connection's serving goroutine, which
+	// is the one that runs the handler and writes its response.
+	reason string
 }
 
 // Read passes what it reads through the scanner.
@@ -70,6 +76,9 @@ func (c *framedConn) Read(p []byte) (int, error) {
 // connection when no handler is running and every earlier response is
 // complete, which is how it is told apart from a handler's output.
 func (c *framedConn) Write(p []byte) (int, error) {
+	if c.reason != "" {
+		return c.writeWithReason(p)
+	}
 	if c.malformed.Load() == 0 {
 		return c.Conn.Write(p)
 	}
@@ -82,6 +91,28 @@ func (c *framedConn) Write(p []byte) (int, error) {
 	}
 	c.answeredForNetHTTP.Store(true)
 	if _, err := c.Conn.Write(badFramingAnswer); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// statusLineStart is "HTTP/1.1 200 ", the part of a status line before the
+// reason phrase.
+const statusLineStart = len("HTTP/1.1 200 ")
+
+// writeWithReason writes p, which starts a response (net/http flushes each
+// response whole before it writes the next), with c.reason in place of the
+// reason phrase net/http wrote.
+func (c *framedConn) writeWithReason(p []byte) (int, error) {
+	reason := c.reason
+	c.reason = ""
+	end := bytes.Index(p, []byte("\r\n"))
+	if end < statusLineStart || !bytes.HasPrefix(p, []byte("HTTP/1.")) {
+		return c.Write(p) // not a status line after all: as net/http wrote it
+	}
+	line := make([]byte, 0, len(p)-end+statusLineStart+len(reason))
+	line = append(append(append(line, p[:statusLineStart]...), reason...), p[end:]...)
+	if _, err := c.Conn.Write(line); err != nil {
 		return 0, err
 	}
 	return len(p), nil

@@ -206,7 +206,7 @@ func (g *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x.req.Body, x.req.BodyPath = b.data, b.path
-	x.resp = httpResponse{w: w}
+	x.resp = httpResponse{w: w, conn: conn}
 	err = g.handler.ServeWSGI(r.Context(), &x.resp, &x.req)
 	x.req.Body, x.resp = nil, httpResponse{}
 	if err != nil {
@@ -285,7 +285,8 @@ func refuse(w http.ResponseWriter, code int) {
 
 // httpResponse is a wsgi.ResponseWriter over net/http.
 type httpResponse struct {
-	w http.ResponseWriter
+	w    http.ResponseWriter
+	conn *framedConn // nil over TLS
 }
 
 // serverHeader is shared by every response that does not name its server;
@@ -317,6 +318,12 @@ func (h *httpResponse) WriteHead(status string, headers []byte) error {
 	}
 	if !named {
 		hdr["Server"] = serverHeader
+	}
+	// net/http writes its own reason phrase; the connection puts the
+	// application's back ("200 Fine" stays "200 Fine", as under uWSGI and
+	// Gunicorn). HTTP/2 has no reason phrase, and over TLS net/http's stays.
+	if reason := status[min(4, len(status)):]; h.conn != nil && reason != "" && reason != http.StatusText(code) {
+		h.conn.reason = reason
 	}
 	h.w.WriteHeader(code)
 	return nil

@@ -358,3 +358,48 @@ func TestHTTPBrokenResponseClosesTheConnection(t *testing.T) {
 	assert.Equal(t, 1, strings.Count(out, "HTTP/1.1 200"), out)
 	assert.NotContains(t, out, "\r\n0\r\n\r\n", "a broken chunked response must not end cleanly")
 }
+
+// statusApp answers each request with the status its path spells
+// ("/200%20Fine" is "200 Fine") and a body of the length in ?n=.
+type statusApp struct{}
+
+func (statusApp) ServeWSGI(_ context.Context, w wsgi.ResponseWriter, req *wsgi.Request) error {
+	path, _ := req.Vars.Get("PATH_INFO")
+	query, _ := req.Vars.Get("QUERY_STRING")
+	n, _ := strconv.Atoi(strings.TrimPrefix(query, "n="))
+	var headers wsgi.Vars
+	headers.Add("Content-Length", strconv.Itoa(n))
+	if err := w.WriteHead(path[1:], headers.Block()); err != nil {
+		return err
+	}
+	return w.WriteBody([]byte(strings.Repeat("b", n)))
+}
+
+// The application's reason phrase reaches the client as it wrote it, as
+// under uWSGI and Gunicorn, though net/http writes its own.
+func TestHTTPKeepsTheReasonPhrase(t *testing.T) {
+	addr := startHTTP(t, statusApp{}, HTTPOptions{})
+	requests := []struct{ target, line string }{
+		{"/200%20Fine?n=2", "HTTP/1.1 200 Fine"},
+		{"/200%20OK?n=2", "HTTP/1.1 200 OK"},
+		{"/404%20Not%20Here?n=2", "HTTP/1.1 404 Not Here"},
+		{"/299%20Custom?n=2", "HTTP/1.1 299 Custom"},
+		{"/201%20Made%20It?n=10000", "HTTP/1.1 201 Made It"}, // the head and a body larger than net/http's buffer
+		{"/500%20Internal%20Server%20Error?n=2", "HTTP/1.1 500 Internal Server Error"},
+	}
+	var raw strings.Builder
+	for _, r := range requests {
+		raw.WriteString("GET " + r.target + " HTTP/1.1\r\nHost: h\r\n\r\n")
+	}
+	out := bufio.NewReader(strings.NewReader(exchange(t, addr, raw.String()))) // pipelined on one connection
+	for _, r := range requests {
+		resp, err := http.ReadResponse(out, nil)
+		require.NoError(t, err, r.target)
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err, r.target)
+		assert.Equal(t, r.line, resp.Proto+" "+resp.Status, r.target)
+		assert.Equal(t, resp.ContentLength, int64(len(body)), r.target)
+	}
+	_, err := out.ReadByte()
+	assert.ErrorIs(t, err, io.EOF, "nothing after the last response")
+}

@@ -225,6 +225,7 @@ func requestStatuses(t *testing.T, inst *instance, statuses ...int) {
 	for _, status := range statuses {
 		resp, _ := do(t, c, mustRequest(t, http.MethodGet, fmt.Sprintf("%s/status/%d", inst.URL, status), nil))
 		require.Equal(t, status, resp.StatusCode)
+		require.Equal(t, fmt.Sprintf("%d Status", status), resp.Status, "the app's reason phrase")
 	}
 }
 
