@@ -68,6 +68,9 @@ type Config struct {
 	// TouchReload are files whose modification time changing reloads the
 	// workers as SIGHUP does.
 	TouchReload []string
+	// TouchLogReopen are files whose modification time changing reopens
+	// the LogTo file, as SIGUSR1 does.
+	TouchLogReopen []string
 	// PyAutoReload, when not 0, is how often the source files of the
 	// modules the app imported are checked; a change reloads as SIGHUP does.
 	PyAutoReload time.Duration
@@ -126,6 +129,8 @@ type master struct {
 	stats   *statsServer // nil without --stats
 	metrics *metrics     // nil without --metrics
 	touched chan string  // a --touch-reload file that changed
+	// logTouched is a --touch-logreopen file that changed.
+	logTouched chan string
 }
 
 // protocolGateway is a gateway and the protocol it serves, for log lines.
@@ -178,8 +183,8 @@ func Run(cfg Config) int {
 		fmt.Fprintf(m.stderr, "gowsgi: %v\n", err)
 		return 2
 	}
-	// Taken now, so a file touched once the banner is out reloads.
-	touchTimes := modTimes(cfg.TouchReload)
+	// Taken now, so a file touched once the banner is out counts.
+	touchTimes, logTouchTimes := modTimes(cfg.TouchReload), modTimes(cfg.TouchLogReopen)
 	signal.Notify(m.signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGUSR1)
 	m.pool.watchResizeSignals()
 	defer signal.Stop(m.signals)
@@ -198,6 +203,9 @@ func Run(cfg Config) int {
 	if len(cfg.TouchReload) > 0 {
 		go watchTouched(cfg.TouchReload, touchTimes, func(path string) { m.touched <- path }, stopWatching)
 	}
+	if len(cfg.TouchLogReopen) > 0 {
+		go watchTouched(cfg.TouchLogReopen, logTouchTimes, func(path string) { m.logTouched <- path }, stopWatching)
+	}
 	if m.cfg.Spec.ModuleList != "" {
 		defer os.Remove(m.cfg.Spec.ModuleList)
 		go watchModules(m.cfg.Spec.ModuleList, cfg.PyAutoReload, func(path string) { m.touched <- path }, stopWatching)
@@ -212,7 +220,8 @@ func newMaster(cfg Config) (*master, error) {
 		// Each zygote lists its app's modules here after the import.
 		cfg.Spec.ModuleList = filepath.Join(os.TempDir(), fmt.Sprintf("gowsgi-modules-%d", os.Getpid()))
 	}
-	m := &master{cfg: cfg, stderr: os.Stderr, signals: make(chan os.Signal, 4), touched: make(chan string)}
+	m := &master{cfg: cfg, stderr: os.Stderr, signals: make(chan os.Signal, 4), touched: make(chan string),
+		logTouched: make(chan string)}
 	m.log = slog.New(slog.NewTextHandler(m.stderr, nil))
 	exe, err := os.Executable()
 	if err != nil {
@@ -382,6 +391,9 @@ func (m *master) serve() int {
 		case path := <-m.touched:
 			m.log.Info("reload requested", "touched", path)
 			m.pool.reload()
+		case path := <-m.logTouched:
+			m.reopenLogFile()
+			m.log.Info("log reopened", "touched", path)
 		case err := <-served:
 			m.log.Error("listener failed", "error", err)
 			m.shutdown()
@@ -428,10 +440,16 @@ func (m *master) stopNow() {
 // reopenLog reopens the --logto file (after logrotate moved it) and writes
 // the stats line, for SIGUSR1.
 func (m *master) reopenLog() {
+	m.reopenLogFile()
+	m.logStats()
+}
+
+// reopenLogFile reopens the --logto file, for SIGUSR1 and
+// --touch-logreopen.
+func (m *master) reopenLogFile() {
 	if err := openLog(m.cfg.LogTo); err != nil {
 		m.log.Error("cannot reopen the log", "error", err)
 	}
-	m.logStats()
 }
 
 // shutdown stops accepting, lets requests in flight finish within the

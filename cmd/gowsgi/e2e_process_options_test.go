@@ -248,6 +248,32 @@ func TestLogToAndSIGUSR1(t *testing.T) {
 	assert.False(t, fileContains(rotated, "msg=stats"))
 }
 
+// --touch-logreopen reopens the --logto file when its trigger is touched,
+// as logrotate's postrotate "touch" does with uWSGI.
+func TestTouchLogReopen(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	logPath, trigger := filepath.Join(dir, "gowsgi.log"), writeFile(t, dir, "reopen", "")
+	inst := launch(t, dir, "--wsgi-file", testdataPath(t, "misbehave.py"), "--logto", logPath, "--touch-logreopen", trigger)
+	waitLogBanner(t, inst, logPath)
+
+	rotated := logPath + ".1"
+	require.NoError(t, os.Rename(logPath, rotated))
+	eventually(t, 20*time.Second, func() bool {
+		// Touched on every poll until seen, so a touch within the file
+		// system's time granularity of the baseline still counts.
+		now := time.Now()
+		require.NoError(t, os.Chtimes(trigger, now, now))
+		return fileContains(logPath, `msg="log reopened"`)
+	}, "the log was not reopened")
+	status, _ := getText(t, inst.URL+"/log?line=after-the-reopen")
+	assert.Equal(t, 200, status)
+	eventually(t, 10*time.Second, func() bool { return fileContains(logPath, "after-the-reopen") },
+		"the worker's line is not in the reopened log")
+	assert.False(t, fileContains(rotated, "after-the-reopen"))
+	assert.False(t, fileContains(logPath, "msg=stats"), "only SIGUSR1 writes the stats line")
+}
+
 // TestDaemonizeAndControlByPidFile starts gowsgi detached, then reloads and
 // stops it with gowsgi --reload and --stop.
 func TestDaemonizeAndControlByPidFile(t *testing.T) {

@@ -72,17 +72,18 @@ type options struct {
 	Help            bool
 	Version         bool
 	// The process options (process.go).
-	PidFile       string
-	UID, GID      string
-	Env           []string // KEY=VALUE
-	LogTo         string
-	Daemonize     string // the log file of the detached master
-	TouchReload   []string
-	PyAutoReload  time.Duration
-	Listen        int
-	HTTPTimeout   time.Duration
-	SocketTimeout time.Duration
-	Reload, Stop  string // pidfiles to signal instead of serving
+	PidFile        string
+	UID, GID       string
+	Env            []string // KEY=VALUE
+	LogTo          string
+	Daemonize      string // the log file of the detached master
+	TouchReload    []string
+	TouchLogReopen []string
+	PyAutoReload   time.Duration
+	Listen         int
+	HTTPTimeout    time.Duration
+	SocketTimeout  time.Duration
+	Reload, Stop   string // pidfiles to signal instead of serving
 	// The apps under mount points and the virtualenv (apps.go).
 	Mounts           []string // MOUNTPOINT=APP
 	ManageScriptName bool
@@ -202,6 +203,8 @@ func optionTable(o *options) []option {
 			help: "detach from the terminal and log to PATH; returns once the app is serving"},
 		{names: []string{"--touch-reload"}, kind: kindList, arg: "FILE", target: &o.TouchReload,
 			help: "reload the workers gracefully, as SIGHUP does, when FILE's modification time changes; repeatable"},
+		{names: []string{"--touch-logreopen"}, kind: kindList, arg: "FILE", target: &o.TouchLogReopen,
+			help: "reopen the --logto file, as SIGUSR1 does, when FILE's modification time changes (after logrotate); repeatable"},
 		{names: []string{"--py-autoreload"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: 86400, target: &o.PyAutoReload,
 			help: "every SECONDS, reload the workers gracefully if a Python module the app imported has changed; 0 is off"},
 		{names: []string{"--listen", "-l"}, kind: kindInt, arg: "N", min: 0, max: 65535, target: &o.Listen,
@@ -461,6 +464,7 @@ func (o *options) serverConfig() server.Config {
 		GID:             o.GID,
 		LogTo:           o.logTo(),
 		TouchReload:     o.TouchReload,
+		TouchLogReopen:  o.TouchLogReopen,
 		PyAutoReload:    o.PyAutoReload,
 		Listen:          o.Listen,
 		HTTPTimeout:     o.HTTPTimeout,
