@@ -12,8 +12,8 @@ GO ?= go
 PYTHON ?= /usr/bin/python3
 
 # Debian packages the build and the tests need; the web servers run the
-# tests of gateways behind them (cmd/gowsgi/e2e_webservers_test.go); wrk
-# loads the server in the overload test (cmd/gowsgi/e2e_overload_test.go).
+# tests of gateways behind them (e2e/webservers_test.go); wrk loads the
+# server in the overload tests (e2e/limits_test.go).
 DEBS := gcc pkg-config libpython3-dev python3 python3-flask python3-django \
 	python3-bottle python3-falcon python3-werkzeug python3-venv curl \
 	nginx lighttpd apache2 libapache2-mod-proxy-uwsgi libapache2-mod-fcgid \
@@ -55,7 +55,7 @@ build:
 	$(cgo_env) $(GO) build -o bin/gowsgi ./cmd/gowsgi
 
 lint:
-	@out=$$(gofmt -l cmd pyembed wsgi server gateways); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
+	@out=$$(gofmt -l cmd pyembed wsgi server gateways e2e bench); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	$(cgo_env) $(GO) vet ./...
 
 test: deps build lint test-go test-pythons test-fuzz
@@ -83,7 +83,7 @@ test-pythons:
 		export PKG_CONFIG_PATH=$$pc CGO_LDFLAGS="-Wl,-rpath,$$lib"; \
 		$(GO) build -o bin/gowsgi-$$v ./cmd/gowsgi; \
 		$(GO) test -count=1 ./pyembed; \
-		GOWSGI_BIN=$(CURDIR)/bin/gowsgi-$$v GOWSGI_EXPECT_PYTHON=$$v $(GO) test -count=1 -run 'TestPEP3333|TestLazyApps' ./cmd/gowsgi; \
+		GOWSGI_BIN=$(CURDIR)/bin/gowsgi-$$v GOWSGI_EXPECT_PYTHON=$$v $(GO) test -count=1 -run 'TestPEP3333|TestLazyApps' ./e2e; \
 	done
 
 clean:
@@ -110,14 +110,14 @@ bench: bench-deps build
 bench-quick: bench-deps build
 	$(GO) run ./bench/cmd/benchrun -quick -gowsgi bin/gowsgi -d 2s -rounds 1
 
-# The soak test (cmd/gowsgi/soak_test.go): a million requests through one
+# The soak test (e2e/soak_test.go): a million requests through one
 # worker, checking its RSS and Python's allocated blocks stay flat after the
 # first 100,000; about 5 minutes, at most 20. GOWSGI_SOAK_REQUESTS,
 # GOWSGI_SOAK_ROUTES and GOWSGI_SOAK_THREADS shorten or narrow it.
 .PHONY: soak
 
 soak: build
-	$(cgo_env) GOWSGI_BIN=$(CURDIR)/bin/gowsgi $(GO) test -tags soak -run TestSoak -count=1 -v -timeout 30m ./cmd/gowsgi
+	$(cgo_env) GOWSGI_BIN=$(CURDIR)/bin/gowsgi $(GO) test -tags soak -run TestSoak -count=1 -v -timeout 30m ./e2e
 
 # Fuzz targets (go test -fuzz) for the HTTP front end, the uwsgi, SCGI and
 # FastCGI parsers and the master/worker framing: `make fuzz` runs every Fuzz
