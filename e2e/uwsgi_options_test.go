@@ -243,8 +243,8 @@ func TestWarnedOptions(t *testing.T) {
 				inst := harness.Start(t, args...)
 				status, body := harness.GetText(t, inst.URL+"/hello")
 				assert.Equal(t, 200, status, body)
-				// Printed by the master alone, though both workers parse
-				// the same options.
+				// Printed once, by the master: workers never parse
+				// options.
 				lines := warningLines(inst.Stderr())
 				require.Len(t, lines, len(tt.want), "stderr:\n%s", inst.Stderr())
 				for i, want := range tt.want {
