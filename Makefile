@@ -90,7 +90,7 @@ clean:
 	rm -rf bin
 
 # The side-by-side benchmark (bench/, docs/benchmarks.md): gowsgi against
-# Gunicorn, uWSGI and waitress on the same apps. `make bench` takes about 17
+# Gunicorn, uWSGI and waitress on the same apps. `make bench` takes about 15
 # minutes and rewrites docs/benchmarks.md and docs/benchmarks.png;
 # `make bench-quick` (under 2 minutes) prints a smaller report to stdout.
 BENCH_DEBS := wrk gunicorn uwsgi uwsgi-plugin-python3 python3-waitress python3-flask gnuplot-nox
