@@ -17,13 +17,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// GetText fetches url and returns the status and the body as text.
-func GetText(t *testing.T, url string) (int, string) {
-	t.Helper()
-	resp, body := Get(t, url)
-	return resp.StatusCode, string(body)
-}
-
 // Client returns an HTTP client with a deadline for every request; it does
 // not follow redirects when noRedirect is set.
 func Client(noRedirect bool) *http.Client {
@@ -40,6 +33,14 @@ func Get(t *testing.T, url string) (*http.Response, []byte) {
 	return Do(t, Client(false), MustRequest(t, http.MethodGet, url, nil))
 }
 
+// GetText fetches url and returns the status and the body as text.
+func GetText(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, body := Get(t, url)
+	return resp.StatusCode, string(body)
+}
+
+// MustRequest builds a request, failing the test when it cannot.
 func MustRequest(t *testing.T, method, url string, body io.Reader) *http.Request {
 	t.Helper()
 	req, err := http.NewRequest(method, url, body)

@@ -146,10 +146,12 @@ type Instance struct {
 	Addr string // host:port of URL, for raw sockets
 	Dir  string // the working directory; the test apps keep their records here
 
+	// A test that starts the master its own way (another binary, a
+	// socket on stdin) fills in Cmd, Output and Exited and sets Err.
 	Cmd    *exec.Cmd
-	Output *LockedBuffer
+	Output *LockedBuffer // the master's and its workers' stdout and stderr
 	Exited chan struct{} // closed once the process has been waited for
-	Err    error         // the process's exit error, valid after exited
+	Err    error         // the process's exit error, valid after Exited
 }
 
 // Start runs gowsgi with args on an ephemeral loopback port, in a fresh
