@@ -17,9 +17,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gowsgi/gowsgi/e2e/internal/harness"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/gowsgi/gowsgi/e2e/internal/harness"
 )
 
 // cgiHandlerScript runs the app of the file argv[1] names once under

@@ -11,9 +11,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gowsgi/gowsgi/e2e/internal/harness"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/gowsgi/gowsgi/e2e/internal/harness"
 )
 
 // mountCase is one request and the "NAME|SCRIPT_NAME|PATH_INFO" the app

@@ -21,9 +21,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gowsgi/gowsgi/e2e/internal/harness"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/gowsgi/gowsgi/e2e/internal/harness"
 )
 
 func TestMisbehavingApp(t *testing.T) {

@@ -13,9 +13,10 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/gowsgi/gowsgi/e2e/internal/harness"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/gowsgi/gowsgi/e2e/internal/harness"
 )
 
 // processApp runs testdata/process_app.py.

@@ -14,9 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gowsgi/gowsgi/e2e/internal/harness"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/gowsgi/gowsgi/e2e/internal/harness"
 )
 
 // setting is one option as the command line spells it and as an ini file

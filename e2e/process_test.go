@@ -18,9 +18,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gowsgi/gowsgi/e2e/internal/harness"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/gowsgi/gowsgi/e2e/internal/harness"
 )
 
 // waitReply is what misbehave.py's /wait and /pid answer.

@@ -36,9 +36,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gowsgi/gowsgi/e2e/internal/harness"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/gowsgi/gowsgi/e2e/internal/harness"
 )
 
 // bannerSocket finds each socket the banner lists: "uwsgi:///run/u.sock",

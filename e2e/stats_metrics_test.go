@@ -19,12 +19,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gowsgi/gowsgi/e2e/internal/harness"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/gowsgi/gowsgi/e2e/internal/harness"
 )
 
 // statsWorker holds the worker keys uwsgitop reads.

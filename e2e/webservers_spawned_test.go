@@ -13,9 +13,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gowsgi/gowsgi/e2e/internal/harness"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/gowsgi/gowsgi/e2e/internal/harness"
 )
 
 // spawnedPort is the port the examples give the spawned deployment.

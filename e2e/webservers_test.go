@@ -27,9 +27,10 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/gowsgi/gowsgi/e2e/internal/harness"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/gowsgi/gowsgi/e2e/internal/harness"
 )
 
 // uploadSize is the body every path must carry intact: several times
