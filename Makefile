@@ -90,10 +90,13 @@ clean:
 	rm -rf bin
 
 # The side-by-side benchmark (bench/, docs/benchmarks.md): gowsgi against
-# Gunicorn, uWSGI and waitress on the same apps. `make bench` takes about 15
-# minutes and rewrites docs/benchmarks.md and docs/benchmarks.png;
-# `make bench-quick` (under 2 minutes) prints a smaller report to stdout.
-BENCH_DEBS := wrk gunicorn uwsgi uwsgi-plugin-python3 python3-waitress python3-flask gnuplot-nox
+# Gunicorn, uWSGI (--http11-socket and the --http router) and waitress on the
+# same apps, and gowsgi against uWSGI behind nginx's uwsgi_pass; the summary
+# gives the req/s ratios and the CPU per request of master and workers.
+# `make bench` takes about 19 minutes and rewrites docs/benchmarks.md and
+# docs/benchmarks.png; `make bench-quick` (under 3 minutes) prints a smaller
+# report to stdout.
+BENCH_DEBS := wrk gunicorn uwsgi uwsgi-plugin-python3 python3-waitress python3-flask gnuplot-nox nginx
 
 .PHONY: bench bench-quick bench-deps
 
