@@ -27,6 +27,7 @@ var (
 	errRetry          = errors.New("server: the worker died before beginning the request")
 	errBrokenResponse = errors.New("server: the application's response broke after its head was sent")
 	errWorkerLost     = errors.New("server: the worker died during the response")
+	errCut            = errors.New("server: the graceful timeout passed during the response")
 )
 
 // job is one request travelling through a slot.
@@ -107,6 +108,9 @@ type dispatcher struct {
 	waiting    atomic.Int64
 	maxWaiting int64
 	metrics    *metrics // nil without --metrics (metrics.go)
+	// cutting is set when the graceful timeout has passed: the requests
+	// still in flight lose their workers then and are cut (relay.cut).
+	cutting atomic.Bool
 }
 
 func newDispatcher(log *slog.Logger, logRequests bool) *dispatcher {
@@ -124,6 +128,13 @@ func newDispatcher(log *slog.Logger, logRequests bool) *dispatcher {
 // stop makes every request from now on get 503, for when no worker is left.
 func (d *dispatcher) stop() { d.stopOnce.Do(func() { close(d.stopped) }) }
 
+// cut ends the graceful wait for requests in flight: those still queued get
+// 503 at once, and those whose workers the caller then kills are cut.
+func (d *dispatcher) cut() {
+	d.cutting.Store(true)
+	d.stop()
+}
+
 // newID returns a request id; 0 is skipped because the scoreboard uses it
 // for "idle".
 func (d *dispatcher) newID() uint32 {
@@ -137,7 +148,7 @@ func (d *dispatcher) newID() uint32 {
 // ServeWSGI queues req for the next idle slot and relays its response to w.
 func (d *dispatcher) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, req *wsgi.Request) error {
 	start := time.Now()
-	r := relay{w: w, log: d.log}
+	r := relay{w: w, log: d.log, cutting: &d.cutting}
 	var err error
 	for attempt := 0; ; attempt++ {
 		if r.job != nil {
@@ -162,6 +173,9 @@ func (d *dispatcher) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, req *
 			return fmt.Errorf("server: client left while its request was queued: %w", context.Cause(ctx))
 		case <-d.stopped:
 			d.waiting.Add(-1)
+			if d.cutting.Load() {
+				r.logCut("503")
+			}
 			err = r.answer(503, "Service Unavailable")
 		}
 		if !errors.Is(err, errRetry) {
@@ -187,6 +201,9 @@ type relay struct {
 	dirty       bool  // written to w since its last Flush
 	failure     error // set once the client is gone: the rest is discarded
 	replaced    bool  // the worker's head was invalid and a 502 went instead: the rest is discarded
+	// cutting is the dispatcher's flag of the same name; nil for a relay
+	// that only answers.
+	cutting *atomic.Bool
 }
 
 // run relays frames until the response ends. When ctx is done or the client
@@ -237,7 +254,7 @@ func (r *relay) handle(it *item, data []byte) (end bool, err error) {
 		}
 		return true, nil
 	case frameRetry:
-		if !r.lastAttempt && r.failure == nil {
+		if !r.lastAttempt && r.failure == nil && !r.isCut() {
 			return true, errRetry
 		}
 		fallthrough
@@ -245,6 +262,8 @@ func (r *relay) handle(it *item, data []byte) (end bool, err error) {
 		switch {
 		case r.failure != nil:
 			return true, r.failure
+		case r.isCut():
+			return true, r.cut()
 		case !r.headSent && r.job.timedOut.Load():
 			// Killed by harakiri: the worker did not answer in time (RFC
 			// 9110 section 15.6.5).
@@ -352,6 +371,30 @@ func (r *relay) fail(err error) {
 	if s := r.job.taker(); s != nil {
 		s.abort(r.job.id)
 	}
+}
+
+// isCut reports whether the graceful timeout has passed, in which case a
+// lost worker was killed by the stop rather than by a fault.
+func (r *relay) isCut() bool { return r.cutting != nil && r.cutting.Load() }
+
+// cut ends a request whose worker the stop killed at the graceful timeout:
+// with 503 while nothing of its response was sent (RFC 9110 section
+// 15.6.4), else by closing the connection, which tells the client the
+// response is incomplete. Either way the log names the request.
+func (r *relay) cut() error {
+	if r.headSent {
+		r.logCut("connection closed")
+		return errCut
+	}
+	r.logCut("503")
+	return r.answer(503, "Service Unavailable")
+}
+
+// logCut logs a request cut at the graceful timeout and what its client got.
+func (r *relay) logCut(answer string) {
+	method, _ := r.job.req.Vars.Get("REQUEST_METHOD")
+	path, _ := r.job.req.Vars.Get("PATH_INFO")
+	r.log.Warn("graceful timeout passed, request cut", "method", method, "path", path, "answer", answer)
 }
 
 // answer sends a short plain-text response on the master's own behalf.

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/gowsgi/gowsgi/gateways"
 	"github.com/gowsgi/gowsgi/wsgi"
@@ -364,20 +365,62 @@ func (m *master) reopenLogFile() {
 	}
 }
 
-// shutdown stops accepting, lets requests in flight finish within the
-// graceful timeout (a second signal cuts it short), then retires the
-// workers, killing those still busy when the time is up.
+// cutAnswerTimeout bounds how long the requests cut at the graceful timeout
+// have to send their answers before their connections are closed.
+const cutAnswerTimeout = 2 * time.Second
+
+// shutdown stops accepting and lets requests in flight finish within the
+// graceful timeout (a second signal cuts it short), cuts those still
+// running then (cutInFlight), and retires the workers.
 func (m *master) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.GracefulTimeout)
 	defer cancel()
 	go m.cutShort(ctx, cancel)
-	m.shutdownGateways(ctx)
+	drained, closeNow := m.drainGateways()
+	defer closeNow()
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		m.cutInFlight(drained, closeNow)
+	}
 	m.pool.stop()
 	select {
 	case <-m.pool.done:
 	case <-ctx.Done():
 		m.pool.kill()
 		<-m.pool.done
+	}
+}
+
+// drainGateways starts shutdownGateways: drained is closed once every
+// gateway's requests have ended, and closeNow closes the connections of
+// those still busy.
+func (m *master) drainGateways() (drained <-chan struct{}, closeNow context.CancelFunc) {
+	closing, closeNow := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		m.shutdownGateways(closing)
+		close(done)
+	}()
+	return done, closeNow
+}
+
+// cutInFlight ends the requests still in flight when the graceful timeout
+// has passed: the dispatcher answers 503 to those still queued, and once
+// the workers are killed each request that lost its worker gets 503 if
+// nothing of its response was sent, else its connection is cut
+// (relay.cut). Their gateways have cutAnswerTimeout to send that before
+// the connections still open are closed.
+func (m *master) cutInFlight(drained <-chan struct{}, closeNow context.CancelFunc) {
+	m.dispatch.cut()
+	m.pool.kill()
+	answered := time.NewTimer(cutAnswerTimeout)
+	defer answered.Stop()
+	select {
+	case <-drained:
+	case <-answered.C:
+		closeNow()
+		<-drained
 	}
 }
 
