@@ -1,0 +1,117 @@
+// End-to-end tests of fixes to the master's process and its set-up, each
+// through the real binary: the access line of a response the master
+// serves itself (--static-map, --check-static).
+package main_test
+
+import (
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// staticLogFormat shows what an access line says of a response's size.
+const staticLogFormat = "STATIC %(method) %(uri) => %(status) rsize=%(rsize) hsize=%(hsize) size=%(size) wid=%(wid)"
+
+// staticSizes reads the sizes a staticLogFormat line ends with.
+var staticSizes = regexp.MustCompile(`rsize=(\d+) hsize=(\d+) size=(\d+) wid=(\d+)$`)
+
+// loggedRequest is one request of TestAccessLogHasStaticFiles and what its
+// access line must say.
+type loggedRequest struct {
+	method, target string
+	header         http.Header
+	status         int
+	body           int  // bytes of body sent
+	byApp          bool // served by a worker, not by the master
+}
+
+// staticRequests are answered by the master from the folders, except the
+// last, which the app answers; each target is unique, so each line is.
+func staticRequests(pidBody int) []loggedRequest {
+	future := http.Header{"If-Modified-Since": {time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)}}
+	return []loggedRequest{
+		{http.MethodGet, "/static/hello.txt", nil, 200, len("hello static\n"), false},
+		{http.MethodHead, "/static/style.css", nil, 200, 0, false},
+		{http.MethodGet, "/static/hello.txt?cached", future, 304, 0, false},
+		{http.MethodGet, "/static/escape", nil, 403, len("403 Forbidden\n"), false},
+		{http.MethodPost, "/static/alias.txt", nil, 405, len("405 Method Not Allowed\n"), false},
+		{http.MethodGet, "/robots.txt", nil, 200, len("User-agent: *\n"), false}, // --check-static
+		{http.MethodGet, "/to-the-app", nil, 200, pidBody, true},
+	}
+}
+
+// send makes lr's request and checks its status; it returns the body.
+func (lr loggedRequest) send(t *testing.T, inst *instance) []byte {
+	t.Helper()
+	req := mustRequest(t, lr.method, inst.URL+lr.target, nil)
+	for name, values := range lr.header {
+		req.Header[name] = values
+	}
+	resp, body := do(t, client(false), req)
+	require.Equal(t, lr.status, resp.StatusCode, "%s %s", lr.method, lr.target)
+	return body
+}
+
+// TestAccessLogHasStaticFiles: the files the master serves itself, and its
+// refusals, get an access line each, as the app's responses do, with the
+// status and size the client got (uWSGI logs them too).
+func TestAccessLogHasStaticFiles(t *testing.T) {
+	t.Parallel()
+	for _, structured := range []bool{false, true} {
+		t.Run(map[bool]string{false: "log format", true: "structured line"}[structured], func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			staticTree(t, dir)
+			writeFile(t, filepath.Join(dir, "site"), "robots.txt", "User-agent: *\n")
+			args := []string{"--wsgi-file", "app.py", "--static-map", "/static=" + filepath.Join(dir, "static"),
+				"--check-static", filepath.Join(dir, "site")}
+			if !structured {
+				args = append(args, "--log-format", staticLogFormat)
+			}
+			inst := startIn(t, dir, args...)
+			_, body := get(t, inst.URL+"/warm-up")
+			for _, lr := range staticRequests(len(body)) {
+				lr.send(t, inst)
+				if structured {
+					lr.assertStructured(t, inst)
+				} else {
+					lr.assertFormatted(t, inst)
+				}
+			}
+			assert.Equal(t, []string{"/warm-up", "/to-the-app"}, appCalls(inst), "the app saw only its own requests")
+		})
+	}
+}
+
+// assertFormatted checks lr's staticLogFormat line: written once, with
+// the status, the body's size and the head's.
+func (lr loggedRequest) assertFormatted(t *testing.T, inst *instance) {
+	t.Helper()
+	prefix := fmt.Sprintf("STATIC %s %s => %d ", lr.method, lr.target, lr.status)
+	line := waitLine(t, inst, prefix)
+	assert.Equal(t, 1, strings.Count(inst.Stderr(), prefix), "logged once: %s", prefix)
+	sizes := staticSizes.FindStringSubmatch(line)
+	require.NotNil(t, sizes, "sizes in %q", line)
+	rsize, hsize, size := atoi(t, sizes[1]), atoi(t, sizes[2]), atoi(t, sizes[3])
+	assert.Equal(t, int64(lr.body), rsize, line)
+	assert.Greater(t, hsize, int64(len("HTTP/1.1 200 OK\r\n\r\n")), line)
+	assert.Equal(t, rsize+hsize, size, line)
+	wid := map[bool]string{false: "0", true: "1"}[lr.byApp]
+	assert.Equal(t, wid, sizes[4], "%%(wid): the worker that served it, 0 for the master; %s", line)
+}
+
+// assertStructured checks lr's line in gowsgi's own shape.
+func (lr loggedRequest) assertStructured(t *testing.T, inst *instance) {
+	t.Helper()
+	path, _, _ := strings.Cut(lr.target, "?")
+	want := fmt.Sprintf("msg=request method=%s path=%s status=%d bytes=%d ", lr.method, path, lr.status, lr.body)
+	waitLine(t, inst, want)
+	assert.Equal(t, 1, strings.Count(inst.Stderr(), want), "logged once: %s", want)
+}
