@@ -108,13 +108,14 @@ int gw_load(const gw_spec *spec, char *summary, size_t cap)
     PyObject *load = PyDict_GetItemString(globals, "load"); /* borrowed */
     if (load == NULL)
         goto internal;
+    gw_modules_watch(spec->module_list);
     result = PyObject_CallFunction(load, "OsssO", path_list, spec->module, spec->wsgi_file, spec->callable, mounts);
     if (result == NULL || !PyTuple_Check(result) || PyTuple_GET_SIZE(result) != 2)
         goto internal;
     if (PyTuple_GET_ITEM(result, 0) != Py_None) {
         if (gw_mounts_bind(PyTuple_GET_ITEM(result, 0)) < 0)
             goto internal;
-        gw_modules_start(spec->module_list);
+        gw_modules_list();
         rc = 0;
     } else {
         const char *msg = PyUnicode_AsUTF8(PyTuple_GET_ITEM(result, 1));

@@ -1,11 +1,14 @@
 // End-to-end tests of fixes to the master's process and its set-up, each
 // through the real binary: the access line of a response the master
-// serves itself (--static-map, --check-static).
+// serves itself (--static-map, --check-static); --py-autoreload and an
+// edit made just after a module's import.
 package main_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -114,4 +117,77 @@ func (lr loggedRequest) assertStructured(t *testing.T, inst *instance) {
 	want := fmt.Sprintf("msg=request method=%s path=%s status=%d bytes=%d ", lr.method, path, lr.status, lr.body)
 	waitLine(t, inst, want)
 	assert.Equal(t, 1, strings.Count(inst.Stderr(), want), "logged once: %s", want)
+}
+
+// viewsApp imports its views on the first request, as a Django project
+// does, and answers the version they hold.
+const viewsApp = `"""Routes:
+  /  views.VERSION. The first request, once views is imported, writes
+     "imported" and waits (20 s at most) for release-edited.
+"""
+import os
+import time
+
+
+def application(environ, start_response):
+    import views
+    if not os.path.exists("imported"):
+        open("imported", "w").close()
+        deadline = time.monotonic() + 20
+        while not os.path.exists("release-edited") and time.monotonic() < deadline:
+            time.sleep(0.01)
+    body = views.VERSION.encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+`
+
+// TestPyAutoreloadSeesAnEditMadeAsAModuleIsImported: views.py is edited
+// right after a worker imported it, before the master can have read the
+// module list (the worker lists the module once its request ends). The
+// master must compare the file with what the worker imported, reload, and
+// every worker must then serve the edit. Before, the edited file was the
+// master's baseline: no reload, and two workers answered v1 and v2 in turn
+// for good.
+func TestPyAutoreloadSeesAnEditMadeAsAModuleIsImported(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeFile(t, dir, "app.py", viewsApp)
+	views := writeFile(t, dir, "views.py", "VERSION = 'v1'\n")
+	// An hour back, so the edit's time differs however coarse the clock.
+	old := time.Now().Add(-time.Hour)
+	require.NoError(t, os.Chtimes(views, old, old))
+	inst := startIn(t, dir, "--wsgi-file", "app.py", "-p", "2", "--py-autoreload", "1")
+
+	first := make(chan string, 1)
+	go func() {
+		resp, err := client(false).Get(inst.URL + "/")
+		if err != nil {
+			first <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		first <- string(body)
+	}()
+	eventually(t, startTimeout, func() bool {
+		_, imported := inst.record("imported")
+		return imported
+	}, "views was never imported; stderr:\n%s", inst.Stderr())
+	require.NoError(t, os.WriteFile(views, []byte("VERSION = 'v2 (edited)'\n"), 0o644))
+	inst.release(t, "edited")
+	select {
+	case body := <-first:
+		require.Equal(t, "v1", body, "the first request imported views before the edit")
+	case <-time.After(startTimeout):
+		require.FailNow(t, "the first request never ended", "stderr:\n%s", inst.Stderr())
+	}
+
+	eventually(t, startTimeout, func() bool {
+		return strings.Contains(inst.Stderr(), "msg=reloaded")
+	}, "no reload after the edit; stderr:\n%s", inst.Stderr())
+	assert.Contains(t, inst.Stderr(), `msg="reload requested" touched=`+views)
+	for i := 0; i < 20; i++ {
+		_, body := get(t, inst.URL+"/")
+		require.Equal(t, "v2 (edited)", string(body), "answer %d after the reload", i+1)
+	}
 }
