@@ -1,10 +1,11 @@
 // End-to-end tests of fixes to the master's process and its set-up, each
 // through the real binary: the access line of a response the master
 // serves itself (--static-map, --check-static); --py-autoreload and an
-// edit made just after a module's import.
+// edit made just after a module's import; sys.executable in a worker.
 package main_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -189,5 +190,101 @@ func TestPyAutoreloadSeesAnEditMadeAsAModuleIsImported(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		_, body := get(t, inst.URL+"/")
 		require.Equal(t, "v2 (edited)", string(body), "answer %d after the reload", i+1)
+	}
+}
+
+// executableApp runs sys.executable as a program would, and tells what it
+// and the child said.
+const executableApp = `"""Route: any path. Runs [sys.executable, "-c", ...] and
+sys._base_executable; answers JSON of what they printed and where the app
+runs."""
+import json
+import subprocess
+import sys
+
+CHILD = "import sys; print(1); print(sys.prefix); print('%d.%d' % sys.version_info[:2])"
+
+
+def run(program):
+    try:
+        done = subprocess.run([program, "-c", CHILD], capture_output=True, text=True, timeout=20)
+    except OSError as exc:
+        return {"code": -1, "out": "", "err": repr(exc)}
+    return {"code": done.returncode, "out": done.stdout, "err": done.stderr[-400:]}
+
+
+def application(environ, start_response):
+    body = json.dumps({
+        "executable": sys.executable,
+        "base": sys._base_executable,
+        "prefix": sys.prefix,
+        "version": "%d.%d" % sys.version_info[:2],
+        "child": run(sys.executable),
+        "base_child": run(sys._base_executable),
+    }).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
+`
+
+// executableReport is executableApp's answer.
+type executableReport struct {
+	Executable, Base, Prefix, Version string
+	Child                             childRun `json:"child"`
+	BaseChild                         childRun `json:"base_child"`
+}
+
+// childRun is what one program executableApp ran printed.
+type childRun struct {
+	Code     int
+	Out, Err string
+}
+
+// TestSysExecutableIsPython: sys.executable in a worker is the Python
+// interpreter gowsgi embeds, or the virtualenv's under --home, as under
+// Gunicorn, so subprocess.run([sys.executable, "-c", ...]) runs Python with
+// the app's packages; before, it started gowsgi, which wanted an app.
+func TestSysExecutableIsPython(t *testing.T) {
+	t.Parallel()
+	venv := makeVenv(t, pythonOf(t, embeddedVersion(t)))
+	for _, tc := range []struct {
+		name string
+		home string
+		args []string
+		cgi  bool
+	}{
+		{"forked by the zygote", "", nil, false},
+		{"--lazy-apps", "", []string{"--lazy-apps"}, false},
+		{"CGI", "", nil, true},
+		{"--home virtualenv", venv, []string{"--home", venv}, false},
+		{"--lazy-apps --virtualenv", venv, []string{"--lazy-apps", "--virtualenv", venv}, false},
+		{"CGI --home virtualenv", venv, []string{"--home", venv}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			app := writeFile(t, dir, "app.py", executableApp)
+			var body []byte
+			if tc.cgi {
+				argv := append(append([]string{gowsgiBin}, tc.args...), app)
+				out := runCGI(t, dir, argv, cgiRequest{method: "GET", pathInfo: "/"})
+				require.Equal(t, "200 OK", out.status, out.stderr)
+				body = out.body
+			} else {
+				inst := startIn(t, dir, append([]string{"--wsgi-file", "app.py"}, tc.args...)...)
+				_, body = get(t, inst.URL+"/")
+			}
+			var got executableReport
+			require.NoError(t, json.Unmarshal(body, &got), "%s", body)
+			want := got.Base
+			if tc.home != "" {
+				want = filepath.Join(tc.home, "bin", "python")
+			}
+			assert.Equal(t, want, got.Executable)
+			assert.Regexp(t, `/python`+regexp.QuoteMeta(got.Version)+`$`, got.Base, "sys._base_executable")
+			childSays := fmt.Sprintf("1\n%s\n%s\n", got.Prefix, got.Version)
+			assert.Equal(t, childRun{Out: childSays}, got.Child, "sys.executable: the app's own Python, sys.prefix and all")
+			assert.Equal(t, 0, got.BaseChild.Code, "sys._base_executable: %+v", got.BaseChild)
+			assert.True(t, strings.HasPrefix(got.BaseChild.Out, "1\n"), "sys._base_executable: %+v", got.BaseChild)
+		})
 	}
 }
