@@ -1,7 +1,8 @@
 // End-to-end tests of fixes to the master's process and its set-up, each
 // through the real binary: the access line of a response the master
 // serves itself (--static-map, --check-static); --py-autoreload and an
-// edit made just after a module's import; sys.executable in a worker.
+// edit made just after a module's import; sys.executable in a worker; an
+// app file that is not there.
 package main_test
 
 import (
@@ -285,6 +286,51 @@ func TestSysExecutableIsPython(t *testing.T) {
 			assert.Equal(t, childRun{Out: childSays}, got.Child, "sys.executable: the app's own Python, sys.prefix and all")
 			assert.Equal(t, 0, got.BaseChild.Code, "sys._base_executable: %+v", got.BaseChild)
 			assert.True(t, strings.HasPrefix(got.BaseChild.Out, "1\n"), "sys._base_executable: %+v", got.BaseChild)
+		})
+	}
+}
+
+// TestMissingAppFileIsOneLine: a --wsgi-file or --mount file that is not
+// there stops gowsgi with exit status 2 and one line naming the option, the
+// path and what to do, without importlib's traceback; a file that is there
+// and raises keeps its traceback.
+func TestMissingAppFileIsOneLine(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.py")
+	raising := writeFile(t, dir, "raising.py", "1 / 0\n")
+	oneLine := func(option string) string {
+		return "gowsgi: " + option + ": there is no file " + missing + "; pass the path of the file that defines the app\n"
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string // the whole output, when it is one line
+	}{
+		{"--wsgi-file", []string{"--wsgi-file", missing}, oneLine("--wsgi-file " + missing)},
+		{"--wsgi-file relative to --chdir", []string{"--chdir", dir, "--wsgi-file", "missing.py"}, oneLine("--wsgi-file missing.py")},
+		{"--mount", []string{"--mount", "/x=" + missing}, oneLine("--mount /x=" + missing)},
+		{"a folder", []string{"--wsgi-file", dir},
+			"gowsgi: --wsgi-file " + dir + ": " + dir + " is a folder; pass the path of the file in it that defines the app\n"},
+		{"--lazy-apps", []string{"--lazy-apps", "--wsgi-file", missing}, ""},
+		{"a file that raises", []string{"--wsgi-file", raising}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			code, out := runToExit(t, tc.args...)
+			assert.Equal(t, 2, code, out)
+			switch {
+			case tc.want != "":
+				assert.Equal(t, tc.want, out)
+			case tc.name == "--lazy-apps":
+				// Each worker imports the app: the master's own lines, then
+				// the same one line at the end.
+				assert.NotContains(t, out, "Traceback", out)
+				assert.True(t, strings.HasSuffix(out, oneLine("--wsgi-file "+missing)), out)
+			default:
+				assert.Contains(t, out, "Traceback (most recent call last)", out)
+				assert.Contains(t, out, "ZeroDivisionError", out)
+			}
 		})
 	}
 }
