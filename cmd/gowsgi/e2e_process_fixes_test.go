@@ -2,7 +2,9 @@
 // through the real binary: the access line of a response the master
 // serves itself (--static-map, --check-static); --py-autoreload and an
 // edit made just after a module's import; sys.executable in a worker; an
-// app file that is not there.
+// app file that is not there. And the set-up: what `make` installs, `make
+// install`, the Python the build embeds, the Go version README and make
+// name.
 package main_test
 
 import (
@@ -11,8 +13,10 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -333,4 +337,160 @@ func TestMissingAppFileIsOneLine(t *testing.T) {
 			}
 		})
 	}
+}
+
+// repoRoot returns the repository's top folder, where the Makefile is.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	return filepath.Dir(examplesDir(t))
+}
+
+// runMake runs make with args in dir and returns what it printed; env is
+// added to the test's environment, less the make variables a `make test`
+// that runs this test would pass down.
+func runMake(t *testing.T, dir string, env []string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("make", append([]string{"--no-print-directory"}, args...)...)
+	cmd.Dir = dir
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); name != "MAKEFLAGS" && name != "MFLAGS" && name != "MAKELEVEL" {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, env...)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "make %s:\n%s", strings.Join(args, " "), out)
+	return string(out)
+}
+
+// installsPackage reports whether a make dry run's output installs the
+// Debian package deb: it is a word of a package list there.
+func installsPackage(out, deb string) bool {
+	return regexp.MustCompile(`for p in ([^;]*\s)?` + regexp.QuoteMeta(deb) + `[\s;]`).MatchString(out)
+}
+
+// TestMakeInstallsWhatEachGoalNeeds: `make` installs only what the build
+// needs, so building on a server starts no web server on port 80; `make
+// test` installs everything the tests need, after apt-get update, as CI on
+// a fresh machine needs.
+func TestMakeInstallsWhatEachGoalNeeds(t *testing.T) {
+	t.Parallel()
+	root := repoRoot(t)
+	buildDebs := []string{"gcc", "pkg-config", "libpython3-dev", "python3"}
+	testDebs := []string{"nginx", "lighttpd", "apache2", "libapache2-mod-proxy-uwsgi", "libapache2-mod-fcgid",
+		"wrk", "python3-flask", "python3-django", "python3-bottle", "python3-falcon", "python3-werkzeug", "python3-venv", "iproute2"}
+	build := runMake(t, root, nil, "-n")
+	for _, deb := range buildDebs {
+		assert.True(t, installsPackage(build, deb), "make installs %s", deb)
+	}
+	for _, deb := range testDebs {
+		assert.False(t, installsPackage(build, deb), "make installs %s, which only the tests need", deb)
+	}
+	test := runMake(t, root, nil, "-n", "test")
+	for _, deb := range append(buildDebs, testDebs...) {
+		assert.True(t, installsPackage(test, deb), "make test installs %s", deb)
+	}
+	assert.Contains(t, test, "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install")
+}
+
+// TestMakeInstall: `make install` copies bin/gowsgi to $(PREFIX)/bin,
+// /usr/local by default, under $(DESTDIR) when set. It runs on a copy of
+// the Makefile with a binary in place, so the test builds nothing.
+func TestMakeInstall(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, name := range []string{"Makefile", "go.mod"} {
+		data, err := os.ReadFile(filepath.Join(repoRoot(t), name))
+		require.NoError(t, err)
+		writeFile(t, dir, name, string(data))
+	}
+	writeFile(t, filepath.Join(dir, "bin"), "gowsgi", "#!/bin/sh\necho built\n")
+	for _, tc := range []struct {
+		args []string
+		want string // below the staging folder
+	}{
+		{nil, "usr/local/bin/gowsgi"},
+		{[]string{"PREFIX=/opt/gowsgi"}, "opt/gowsgi/bin/gowsgi"},
+	} {
+		stage := t.TempDir()
+		// -o build: bin/gowsgi is taken as built.
+		runMake(t, dir, nil, append([]string{"-o", "build", "install", "DESTDIR=" + stage}, tc.args...)...)
+		installed := filepath.Join(stage, tc.want)
+		info, err := os.Stat(installed)
+		if assert.NoError(t, err, "make install %s", tc.args) {
+			assert.Equal(t, os.FileMode(0o755), info.Mode().Perm())
+			out, err := exec.Command(installed).Output()
+			assert.NoError(t, err)
+			assert.Equal(t, "built\n", string(out))
+		}
+	}
+}
+
+// TestBuildEmbedsDebiansPython: what README says: the build embeds
+// /usr/bin/python3 even when another python3 comes first on PATH, and
+// PYTHON chooses another.
+func TestBuildEmbedsDebiansPython(t *testing.T) {
+	t.Parallel()
+	libpc, err := exec.Command("/usr/bin/python3", "-c", `import sysconfig; print(sysconfig.get_config_var("LIBPC"))`).Output()
+	require.NoError(t, err)
+	// A python3 first on PATH that runs ("-c ''") and answers every
+	// question with its own folder, as a pyenv or virtualenv one would.
+	other := t.TempDir()
+	writeFile(t, other, "python3", "#!/bin/sh\n[ -z \"$2\" ] || echo "+other+"/lib/pkgconfig\n")
+	require.NoError(t, os.Chmod(filepath.Join(other, "python3"), 0o755))
+	path := "PATH=" + other + ":" + os.Getenv("PATH")
+
+	build := runMake(t, repoRoot(t), []string{path}, "-n", "build")
+	assert.Contains(t, build, "PKG_CONFIG_PATH="+strings.TrimSpace(string(libpc))+" ")
+	assert.NotContains(t, build, other)
+	chosen := runMake(t, repoRoot(t), []string{path}, "-n", "build", "PYTHON=python3")
+	assert.Contains(t, chosen, "PKG_CONFIG_PATH="+other+"/lib/pkgconfig ")
+}
+
+// TestGoVersionAgrees: go.mod's go line is the oldest Go the dependencies
+// allow (their own go lines), and README and make's message name it.
+func TestGoVersionAgrees(t *testing.T) {
+	t.Parallel()
+	root := repoRoot(t)
+	goMod, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	require.NoError(t, err)
+	line := regexp.MustCompile(`(?m)^go (\S+)$`).FindSubmatch(goMod)
+	require.NotNil(t, line, "go.mod has no go line")
+	version := string(line[1])
+
+	list := exec.Command("go", "list", "-m", "-f", "{{if not .Main}}{{.GoVersion}}{{end}}", "all")
+	list.Dir = root
+	out, err := list.Output()
+	require.NoError(t, err, "go list -m all")
+	newest := "0"
+	for _, v := range strings.Fields(string(out)) {
+		if compareVersions(v, newest) > 0 {
+			newest = v
+		}
+	}
+	assert.Equal(t, 0, compareVersions(version, newest), "go.mod says go %s; the dependencies need go %s", version, newest)
+
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	require.NoError(t, err)
+	assert.Contains(t, string(readme), "with Go "+version+" or newer")
+	assert.Contains(t, runMake(t, root, nil, "-n", "deps"), "gowsgi needs Go "+version+" or newer")
+}
+
+// compareVersions compares dotted Go versions ("1.26", "1.26.0") as
+// numbers, a missing part counting as 0.
+func compareVersions(a, b string) int {
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < max(len(as), len(bs)); i++ {
+		var x, y int
+		if i < len(as) {
+			x, _ = strconv.Atoi(as[i])
+		}
+		if i < len(bs) {
+			y, _ = strconv.Atoi(bs[i])
+		}
+		if x != y {
+			return x - y
+		}
+	}
+	return 0
 }
