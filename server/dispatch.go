@@ -193,7 +193,6 @@ type relay struct {
 	lastAttempt bool // a request its worker never began is not queued again
 	w           wsgi.ResponseWriter
 	log         *slog.Logger
-	status      int
 	bytes       int64
 	headBytes   int64 // the head's size as HTTP, for --stats
 	headSent    bool
@@ -293,7 +292,6 @@ func (r *relay) write(it *item, payload []byte) error {
 		if err != nil {
 			return r.replaceHead(err)
 		}
-		r.status, _ = strconv.Atoi(status[:min(3, len(status))])
 		r.headSent, r.headBytes = true, headSize(status, headers)
 		return r.w.WriteHead(status, headers)
 	case wsgi.FrameBody:
@@ -373,7 +371,7 @@ func (r *relay) answer(code int, reason string) error {
 	status := strconv.Itoa(code) + " " + reason
 	var headers wsgi.Vars
 	headers.Add("Content-Type", "text/plain; charset=utf-8")
-	r.status, r.headSent, r.headBytes = code, true, headSize(status, headers.Block())
+	r.headSent, r.headBytes = true, headSize(status, headers.Block())
 	if err := r.w.WriteHead(status, headers.Block()); err != nil {
 		return err
 	}
