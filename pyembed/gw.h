@@ -82,7 +82,8 @@ int gw_mounts_bind(PyObject *apps);  /* GIL held: apps[0] the default or None, t
 int gw_route(gw_slot *s, PyObject *environ); /* GIL held: sets s->app */
 
 /* gw_modules.c */
-void gw_modules_start(const char *path); /* GIL held */
+void gw_modules_watch(const char *path); /* GIL held; before the app's import */
+void gw_modules_list(void);              /* GIL held; after it */
 void gw_modules_note_new(void);          /* GIL held */
 
 /* gw_worker.c */

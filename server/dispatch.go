@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -101,7 +102,6 @@ type dispatcher struct {
 	stopOnce sync.Once
 	nextID   atomic.Uint32
 	log      *slog.Logger
-	access   *accessLog    // nil when no request is logged (accesslog.go)
 	totals   *workerTotals // per-worker counts for --stats, nil without it
 	// waiting counts requests waiting for a slot; past maxWaiting (--listen),
 	// when not 0, a request gets 503 at once instead of queueing.
@@ -113,16 +113,12 @@ type dispatcher struct {
 	cutting atomic.Bool
 }
 
-func newDispatcher(log *slog.Logger, logRequests bool) *dispatcher {
-	d := &dispatcher{
+func newDispatcher(log *slog.Logger) *dispatcher {
+	return &dispatcher{
 		queue:   make(chan *job),
 		stopped: make(chan struct{}),
 		log:     log,
 	}
-	if logRequests {
-		d.access = &accessLog{log: log, all: true}
-	}
-	return d
 }
 
 // stop makes every request from now on get 503, for when no worker is left.
@@ -182,9 +178,26 @@ func (d *dispatcher) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, req *
 			break
 		}
 	}
-	d.finished(req, &r, start)
+	d.finished(w, &r, start)
 	r.job.release()
 	return err
+}
+
+// finished counts a request that has ended for --stats, and tells the
+// access log which worker served it.
+func (d *dispatcher) finished(w wsgi.ResponseWriter, r *relay, start time.Time) {
+	noter, logged := w.(workerNoter)
+	if !logged && d.totals == nil {
+		return
+	}
+	s := r.job.taker()
+	if s == nil {
+		return
+	}
+	if logged {
+		noter.servedBy(s.worker)
+	}
+	d.totals.add(s.worker, r.bytes+r.headBytes, time.Since(start))
 }
 
 // relay writes one job's queued frames to the gateway's ResponseWriter. It
@@ -194,9 +207,8 @@ type relay struct {
 	lastAttempt bool // a request its worker never began is not queued again
 	w           wsgi.ResponseWriter
 	log         *slog.Logger
-	status      int
 	bytes       int64
-	headBytes   int64 // the head's size as HTTP, for the access log
+	headBytes   int64 // the head's size as HTTP, for --stats
 	headSent    bool
 	dirty       bool  // written to w since its last Flush
 	failure     error // set once the client is gone: the rest is discarded
@@ -299,7 +311,6 @@ func (r *relay) write(it *item, payload []byte) error {
 		if err != nil {
 			return r.replaceHead(err)
 		}
-		r.status, _ = strconv.Atoi(status[:min(3, len(status))])
 		r.headSent, r.headBytes = true, headSize(status, headers)
 		return r.w.WriteHead(status, headers)
 	case wsgi.FrameBody:
@@ -311,7 +322,7 @@ func (r *relay) write(it *item, payload []byte) error {
 		if err != nil {
 			return fmt.Errorf("server: file frame: %w", err)
 		}
-		r.bytes += fileBytes(it, offset, count)
+		r.bytes += fileBytes(it.file, offset, count)
 		return r.w.SendFile(it.file, offset, count)
 	}
 	return fmt.Errorf("server: unexpected frame kind %q from a worker", byte(it.kind))
@@ -350,12 +361,13 @@ func (r *relay) replaceHead(cause error) error {
 	return r.answer(502, "Bad Gateway")
 }
 
-// fileBytes returns how many bytes a FrameFile sends, for the access log.
-func fileBytes(it *item, offset, count int64) int64 {
+// fileBytes returns how many bytes SendFile(f, offset, count) sends, for
+// the access log and --stats.
+func fileBytes(f *os.File, offset, count int64) int64 {
 	if count >= 0 {
 		return count
 	}
-	fi, err := it.file.Stat()
+	fi, err := f.Stat()
 	if err != nil {
 		return 0
 	}
@@ -402,7 +414,7 @@ func (r *relay) answer(code int, reason string) error {
 	status := strconv.Itoa(code) + " " + reason
 	var headers wsgi.Vars
 	headers.Add("Content-Type", "text/plain; charset=utf-8")
-	r.status, r.headSent, r.headBytes = code, true, headSize(status, headers.Block())
+	r.headSent, r.headBytes = true, headSize(status, headers.Block())
 	if err := r.w.WriteHead(status, headers.Block()); err != nil {
 		return err
 	}

@@ -36,7 +36,8 @@ type master struct {
 	gateways  []protocolGateway // each listener's, once
 	signals   chan os.Signal
 	// handler serves the gateways: the dispatcher, behind the static files
-	// when --static-map is given (static.go).
+	// when --static-map is given (static.go), inside the access log
+	// (accesslog.go).
 	handler wsgi.Handler
 	stats   *statsServer // nil without --stats
 	metrics *metrics     // nil without --metrics
@@ -146,7 +147,7 @@ func newMaster(cfg Config) (*master, error) {
 	if m.listeners, err = bindSockets(cfg); err != nil {
 		return m, err
 	}
-	m.dispatch = newDispatcher(m.log, cfg.AccessLog)
+	m.dispatch = newDispatcher(m.log)
 	m.dispatch.maxWaiting = int64(cfg.Listen)
 	m.pool = newPool(cfg.Processes, cfg.Threads, m.launcher(exe, args), m.dispatch.queue, m.log)
 	m.pool.limits = cfg.Limits

@@ -8,9 +8,9 @@ package server
 // the stats server cfg asks for; newMaster calls it once the dispatcher and
 // the pool exist, before the gateways are built.
 func (m *master) prepareAccessStaticStats() (err error) {
-	m.dispatch.access = newAccessLog(m.cfg, m.log, m.stderr)
-	if m.dispatch.access != nil {
-		m.dispatch.access.pidOf = m.pidOf
+	access := newAccessLog(m.cfg, m.log, m.stderr)
+	if access != nil {
+		access.pidOf = m.pidOf
 	}
 	m.handler = m.dispatch
 	if len(m.cfg.StaticMaps) > 0 {
@@ -18,6 +18,8 @@ func (m *master) prepareAccessStaticStats() (err error) {
 			return err
 		}
 	}
+	// The access log wraps static files too, so every response is logged once.
+	m.handler = access.wrap(m.handler)
 	if m.stats, err = listenStats(m.cfg.Stats, m.cfg.StatsHTTP, m.log); err != nil {
 		return err
 	}
