@@ -195,16 +195,26 @@ static int gw_chunk(gw_slot *s, PyObject *item)
 }
 
 /* GIL held. A list or tuple is fully built already: append every item and
- * leave the flush to the end of the request. */
+ * leave the flush to the end of the request. Each item is held while it is
+ * written, and the list read again for the next: writing releases the GIL,
+ * and another thread may then empty or grow a list the app kept, freeing
+ * the item or moving the array of items. */
 static uint8_t gw_send_sequence(gw_slot *s, PyObject *seq)
 {
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    PyObject **items = PySequence_Fast_ITEMS(seq);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (!PyBytes_Check(items[i]))
-            return gw_bad_item(s, items[i]);
-        if (gw_chunk(s, items[i]) < 0)
-            return gw_fail(s, "error sending the app's response");
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        uint8_t flags = 0;
+        int ended = 1;
+        Py_INCREF(item);
+        if (!PyBytes_Check(item))
+            flags = gw_bad_item(s, item);
+        else if (gw_chunk(s, item) < 0)
+            flags = gw_fail(s, "error sending the app's response");
+        else
+            ended = 0;
+        Py_DECREF(item);
+        if (ended)
+            return flags;
     }
     return 0;
 }
