@@ -343,7 +343,10 @@ static PyObject *gw_file_wrapper_next(PyObject *self)
     if (w->filelike == NULL)
         return NULL;
     PyObject *block = PyObject_CallMethod(w->filelike, "read", "n", w->blksize);
-    if (block != NULL && PyObject_Length(block) == 0) {
+    if (block == NULL)
+        return NULL;
+    Py_ssize_t len = PyObject_Length(block);
+    if (len <= 0) { /* len < 0: its exception ends the iteration as an error */
         Py_DECREF(block);
         return NULL;
     }

@@ -1,6 +1,6 @@
 // Tests of a slot facing an app that pulls things out from under it: a
 // body list emptied by another thread while it is written, a file swapped
-// under its descriptor number.
+// under its descriptor number, a block whose len() raises.
 package pyembed
 
 import (
@@ -76,6 +76,15 @@ func emptyListMidWrite(masterFD int, goW, doneR *os.File) error {
 	}
 	_, err := doneR.Read(make([]byte, 1))
 	return err
+}
+
+func TestFileWrapperBlockWhoseLenRaises(t *testing.T) {
+	h := newSlotHarness(t)
+	r := h.get("/bad-len-block", "")
+	assert.Equal(t, "500 Internal Server Error", r.status)
+	assert.Equal(t, errorHeaders, r.headers)
+	assert.Equal(t, errorResponse, string(r.body))
+	assert.Equal(t, "Hello World!\n", string(h.get("/hello", "").body), "the slot serves on")
 }
 
 func TestFileWrapperSendsTheFileItWasGiven(t *testing.T) {

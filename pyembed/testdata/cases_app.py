@@ -30,6 +30,8 @@ Routes (PATH_INFO; QUERY_STRING picks a variant where noted):
                        a list of one 33 MiB bytes object that another thread
                        empties once a byte arrives on fd go, then writes a
                        byte to fd done
+  /bad-len-block       wsgi.file_wrapper whose file reads a block that
+                       raises from __len__
   /swapped-file?<a>&<b> wsgi.file_wrapper of file a, whose tell() puts
                        file b under a's descriptor number
 """
@@ -284,6 +286,21 @@ def emptied_list(environ, start_response):
     return body
 
 
+class BadLenBlock(bytes):
+    def __len__(self):
+        raise ValueError("this block has no length")
+
+
+class BadLenFile:
+    def read(self, size):
+        return BadLenBlock(b"block")
+
+
+def bad_len_block(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return environ["wsgi.file_wrapper"](BadLenFile())
+
+
 class SwappingFile:
     """File a, until tell() puts file b under a's descriptor number, as
     another thread closing a and opening b would."""
@@ -315,5 +332,6 @@ def swapped_file(environ, start_response):
 
 ROUTES.update({
     "/emptied-list": emptied_list,
+    "/bad-len-block": bad_len_block,
     "/swapped-file": swapped_file,
 })
