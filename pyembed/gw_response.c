@@ -228,15 +228,20 @@ static PyObject *gw_start_response(PyObject *self, PyObject *args, PyObject *kwa
     return PyObject_GetAttrString(self, "write");
 }
 
-/* GIL held. Appends the pending head as a FrameHead, once. */
+/* GIL held. Appends the pending head as a FrameHead, once. On failure the
+ * output is left as it was: a frame header without its payload would make
+ * the master read the frames after it as that payload. */
 int gw_emit_head(gw_slot *s)
 {
     if (s->head_sent)
         return 0;
+    size_t mark = s->out.len;
     if (gw_out_frame(s, GW_FRAME_HEAD, 0, 2 + s->status.len + s->headers.len) < 0 ||
         gw_buf_append_var(&s->out, s->status.data, s->status.len) < 0 ||
-        gw_buf_append(&s->out, s->headers.data, s->headers.len) < 0)
+        gw_buf_append(&s->out, s->headers.data, s->headers.len) < 0) {
+        s->out.len = mark;
         return -1;
+    }
     s->head_sent = 1;
     return 0;
 }
