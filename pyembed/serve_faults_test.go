@@ -1,6 +1,7 @@
 // Tests of a slot facing an app that pulls things out from under it: a
 // body list emptied by another thread while it is written, a file swapped
-// under its descriptor number, a block whose len() raises.
+// under its descriptor number, a block whose len() raises, a head larger
+// than a frame may carry.
 package pyembed
 
 import (
@@ -16,6 +17,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/gowsgi/gowsgi/wsgi"
 )
 
 // emptiedSize is EMPTIED_SIZE of cases_app.py.
@@ -104,4 +107,21 @@ func TestFileWrapperSendsTheFileItWasGiven(t *testing.T) {
 	assert.Equal(t, "200 OK", r.status)
 	assert.Len(t, r.files, 1)
 	assert.Equal(t, strings.Repeat("a", 64), string(r.streamed))
+}
+
+func TestHeadBoundedByTheFrameLimit(t *testing.T) {
+	h := newSlotHarness(t)
+	t.Run("at the limit", func(t *testing.T) {
+		r := h.get("/head-of", fmt.Sprint(wsgi.MaxFramePayload))
+		assert.Equal(t, "200 OK", r.status)
+		assert.Len(t, r.headers, 1033)
+		assert.Equal(t, "body", string(r.body))
+	})
+	t.Run("a byte over", func(t *testing.T) {
+		r := h.get("/head-of", fmt.Sprint(wsgi.MaxFramePayload+1))
+		assert.Equal(t, "500 Internal Server Error", r.status)
+		assert.Equal(t, errorHeaders, r.headers)
+		assert.Equal(t, errorResponse, string(r.body))
+	})
+	assert.Equal(t, "Hello World!\n", string(h.get("/hello", "").body), "the slot serves on")
 }

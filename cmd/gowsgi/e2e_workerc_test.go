@@ -1,5 +1,6 @@
 // The worker's C side under an app that runs it out of room
-// (testdata/memory_limits.py): output it cannot allocate. Each must end its own response cleanly, say why in the
+// (testdata/memory_limits.py): a head over the frame limit, and output it
+// cannot allocate. Each must end its own response cleanly, say why in the
 // log, and leave the worker serving: a half-built frame would corrupt every
 // response after it on that slot.
 package main_test
@@ -10,13 +11,29 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/gowsgi/gowsgi/wsgi"
 )
+
+func TestHeadOverTheFrameLimitIs500(t *testing.T) {
+	t.Parallel()
+	app := start(t, "--wsgi-file", testdataPath(t, "memory_limits.py"), "-p", "1")
+	resp, body := get(t, app.URL+"/head-of?n="+strconv.Itoa(wsgi.MaxFramePayload+1))
+	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode, "body: %s", body)
+	app.awaitLogged(t, "wsgi: exception in app for GET /head-of",
+		"ValueError: start_response() status and headers are over the 67108864 byte limit of a response head")
+	assert.NotContains(t, app.Stderr(), "worker broke the frame protocol")
+	resp, body = get(t, app.URL+"/hello")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "hello", string(body))
+}
 
 func TestWorkerOutOfMemoryForItsOutput(t *testing.T) {
 	t.Parallel()

@@ -32,6 +32,7 @@ Routes (PATH_INFO; QUERY_STRING picks a variant where noted):
                        byte to fd done
   /bad-len-block       wsgi.file_wrapper whose file reads a block that
                        raises from __len__
+  /head-of?<n>         a head whose frame payload is exactly n bytes
   /swapped-file?<a>&<b> wsgi.file_wrapper of file a, whose tell() puts
                        file b under a's descriptor number
 """
@@ -301,6 +302,20 @@ def bad_len_block(environ, start_response):
     return environ["wsgi.file_wrapper"](BadLenFile())
 
 
+BIG_VALUE = "h" * 65_000
+
+
+def head_of(environ, start_response):
+    status, left = "200 OK", int(environ["QUERY_STRING"]) - 2 - len("200 OK")
+    headers = []
+    while left > 0:  # each header costs 2 + 5 + 2 bytes and its value
+        value = min(len(BIG_VALUE), left - 9)
+        headers.append(("X-Big", BIG_VALUE[:value]))
+        left -= 9 + value
+    start_response(status, headers)
+    return [b"body"]
+
+
 class SwappingFile:
     """File a, until tell() puts file b under a's descriptor number, as
     another thread closing a and opening b would."""
@@ -333,5 +348,6 @@ def swapped_file(environ, start_response):
 ROUTES.update({
     "/emptied-list": emptied_list,
     "/bad-len-block": bad_len_block,
+    "/head-of": head_of,
     "/swapped-file": swapped_file,
 })

@@ -1,10 +1,12 @@
-"""An application that runs its worker out of memory on purpose, to see the
-worker answer cleanly and serve on.
+"""An application that runs its worker out of memory or out of frame room on
+purpose, to see the worker answer cleanly and serve on.
 
 Every request first lifts the address-space limit a previous one set, so
 the worker's own allocations between requests are not starved.
 
 Routes:
+    GET /head-of?n=N   a head whose frame payload is exactly N bytes
+                       (over wsgi.MaxFramePayload -> 500, a log line)
     GET /oom-head      40 MB of headers, then an address-space limit
                        (RLIMIT_AS) too tight for the worker to copy them into
                        its output -> 500
@@ -15,6 +17,7 @@ Routes:
 """
 
 import resource
+from urllib.parse import parse_qs
 
 BIG_VALUE = "h" * 65_000
 # With its 12-byte frame header an item makes a 4 KiB frame, so the worker's
@@ -38,9 +41,23 @@ def limit_to_now():
     resource.setrlimit(resource.RLIMIT_AS, (now + (16 << 20), hard))
 
 
+def head_of(n):
+    status, left = "200 OK", n - 2 - len("200 OK")
+    headers = []
+    while left > 0:  # each header costs 2 + 5 + 2 bytes and its value
+        value = min(len(BIG_VALUE), left - 9)
+        headers.append(("X-Big", BIG_VALUE[:value]))
+        left -= 9 + value
+    return status, headers
+
+
 def application(environ, start_response):
     lift_limit()
     path = environ["PATH_INFO"]
+    query = parse_qs(environ["QUERY_STRING"])
+    if path == "/head-of":
+        start_response(*head_of(int(query["n"][0])))
+        return [b"body"]
     if path == "/oom-head":
         start_response("200 OK", [("X-Big", BIG_VALUE)] * 620)
         limit_to_now()
