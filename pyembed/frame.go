@@ -1,13 +1,19 @@
 // The numbers gw_frame.h mirrors from the wsgi package, paired up so a test
-// can check that the C side agrees with the Go side's wire format.
+// can check that the C side agrees with the Go side's wire format; and the
+// worker's scoreboard stores, one at a time, so a test can check how the
+// master reads every state a slot record passes through.
 package pyembed
 
 /*
-#include "gw_frame.h"
+#include "gw.h"
 */
 import "C"
 
-import "github.com/gowsgi/gowsgi/wsgi"
+import (
+	"unsafe"
+
+	"github.com/gowsgi/gowsgi/wsgi"
+)
 
 // frameConstants pairs each number of gw_frame.h with the wsgi package's.
 // The scoreboard offsets are unexported there; the tests check them by
@@ -26,4 +32,17 @@ var frameConstants = []struct {
 	{"FlagBodySpooled", C.GW_FLAG_BODY_SPOOLED, int64(wsgi.FlagBodySpooled)},
 	{"FlagEndBroken", C.GW_FLAG_END_BROKEN, int64(wsgi.FlagEndBroken)},
 	{"SlotRecordLen", C.GW_SLOT_RECORD_LEN, wsgi.SlotRecordLen},
+}
+
+// The stores a slot makes to its scoreboard record over one request
+// (gw_record_stores), and how many of them come before the app is called.
+const (
+	recordStores          = int(C.GW_STORES)
+	recordStoresBeforeApp = int(C.GW_STORES_BEFORE_APP)
+)
+
+// storeRecord makes stores [from, to) of request id to record, as a slot
+// serving it does.
+func storeRecord(record []byte, id uint32, from, to int) {
+	C.gw_record_stores((*C.uint8_t)(unsafe.Pointer(&record[0])), C.uint32_t(id), C.int(from), C.int(to))
 }

@@ -71,6 +71,13 @@ int gw_slot_serve(gw_slot *s, uint32_t id, uint8_t flags, const char *payload, s
 void gw_slot_close(gw_slot *s); /* GIL not held on entry or exit */
 const char *gw_version(void);  /* GIL: any */
 
+/* gw_serve.c: the stores a slot makes to its scoreboard record over one
+ * request, in the order it makes them; the app is called after the first
+ * GW_STORES_BEFORE_APP. */
+enum { GW_STORE_STARTED, GW_STORE_ID, GW_STORE_SERVED, GW_STORE_IDLE, GW_STORES };
+#define GW_STORES_BEFORE_APP (GW_STORE_ID + 1)
+void gw_record_stores(uint8_t *record, uint32_t id, int from, int to); /* GIL: any */
+
 /* gw_init.c */
 int gw_start(const char *argv0, const char *home, char *summary, size_t cap); /* GIL not held on entry; held on success */
 int gw_load(const gw_spec *spec, char *summary, size_t cap); /* GIL held */

@@ -6,8 +6,11 @@
  */
 #include "gw.h"
 
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 typedef struct {
     PyObject_HEAD
@@ -61,7 +64,10 @@ static PyObject *gw_file_wrapper_next(PyObject *self)
     if (w->filelike == NULL)
         return NULL;
     PyObject *block = PyObject_CallMethod(w->filelike, "read", "n", w->blksize);
-    if (block != NULL && PyObject_Length(block) == 0) {
+    if (block == NULL)
+        return NULL;
+    Py_ssize_t len = PyObject_Length(block);
+    if (len <= 0) { /* len < 0: its exception ends the iteration as an error */
         Py_DECREF(block);
         return NULL;
     }
@@ -100,17 +106,24 @@ PyTypeObject gw_file_wrapper_type = {
     .tp_new = gw_file_wrapper_new,
 };
 
-/* GIL held. The descriptor and position of a wrapped regular file, or 0
- * when the filelike is not one (then the response is iterated instead). */
+/* GIL held. A duplicate of the descriptor of a wrapped regular file (the
+ * caller closes it), and the file's position and size; 0 when the filelike
+ * is not one (then the response is iterated instead). The file object's own
+ * number is only borrowed: Python code run before the file is sent (tell()
+ * here, another thread while the output is written with the GIL released)
+ * may close it and give the number to another file, which would then go to
+ * the client. The duplicate holds on to this one. */
 static int gw_regular_file(PyObject *filelike, int *fd, int64_t *offset, int64_t *size)
 {
     struct stat st;
+    *fd = -1;
     PyObject *r = PyObject_CallMethod(filelike, "fileno", NULL);
     if (r == NULL)
         goto not_a_file;
-    *fd = (int)PyLong_AsLong(r);
+    long borrowed = PyLong_AsLong(r);
     Py_DECREF(r);
-    if (PyErr_Occurred() || fstat(*fd, &st) < 0 || !S_ISREG(st.st_mode))
+    if (PyErr_Occurred() || borrowed < 0 || borrowed > INT_MAX ||
+        (*fd = fcntl((int)borrowed, F_DUPFD_CLOEXEC, 0)) < 0 || fstat(*fd, &st) < 0 || !S_ISREG(st.st_mode))
         goto not_a_file;
     r = PyObject_CallMethod(filelike, "tell", NULL);
     if (r == NULL)
@@ -122,6 +135,8 @@ static int gw_regular_file(PyObject *filelike, int *fd, int64_t *offset, int64_t
     *size = (int64_t)st.st_size;
     return 1;
 not_a_file:
+    if (*fd >= 0)
+        close(*fd);
     PyErr_Clear();
     return 0;
 }
@@ -130,14 +145,14 @@ not_a_file:
  * Returns 1 when sent, 0 when obj must be iterated instead, -1 on error. */
 int gw_try_send_file(gw_slot *s, PyObject *obj)
 {
-    int fd;
+    int fd, rc = -1;
     int64_t offset, size, count;
     if (Py_TYPE(obj) != &gw_file_wrapper_type || ((gw_file_wrapper *)obj)->filelike == NULL ||
         !gw_regular_file(((gw_file_wrapper *)obj)->filelike, &fd, &offset, &size))
         return 0;
     if (!s->started) {
         PyErr_SetString(PyExc_RuntimeError, "the app returned wsgi.file_wrapper without calling start_response()");
-        return -1;
+        goto done;
     }
     if (s->content_length >= 0) {
         count = s->content_length;
@@ -149,12 +164,15 @@ int gw_try_send_file(gw_slot *s, PyObject *obj)
         int n = snprintf(digits, sizeof digits, "%lld", (long long)count);
         if (gw_buf_append_var(&s->headers, "Content-Length", 14) < 0 ||
             gw_buf_append_var(&s->headers, digits, (size_t)n) < 0)
-            return -1;
+            goto done;
         s->content_length = count;
     }
     if (gw_emit_head(s) < 0)
-        return -1;
-    if (s->is_head || count == 0)
-        return 1;
-    return gw_out_send_fd(s, fd, (uint64_t)offset, count) < 0 ? -1 : 1;
+        goto done;
+    if (!s->is_head && count > 0 && gw_out_send_fd(s, fd, (uint64_t)offset, count) < 0)
+        goto done;
+    rc = 1;
+done:
+    close(fd);
+    return rc;
 }

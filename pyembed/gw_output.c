@@ -99,7 +99,10 @@ void gw_buf_free(gw_buf *b)
     b->len = b->cap = 0;
 }
 
-/* GIL held. Appends a frame header for the current request. */
+/* GIL held. Appends a frame header for the current request. Its payload
+ * must follow, or the header be taken back (out.len reset) when appending
+ * the payload fails: the master would read the frames after a lone header
+ * as its payload. */
 int gw_out_frame(gw_slot *s, char kind, uint8_t flags, size_t len)
 {
     if (gw_buf_reserve(&s->out, GW_FRAME_HEADER_LEN) < 0)
@@ -266,6 +269,7 @@ int gw_out_body(gw_slot *s, const char *p, size_t n)
                 return -1;
             }
         } else if (gw_buf_append(&s->out, p, chunk) < 0) {
+            s->out.len -= GW_FRAME_HEADER_LEN;
             return -1;
         }
         p += chunk;
@@ -279,8 +283,8 @@ int gw_out_body(gw_slot *s, const char *p, size_t n)
  * sendmsg, so the descriptor arrives with the frame's first byte. */
 int gw_out_send_fd(gw_slot *s, int fd, uint64_t offset, int64_t count)
 {
-    if (gw_out_flush(s) < 0 || gw_out_frame(s, GW_FRAME_FILE, 0, 16) < 0 ||
-        gw_buf_reserve(&s->out, 16) < 0)
+    if (gw_out_flush(s) < 0 || gw_buf_reserve(&s->out, GW_FRAME_HEADER_LEN + 16) < 0 ||
+        gw_out_frame(s, GW_FRAME_FILE, 0, 16) < 0)
         return -1;
     gw_put_u64(s->out.data + s->out.len, offset);
     gw_put_u64(s->out.data + s->out.len + 8, (uint64_t)count);

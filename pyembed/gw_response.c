@@ -5,6 +5,7 @@
  */
 #include "gw.h"
 
+#include <limits.h>
 #include <strings.h>
 
 typedef struct {
@@ -109,6 +110,22 @@ static int gw_parse_content_length(const char *p, Py_ssize_t n, int64_t *out)
     return 0;
 }
 
+/* GIL held. A head goes to the master in one frame, so it is bounded by a
+ * frame's payload limit (GW_MAX_FRAME_PAYLOAD, which a test checks against
+ * wsgi.MaxFramePayload). Refused here, the app gets a 500 and a log line
+ * naming its headers; sent, the master would refuse the frame, drop the
+ * worker and answer 502. */
+static int gw_check_head_len(size_t status_len, size_t headers_len)
+{
+    if (2 + status_len + headers_len <= GW_MAX_FRAME_PAYLOAD)
+        return 0;
+    PyErr_Format(PyExc_ValueError,
+                 "start_response() status and headers are over the %d byte limit of a response head; "
+                 "send large data in the body",
+                 GW_MAX_FRAME_PAYLOAD);
+    return -1;
+}
+
 /* GIL held. Checks one (name, value) header and appends it to b. */
 static int gw_add_header(gw_buf *b, PyObject *item, int64_t *content_length)
 {
@@ -199,10 +216,13 @@ static PyObject *gw_start_response(PyObject *self, PyObject *args, PyObject *kwa
                      Py_TYPE(headers)->tp_name);
         return NULL;
     }
-    /* Build into scratch so a rejected call leaves an earlier head intact. */
+    /* Build into scratch so a rejected call leaves an earlier head intact;
+     * the size is checked as it grows, since a list that repeats one long
+     * header costs the app little memory and scratch a lot. */
     s->scratch.len = 0;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++) {
-        if (gw_add_header(&s->scratch, PyList_GET_ITEM(headers, i), &content_length) < 0)
+        if (gw_add_header(&s->scratch, PyList_GET_ITEM(headers, i), &content_length) < 0 ||
+            gw_check_head_len((size_t)status_n, s->scratch.len) < 0)
             return NULL;
     }
     s->status.len = 0;
@@ -216,15 +236,21 @@ static PyObject *gw_start_response(PyObject *self, PyObject *args, PyObject *kwa
     return PyObject_GetAttrString(self, "write");
 }
 
-/* GIL held. Appends the pending head as a FrameHead, once. */
+/* GIL held. Appends the pending head as a FrameHead, once. On failure the
+ * output is left as it was: a frame header without its payload would make
+ * the master read the frames after it as that payload. */
 int gw_emit_head(gw_slot *s)
 {
     if (s->head_sent)
         return 0;
-    if (gw_out_frame(s, GW_FRAME_HEAD, 0, 2 + s->status.len + s->headers.len) < 0 ||
+    size_t mark = s->out.len;
+    if (gw_check_head_len(s->status.len, s->headers.len) < 0 ||
+        gw_out_frame(s, GW_FRAME_HEAD, 0, 2 + s->status.len + s->headers.len) < 0 ||
         gw_buf_append_var(&s->out, s->status.data, s->status.len) < 0 ||
-        gw_buf_append(&s->out, s->headers.data, s->headers.len) < 0)
+        gw_buf_append(&s->out, s->headers.data, s->headers.len) < 0) {
+        s->out.len = mark;
         return -1;
+    }
     s->head_sent = 1;
     return 0;
 }

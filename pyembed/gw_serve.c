@@ -48,36 +48,65 @@ void gw_slot_close(gw_slot *s)
     free(s);
 }
 
-static uint32_t *gw_record_u32(gw_slot *s, int off)
+static uint32_t *gw_record_u32(uint8_t *record, int off)
 {
-    return (uint32_t *)(s->record + off);
+    return (uint32_t *)(record + off);
 }
 
-static uint64_t *gw_record_u64(gw_slot *s, int off)
+static uint64_t *gw_record_u64(uint8_t *record, int off)
 {
-    return (uint64_t *)(s->record + off);
+    return (uint64_t *)(record + off);
 }
 
-/* GIL: any. The master reads these words at any time, hence atomics; the id
- * is stored last so a reader who sees it also sees its start time. */
-static void gw_record_begin(gw_slot *s)
+/* GIL: any. Makes stores [from, to) of those a slot makes to its scoreboard
+ * record over one request (the GW_STORE_* order). The master reads the
+ * record at any time, hence atomics, and when the worker dies it finds the
+ * record as the last store left it; from that it decides whether the
+ * request may have run or can go to another worker (wsgi.Scoreboard.Begun).
+ * No prefix of the stores may look "never began" once the app may have been
+ * called, so: the start time before the id, which a reader then sees with
+ * it; the id before the app runs; the request counted in served before the
+ * id is cleared, since a worker dying between a clear and a count would
+ * leave the record of a request never begun, and the master would run it
+ * twice (docs/internals.md, "The scoreboard"). */
+void gw_record_stores(uint8_t *record, uint32_t id, int from, int to)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    __atomic_store_n(gw_record_u64(s, GW_SLOT_STARTED_NS), (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec,
-                     __ATOMIC_RELEASE);
-    __atomic_store_n(gw_record_u32(s, GW_SLOT_CURRENT_ID), s->id, __ATOMIC_RELEASE);
+    for (int i = from; i < to; i++) {
+        switch (i) {
+        case GW_STORE_STARTED:
+            clock_gettime(CLOCK_REALTIME, &ts);
+            __atomic_store_n(gw_record_u64(record, GW_SLOT_STARTED_NS),
+                             (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec, __ATOMIC_RELEASE);
+            break;
+        case GW_STORE_ID:
+            __atomic_store_n(gw_record_u32(record, GW_SLOT_CURRENT_ID), id, __ATOMIC_RELEASE);
+            break;
+        case GW_STORE_SERVED:
+            __atomic_add_fetch(gw_record_u64(record, GW_SLOT_SERVED), 1, __ATOMIC_RELEASE);
+            break;
+        case GW_STORE_IDLE:
+            __atomic_store_n(gw_record_u32(record, GW_SLOT_CURRENT_ID), 0, __ATOMIC_RELEASE);
+            break;
+        }
+    }
 }
 
+/* GIL: any. The stores made before the app is called. */
+static void gw_record_begin(gw_slot *s)
+{
+    gw_record_stores(s->record, s->id, 0, GW_STORES_BEFORE_APP);
+}
+
+/* GIL: any. The stores made once the response is complete. */
 static void gw_record_finish(gw_slot *s)
 {
-    __atomic_store_n(gw_record_u32(s, GW_SLOT_CURRENT_ID), 0, __ATOMIC_RELEASE);
-    __atomic_add_fetch(gw_record_u64(s, GW_SLOT_SERVED), 1, __ATOMIC_RELEASE);
+    gw_record_stores(s->record, s->id, GW_STORES_BEFORE_APP, GW_STORES);
 }
 
 static int gw_aborted(gw_slot *s)
 {
-    return __atomic_load_n(gw_record_u32(s, GW_SLOT_ABORT_ID), __ATOMIC_ACQUIRE) == s->id;
+    return __atomic_load_n(gw_record_u32(s->record, GW_SLOT_ABORT_ID), __ATOMIC_ACQUIRE) == s->id;
 }
 
 /* GIL held. Writes "wsgi: <what> for <method> <path>[; <hint>]" to
@@ -168,16 +197,26 @@ static int gw_chunk(gw_slot *s, PyObject *item)
 }
 
 /* GIL held. A list or tuple is fully built already: append every item and
- * leave the flush to the end of the request. */
+ * leave the flush to the end of the request. Each item is held while it is
+ * written, and the list read again for the next: writing releases the GIL,
+ * and another thread may then empty or grow a list the app kept, freeing
+ * the item or moving the array of items. */
 static uint8_t gw_send_sequence(gw_slot *s, PyObject *seq)
 {
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    PyObject **items = PySequence_Fast_ITEMS(seq);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (!PyBytes_Check(items[i]))
-            return gw_bad_item(s, items[i]);
-        if (gw_chunk(s, items[i]) < 0)
-            return gw_fail(s, "error sending the app's response");
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        uint8_t flags = 0;
+        int ended = 1;
+        Py_INCREF(item);
+        if (!PyBytes_Check(item))
+            flags = gw_bad_item(s, item);
+        else if (gw_chunk(s, item) < 0)
+            flags = gw_fail(s, "error sending the app's response");
+        else
+            ended = 0;
+        Py_DECREF(item);
+        if (ended)
+            return flags;
     }
     return 0;
 }

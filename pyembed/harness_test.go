@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -58,17 +59,29 @@ type response struct {
 }
 
 type slotHarness struct {
-	tb     testing.TB
-	slot   *Slot
-	board  wsgi.Scoreboard
-	frames chan wsgi.Frame
-	fds    chan int
-	nextID uint32
+	tb       testing.TB
+	slot     *Slot
+	board    wsgi.Scoreboard
+	frames   chan wsgi.Frame
+	fds      chan int
+	nextID   uint32
+	masterFD int           // the master's end of the slot socket
+	reading  chan struct{} // closed once the frame reader may start
+	readOnce sync.Once
 }
 
 // newSlotHarness locks the calling goroutine to its thread, as a worker's
 // slot goroutine is, and serves a slot over a fresh socketpair.
 func newSlotHarness(tb testing.TB) *slotHarness {
+	h := newPausedSlotHarness(tb)
+	h.startReading()
+	return h
+}
+
+// newPausedSlotHarness is newSlotHarness with nobody reading the slot
+// socket until startReading, so a response larger than the socket's buffer
+// holds its slot inside a write, with the GIL released.
+func newPausedSlotHarness(tb testing.TB) *slotHarness {
 	runtime.LockOSThread()
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	require.NoError(tb, err)
@@ -78,10 +91,15 @@ func newSlotHarness(tb testing.TB) *slotHarness {
 	require.NoError(tb, err)
 	slot, err := NewSlot(pair[0], board.Record(0))
 	require.NoError(tb, err)
-	h := &slotHarness{tb: tb, slot: slot, board: board, frames: make(chan wsgi.Frame, 256), fds: make(chan int, 16)}
+	h := &slotHarness{tb: tb, slot: slot, board: board, frames: make(chan wsgi.Frame, 256), fds: make(chan int, 16),
+		masterFD: pair[1], reading: make(chan struct{})}
 	readerDone := make(chan struct{})
-	go h.readFrames(pair[1], readerDone)
+	go func() {
+		<-h.reading
+		h.readFrames(pair[1], readerDone)
+	}()
 	tb.Cleanup(func() {
+		h.startReading() // before Close, which writes what is still buffered
 		slot.Close()
 		unix.Close(pair[0]) // the reader sees EOF
 		select {
@@ -94,6 +112,12 @@ func newSlotHarness(tb testing.TB) *slotHarness {
 		runtime.UnlockOSThread()
 	})
 	return h
+}
+
+// startReading starts reading the slot socket; it may be called from any
+// goroutine, more than once.
+func (h *slotHarness) startReading() {
+	h.readOnce.Do(func() { close(h.reading) })
 }
 
 // fdConn reads a socket with recvmsg, handing descriptors passed as
@@ -146,6 +170,9 @@ func (h *slotHarness) readFrames(fd int, done chan<- struct{}) {
 	for {
 		f, err := fr.Next()
 		if err != nil {
+			// As the master does, end the socket: a slot that broke the
+			// framing then fails its writes instead of blocking in them.
+			unix.Shutdown(fd, unix.SHUT_RDWR)
 			return
 		}
 		f.Payload = append([]byte(nil), f.Payload...)

@@ -95,16 +95,15 @@ func (b *board) servedTotal() uint64 {
 	return n
 }
 
-// begun reports whether the worker may have begun request id on slot: it
-// is the slot's current request, or the slot has served something since
-// servedBefore. A released board cannot tell, so it says yes.
+// begun reports whether the worker may have begun request id on slot (see
+// wsgi.Scoreboard.Begun). A released board cannot tell, so it says yes.
 func (b *board) begun(slot int, id uint32, servedBefore uint64) bool {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if b.mem == nil {
 		return true
 	}
-	return b.sb.CurrentID(slot) == id || b.sb.Served(slot) != servedBefore
+	return b.sb.Begun(slot, id, servedBefore)
 }
 
 // running returns the request slot is running and when it started, in

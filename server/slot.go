@@ -208,9 +208,6 @@ func (s *slot) servedBefore() uint64 {
 // begun reports whether the worker may have begun j. A request queued
 // behind one the worker never finished cannot have begun.
 func (s *slot) begun(j *job) bool {
-	if s.board.served(s.index) < j.servedBefore {
-		return false
-	}
 	return s.board.begun(s.index, j.id, j.servedBefore)
 }
 

@@ -13,7 +13,11 @@ import (
 )
 
 // Slot record layout, in bytes from the start of a slot's record. Each field
-// is naturally aligned and accessed atomically by both processes.
+// is naturally aligned and accessed atomically by both processes. Over one
+// request the worker stores, in this order (pyembed/gw_serve.c,
+// gw_record_stores, and Begin and Finish below): started, the id, then after
+// the app's response the served count, and only then the id back to 0. Begun
+// relies on that order.
 const (
 	SlotRecordLen = 64 // one cache line per slot, so slots do not false-share
 
@@ -68,15 +72,31 @@ func (s Scoreboard) Served(slot int) uint64 { return atomic.LoadUint64(s.u64(slo
 // producing its body and closes the app's iterable.
 func (s Scoreboard) Abort(slot int, id uint32) { atomic.StoreUint32(s.u32(slot, slotAbortID), id) }
 
-// Begin records that slot started request id at startedNS; the worker's C
-// side does the same through the mirrored offsets.
+// Begin records that slot started request id at startedNS, as the worker's
+// C side does: the start time first, so a reader who sees the id sees when
+// it started.
 func (s Scoreboard) Begin(slot int, id uint32, startedNS int64) {
 	atomic.StoreUint64(s.u64(slot, slotStartedNS), uint64(startedNS))
 	atomic.StoreUint32(s.u32(slot, slotCurrentID), id)
 }
 
-// Finish records that slot completed its current request.
+// Finish records that slot completed its current request, as the worker's C
+// side does: counted before the id is cleared (see Begun).
 func (s Scoreboard) Finish(slot int) {
-	atomic.StoreUint32(s.u32(slot, slotCurrentID), 0)
 	atomic.AddUint64(s.u64(slot, slotServed), 1)
+	atomic.StoreUint32(s.u32(slot, slotCurrentID), 0)
+}
+
+// Begun reports whether slot may have begun request id, which the slot was
+// to begin once its served count reached servedBefore (requests queued
+// ahead of it on the slot count as served by then). The master asks when
+// the worker has gone, so the record is as the worker's last store left it:
+// the id is there from before the app is called until after served counts
+// the request, so any record the app may have run under says yes, and only
+// a request that cannot have reached the app says no and may run elsewhere.
+// The id is read first: a reader who misses it because it was just cleared
+// then reads served already counted.
+func (s Scoreboard) Begun(slot int, id uint32, servedBefore uint64) bool {
+	current := s.CurrentID(slot)
+	return current == id || s.Served(slot) > servedBefore
 }

@@ -26,11 +26,21 @@ Routes (PATH_INFO; QUERY_STRING picks a variant where noted):
   /file?<path>         wsgi.file_wrapper of path opened at offset 5
   /filelike            wsgi.file_wrapper of a BytesIO
   /gilstate            calls PyGILState_Ensure/Release through ctypes
+  /emptied-list?<go>&<done>
+                       a list of one 33 MiB bytes object that another thread
+                       empties once a byte arrives on fd go, then writes a
+                       byte to fd done
+  /bad-len-block       wsgi.file_wrapper whose file reads a block that
+                       raises from __len__
+  /head-of?<n>         a head whose frame payload is exactly n bytes
+  /swapped-file?<a>&<b> wsgi.file_wrapper of file a, whose tell() puts
+                       file b under a's descriptor number
 """
 import io
 import json
 import os
 import sys
+import threading
 
 closed = set()
 
@@ -256,3 +266,88 @@ ROUTES = {
     "/filelike": filelike,
     "/gilstate": gilstate,
 }
+
+
+EMPTIED_SIZE = 33 << 20  # over glibc's largest mmap threshold: freed, it is unmapped
+
+
+def emptied_list(environ, start_response):
+    go, done = (int(fd) for fd in environ["QUERY_STRING"].split("&"))
+    body = [b"x" * EMPTIED_SIZE]
+
+    def empty():
+        os.read(go, 1)
+        body.clear()  # the list held the only reference to its item
+        filler = b"y" * EMPTIED_SIZE  # may land where the item was
+        os.write(done, b"1")
+        del filler
+
+    threading.Thread(target=empty).start()
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return body
+
+
+class BadLenBlock(bytes):
+    def __len__(self):
+        raise ValueError("this block has no length")
+
+
+class BadLenFile:
+    def read(self, size):
+        return BadLenBlock(b"block")
+
+
+def bad_len_block(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return environ["wsgi.file_wrapper"](BadLenFile())
+
+
+BIG_VALUE = "h" * 65_000
+
+
+def head_of(environ, start_response):
+    status, left = "200 OK", int(environ["QUERY_STRING"]) - 2 - len("200 OK")
+    headers = []
+    while left > 0:  # each header costs 2 + 5 + 2 bytes and its value
+        value = min(len(BIG_VALUE), left - 9)
+        headers.append(("X-Big", BIG_VALUE[:value]))
+        left -= 9 + value
+    start_response(status, headers)
+    return [b"body"]
+
+
+class SwappingFile:
+    """File a, until tell() puts file b under a's descriptor number, as
+    another thread closing a and opening b would."""
+
+    def __init__(self, a, b):
+        self.f, self.b = open(a, "rb"), b
+
+    def fileno(self):
+        return self.f.fileno()
+
+    def tell(self):
+        other = os.open(self.b, os.O_RDONLY | os.O_CLOEXEC)
+        os.dup2(other, self.f.fileno())
+        os.close(other)
+        return 0
+
+    def read(self, size):
+        return self.f.read(size)
+
+    def close(self):
+        self.f.close()
+
+
+def swapped_file(environ, start_response):
+    a, b = environ["QUERY_STRING"].split("&")
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return environ["wsgi.file_wrapper"](SwappingFile(a, b))
+
+
+ROUTES.update({
+    "/emptied-list": emptied_list,
+    "/bad-len-block": bad_len_block,
+    "/head-of": head_of,
+    "/swapped-file": swapped_file,
+})
