@@ -563,6 +563,8 @@ func TestFastCGIRefusesBadParams(t *testing.T) {
 		{"no REQUEST_METHOD", 0, fcgiPairs("PATH_INFO", "/"), "400 Bad Request"},
 		{"bad CONTENT_LENGTH", 0, fcgiPairs("REQUEST_METHOD", "POST", "CONTENT_LENGTH", "x"), "400 Bad Request"},
 		{"pair overruns the stream", 0, fcgiPairs("REQUEST_METHOD", "GET") + "\x05\x05abc", "400 Bad Request"},
+		{"empty name", 0, fcgiPairs("REQUEST_METHOD", "GET", "", "x"), "400 Bad Request"},
+		{"two CONTENT_LENGTHs that differ", 0, fcgiPairs("REQUEST_METHOD", "POST", "CONTENT_LENGTH", "0", "CONTENT_LENGTH", "1"), "400 Bad Request"},
 		{"value over 64 KiB", roomy, fcgiPairs("REQUEST_METHOD", "GET", "HTTP_X", strings.Repeat("v", 70000)), "431 Request Header Fields Too Large"},
 		{"PARAMS over the default 64 KiB", 0, fcgiPairs("REQUEST_METHOD", "GET") + strings.Repeat(fcgiPairs("HTTP_X", strings.Repeat("v", 30000)), 3), "431 Request Header Fields Too Large"},
 		{"PARAMS over --buffer-size", 4096, fcgiPairs("REQUEST_METHOD", "GET") + strings.Repeat(fcgiPairs("HTTP_X", strings.Repeat("v", 3000)), 2), "431 Request Header Fields Too Large"},

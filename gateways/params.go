@@ -13,7 +13,11 @@ import (
 	"github.com/gowsgi/gowsgi/wsgi"
 )
 
-var errNoMethod = errors.New("gateways: the web server sent no REQUEST_METHOD")
+var (
+	errNoMethod       = errors.New("gateways: the web server sent no REQUEST_METHOD")
+	errEmptyVarName   = errors.New("gateways: the web server sent a variable with an empty name")
+	errLengthConflict = errors.New("gateways: the web server sent two CONTENT_LENGTH values that differ")
+)
 
 // The variables params tracks, as bits of params.seen.
 const (
@@ -51,9 +55,12 @@ func newParams(vars *wsgi.Vars) params {
 	return params{vars: vars, contentLength: -1}
 }
 
-// add takes one variable as the web server sent it.
+// add takes one variable as the web server sent it. A variable's name is
+// never empty: CGI meta-variable names are tokens (RFC 3875 section 4.1).
 func (p *params) add(key, value []byte) error {
 	switch string(key) {
+	case "":
+		return errEmptyVarName
 	case "CONTENT_LENGTH":
 		if len(value) == 0 {
 			return nil // nginx sends an empty one for a request without a body
@@ -61,6 +68,11 @@ func (p *params) add(key, value []byte) error {
 		n, err := strconv.ParseInt(string(value), 10, 64)
 		if err != nil || value[0] < '0' || value[0] > '9' {
 			return fmt.Errorf("gateways: CONTENT_LENGTH %.20q is not a length", value)
+		}
+		if p.contentLength >= 0 && n != p.contentLength {
+			// The body's framing, said twice and two ways: which one a
+			// proxy in between went by is anyone's guess.
+			return errLengthConflict
 		}
 		p.contentLength = n
 	case "UWSGI_SCHEME", "wsgi.url_scheme":

@@ -159,6 +159,31 @@ func TestParamsContentLength(t *testing.T) {
 	}
 }
 
+func TestParamsRefuse(t *testing.T) {
+	cases := []struct {
+		name  string
+		pairs []string
+		want  error
+	}{
+		{"empty name", []string{"", "x"}, errEmptyVarName},
+		{"empty name and value", []string{"", ""}, errEmptyVarName},
+		{"two CONTENT_LENGTHs that differ", []string{"CONTENT_LENGTH", "3", "CONTENT_LENGTH", "4"}, errLengthConflict},
+		{"one length written two ways", []string{"CONTENT_LENGTH", "3", "CONTENT_LENGTH", "03"}, nil},
+		{"an empty CONTENT_LENGTH is none", []string{"CONTENT_LENGTH", "", "CONTENT_LENGTH", "3", "CONTENT_LENGTH", ""}, nil},
+		{"the same CONTENT_LENGTH twice", []string{"CONTENT_LENGTH", "3", "CONTENT_LENGTH", "3"}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := paramsFrom(t, append([]string{"REQUEST_METHOD", "POST", "PATH_INFO", "/"}, tc.pairs...)...)
+			if tc.want == nil {
+				assert.NoError(t, err)
+				return
+			}
+			assert.ErrorIs(t, err, tc.want)
+		})
+	}
+}
+
 func TestParamsNeedAMethod(t *testing.T) {
 	_, _, err := paramsFrom(t, "PATH_INFO", "/")
 	assert.ErrorIs(t, err, errNoMethod)
