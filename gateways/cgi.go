@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/gowsgi/gowsgi/wsgi"
@@ -49,10 +48,8 @@ func (g *CGI) Serve(ctx context.Context, env []string, stdin io.Reader, stdout i
 	if err != nil {
 		return errors.Join(err, refuseCGI(resp))
 	}
-	if b.path != "" {
-		defer os.Remove(b.path)
-	}
-	req.Body, req.BodyPath = b.data, b.path
+	defer b.close()
+	req.Body, req.BodyFile = b.data, b.file
 	err = g.handler.ServeWSGI(ctx, resp, &req)
 	if ferr := resp.Flush(); err == nil {
 		err = ferr
@@ -88,9 +85,7 @@ func readCGIBody(stdin io.Reader, contentLength, threshold int64) (body, error) 
 	}
 	b, err := readBody(io.LimitReader(stdin, contentLength), contentLength, threshold, nil)
 	if err == nil && b.size != contentLength {
-		if b.path != "" {
-			os.Remove(b.path)
-		}
+		b.close()
 		err = fmt.Errorf("gateways: stdin ended after %d of CONTENT_LENGTH %d bytes", b.size, contentLength)
 	}
 	return b, err

@@ -75,15 +75,18 @@ func (a *fcgiApp) requests() []fcgiSeen {
 func (a *fcgiApp) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, req *wsgi.Request) error {
 	vars := req.Vars.Map()
 	body := string(req.Body)
-	if req.BodyPath != "" {
-		data, err := os.ReadFile(req.BodyPath)
+	if req.BodyFile != nil {
+		spooled, err := inspectSpooled(req.BodyFile)
 		if err != nil {
 			return err
 		}
-		body = string(data)
+		if !spooled.nameless || spooled.offset != 0 {
+			return fmt.Errorf("a spool file with a name, or not at its start: %+v", spooled)
+		}
+		body = spooled.content
 	}
 	a.mu.Lock()
-	a.seen = append(a.seen, fcgiSeen{vars: vars, body: body, spooled: req.BodyPath != ""})
+	a.seen = append(a.seen, fcgiSeen{vars: vars, body: body, spooled: req.BodyFile != nil})
 	a.mu.Unlock()
 	var headers wsgi.Vars
 	headers.Add("Content-Type", "text/plain")

@@ -189,8 +189,8 @@ func (g *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusBadRequest)
 		return
 	}
-	if b.path != "" {
-		defer os.Remove(b.path)
+	if b.file != nil {
+		defer b.file.Close()
 	} else if cap(b.data) <= keptBodyCap {
 		x.body = b.data[:0]
 	}
@@ -209,7 +209,7 @@ func (g *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusRequestHeaderFieldsTooLarge)
 		return
 	}
-	x.req.Body, x.req.BodyPath = b.data, b.path
+	x.req.Body, x.req.BodyFile = b.data, b.file
 	x.resp = httpResponse{w: w, conn: conn}
 	err = g.handler.ServeWSGI(r.Context(), &x.resp, &x.req)
 	x.req.Body, x.resp = nil, httpResponse{}

@@ -14,7 +14,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"time"
 
@@ -211,12 +210,12 @@ func (s *streamServer) serveRequest(c *streamConn) error {
 	if err != nil {
 		return err
 	}
-	if b.path != "" {
-		defer os.Remove(b.path)
+	if b.file != nil {
+		defer b.file.Close()
 	} else if cap(b.data) <= keptBodyCap {
 		c.body = b.data[:0]
 	}
-	c.req.Body, c.req.BodyPath = b.data, b.path
+	c.req.Body, c.req.BodyFile = b.data, b.file
 	defer func() { c.req.Body = nil }()
 
 	ctx, cancel := context.WithCancelCause(context.Background())
@@ -263,9 +262,7 @@ func readDeclaredBody(r io.Reader, n, threshold int64, buf []byte) (body, error)
 	}
 	b, err := readBody(io.LimitReader(r, n), n, threshold, buf)
 	if err == nil && b.size != n {
-		if b.path != "" {
-			os.Remove(b.path)
-		}
+		b.close()
 		return body{}, errShortBody
 	}
 	return b, err

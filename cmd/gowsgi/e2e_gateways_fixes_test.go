@@ -1,6 +1,8 @@
 // Gateway fixes through the real binary: Apache's ProxyPass to FastCGI and
 // SCGI written the way users write it, with no SetEnvIf or
-// ProxyFCGISetEnvIf to split the path, giving the app its mount point.
+// ProxyFCGISetEnvIf to split the path, giving the app its mount point; and
+// spooled request bodies that leave nothing in the temporary folder when
+// the master is killed.
 package main_test
 
 import (
@@ -8,8 +10,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -115,6 +120,92 @@ func TestApachePlainProxyPassFlask(t *testing.T) {
 			resp, body = get(t, bases[i]+"/greet/J%C3%BCrgen%20%E2%9C%93")
 			require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
 			assert.Equal(t, "Hello, Jürgen ✓!", string(body))
+		})
+	}
+}
+
+// holdApp reads the whole body, says so in the record file "held", and
+// answers only once release-held exists (at most 60 s), so the test can
+// kill the master while the request is being served.
+const holdApp = `import os, time
+
+def application(environ, start_response):
+    size = len(environ["wsgi.input"].read())
+    with open("held", "w") as f:
+        f.write(str(size))
+    deadline = time.monotonic() + 60
+    while not os.path.exists("release-held") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(size).encode()]
+`
+
+// heldFiles lists the files under dir that process pid holds open, with
+// their sizes: a spool file whose name is already gone still shows here.
+func heldFiles(pid int, dir string) map[string]int64 {
+	held := map[string]int64{}
+	fds, _ := filepath.Glob(fmt.Sprintf("/proc/%d/fd/*", pid))
+	for _, fd := range fds {
+		target, err := os.Readlink(fd)
+		if err != nil || !strings.HasPrefix(target, dir+"/") {
+			continue
+		}
+		if info, err := os.Stat(fd); err == nil {
+			held[target] = info.Size()
+		}
+	}
+	return held
+}
+
+// TestSpoolFilesDieWithAKilledMaster: a master killed with SIGKILL, while
+// it spools a large POST and while a worker serves it, leaves no spool file
+// in the TMPDIR it was given.
+func TestSpoolFilesDieWithAKilledMaster(t *testing.T) {
+	const size = 3 << 20
+	head := "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: " + strconv.Itoa(size) + "\r\n\r\n"
+	body := strings.Repeat("b", size)
+	cases := []struct {
+		name string
+		sent int // body bytes sent before the kill
+		// ready says the request got as far as the case means to kill it at.
+		ready func(inst *instance, tmp string) bool
+	}{
+		{"while spooling", 2 << 20, func(inst *instance, tmp string) bool {
+			for _, n := range heldFiles(inst.cmd.Process.Pid, tmp) {
+				if n >= 2<<20 {
+					return true
+				}
+			}
+			return false
+		}},
+		{"while served", size, func(inst *instance, _ string) bool {
+			got, ok := inst.record("held")
+			return ok && got == strconv.Itoa(size)
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tmp := t.TempDir()
+			dir := t.TempDir()
+			writeFile(t, dir, "hold_app.py", holdApp)
+			inst := launchConfigured(t, dir, []string{"TMPDIR=" + tmp},
+				"--http-socket", "127.0.0.1:0", "--module", "hold_app", "--spool-threshold", "1024")
+			t.Cleanup(func() { _ = syscall.Kill(-inst.cmd.Process.Pid, syscall.SIGKILL) })
+			conn := dial(t, inst.Addr)
+			_, err := conn.Write([]byte(head + body[:tc.sent]))
+			require.NoError(t, err)
+			eventually(t, 20*time.Second, func() bool { return tc.ready(inst, tmp) },
+				"the body never reached the point to kill at; stderr:\n%s", inst.Stderr())
+			named, err := filepath.Glob(filepath.Join(tmp, "*"))
+			require.NoError(t, err)
+			require.True(t, len(named) > 0 || len(heldFiles(inst.cmd.Process.Pid, tmp)) > 0,
+				"no spool file in TMPDIR, by name or open: the test would prove nothing")
+
+			inst.Signal(t, syscall.SIGKILL)
+			inst.Wait(t, 10*time.Second)
+			left, err := filepath.Glob(filepath.Join(tmp, "*"))
+			require.NoError(t, err)
+			assert.Empty(t, left, "files left in TMPDIR by a killed master")
 		})
 	}
 }
