@@ -127,10 +127,9 @@ func (s *framingScanner) chunkExtByte(b byte) {
 	case extAfterName:
 		ok = s.extBetween(b, true)
 	case extBeforeValue:
-		switch {
-		case b == '"':
+		if b == '"' {
 			s.extPhase = extQuoted
-		default:
+		} else {
 			ok = s.extEnter(b, isTokenByte(b), extToken)
 		}
 	case extToken:
