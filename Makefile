@@ -1,21 +1,39 @@
-# gowsgi's two commands: `make` installs what is missing (Debian packages)
-# and builds bin/gowsgi; `make test` runs every test. `make PYTHON=python3.12`
-# builds against another CPython that has a shared libpython and an -embed
-# pkg-config file.
+# gowsgi's commands: `make` installs what the build needs that is missing
+# (Debian packages) and builds bin/gowsgi; `make test` also installs what the
+# tests need (web servers, wrk, the frameworks) and runs every test; `make
+# install` copies bin/gowsgi to $(DESTDIR)$(PREFIX)/bin. `make
+# PYTHON=python3.12` builds against another CPython that has a shared
+# libpython and an -embed pkg-config file.
 
 SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 
 # PYTHON is the interpreter whose libpython gowsgi embeds: a command on PATH,
-# a path, or a name found under pyenv's versions (python3.12, say).
+# a path, or a name found under pyenv's versions (python3.12, say). Debian's
+# by default, whatever python3 comes first on PATH.
 PYTHON ?= /usr/bin/python3
 
-# Debian packages the build and the tests need; the web servers run the
-# tests of gateways behind them (cmd/gowsgi/e2e_webservers_test.go); wrk
-# loads the server in the overload test (cmd/gowsgi/e2e_overload_test.go).
-DEBS := gcc pkg-config libpython3-dev python3 python3-flask python3-django \
-	python3-bottle python3-falcon python3-werkzeug python3-venv curl \
+# The oldest Go that builds gowsgi and passes its tests: the go line of
+# go.mod, which its dependencies' own go lines set (prometheus/client_golang,
+# prometheus/common, x/sys).
+GO_MIN := $(shell sed -n 's/^go //p' go.mod)
+
+# PREFIX is where `make install` puts bin/gowsgi; DESTDIR, when set, is
+# prepended for staged installs (packaging).
+PREFIX ?= /usr/local
+
+# Debian packages the build needs.
+BUILD_DEBS := gcc pkg-config libpython3-dev python3
+
+# Debian packages only the tests need (and curl, for the README's examples):
+# the frameworks the end-to-end tests run, venv for the --home tests; the
+# web servers run the tests of gateways behind them
+# (e2e/webservers_test.go); wrk loads the server in the overload tests
+# (e2e/limits_test.go); iproute2's ss reads a listen backlog
+# (e2e/process_options_test.go).
+TEST_DEBS := python3-flask python3-django python3-bottle python3-falcon \
+	python3-werkzeug python3-venv curl \
 	nginx lighttpd apache2 libapache2-mod-proxy-uwsgi libapache2-mod-fcgid \
 	wrk iproute2
 
@@ -30,6 +48,15 @@ py_var = $(shell $(py_exe) -c 'import sysconfig; print(sysconfig.get_config_var(
 # LD_LIBRARY_PATH.
 cgo_env = PKG_CONFIG_PATH=$(call py_var,LIBPC) CGO_LDFLAGS="-Wl,-rpath,$(call py_var,LIBDIR)"
 
+# install_debs installs those of the Debian packages $(1) that are missing.
+define install_debs
+missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+if [ -n "$$missing" ]; then \
+	echo "installing:" $$missing; \
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+fi
+endef
+
 # resolve_python prints the path of a working interpreter named $(1): on
 # PATH, or the newest matching one under pyenv's versions.
 define resolve_python
@@ -38,27 +65,29 @@ for c in "$$(command -v $(1) 2>/dev/null)" $$(ls -d $$(pyenv root 2>/dev/null ||
 done
 endef
 
-.PHONY: all deps build test test-go test-pythons test-fuzz lint clean
+.PHONY: all deps test-deps build install test test-go test-pythons test-fuzz lint clean
 
 all: deps build
 
 deps:
-	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-		echo "installing:" $$missing; \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
-	fi
-	@command -v $(GO) >/dev/null || { echo "gowsgi needs Go 1.23 or newer on PATH (https://go.dev/dl)"; exit 1; }
+	@$(call install_debs,$(BUILD_DEBS))
+	@command -v $(GO) >/dev/null || { echo "gowsgi needs Go $(GO_MIN) or newer on PATH (https://go.dev/dl)"; exit 1; }
+
+test-deps: deps
+	@$(call install_debs,$(TEST_DEBS))
 
 build:
 	@[ -n "$(py_exe)" ] || { echo "no working interpreter found for PYTHON=$(PYTHON)"; exit 1; }
 	$(cgo_env) $(GO) build -o bin/gowsgi ./cmd/gowsgi
 
+install: build
+	install -D -m 0755 bin/gowsgi $(DESTDIR)$(PREFIX)/bin/gowsgi
+
 lint:
-	@out=$$(gofmt -l cmd pyembed wsgi server gateways); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
+	@out=$$(gofmt -l cmd pyembed wsgi server gateways e2e bench); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	$(cgo_env) $(GO) vet ./...
 
-test: deps build lint test-go test-pythons test-fuzz
+test: test-deps build lint test-go test-pythons test-fuzz
 
 test-go:
 	$(cgo_env) GOWSGI_BIN=$(CURDIR)/bin/gowsgi $(GO) test -count=1 -timeout 15m ./...
@@ -83,17 +112,20 @@ test-pythons:
 		export PKG_CONFIG_PATH=$$pc CGO_LDFLAGS="-Wl,-rpath,$$lib"; \
 		$(GO) build -o bin/gowsgi-$$v ./cmd/gowsgi; \
 		$(GO) test -count=1 ./pyembed; \
-		GOWSGI_BIN=$(CURDIR)/bin/gowsgi-$$v GOWSGI_EXPECT_PYTHON=$$v $(GO) test -count=1 -run 'TestPEP3333|TestLazyApps' ./cmd/gowsgi; \
+		GOWSGI_BIN=$(CURDIR)/bin/gowsgi-$$v GOWSGI_EXPECT_PYTHON=$$v $(GO) test -count=1 -run 'TestPEP3333|TestLazyApps' ./e2e; \
 	done
 
 clean:
 	rm -rf bin
 
 # The side-by-side benchmark (bench/, docs/benchmarks.md): gowsgi against
-# Gunicorn, uWSGI and waitress on the same apps. `make bench` takes about 17
-# minutes and rewrites docs/benchmarks.md and docs/benchmarks.png;
-# `make bench-quick` (under 2 minutes) prints a smaller report to stdout.
-BENCH_DEBS := wrk gunicorn uwsgi uwsgi-plugin-python3 python3-waitress python3-flask gnuplot-nox
+# Gunicorn, uWSGI (--http11-socket and the --http router) and waitress on the
+# same apps, and gowsgi against uWSGI behind nginx's uwsgi_pass; the summary
+# gives the req/s ratios and the CPU per request of master and workers.
+# `make bench` takes about 19 minutes and rewrites docs/benchmarks.md and
+# docs/benchmarks.png; `make bench-quick` (under 3 minutes) prints a smaller
+# report to stdout.
+BENCH_DEBS := wrk gunicorn uwsgi uwsgi-plugin-python3 python3-waitress python3-flask gnuplot-nox nginx
 
 .PHONY: bench bench-quick bench-deps
 
@@ -110,14 +142,14 @@ bench: bench-deps build
 bench-quick: bench-deps build
 	$(GO) run ./bench/cmd/benchrun -quick -gowsgi bin/gowsgi -d 2s -rounds 1
 
-# The soak test (cmd/gowsgi/soak_test.go): a million requests through one
+# The soak test (e2e/soak_test.go): a million requests through one
 # worker, checking its RSS and Python's allocated blocks stay flat after the
 # first 100,000; about 5 minutes, at most 20. GOWSGI_SOAK_REQUESTS,
 # GOWSGI_SOAK_ROUTES and GOWSGI_SOAK_THREADS shorten or narrow it.
 .PHONY: soak
 
 soak: build
-	$(cgo_env) GOWSGI_BIN=$(CURDIR)/bin/gowsgi $(GO) test -tags soak -run TestSoak -count=1 -v -timeout 30m ./cmd/gowsgi
+	$(cgo_env) GOWSGI_BIN=$(CURDIR)/bin/gowsgi $(GO) test -tags soak -run TestSoak -count=1 -v -timeout 30m ./e2e
 
 # Fuzz targets (go test -fuzz) for the HTTP front end, the uwsgi, SCGI and
 # FastCGI parsers and the master/worker framing: `make fuzz` runs every Fuzz

@@ -1,4 +1,4 @@
-"""A small Bottle application, used by the end-to-end tests and `make bench`.
+"""A small Bottle application, used by the end-to-end tests (e2e/frameworks_test.go).
 
 Routes (the same in flask_app, django_app and falcon_app):
     GET  /                  200 text/plain "Hello World!\\n"

@@ -1,5 +1,5 @@
-"""A small Django application in one file, used by the end-to-end tests and
-`make bench`: the settings, views and URLconf live here, no project tree.
+"""A small Django application in one file, used by examples/uwsgi.ini and the
+end-to-end tests: the settings, views and URLconf live here, no project tree.
 
 Routes (the same in flask_app, bottle_app and falcon_app):
     GET  /                  200 text/plain "Hello World!\\n"

@@ -1,4 +1,4 @@
-"""A small Falcon application, used by the end-to-end tests and `make bench`.
+"""A small Falcon application, used by the end-to-end tests (e2e/frameworks_test.go).
 
 Routes (the same in flask_app, bottle_app and django_app):
     GET  /                  200 text/plain "Hello World!\\n"

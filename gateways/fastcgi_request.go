@@ -87,10 +87,14 @@ func (r *fcgiRequest) serve() {
 		w.out = w.out[:0] // the web server is gone: nobody to tell
 	case err != nil:
 		// The head is out but the body is not whole, and END_REQUEST would
-		// pass it off as complete: only closing the connection tells the
-		// web server the response is broken.
+		// pass it off as complete: only ending the connection tells the
+		// web server the response is broken. What was written goes first
+		// (PEP 3333: yielded blocks are transmitted), and the end is a
+		// reset: nginx unbuffered takes a close without END_REQUEST as
+		// the end of a whole response.
 		r.c.g.log.Error("fastcgi response broken", "request", int(r.id), "error", err)
 		_ = w.Flush()
+		abort(r.c.nc)
 		r.c.nc.Close()
 		w.out = w.out[:0]
 	default:

@@ -212,12 +212,17 @@ func (g *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.req.Body, x.req.BodyFile = b.data, b.file
 	x.resp = httpResponse{w: w, conn: conn}
 	err = g.handler.ServeWSGI(r.Context(), &x.resp, &x.req)
-	x.req.Body, x.resp = nil, httpResponse{}
 	if err != nil {
-		// The head is out but the body is not whole: only closing the
-		// connection tells the client the response is broken.
+		// The head is out but the body is not whole. What was written
+		// still goes out (PEP 3333: every block the app yielded is
+		// transmitted), then only closing the connection tells the client
+		// the response is broken: a chunked body lacks its last chunk, a
+		// Content-Length one is short (RFC 9112 section 8).
+		x.resp.flushWritten()
+		x.req.Body, x.resp = nil, httpResponse{}
 		panic(http.ErrAbortHandler)
 	}
+	x.req.Body, x.resp = nil, httpResponse{}
 }
 
 // addHTTPVars adds r's CGI variables to v (PEP 3333 "environ Variables").
@@ -289,8 +294,9 @@ func refuse(w http.ResponseWriter, code int) {
 
 // httpResponse is a wsgi.ResponseWriter over net/http.
 type httpResponse struct {
-	w    http.ResponseWriter
-	conn *framedConn // nil over TLS
+	w           http.ResponseWriter
+	conn        *framedConn // nil over TLS
+	headWritten bool        // WriteHead has passed the head to net/http
 }
 
 // serverHeader is shared by every response that does not name its server;
@@ -330,6 +336,7 @@ func (h *httpResponse) WriteHead(status string, headers []byte) error {
 		h.conn.reason = reason
 	}
 	h.w.WriteHeader(code)
+	h.headWritten = true
 	return nil
 }
 
@@ -343,6 +350,14 @@ func (h *httpResponse) WriteBody(p []byte) error {
 // io.LimitedReader over an *os.File to sendfile(2).
 func (h *httpResponse) SendFile(f *os.File, offset, count int64) error {
 	return copyFile(h.w, f, offset, count)
+}
+
+// flushWritten sends what a broken response wrote before it broke. Without
+// a head nothing is flushed: net/http would invent a 200 for it.
+func (h *httpResponse) flushWritten() {
+	if h.headWritten {
+		_ = h.Flush()
+	}
 }
 
 // Flush sends what net/http has buffered to the client.

@@ -176,9 +176,14 @@ func (b *brokenResponse) Error() string { return b.err.Error() }
 func (b *brokenResponse) Unwrap() error { return b.err }
 
 // abort resets a TCP connection (RST instead of FIN), so the web server
-// sees an error rather than a response ended by the close.
+// sees an error rather than a response ended by the close; it waits for
+// the web server to have what was sent first, since a reset discards it
+// (awaitAcknowledged). A Unix socket has no reset: its close reads as the
+// end of the response, which a web server then takes as whole unless the
+// head declared a longer Content-Length.
 func abort(conn net.Conn) {
 	if tcp, ok := conn.(*net.TCPConn); ok {
+		awaitAcknowledged(tcp, abortDrainTimeout)
 		tcp.SetLinger(0)
 	}
 }
@@ -223,8 +228,10 @@ func (s *streamServer) serveRequest(c *streamConn) error {
 	go watchPeer(c.conn, cancel)
 	c.resp = plainResponse{w: c.w, raw: c.conn, appendHead: s.proto.appendHead, head: c.resp.head}
 	err = s.handler.ServeWSGI(ctx, &c.resp, &c.req)
-	if err == nil {
-		err = c.w.Flush()
+	// Flushed even when the response broke: every block the app yielded
+	// before it broke is transmitted (PEP 3333) before the reset.
+	if ferr := c.w.Flush(); err == nil {
+		err = ferr
 	}
 	if err != nil {
 		return &brokenResponse{err: err}

@@ -82,7 +82,8 @@ int gw_mounts_bind(PyObject *apps);  /* GIL held: apps[0] the default or None, t
 int gw_route(gw_slot *s, PyObject *environ); /* GIL held: sets s->app */
 
 /* gw_modules.c */
-void gw_modules_start(const char *path); /* GIL held */
+void gw_modules_watch(const char *path); /* GIL held; before the app's import */
+void gw_modules_list(void);              /* GIL held; after it */
 void gw_modules_note_new(void);          /* GIL held */
 
 /* gw_worker.c */
@@ -97,10 +98,12 @@ PyObject *gw_environ_new(gw_slot *s, const char *vars, size_t vars_len,
 
 /* gw_response.c */
 extern PyTypeObject gw_responder_type;
-extern PyTypeObject gw_file_wrapper_type;
 PyObject *gw_responder_new(gw_slot *s);          /* GIL held */
 void gw_responder_detach(PyObject *responder);    /* GIL held */
 int gw_emit_head(gw_slot *s);                     /* GIL held */
+
+/* gw_file_wrapper.c */
+extern PyTypeObject gw_file_wrapper_type;
 int gw_try_send_file(gw_slot *s, PyObject *wrapper); /* GIL held: 1 sent, 0 not a file, -1 */
 
 /* gw_output.c */

@@ -39,6 +39,42 @@ static PyStatus gw_config_home(PyConfig *config, const char *home)
     return PyConfig_SetBytesString(config, &config->home, home);
 }
 
+/* Python that points sys.executable at the interpreter gowsgi embeds: left
+ * alone, it is the gowsgi binary (argv[0]), so subprocess.run([sys.executable,
+ * "-c", ...]) or multiprocessing's spawn would start gowsgi, which wants an
+ * app. The interpreter is python3.X of the installation whose standard
+ * library is in use (sys.base_prefix, else the one libpython was built for);
+ * under --home with a virtualenv, sys.executable is the virtualenv's python,
+ * as when it runs, and sys._base_executable the installation's. An
+ * interpreter that cannot be found is "", as Python documents. */
+static const char gw_executable_source[] =
+    "import os, sys, sysconfig\n"
+    "def interpreter():\n"
+    "    name = 'python%d.%d' % sys.version_info[:2]\n"
+    "    for folder in (os.path.join(sys.base_prefix, 'bin'), sysconfig.get_config_var('BINDIR')):\n"
+    "        path = os.path.join(folder or '', name)\n"
+    "        if folder and os.access(path, os.X_OK):\n"
+    "            return path\n"
+    "    return ''\n"
+    "base = interpreter()\n"
+    "venv = os.path.join(sys.prefix, 'bin', 'python')\n"
+    "in_venv = sys.prefix != sys.base_prefix and os.access(venv, os.X_OK)\n"
+    "sys.executable = venv if in_venv else base\n"
+    "sys._base_executable = base\n";
+
+/* GIL held. Runs gw_executable_source; a failure is printed and leaves
+ * sys.executable as it was, which costs only the subprocesses. */
+static void gw_point_executable(void)
+{
+    PyObject *globals = PyDict_New(), *ran = NULL;
+    if (globals != NULL && PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) == 0)
+        ran = PyRun_String(gw_executable_source, Py_file_input, globals, globals);
+    if (ran == NULL)
+        PyErr_Print();
+    Py_XDECREF(ran);
+    Py_XDECREF(globals);
+}
+
 /* GIL not held on entry; held on success. The Go runtime owns the
  * process's signals (the zygote's are set by gw_zygote.c), so Python must
  * not install handlers of its own. */
@@ -59,6 +95,7 @@ int gw_start(const char *argv0, const char *home, char *summary, size_t cap)
         snprintf(summary, cap, "cannot start Python: %s", st.err_msg ? st.err_msg : "unknown error");
         return -1;
     }
+    gw_point_executable();
     return 0;
 }
 
@@ -108,13 +145,14 @@ int gw_load(const gw_spec *spec, char *summary, size_t cap)
     PyObject *load = PyDict_GetItemString(globals, "load"); /* borrowed */
     if (load == NULL)
         goto internal;
+    gw_modules_watch(spec->module_list);
     result = PyObject_CallFunction(load, "OsssO", path_list, spec->module, spec->wsgi_file, spec->callable, mounts);
     if (result == NULL || !PyTuple_Check(result) || PyTuple_GET_SIZE(result) != 2)
         goto internal;
     if (PyTuple_GET_ITEM(result, 0) != Py_None) {
         if (gw_mounts_bind(PyTuple_GET_ITEM(result, 0)) < 0)
             goto internal;
-        gw_modules_start(spec->module_list);
+        gw_modules_list();
         rc = 0;
     } else {
         const char *msg = PyUnicode_AsUTF8(PyTuple_GET_ITEM(result, 1));

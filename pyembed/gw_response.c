@@ -1,25 +1,16 @@
 /*
  * The callables an app talks back through: start_response and the write
- * callable it returns (PEP 3333, "The start_response() Callable"), and
- * wsgi.file_wrapper ("Optional Platform-Specific File Handling"), which lets
- * a regular file go to the client with sendfile(2) in the master.
+ * callable it returns (PEP 3333, "The start_response() Callable"), with the
+ * checks of status and headers. wsgi.file_wrapper is in gw_file_wrapper.c.
  */
 #include "gw.h"
 
-#include <stdio.h>
 #include <strings.h>
-#include <sys/stat.h>
 
 typedef struct {
     PyObject_HEAD
     gw_slot *slot; /* NULL once the response has ended */
 } gw_responder;
-
-typedef struct {
-    PyObject_HEAD
-    PyObject *filelike;
-    Py_ssize_t blksize;
-} gw_file_wrapper;
 
 /* Hop-by-hop headers, which PEP 3333 ("Other HTTP Features") leaves to the
  * server (RFC 9110 section 7.6.1). */
@@ -292,148 +283,4 @@ PyObject *gw_responder_new(gw_slot *s)
 void gw_responder_detach(PyObject *responder)
 {
     ((gw_responder *)responder)->slot = NULL;
-}
-
-static PyObject *gw_file_wrapper_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
-{
-    static char *kwlist[] = {"filelike", "blksize", NULL};
-    PyObject *filelike;
-    Py_ssize_t blksize = 8192;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|n:file_wrapper", kwlist, &filelike, &blksize))
-        return NULL;
-    if (blksize <= 0) {
-        PyErr_SetString(PyExc_ValueError, "file_wrapper() blksize must be positive");
-        return NULL;
-    }
-    gw_file_wrapper *w = (gw_file_wrapper *)type->tp_alloc(type, 0);
-    if (w == NULL)
-        return NULL;
-    Py_INCREF(filelike);
-    w->filelike = filelike;
-    w->blksize = blksize;
-    return (PyObject *)w;
-}
-
-static int gw_file_wrapper_traverse(PyObject *self, visitproc visit, void *arg)
-{
-    Py_VISIT(((gw_file_wrapper *)self)->filelike);
-    return 0;
-}
-
-static int gw_file_wrapper_clear(PyObject *self)
-{
-    Py_CLEAR(((gw_file_wrapper *)self)->filelike);
-    return 0;
-}
-
-static void gw_file_wrapper_dealloc(PyObject *self)
-{
-    PyObject_GC_UnTrack(self);
-    gw_file_wrapper_clear(self);
-    Py_TYPE(self)->tp_free(self);
-}
-
-/* Reads the next block; an empty read ends the iteration. */
-static PyObject *gw_file_wrapper_next(PyObject *self)
-{
-    gw_file_wrapper *w = (gw_file_wrapper *)self;
-    if (w->filelike == NULL)
-        return NULL;
-    PyObject *block = PyObject_CallMethod(w->filelike, "read", "n", w->blksize);
-    if (block != NULL && PyObject_Length(block) == 0) {
-        Py_DECREF(block);
-        return NULL;
-    }
-    return block;
-}
-
-static PyObject *gw_file_wrapper_close(PyObject *self, PyObject *unused)
-{
-    gw_file_wrapper *w = (gw_file_wrapper *)self;
-    if (w->filelike != NULL && PyObject_HasAttrString(w->filelike, "close")) {
-        PyObject *r = PyObject_CallMethod(w->filelike, "close", NULL);
-        if (r == NULL)
-            return NULL;
-        Py_DECREF(r);
-    }
-    Py_RETURN_NONE;
-}
-
-static PyMethodDef gw_file_wrapper_methods[] = {
-    {"close", gw_file_wrapper_close, METH_NOARGS, "close(): close the wrapped file-like object."},
-    {NULL, NULL, 0, NULL},
-};
-
-PyTypeObject gw_file_wrapper_type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gowsgi.file_wrapper",
-    .tp_basicsize = sizeof(gw_file_wrapper),
-    .tp_dealloc = gw_file_wrapper_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "file_wrapper(filelike, blksize=8192): iterate a file in blocks; PEP 3333 wsgi.file_wrapper.",
-    .tp_traverse = gw_file_wrapper_traverse,
-    .tp_clear = gw_file_wrapper_clear,
-    .tp_iter = PyObject_SelfIter,
-    .tp_iternext = gw_file_wrapper_next,
-    .tp_methods = gw_file_wrapper_methods,
-    .tp_new = gw_file_wrapper_new,
-};
-
-/* GIL held. The descriptor and position of a wrapped regular file, or 0
- * when the filelike is not one (then the response is iterated instead). */
-static int gw_regular_file(PyObject *filelike, int *fd, int64_t *offset, int64_t *size)
-{
-    struct stat st;
-    PyObject *r = PyObject_CallMethod(filelike, "fileno", NULL);
-    if (r == NULL)
-        goto not_a_file;
-    *fd = (int)PyLong_AsLong(r);
-    Py_DECREF(r);
-    if (PyErr_Occurred() || fstat(*fd, &st) < 0 || !S_ISREG(st.st_mode))
-        goto not_a_file;
-    r = PyObject_CallMethod(filelike, "tell", NULL);
-    if (r == NULL)
-        goto not_a_file;
-    *offset = PyLong_AsLongLong(r);
-    Py_DECREF(r);
-    if (PyErr_Occurred() || *offset < 0)
-        goto not_a_file;
-    *size = (int64_t)st.st_size;
-    return 1;
-not_a_file:
-    PyErr_Clear();
-    return 0;
-}
-
-/* GIL held. Sends a file_wrapper around a regular file as a FrameFile.
- * Returns 1 when sent, 0 when obj must be iterated instead, -1 on error. */
-int gw_try_send_file(gw_slot *s, PyObject *obj)
-{
-    int fd;
-    int64_t offset, size, count;
-    if (Py_TYPE(obj) != &gw_file_wrapper_type || ((gw_file_wrapper *)obj)->filelike == NULL ||
-        !gw_regular_file(((gw_file_wrapper *)obj)->filelike, &fd, &offset, &size))
-        return 0;
-    if (!s->started) {
-        PyErr_SetString(PyExc_RuntimeError, "the app returned wsgi.file_wrapper without calling start_response()");
-        return -1;
-    }
-    if (s->content_length >= 0) {
-        count = s->content_length;
-    } else {
-        /* Without a length the master would have to chunk; with one it can
-         * hand the whole range to sendfile. */
-        char digits[24];
-        count = size > offset ? size - offset : 0;
-        int n = snprintf(digits, sizeof digits, "%lld", (long long)count);
-        if (gw_buf_append_var(&s->headers, "Content-Length", 14) < 0 ||
-            gw_buf_append_var(&s->headers, digits, (size_t)n) < 0)
-            return -1;
-        s->content_length = count;
-    }
-    if (gw_emit_head(s) < 0)
-        return -1;
-    if (s->is_head || count == 0)
-        return 1;
-    return gw_out_send_fd(s, fd, (uint64_t)offset, count) < 0 ? -1 : 1;
 }

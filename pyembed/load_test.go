@@ -55,7 +55,12 @@ func TestLoad(t *testing.T) {
 		{"missing callable", AppSpec{Module: "cases_app:app"}, `module "cases_app" has no callable "app" (use --callable or module:callable)`, false},
 		{"--callable", AppSpec{Module: "cases_app", Callable: "app"}, `module "cases_app" has no callable "app" (use --callable or module:callable)`, false},
 		{"not callable", AppSpec{Module: "cases_app", Callable: "closed"}, `"closed" in module "cases_app" is not callable`, false},
-		{"missing file", AppSpec{WSGIFile: missing}, fmt.Sprintf(`cannot import file "%s": FileNotFoundError: [Errno 2] No such file or directory: '%s'`, missing, missing), true},
+		// A file that is not there is one line, without importlib's
+		// traceback; one that is there and raises keeps its traceback.
+		{"missing file", AppSpec{WSGIFile: missing}, fmt.Sprintf(`--wsgi-file %s: there is no file %s; pass the path of the file that defines the app`, missing, missing), false},
+		{"folder for a file", AppSpec{WSGIFile: testdata}, fmt.Sprintf(`--wsgi-file %s: %s is a folder; pass the path of the file in it that defines the app`, testdata, testdata), false},
+		{"missing mount file", AppSpec{Mounts: []Mount{{Point: "/x", App: missing}}}, fmt.Sprintf(`--mount /x=%s: there is no file %s; pass the path of the file that defines the app`, missing, missing), false},
+		{"file raises", AppSpec{WSGIFile: filepath.Join(testdata, "broken_app.py")}, fmt.Sprintf(`cannot import file "%s": ZeroDivisionError: division by zero`, filepath.Join(testdata, "broken_app.py")), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

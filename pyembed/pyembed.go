@@ -54,7 +54,8 @@ type AppSpec struct {
 	Home string
 	// ModuleList, when set, names the file --py-autoreload's master
 	// watches: after the import it holds the source file of every imported
-	// module, one a line, and workers append the modules they import later
+	// module, one a line after the file's modification time as the import
+	// read it, and workers append the modules they import later
 	// (gw_modules.c).
 	ModuleList string
 	// Lazy makes each worker the zygote forks import the app itself

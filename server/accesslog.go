@@ -3,14 +3,18 @@
 // variables (%(addr), %(status), %(msecs), …). -L turns the lines off;
 // --log-4xx and --log-5xx keep them for error responses, as in uWSGI.
 // --memory-report adds the worker's memory to each line, as uWSGI's
-// default request line does.
+// default request line does. The log wraps the whole handler, as the
+// metrics do, so what the master answers itself (a --static-map file, a
+// 403, a 503) is logged like what the app answers, and each request once.
 package server
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -103,22 +107,65 @@ type entry struct {
 	took      time.Duration
 }
 
-// finished counts a request that has ended for --stats and writes its
-// access log line.
-func (d *dispatcher) finished(req *wsgi.Request, r *relay, start time.Time) {
-	if d.access == nil && d.totals == nil {
-		return
+// wrap returns next with the responses it gives logged, or next itself
+// when nothing is logged.
+func (a *accessLog) wrap(next wsgi.Handler) wsgi.Handler {
+	if a == nil {
+		return next
 	}
-	e := entry{req: req, status: r.status, bodyBytes: r.bytes, headBytes: r.headBytes,
-		start: start, took: time.Since(start)}
-	if s := r.job.taker(); s != nil {
-		e.worker = s.worker
-	}
-	d.totals.add(e.worker, e.bodyBytes+e.headBytes, e.took)
-	if d.access.wants(e.status) {
-		d.access.write(&e)
-	}
+	return &loggedHandler{access: a, next: next}
 }
+
+// loggedHandler writes the access line of every request next serves.
+type loggedHandler struct {
+	access *accessLog
+	next   wsgi.Handler
+}
+
+func (h *loggedHandler) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, req *wsgi.Request) error {
+	start := time.Now()
+	lw := loggedWriter{ResponseWriter: w}
+	err := h.next.ServeWSGI(ctx, &lw, req)
+	if h.access.wants(lw.status) {
+		h.access.write(&entry{req: req, status: lw.status, bodyBytes: lw.bodyBytes, headBytes: lw.headBytes,
+			worker: lw.worker, start: start, took: time.Since(start)})
+	}
+	return err
+}
+
+// workerNoter is a ResponseWriter that is told which worker served the
+// response; the dispatcher tells the access log's, for %(wid), %(pid) and
+// --memory-report.
+type workerNoter interface {
+	servedBy(worker int)
+}
+
+// loggedWriter notes what a response sent, as the client gets it: status,
+// the head's size and the body's.
+type loggedWriter struct {
+	wsgi.ResponseWriter
+	status               int
+	headBytes, bodyBytes int64
+	worker               int // 0 when no worker served it
+}
+
+func (lw *loggedWriter) WriteHead(status string, headers []byte) error {
+	lw.status, _ = strconv.Atoi(status[:min(3, len(status))])
+	lw.headBytes = headSize(status, headers)
+	return lw.ResponseWriter.WriteHead(status, headers)
+}
+
+func (lw *loggedWriter) WriteBody(p []byte) error {
+	lw.bodyBytes += int64(len(p))
+	return lw.ResponseWriter.WriteBody(p)
+}
+
+func (lw *loggedWriter) SendFile(f *os.File, offset, count int64) error {
+	lw.bodyBytes += fileBytes(f, offset, count)
+	return lw.ResponseWriter.SendFile(f, offset, count)
+}
+
+func (lw *loggedWriter) servedBy(worker int) { lw.worker = worker }
 
 // write writes e's line.
 func (a *accessLog) write(e *entry) {

@@ -133,7 +133,7 @@ func serveCGI(gateway func(context.Context, wsgi.Handler) error, log *slog.Logge
 		return err
 	}
 
-	d := newDispatcher(log, false)
+	d := newDispatcher(log)
 	s := newSlot(0, 0, conn, b)
 	go s.read(func(err error) { log.Error("cgi: bad response frames", "error", err) })
 	go s.serve(d.queue, nil)

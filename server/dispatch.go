@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,7 @@ var (
 	errRetry          = errors.New("server: the worker died before beginning the request")
 	errBrokenResponse = errors.New("server: the application's response broke after its head was sent")
 	errWorkerLost     = errors.New("server: the worker died during the response")
+	errCut            = errors.New("server: the graceful timeout passed during the response")
 )
 
 // job is one request travelling through a slot.
@@ -100,29 +102,34 @@ type dispatcher struct {
 	stopOnce sync.Once
 	nextID   atomic.Uint32
 	log      *slog.Logger
-	access   *accessLog    // nil when no request is logged (accesslog.go)
 	totals   *workerTotals // per-worker counts for --stats, nil without it
 	// waiting counts requests waiting for a slot; past maxWaiting (--listen),
 	// when not 0, a request gets 503 at once instead of queueing.
 	waiting    atomic.Int64
 	maxWaiting int64
 	metrics    *metrics // nil without --metrics (metrics.go)
+	// cutting is set when the graceful timeout has passed: the requests
+	// still in flight lose their workers then and are cut (relay.cut).
+	cutting atomic.Bool
 }
 
-func newDispatcher(log *slog.Logger, logRequests bool) *dispatcher {
-	d := &dispatcher{
+func newDispatcher(log *slog.Logger) *dispatcher {
+	return &dispatcher{
 		queue:   make(chan *job),
 		stopped: make(chan struct{}),
 		log:     log,
 	}
-	if logRequests {
-		d.access = &accessLog{log: log, all: true}
-	}
-	return d
 }
 
 // stop makes every request from now on get 503, for when no worker is left.
 func (d *dispatcher) stop() { d.stopOnce.Do(func() { close(d.stopped) }) }
+
+// cut ends the graceful wait for requests in flight: those still queued get
+// 503 at once, and those whose workers the caller then kills are cut.
+func (d *dispatcher) cut() {
+	d.cutting.Store(true)
+	d.stop()
+}
 
 // newID returns a request id; 0 is skipped because the scoreboard uses it
 // for "idle".
@@ -137,7 +144,7 @@ func (d *dispatcher) newID() uint32 {
 // ServeWSGI queues req for the next idle slot and relays its response to w.
 func (d *dispatcher) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, req *wsgi.Request) error {
 	start := time.Now()
-	r := relay{w: w, log: d.log}
+	r := relay{w: w, log: d.log, cutting: &d.cutting}
 	var err error
 	for attempt := 0; ; attempt++ {
 		if r.job != nil {
@@ -162,15 +169,35 @@ func (d *dispatcher) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, req *
 			return fmt.Errorf("server: client left while its request was queued: %w", context.Cause(ctx))
 		case <-d.stopped:
 			d.waiting.Add(-1)
+			if d.cutting.Load() {
+				r.logCut("503")
+			}
 			err = r.answer(503, "Service Unavailable")
 		}
 		if !errors.Is(err, errRetry) {
 			break
 		}
 	}
-	d.finished(req, &r, start)
+	d.finished(w, &r, start)
 	r.job.release()
 	return err
+}
+
+// finished counts a request that has ended for --stats, and tells the
+// access log which worker served it.
+func (d *dispatcher) finished(w wsgi.ResponseWriter, r *relay, start time.Time) {
+	noter, logged := w.(workerNoter)
+	if !logged && d.totals == nil {
+		return
+	}
+	s := r.job.taker()
+	if s == nil {
+		return
+	}
+	if logged {
+		noter.servedBy(s.worker)
+	}
+	d.totals.add(s.worker, r.bytes+r.headBytes, time.Since(start))
 }
 
 // relay writes one job's queued frames to the gateway's ResponseWriter. It
@@ -180,13 +207,15 @@ type relay struct {
 	lastAttempt bool // a request its worker never began is not queued again
 	w           wsgi.ResponseWriter
 	log         *slog.Logger
-	status      int
 	bytes       int64
-	headBytes   int64 // the head's size as HTTP, for the access log
+	headBytes   int64 // the head's size as HTTP, for --stats
 	headSent    bool
 	dirty       bool  // written to w since its last Flush
 	failure     error // set once the client is gone: the rest is discarded
 	replaced    bool  // the worker's head was invalid and a 502 went instead: the rest is discarded
+	// cutting is the dispatcher's flag of the same name; nil for a relay
+	// that only answers.
+	cutting *atomic.Bool
 }
 
 // run relays frames until the response ends. When ctx is done or the client
@@ -237,7 +266,7 @@ func (r *relay) handle(it *item, data []byte) (end bool, err error) {
 		}
 		return true, nil
 	case frameRetry:
-		if !r.lastAttempt && r.failure == nil {
+		if !r.lastAttempt && r.failure == nil && !r.isCut() {
 			return true, errRetry
 		}
 		fallthrough
@@ -245,6 +274,8 @@ func (r *relay) handle(it *item, data []byte) (end bool, err error) {
 		switch {
 		case r.failure != nil:
 			return true, r.failure
+		case r.isCut():
+			return true, r.cut()
 		case !r.headSent && r.job.timedOut.Load():
 			// Killed by harakiri: the worker did not answer in time (RFC
 			// 9110 section 15.6.5).
@@ -280,7 +311,6 @@ func (r *relay) write(it *item, payload []byte) error {
 		if err != nil {
 			return r.replaceHead(err)
 		}
-		r.status, _ = strconv.Atoi(status[:min(3, len(status))])
 		r.headSent, r.headBytes = true, headSize(status, headers)
 		return r.w.WriteHead(status, headers)
 	case wsgi.FrameBody:
@@ -292,7 +322,7 @@ func (r *relay) write(it *item, payload []byte) error {
 		if err != nil {
 			return fmt.Errorf("server: file frame: %w", err)
 		}
-		r.bytes += fileBytes(it, offset, count)
+		r.bytes += fileBytes(it.file, offset, count)
 		return r.w.SendFile(it.file, offset, count)
 	}
 	return fmt.Errorf("server: unexpected frame kind %q from a worker", byte(it.kind))
@@ -331,12 +361,13 @@ func (r *relay) replaceHead(cause error) error {
 	return r.answer(502, "Bad Gateway")
 }
 
-// fileBytes returns how many bytes a FrameFile sends, for the access log.
-func fileBytes(it *item, offset, count int64) int64 {
+// fileBytes returns how many bytes SendFile(f, offset, count) sends, for
+// the access log and --stats.
+func fileBytes(f *os.File, offset, count int64) int64 {
 	if count >= 0 {
 		return count
 	}
-	fi, err := it.file.Stat()
+	fi, err := f.Stat()
 	if err != nil {
 		return 0
 	}
@@ -354,12 +385,36 @@ func (r *relay) fail(err error) {
 	}
 }
 
+// isCut reports whether the graceful timeout has passed, in which case a
+// lost worker was killed by the stop rather than by a fault.
+func (r *relay) isCut() bool { return r.cutting != nil && r.cutting.Load() }
+
+// cut ends a request whose worker the stop killed at the graceful timeout:
+// with 503 while nothing of its response was sent (RFC 9110 section
+// 15.6.4), else by closing the connection, which tells the client the
+// response is incomplete. Either way the log names the request.
+func (r *relay) cut() error {
+	if r.headSent {
+		r.logCut("connection closed")
+		return errCut
+	}
+	r.logCut("503")
+	return r.answer(503, "Service Unavailable")
+}
+
+// logCut logs a request cut at the graceful timeout and what its client got.
+func (r *relay) logCut(answer string) {
+	method, _ := r.job.req.Vars.Get("REQUEST_METHOD")
+	path, _ := r.job.req.Vars.Get("PATH_INFO")
+	r.log.Warn("graceful timeout passed, request cut", "method", method, "path", path, "answer", answer)
+}
+
 // answer sends a short plain-text response on the master's own behalf.
 func (r *relay) answer(code int, reason string) error {
 	status := strconv.Itoa(code) + " " + reason
 	var headers wsgi.Vars
 	headers.Add("Content-Type", "text/plain; charset=utf-8")
-	r.status, r.headSent, r.headBytes = code, true, headSize(status, headers.Block())
+	r.headSent, r.headBytes = true, headSize(status, headers.Block())
 	if err := r.w.WriteHead(status, headers.Block()); err != nil {
 		return err
 	}

@@ -56,7 +56,7 @@ func answerHello(conn net.Conn, b wsgi.Scoreboard, index int) {
 // clients through two slots.
 func BenchmarkDispatchRoundTrip(b *testing.B) {
 	const slots = 2
-	d := newDispatcher(slog.New(slog.NewTextHandler(io.Discard, nil)), false)
+	d := newDispatcher(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	board, boardFile, err := newBoard(slots)
 	require.NoError(b, err)
 	boardFile.Close()

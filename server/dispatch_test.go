@@ -133,7 +133,7 @@ func newDispatchRig(t *testing.T, slots int) *dispatchRig {
 // non-nil queue replaces the dispatcher's own.
 func newRig(t *testing.T, slots int, queue chan *job) (*dispatchRig, func(i int)) {
 	rig := &dispatchRig{
-		d:      newDispatcher(slog.New(slog.NewTextHandler(io.Discard, nil)), false),
+		d:      newDispatcher(slog.New(slog.NewTextHandler(io.Discard, nil))),
 		broken: make(chan error, slots),
 	}
 	if queue != nil {
@@ -373,7 +373,7 @@ func TestDispatchOutOfTurnFrameFailsTheSlot(t *testing.T) {
 }
 
 func TestDispatchStoppedAnswers503(t *testing.T) {
-	d := newDispatcher(slog.New(slog.NewTextHandler(io.Discard, nil)), false)
+	d := newDispatcher(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	d.stop()
 	rec := &recorder{}
 	require.NoError(t, d.ServeWSGI(context.Background(), rec, &wsgi.Request{}))

@@ -10,7 +10,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -23,95 +22,8 @@ import (
 	"time"
 
 	"github.com/gowsgi/gowsgi/gateways"
-	"github.com/gowsgi/gowsgi/pyembed"
 	"github.com/gowsgi/gowsgi/wsgi"
 )
-
-// Version is gowsgi's version.
-const Version = "0.1.0"
-
-// Config is what the master needs from the command line.
-type Config struct {
-	// Sockets are the sockets to serve. None means the FastCGI socket a web
-	// server passed on fd 0, if there is one, else DefaultSocket.
-	Sockets []Socket
-	// ChmodSocket, when not 0, is the mode given to Unix socket files.
-	ChmodSocket fs.FileMode
-	// Vacuum removes the Unix socket files on exit.
-	Vacuum bool
-	// App names the application in the banner ("hello_world_app:application").
-	App string
-	// Spec is the application a zygote imports once and forks workers
-	// from (or, Lazy, forks workers that each import it).
-	Spec pyembed.AppSpec
-	// Processes and Threads are the number of workers and of slots in each.
-	Processes, Threads int
-	// GracefulTimeout bounds how long a stop waits for requests in flight.
-	GracefulTimeout time.Duration
-	// AccessLog logs one line per request.
-	AccessLog bool
-	// SpoolThreshold is the largest request body kept in memory.
-	SpoolThreshold int64
-	// BufferSize bounds a request's header block.
-	BufferSize int
-	// PidFile, when set, receives the master's pid once the sockets are
-	// bound; it is removed on exit.
-	PidFile string
-	// UID and GID, when set, are the user and group (names or numbers) the
-	// master drops to once the sockets are bound, before any worker starts.
-	UID, GID string
-	// LogTo, when set, is a file that every log line (the master's and the
-	// workers' stdout and stderr) is appended to; SIGUSR1 reopens it.
-	LogTo string
-	// childOutput is where the zygote and the workers write (logRelay).
-	childOutput childOutput
-	// TouchReload are files whose modification time changing reloads the
-	// workers as SIGHUP does.
-	TouchReload []string
-	// TouchLogReopen are files whose modification time changing reopens
-	// the LogTo file, as SIGUSR1 does.
-	TouchLogReopen []string
-	// PyAutoReload, when not 0, is how often the source files of the
-	// modules the app imported are checked; a change reloads as SIGHUP does.
-	PyAutoReload time.Duration
-	// Listen, when not 0, is the sockets' listen backlog and the most
-	// requests that wait for a slot; more get 503 at once.
-	Listen int
-	// HTTPTimeout and SocketTimeout, when not 0, bound how long an HTTP
-	// connection, and a uwsgi, SCGI or FastCGI one, may stay idle or take
-	// to send a request head.
-	HTTPTimeout, SocketTimeout time.Duration
-	// Ready, when set, is called once the workers are ready and the banner
-	// is printed: a daemon tells the process that started it.
-	Ready func()
-	// Limits are when a worker is killed (harakiri) or recycled.
-	Limits WorkerLimits
-	// LogFormat, when set, is the access line in uWSGI's --log-format
-	// variables instead of the structured one (accesslog.go).
-	LogFormat string
-	// Log4xx and Log5xx log such responses even without AccessLog.
-	Log4xx, Log5xx bool
-	// MemoryReport adds the worker's memory to access lines.
-	MemoryReport bool
-	// StaticMaps are folders the master serves itself (static.go).
-	StaticMaps []StaticMap
-	// Stats, when set, is the address of the stats server; StatsHTTP
-	// serves it over HTTP (stats.go).
-	Stats     string
-	StatsHTTP bool
-	// LimitPost, when not 0, is the largest request body accepted; a
-	// larger one gets 413 before it is read (--limit-post).
-	LimitPost int64
-	// MaxFD, when not 0, is the open-file limit (soft and hard) the master
-	// sets before it binds, for itself and the workers it starts.
-	MaxFD int
-	// ChownSocket, when set, is the "USER[:GROUP]" (names or numbers)
-	// that owns the Unix socket files; without a group, theirs stays.
-	ChownSocket string
-	// Metrics, when set, is the address of the Prometheus metrics server
-	// (metrics.go).
-	Metrics string
-}
 
 // master is one running master process.
 type master struct {
@@ -124,7 +36,8 @@ type master struct {
 	gateways  []protocolGateway // each listener's, once
 	signals   chan os.Signal
 	// handler serves the gateways: the dispatcher, behind the static files
-	// when --static-map is given (static.go).
+	// when --static-map is given (static.go), inside the access log
+	// (accesslog.go).
 	handler wsgi.Handler
 	stats   *statsServer // nil without --stats
 	metrics *metrics     // nil without --metrics
@@ -227,13 +140,14 @@ func newMaster(cfg Config) (*master, error) {
 	if err != nil {
 		return m, fmt.Errorf("cannot find the gowsgi binary to start workers: %w", err)
 	}
-	// Workers get the master's own arguments, so both roles parse the same
-	// options (docs/internals.md).
+	// The zygote is started with the master's own arguments, which only ps
+	// shows: it never reaches main nor parses them, and takes the app from
+	// the GOWSGI_APP_* environment instead (pyembed/gw_zygote.c).
 	args := os.Args[1:]
 	if m.listeners, err = bindSockets(cfg); err != nil {
 		return m, err
 	}
-	m.dispatch = newDispatcher(m.log, cfg.AccessLog)
+	m.dispatch = newDispatcher(m.log)
 	m.dispatch.maxWaiting = int64(cfg.Listen)
 	m.pool = newPool(cfg.Processes, cfg.Threads, m.launcher(exe, args), m.dispatch.queue, m.log)
 	m.pool.limits = cfg.Limits
@@ -452,20 +366,62 @@ func (m *master) reopenLogFile() {
 	}
 }
 
-// shutdown stops accepting, lets requests in flight finish within the
-// graceful timeout (a second signal cuts it short), then retires the
-// workers, killing those still busy when the time is up.
+// cutAnswerTimeout bounds how long the requests cut at the graceful timeout
+// have to send their answers before their connections are closed.
+const cutAnswerTimeout = 2 * time.Second
+
+// shutdown stops accepting and lets requests in flight finish within the
+// graceful timeout (a second signal cuts it short), cuts those still
+// running then (cutInFlight), and retires the workers.
 func (m *master) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.GracefulTimeout)
 	defer cancel()
 	go m.cutShort(ctx, cancel)
-	m.shutdownGateways(ctx)
+	drained, closeNow := m.drainGateways()
+	defer closeNow()
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		m.cutInFlight(drained, closeNow)
+	}
 	m.pool.stop()
 	select {
 	case <-m.pool.done:
 	case <-ctx.Done():
 		m.pool.kill()
 		<-m.pool.done
+	}
+}
+
+// drainGateways starts shutdownGateways: drained is closed once every
+// gateway's requests have ended, and closeNow closes the connections of
+// those still busy.
+func (m *master) drainGateways() (drained <-chan struct{}, closeNow context.CancelFunc) {
+	closing, closeNow := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		m.shutdownGateways(closing)
+		close(done)
+	}()
+	return done, closeNow
+}
+
+// cutInFlight ends the requests still in flight when the graceful timeout
+// has passed: the dispatcher answers 503 to those still queued, and once
+// the workers are killed each request that lost its worker gets 503 if
+// nothing of its response was sent, else its connection is cut
+// (relay.cut). Their gateways have cutAnswerTimeout to send that before
+// the connections still open are closed.
+func (m *master) cutInFlight(drained <-chan struct{}, closeNow context.CancelFunc) {
+	m.dispatch.cut()
+	m.pool.kill()
+	answered := time.NewTimer(cutAnswerTimeout)
+	defer answered.Stop()
+	select {
+	case <-drained:
+	case <-answered.C:
+		closeNow()
+		<-drained
 	}
 }
 

@@ -1,7 +1,8 @@
 // The worker pool: one goroutine owns the table of workers and is the only
 // one to start, retire or kill them; everything else talks to it over
 // channels. It respawns crashed workers with backoff and a failure budget,
-// and swaps in a fresh generation on reload without dropping a request.
+// and swaps in a fresh generation on reload without dropping a request
+// (pool_reload.go).
 package server
 
 import (
@@ -153,7 +154,7 @@ func (p *pool) kill() { p.once.kill.Do(func() { close(p.kills) }) }
 
 // run is the pool goroutine.
 func (p *pool) run() {
-	// Never unlocked: see the Pdeathsig comment in spawn_linux.go.
+	// Never unlocked: see the Pdeathsig comment in zygote_linux.go.
 	runtime.LockOSThread()
 	defer close(p.done)
 	p.starting = true
@@ -440,73 +441,6 @@ func (p *pool) checkLost() {
 		}
 	}
 	p.once.lost.Do(func() { close(p.lost) })
-}
-
-func (p *pool) beginReload() {
-	switch {
-	case p.starting || p.stopping:
-		return
-	case p.pending != 0:
-		p.log.Warn("reload already in progress")
-		return
-	}
-	gen := p.newGeneration()
-	p.pending = gen
-	p.log.Info("reloading", "generation", gen)
-	p.launcher.prepare(gen, func(err error) {
-		ev := event{kind: evPrepared, gen: gen}
-		if err != nil {
-			ev.text = err.Error()
-		}
-		p.send(ev)
-	})
-}
-
-// generationPrepared starts the workers of a reload's generation once it
-// can start (its zygote has imported the app), unless the reload has been
-// given up or failed since.
-func (p *pool) generationPrepared(gen int, failure string) {
-	switch {
-	case gen != p.pending || p.stopping: // given up: released already, or when run ends
-	case failure != "":
-		p.loadFailed(gen, failure)
-	default:
-		p.spawnGeneration(gen)
-	}
-}
-
-// finishReload switches the queue over to the pending generation, then lets
-// the old workers finish what they are serving.
-func (p *pool) finishReload() {
-	gen := p.pending
-	old := p.current
-	p.current, p.pending = gen, 0
-	p.failures, p.gaveUp = nil, false
-	p.launcher.release(old)
-	for w := range p.workers {
-		if w.gen == gen {
-			p.activate(w)
-		}
-	}
-	for w := range p.workers {
-		if w.gen != gen {
-			p.retireWorker(w)
-		}
-	}
-	p.log.Info("reloaded", "generation", gen)
-}
-
-// abandonReload drops a generation that failed to load; the old one keeps
-// serving.
-func (p *pool) abandonReload(reason string) {
-	p.log.Error("reload failed, keeping the running workers", "error", reason)
-	for w := range p.workers {
-		if w.gen == p.pending {
-			p.retireWorker(w)
-		}
-	}
-	p.launcher.release(p.pending)
-	p.pending = 0
 }
 
 func (p *pool) beginStop() {

@@ -51,7 +51,7 @@ type poolRig struct {
 func startPool(t *testing.T, processes, threads int, module string) *poolRig {
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
-	d := newDispatcher(log, false)
+	d := newDispatcher(log)
 	l := newZygoteLauncher(os.Args[0], []string{"-test.run=^$"}, zygoteSpec(t, module), log)
 	p := newPool(processes, threads, l, d.queue, log)
 	p.start()

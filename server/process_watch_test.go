@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,24 +26,43 @@ func (r moduleRig) source(t *testing.T, name string) string {
 }
 
 // replaceList writes the list whole, as the process that imports the app
-// does.
+// does, each file with the time it has now, as when it was imported.
 func (r moduleRig) replaceList(t *testing.T, paths ...string) {
 	t.Helper()
-	require.NoError(t, os.WriteFile(r.list+".tmp", []byte(strings.Join(paths, "\n")+"\n"), 0o644))
+	require.NoError(t, os.WriteFile(r.list+".tmp", []byte(listLines(t, paths)), 0o644))
 	require.NoError(t, os.Rename(r.list+".tmp", r.list))
 	bumpMTime(t, r.list)
 }
 
 // appendList adds to the list, as a worker does for a module it imported
-// while serving.
+// while serving, each file with the time it has now.
 func (r moduleRig) appendList(t *testing.T, paths ...string) {
+	t.Helper()
+	r.appendLines(t, listLines(t, paths))
+}
+
+// appendLines adds lines to the list as they are.
+func (r moduleRig) appendLines(t *testing.T, lines string) {
 	t.Helper()
 	f, err := os.OpenFile(r.list, os.O_WRONLY|os.O_APPEND, 0)
 	require.NoError(t, err)
-	_, err = f.WriteString(strings.Join(paths, "\n") + "\n")
+	_, err = f.WriteString(lines)
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
 	bumpMTime(t, r.list)
+}
+
+// listLines returns the list's lines for paths, as a worker that imports
+// them now writes them: the file's modification time, a tab, the file.
+func listLines(t *testing.T, paths []string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		require.NoError(t, err)
+		fmt.Fprintf(&b, "%d\t%s\n", fi.ModTime().UnixNano(), p)
+	}
+	return b.String()
 }
 
 // bumpMTime moves path's modification time a second on, so a change is
@@ -121,5 +141,86 @@ func TestModuleWatchFollowsAModuleImportedLater(t *testing.T) {
 			bumpMTime(t, lazy)
 			assert.Equal(t, []string{lazy}, w.poll())
 		})
+	}
+}
+
+// TestModuleWatchSeesEditsMadeBeforeTheListIsRead: the master compares a
+// file with the time it had when a worker imported it, not with the time
+// it has when the master first reads its line, so an edit made in between
+// reloads (before, a worker kept the old code with no reload).
+func TestModuleWatchSeesEditsMadeBeforeTheListIsRead(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// imports acts on a watch whose baseline lists app.py, lists
+		// views.py as workers do, and returns what the next poll must
+		// report.
+		imports func(t *testing.T, r moduleRig, views string) []string
+	}{
+		{"imported, then edited before the poll", func(t *testing.T, r moduleRig, views string) []string {
+			r.appendList(t, views)
+			bumpMTime(t, views)
+			return []string{views}
+		}},
+		{"imported, edited, imported again by another worker", func(t *testing.T, r moduleRig, views string) []string {
+			old := listLines(t, []string{views})
+			bumpMTime(t, views)
+			r.appendList(t, views)
+			r.appendLines(t, old) // the first worker's line comes last
+			return []string{views}
+		}},
+		{"imported and not edited", func(t *testing.T, r moduleRig, views string) []string {
+			r.appendList(t, views)
+			return nil
+		}},
+		{"imported with no time", func(t *testing.T, r moduleRig, views string) []string {
+			// A worker that could not read the time: the file's own, as
+			// the master reads it, is the baseline.
+			r.appendLines(t, "0\t"+views+"\n")
+			return nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := moduleRig{dir: t.TempDir()}
+			r.list = filepath.Join(r.dir, "modules")
+			r.replaceList(t, r.source(t, "app.py"))
+			w := moduleWatch{list: r.list, last: map[string]time.Time{}}
+			require.Empty(t, w.poll(), "the first poll takes the baseline")
+
+			want := tc.imports(t, r, r.source(t, "views.py"))
+			assert.Equal(t, want, w.poll())
+			assert.Empty(t, w.poll(), "a change is reported once")
+		})
+	}
+}
+
+func TestModuleWatchTakesALineOnce(t *testing.T) {
+	// An edit is reported; the list then grows before the reload's zygote
+	// replaces it, and the line with the time before the edit is still in
+	// it: not news, so no second reload.
+	r := moduleRig{dir: t.TempDir()}
+	r.list = filepath.Join(r.dir, "modules")
+	app := r.source(t, "app.py")
+	r.replaceList(t, app)
+	w := moduleWatch{list: r.list, last: map[string]time.Time{}}
+	require.Empty(t, w.poll())
+	bumpMTime(t, app)
+	require.Equal(t, []string{app}, w.poll())
+	r.appendList(t, r.source(t, "views.py"))
+	assert.Empty(t, w.poll())
+	r.replaceList(t, app)
+	assert.Empty(t, w.poll(), "the reload's list")
+}
+
+func TestParseListed(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want listedModule
+	}{
+		{"1700000000123456789\t/srv/app/views.py", listedModule{"/srv/app/views.py", 1700000000123456789}},
+		{"5\t/srv/a\tb.py", listedModule{"/srv/a\tb.py", 5}},
+		{"0\t/srv/app.py", listedModule{"/srv/app.py", 0}},
+		{"/srv/old.py", listedModule{"/srv/old.py", 0}},
+	} {
+		assert.Equal(t, tc.want, parseListed(tc.line), tc.line)
 	}
 }

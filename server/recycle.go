@@ -2,17 +2,15 @@
 // --reload-on-rss: a worker past its limit is replaced by a fresh fork of the
 // zygote, started before the old one stops taking requests so capacity does
 // not drop, and the old one finishes what it is serving (within
-// --worker-reload-mercy) and exits. Also SIGTTIN/SIGTTOU, one worker more
-// or less. All of it runs in the pool goroutine.
+// --worker-reload-mercy) and exits. All of it runs in the pool goroutine;
+// SIGTTIN/SIGTTOU, one worker more or fewer, are in pool_resize.go.
 package server
 
 import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/signal"
 	"strconv"
-	"syscall"
 	"time"
 )
 
@@ -38,9 +36,6 @@ type WorkerLimits struct {
 // checkInterval is how often the pool looks at its workers' scoreboards,
 // ages and memory: the precision of --harakiri and the others.
 const checkInterval = 100 * time.Millisecond
-
-// maxProcesses bounds what SIGTTIN can grow the pool to, as --processes is.
-const maxProcesses = 1024
 
 // spareLead is how many requests before --max-requests the replacement is
 // forked, so it is ready when the old worker stops: an eighth of the limit,
@@ -229,61 +224,4 @@ func residentBytes(pid int) (int64, error) {
 		return 0, fmt.Errorf("server: /proc/%d/statm: %w", pid, err)
 	}
 	return pages * int64(os.Getpagesize()), nil
-}
-
-// watchResizeSignals turns SIGTTIN into one worker more and SIGTTOU into one
-// fewer, as uWSGI's master does, until the pool has stopped. It registers
-// before returning: unhandled, either signal would stop the process.
-func (p *pool) watchResizeSignals() {
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTTIN, syscall.SIGTTOU)
-	go func() {
-		defer signal.Stop(sigs)
-		for {
-			select {
-			case sig := <-sigs:
-				delta := 1
-				if sig == syscall.SIGTTOU {
-					delta = -1
-				}
-				select {
-				case p.resizes <- delta:
-				case <-p.done:
-					return
-				}
-			case <-p.done:
-				return
-			}
-		}
-	}()
-}
-
-// resize adds a worker (delta 1) or retires the highest-numbered one
-// (delta -1).
-func (p *pool) resize(delta int) {
-	switch {
-	case p.starting || p.stopping || p.pending != 0:
-		p.log.Warn("cannot change the worker count while starting, reloading or stopping", "processes", p.processes)
-		return
-	case delta > 0 && p.processes >= maxProcesses, delta < 0 && p.processes <= 1:
-		p.log.Warn("worker count unchanged", "processes", p.processes)
-		return
-	}
-	if delta > 0 {
-		p.processes++
-		p.log.Info("adding a worker", "worker", p.processes, "processes", p.processes)
-		if _, err := p.spawn(p.processes, p.current); err != nil {
-			p.log.Error("worker spawn failed", "worker", p.processes, "error", err)
-			p.scheduleRespawn(p.processes)
-		}
-		return
-	}
-	num := p.processes
-	p.processes--
-	p.log.Info("removing a worker", "worker", num, "processes", p.processes)
-	for w := range p.workers {
-		if w.gen == p.current && w.num == num {
-			p.retireWorker(w)
-		}
-	}
 }

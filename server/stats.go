@@ -227,38 +227,3 @@ func (wt *workerTotals) get(worker int) totals {
 	defer wt.mu.Unlock()
 	return wt.byID[worker]
 }
-
-// pidOf returns the pid of the serving worker numbered worker, 0 when
-// there is none; for the access log's %(pid) and --memory-report.
-func (m *master) pidOf(worker int) int {
-	pid := 0
-	for _, w := range m.pool.snapshot().Workers {
-		if w.ID == worker && w.Status != workerStarting {
-			pid = w.PID // the newest such process, as the list is oldest first
-		}
-	}
-	return pid
-}
-
-// prepareAccessStaticStats sets up the access log, the static files and
-// the stats server cfg asks for; newMaster calls it once the dispatcher and
-// the pool exist, before the gateways are built.
-func (m *master) prepareAccessStaticStats() (err error) {
-	m.dispatch.access = newAccessLog(m.cfg, m.log, m.stderr)
-	if m.dispatch.access != nil {
-		m.dispatch.access.pidOf = m.pidOf
-	}
-	m.handler = m.dispatch
-	if len(m.cfg.StaticMaps) > 0 {
-		if m.handler, err = newStaticHandler(m.cfg.StaticMaps, m.dispatch); err != nil {
-			return err
-		}
-	}
-	if m.stats, err = listenStats(m.cfg.Stats, m.cfg.StatsHTTP, m.log); err != nil {
-		return err
-	}
-	if m.stats != nil {
-		m.dispatch.totals = newWorkerTotals()
-	}
-	return nil
-}

@@ -1,6 +1,7 @@
-// Tests of starting workers by fork from a zygote: this test binary is the
-// zygote (pyembed's constructor takes over when GOWSGI_ZYGOTE is set) and
-// its forked children run the worker role through TestMain.
+// Tests of starting workers by fork from a zygote: this test binary, run
+// again with GOWSGI_ZYGOTE set, is the zygote (pyembed's cgo constructor
+// takes over before any test runs), and the workers it forks serve in C
+// and never reach the tests either.
 package server
 
 import (
@@ -19,7 +20,8 @@ import (
 	"github.com/gowsgi/gowsgi/pyembed"
 )
 
-// zygoteSpec is the app spec TestMain gives its workers, for module.
+// zygoteSpec is the app spec a test's zygote imports: module, from
+// testdata/.
 func zygoteSpec(t *testing.T, module string) pyembed.AppSpec {
 	testdata, err := filepath.Abs("testdata")
 	require.NoError(t, err)

@@ -28,6 +28,7 @@ type Handler interface {
 	// response has ended. ctx is done when the client has gone away. A
 	// non-nil error means the response could not be completed after its head
 	// went out, so the gateway must close the connection rather than end
-	// the response cleanly.
+	// the response cleanly, once what was written to w, flushed or not, has
+	// been sent: PEP 3333 has every block the app yielded transmitted.
 	ServeWSGI(ctx context.Context, w ResponseWriter, req *Request) error
 }

@@ -65,7 +65,9 @@ func main() {
 
 // printWarnings prints the one line about options gowsgi ignored and one
 // per kind of uWSGI option it handles its own way (config_compat.go). Only
-// the master prints them: its workers parse the same options.
+// the command the user ran prints them: the zygote and its workers never
+// reach main, and a daemon's master leaves them to the command that
+// started it.
 func printWarnings(opts *options) {
 	if len(opts.Unimplemented) > 0 {
 		fmt.Fprintf(os.Stderr, "gowsgi: warning: ignoring uWSGI options gowsgi does not implement: %s\n", strings.Join(opts.Unimplemented, ", "))

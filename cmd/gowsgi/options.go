@@ -3,7 +3,8 @@
 // option names so a uWSGI configuration keeps working, which is why this is
 // not the flag package: uWSGI spells options "--opt value" and
 // "--opt=value", has short forms, repeats list options, lets the last scalar
-// win and reads booleans its own way.
+// win and reads booleans its own way. What the parsed options become for
+// the master and the workers is in options_server.go.
 package main
 
 import (
@@ -16,7 +17,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gowsgi/gowsgi/pyembed"
 	"github.com/gowsgi/gowsgi/server"
 	"github.com/gowsgi/gowsgi/wsgi"
 )
@@ -383,125 +383,6 @@ func (o *options) check() error {
 		return err
 	}
 	return nil
-}
-
-// httpsSocket reads uWSGI's "ADDR,CERT,KEY" form of --https-socket.
-func httpsSocket(spec string) (server.Socket, error) {
-	parts := strings.Split(spec, ",")
-	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
-		return server.Socket{}, fmt.Errorf("--https-socket: %q is not ADDR,CERT,KEY", spec)
-	}
-	return server.Socket{Protocol: server.ProtocolHTTPS, Address: parts[0], CertFile: parts[1], KeyFile: parts[2]}, nil
-}
-
-// sockets lists the sockets to serve, HTTP first. check has validated the
-// --https-socket values.
-func (o *options) sockets() []server.Socket {
-	var out []server.Socket
-	add := func(protocol server.Protocol, addrs []string) {
-		for _, addr := range addrs {
-			out = append(out, server.Socket{Protocol: protocol, Address: addr})
-		}
-	}
-	add(server.ProtocolHTTP, o.HTTPSockets)
-	for _, spec := range o.HTTPSSockets {
-		s, _ := httpsSocket(spec)
-		out = append(out, s)
-	}
-	add(server.ProtocolUWSGI, o.UWSGISockets)
-	add(server.ProtocolSCGI, o.SCGISockets)
-	add(server.ProtocolFastCGI, o.FastCGISockets)
-	return out
-}
-
-// appName names the application as the banner shows it.
-func (o *options) appName() string {
-	if o.Module == "" && o.WSGIFile == "" {
-		return o.mountNames()
-	}
-	source := o.Module
-	if o.WSGIFile != "" {
-		source = o.WSGIFile
-	}
-	if strings.Contains(source, ":") && o.WSGIFile == "" {
-		return source
-	}
-	return source + ":" + o.Callable
-}
-
-// appSpec is what a worker imports.
-func (o *options) appSpec() pyembed.AppSpec {
-	return pyembed.AppSpec{
-		Module:           o.Module,
-		WSGIFile:         o.WSGIFile,
-		Callable:         o.Callable,
-		PythonPath:       o.PythonPath,
-		Multiprocess:     o.Processes > 1,
-		Multithread:      o.Threads > 1,
-		Mounts:           o.mounts(),
-		ManageScriptName: o.ManageScriptName,
-		Home:             o.Home,
-		Lazy:             o.LazyApps,
-	}
-}
-
-// serverConfig is what the master runs with.
-func (o *options) serverConfig() server.Config {
-	return server.Config{
-		Sockets:         o.sockets(),
-		ChmodSocket:     o.ChmodSocket,
-		Vacuum:          o.Vacuum,
-		App:             o.appName(),
-		Spec:            o.appSpec(),
-		Processes:       o.Processes,
-		Threads:         o.Threads,
-		GracefulTimeout: o.GracefulTimeout,
-		AccessLog:       !o.DisableLogging,
-		SpoolThreshold:  int64(o.SpoolThreshold),
-		BufferSize:      o.BufferSize,
-		PidFile:         o.PidFile,
-		UID:             o.UID,
-		GID:             o.GID,
-		LogTo:           o.logTo(),
-		TouchReload:     o.TouchReload,
-		TouchLogReopen:  o.TouchLogReopen,
-		PyAutoReload:    o.PyAutoReload,
-		Listen:          o.Listen,
-		HTTPTimeout:     o.HTTPTimeout,
-		SocketTimeout:   o.SocketTimeout,
-		Limits: server.WorkerLimits{
-			Harakiri:    o.Harakiri,
-			MaxRequests: o.MaxRequests,
-			MaxLifetime: o.MaxWorkerLifetime,
-			ReloadOnRSS: int64(o.ReloadOnRSS) << 20,
-			ReloadMercy: o.WorkerReloadMercy,
-		},
-		StaticMaps:   o.staticMaps(),
-		LogFormat:    o.LogFormat,
-		Log4xx:       o.Log4xx,
-		Log5xx:       o.Log5xx,
-		MemoryReport: o.MemoryReport,
-		Stats:        o.Stats,
-		StatsHTTP:    o.StatsHTTP,
-		Metrics:      o.Metrics,
-		ChownSocket:  o.ChownSocket,
-		LimitPost:    int64(o.LimitPost),
-		MaxFD:        o.MaxFD,
-	}
-}
-
-// staticMaps reads the --static-map values, which check has validated,
-// and then each --check-static folder: a mapping of the whole site.
-func (o *options) staticMaps() []server.StaticMap {
-	var maps []server.StaticMap
-	for _, spec := range o.StaticMaps {
-		m, _ := server.ParseStaticMap(spec)
-		maps = append(maps, m)
-	}
-	for _, dir := range o.CheckStatic {
-		maps = append(maps, server.StaticMap{Mount: "", Dir: dir, Option: "--check-static"})
-	}
-	return maps
 }
 
 // helpText lists the options from the table.

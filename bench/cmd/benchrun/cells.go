@@ -1,12 +1,13 @@
 // The benchmark's main loop: every server started once, then for each round
-// every cell (app × load) run by every server in turn, the starting server
-// rotating from round to round so drift hits them all alike.
+// every cell (app × load) run by every server that runs it, in turn, the
+// starting server rotating from round to round so drift hits them all alike.
 package main
 
 import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"time"
 )
 
@@ -35,7 +36,8 @@ type cellKey struct{ server, app, load string }
 // sample is one round of one cell.
 type sample struct {
 	wrkResult
-	cpuPer1k  float64 // server CPU seconds per 1,000 requests
+	cpu       cpuSplit       // CPU µs per request by role
+	processes [roleCount]int // processes per role after the cell
 	perWorker memory
 	totalPSS  float64
 	waiting   int // connections in the server's accept queue halfway through
@@ -46,11 +48,7 @@ func (b *bench) runCells() error {
 	b.samples = map[cellKey][]sample{}
 	defer b.stopAll()
 	for _, s := range b.servers {
-		port, err := freePort()
-		if err != nil {
-			return err
-		}
-		r, err := start(s.name, s.command(port), port, b.benchDir, b.tmp, b.env)
+		r, err := b.startServer(s)
 		if err != nil {
 			return err
 		}
@@ -60,8 +58,11 @@ func (b *bench) runCells() error {
 		for _, a := range b.apps {
 			for _, l := range b.loads {
 				for i := range b.running {
-					r := b.running[(i+round)%len(b.running)]
-					if err := b.measure(r, a, l, round); err != nil {
+					k := (i + round) % len(b.running)
+					if !b.servers[k].runs(a, l) {
+						continue
+					}
+					if err := b.measure(b.running[k], a, l, round); err != nil {
 						return err
 					}
 				}
@@ -71,10 +72,24 @@ func (b *bench) runCells() error {
 	return nil
 }
 
+// startServer starts s on a free port, or behind its own nginx.
+func (b *bench) startServer(s server) (*running, error) {
+	if s.behindNginx {
+		return startBehindNginx(s, b.benchDir, b.tmp, b.env)
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	return start(s.name, s.command(listenAddr(port)), port, b.benchDir, b.tmp, b.env)
+}
+
+// listenAddr is the loopback address of port.
+func listenAddr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
+
 // measure runs one cell once against r.
 func (b *bench) measure(r *running, a app, l load, round int) error {
-	pid := r.cmd.Process.Pid
-	before := cpuTicks(pid)
+	before := readTreeCPU(r)
 	// Halfway through, how many of wrk's connections the server has not
 	// even accepted: a server that serves one kept-alive connection per
 	// worker leaves the others queued, unserved, for the whole run.
@@ -88,16 +103,14 @@ func (b *bench) measure(r *running, a app, l load, round int) error {
 	if err != nil {
 		return fmt.Errorf("%s, %s, %s: %w", r.name, a.name, l.name, err)
 	}
-	after := cpuTicks(pid)
-	s := sample{wrkResult: res, waiting: <-waiting}
-	if res.requests > 0 {
-		s.cpuPer1k = float64(after-before) / b.clk / (float64(res.requests) / 1000)
-	}
-	s.perWorker, s.totalPSS = treeMemory(pid)
+	after := readTreeCPU(r)
+	s := sample{wrkResult: res, waiting: <-waiting, processes: after.processes}
+	s.cpu = perRequest(before, after, b.clk, res.requests)
+	s.perWorker, s.totalPSS = treeMemory(r.cmd.Process.Pid)
 	key := cellKey{r.name, a.name, l.name}
 	b.samples[key] = append(b.samples[key], s)
-	fmt.Fprintf(os.Stderr, "round %d  %-16s %-26s %-36s %9.0f req/s  p99 %8.2f ms  errors %d\n",
-		round+1, r.name, a.name, l.name, res.rps, res.p99, res.errors)
+	fmt.Fprintf(os.Stderr, "round %d  %-16s %-26s %-36s %9.0f req/s  p99 %8.2f ms  errors %d  CPU µs/req %s\n",
+		round+1, r.name, a.name, l.name, res.rps, res.p99, res.errors, s.cpu)
 	return nil
 }
 
@@ -115,8 +128,9 @@ type cell struct {
 	p50, p99            float64
 	errors              float64
 	waiting             float64
-	cpuPer1k            float64
-	rss, pss, totalPSS  float64 // KiB
+	cpu                 cpuSplit       // µs per request by role
+	processes           [roleCount]int // processes per role after the last round
+	rss, pss, totalPSS  float64        // KiB
 	rounds              int
 }
 
@@ -143,7 +157,10 @@ func summarise(samples []sample) cell {
 	c.p99 = pick(func(s sample) float64 { return s.p99 })
 	c.errors = pick(func(s sample) float64 { return float64(s.errors) })
 	c.waiting = pick(func(s sample) float64 { return float64(s.waiting) })
-	c.cpuPer1k = pick(func(s sample) float64 { return s.cpuPer1k })
+	for r := range c.cpu {
+		c.cpu[r] = pick(func(s sample) float64 { return s.cpu[r] })
+	}
+	c.processes = samples[len(samples)-1].processes
 	c.rss = pick(func(s sample) float64 { return s.perWorker.rss })
 	c.pss = pick(func(s sample) float64 { return s.perWorker.pss })
 	c.totalPSS = pick(func(s sample) float64 { return s.totalPSS })

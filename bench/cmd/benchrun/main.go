@@ -1,8 +1,11 @@
 // Command benchrun is gowsgi's side-by-side benchmark: it starts gowsgi,
-// Gunicorn (sync and gthread), uWSGI and waitress on bench/apps.py, drives
-// each app at each load with wrk, the servers taking turns inside every
-// round, and writes a Markdown report and a gnuplot chart. `make bench` and
-// `make bench-quick` run it.
+// Gunicorn (sync and gthread), uWSGI (--http11-socket and the --http
+// router), waitress, and gowsgi and uWSGI behind nginx's uwsgi_pass on
+// bench/apps.py, drives each app at each load with wrk, the servers taking
+// turns inside every round, and writes a Markdown report (the req/s ratios
+// the performance goals are stated in, CPU per request split into master,
+// workers and nginx) and a gnuplot chart. `make bench` and `make
+// bench-quick` run it.
 package main
 
 import (
@@ -27,7 +30,7 @@ type options struct {
 
 func main() {
 	var o options
-	flag.BoolVar(&o.quick, "quick", false, "few apps and loads, one round, short runs; no memory scenario")
+	flag.BoolVar(&o.quick, "quick", false, "hello, Flask JSON and 10 MiB file_wrapper at 1 and 32 connections only; no memory scenario")
 	flag.StringVar(&o.gowsgi, "gowsgi", "bin/gowsgi", "the gowsgi binary under test")
 	flag.StringVar(&o.benchDir, "bench", "bench", "the directory holding apps.py and the wrk scripts")
 	flag.StringVar(&o.out, "out", "", "write the Markdown report here (default: standard output)")
@@ -66,8 +69,8 @@ func run(o options) error {
 		apps: allApps, loads: allLoads, servers: servers(gowsgi), clk: clockTicks(), loadStart: loadAverage(),
 	}
 	if o.quick {
-		b.apps = []app{allApps[0], allApps[3], allApps[6]}
-		b.loads = []load{allLoads[1], allLoads[3]}
+		b.apps = selectApps(appHello, appFlask, appFile10M)
+		b.loads = selectLoads(loadOne, loadThirtyTwo)
 	}
 	if err := b.runCells(); err != nil {
 		return err
@@ -106,4 +109,26 @@ func writeBigFile(path string, size int) error {
 		}
 	}
 	return f.Close()
+}
+
+// selectApps is the apps named, in allApps' order.
+func selectApps(names ...string) []app {
+	var out []app
+	for _, a := range allApps {
+		if contains(names, a.name) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// selectLoads is the loads named, in allLoads' order.
+func selectLoads(names ...string) []load {
+	var out []load
+	for _, l := range allLoads {
+		if contains(names, l.name) {
+			out = append(out, l)
+		}
+	}
+	return out
 }

@@ -32,9 +32,9 @@ func memoryScenario(gowsgi, benchDir, tmp string, env []string) ([]memoryRow, er
 			if err != nil {
 				return nil, err
 			}
-			argv := uwsgiCommand(port, workers)
+			argv := uwsgiCommand("--http11-socket", listenAddr(port), workers)
 			if name == "gowsgi" {
-				argv = gowsgiCommand(gowsgi, port, workers)
+				argv = gowsgiCommand(gowsgi, "--http-socket", listenAddr(port), workers)
 			}
 			row, err := measureMemory(name, argv, port, workers, benchDir, tmp, env)
 			if err != nil {
@@ -55,7 +55,7 @@ func measureMemory(name string, argv []string, port, workers int, benchDir, tmp 
 	defer r.stop()
 	warm := 2 * time.Second
 	l := load{connections: 4 * workers}
-	if _, err := runWrk(wrkArgs(allApps[3], l, port, warm, benchDir), warm); err != nil {
+	if _, err := runWrk(wrkArgs(selectApps(appFlask)[0], l, port, warm, benchDir), warm); err != nil {
 		return memoryRow{}, fmt.Errorf("%s: %w", label, err)
 	}
 	tree := processTree(r.cmd.Process.Pid)

@@ -25,10 +25,11 @@ const (
 type running struct {
 	name    string
 	argv    []string
-	port    int
+	port    int // where wrk connects: the server's own port, or its nginx's
 	cmd     *exec.Cmd
 	logPath string
 	exited  chan struct{}
+	nginx   *running // the nginx in front of it; nil when wrk talks to it directly
 }
 
 // freePort asks the kernel for an ephemeral port on 127.0.0.1.
@@ -42,8 +43,23 @@ func freePort() (int, error) {
 }
 
 // start runs argv in dir with env added to the environment, logging to a
-// file in logDir, and waits until GET readyPath answers 200.
+// file in logDir, and waits until GET /hello on port answers 200.
 func start(name string, argv []string, port int, dir, logDir string, env []string) (*running, error) {
+	r, err := launch(name, argv, dir, logDir, env)
+	if err != nil {
+		return nil, err
+	}
+	r.port = port
+	if err := r.waitReady(); err != nil {
+		r.stop()
+		return nil, err
+	}
+	return r, nil
+}
+
+// launch runs argv in dir with env added to the environment, logging to a
+// file in logDir, without waiting for it.
+func launch(name string, argv []string, dir, logDir string, env []string) (*running, error) {
 	logPath := filepath.Join(logDir, strings.ReplaceAll(name, " ", "_")+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -57,26 +73,20 @@ func start(name string, argv []string, port int, dir, logDir string, env []strin
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("benchrun: start %s: %w", name, err)
 	}
-	r := &running{name: name, argv: argv, port: port, cmd: cmd, logPath: logPath, exited: make(chan struct{})}
+	r := &running{name: name, argv: argv, cmd: cmd, logPath: logPath, exited: make(chan struct{})}
 	go func() { cmd.Wait(); close(r.exited) }()
-	if err := r.waitReady(); err != nil {
-		r.stop()
-		return nil, err
-	}
 	return r, nil
 }
 
-// waitReady polls /hello until it answers 200, the process exits, or the
-// deadline passes.
+// waitReady polls /hello until it answers 200, the server (or its nginx)
+// exits, or the deadline passes.
 func (r *running) waitReady() error {
 	client := &http.Client{Timeout: time.Second}
 	url := fmt.Sprintf("http://127.0.0.1:%d/hello", r.port)
 	deadline := time.Now().Add(readyTimeout)
 	for time.Now().Before(deadline) {
-		select {
-		case <-r.exited:
-			return fmt.Errorf("benchrun: %s exited before it was ready (log: %s)", r.name, r.tail())
-		default:
+		if err := r.exitedEarly(); err != nil {
+			return err
 		}
 		if resp, err := client.Get(url); err == nil {
 			resp.Body.Close()
@@ -89,10 +99,30 @@ func (r *running) waitReady() error {
 	return fmt.Errorf("benchrun: %s not ready after %s (log: %s)", r.name, readyTimeout, r.tail())
 }
 
-// stop sends SIGTERM to the server's PID and waits; the server, if still
-// there after stopTimeout, and any worker that outlived it get SIGKILL. The
-// servers stay in benchrun's process group, so ^C reaches them too.
+// exitedEarly says which process exited before the server was ready.
+func (r *running) exitedEarly() error {
+	for _, p := range []*running{r, r.nginx} {
+		if p == nil {
+			continue
+		}
+		select {
+		case <-p.exited:
+			return fmt.Errorf("benchrun: %s exited before it was ready (log: %s)", p.name, p.tail())
+		default:
+		}
+	}
+	return nil
+}
+
+// stop stops the server's nginx first, if any (nginx takes SIGTERM as
+// "stop now"), then sends SIGTERM to the server's PID and waits; the
+// server, if still there after stopTimeout, and any worker that outlived it
+// get SIGKILL. The servers stay in benchrun's process group, so ^C reaches
+// them too.
 func (r *running) stop() error {
+	if r.nginx != nil {
+		r.nginx.stop()
+	}
 	pid := r.cmd.Process.Pid
 	workers := processTree(pid)[1:]
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {

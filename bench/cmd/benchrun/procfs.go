@@ -1,5 +1,6 @@
 // What the benchmark reads from /proc: a server's process tree, its CPU time
-// (proc(5) /proc/PID/stat) and its memory (/proc/PID/smaps_rollup).
+// (proc(5) /proc/PID/stat), its processes' names (/proc/PID/cmdline) and its
+// memory (/proc/PID/smaps_rollup).
 package main
 
 import (
@@ -62,15 +63,12 @@ func processTree(root int) []int {
 	return tree
 }
 
-// cpuTicks is the CPU time of the whole tree under root.
-func cpuTicks(root int) int64 {
-	var total int64
-	for _, pid := range processTree(root) {
-		if st, err := readStat(pid); err == nil {
-			total += st.ticks
-		}
-	}
-	return total
+// readCmdline is /proc/PID/cmdline with its NULs as spaces: the name a
+// process gave itself by rewriting its argv, as uWSGI's --auto-procname
+// does (proc(5)).
+func readCmdline(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
 }
 
 // clockTicks is sysconf(_SC_CLK_TCK), the unit of /proc/PID/stat times.

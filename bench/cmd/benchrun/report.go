@@ -1,6 +1,6 @@
-// The Markdown report: machine, versions, command lines, the ratios the
-// performance goals are judged on, one table per app × load, the memory
-// scenario and the CGI start-up row.
+// The Markdown report: machine, versions, method and command lines (the
+// summary is in summary.go), one table per app × load, the memory scenario
+// and the CGI start-up row.
 package main
 
 import (
@@ -51,6 +51,7 @@ func (b *bench) writeHeader(w io.Writer) {
 		{"Flask", pythonPackageVersion(b.opts.python, "flask")},
 		{"Gunicorn", firstLine("gunicorn", "--version")},
 		{"uWSGI", firstLine("uwsgi", "--version")},
+		{"nginx", firstLine(nginxBinary(), "-v")},
 		{"waitress", pythonPackageVersion(b.opts.python, "waitress")},
 		{"wrk", wrkVersion()},
 	} {
@@ -65,43 +66,52 @@ func (b *bench) writeHeader(w io.Writer) {
 		"A server that closes after every response (Gunicorn sync) takes them in turn; one whose workers each keep a connection "+
 		"until the client closes it (uWSGI --http11-socket) leaves them unserved for the whole run, and wrk counts their requests "+
 		"neither in the latencies nor as errors (so a run of 10 s with --timeout 5s shows too). "+
-		"CPU = utime+stime (+ reaped children) of the server's whole process tree, from /proc/PID/stat, per 1,000 requests. "+
-		"worker RSS/PSS = mean over the worker processes (waitress: its one process), total PSS = every process of the server, "+
+		"CPU = utime+stime (+ reaped children) from /proc/PID/stat, in µs per request, split by role: "+
+		"master = the server's first process (gowsgi's Go master, uWSGI's master, Gunicorn's arbiter, waitress's one process) "+
+		"and, under uWSGI's --http, its HTTP router, told apart by the name --auto-procname gives it; "+
+		"workers = every other process of the server (gowsgi's zygote and workers); "+
+		"nginx = nginx's master and workers, for the servers behind it; — where a role has no process. "+
+		"worker RSS/PSS = mean over the worker processes (waitress: its one process), total PSS = every process of the server (not nginx's), "+
 		"both from /proc/PID/smaps_rollup after the cell. The echo cell POSTs 4 KiB (`bench/echo.lua`); "+
 		"the 10 MiB file is written to a temporary directory at start. "+
 		"A cell with 0 req/s and 0 errors is one where wrk completed no response in the run: "+
 		"uWSGI's --http11-socket sends a body with neither Content-Length nor chunked encoding on a connection it keeps open, "+
 		"so a keep-alive client never finds the end of the response (the `hello, no Content-Length` keep-alive rows).\n\n",
 		b.opts.rounds, b.opts.duration, wrkTimeout)
-	fmt.Fprintf(w, "Command lines (run in `bench/`, PORT a free port):\n\n")
+	fmt.Fprintf(w, "Command lines (run in `bench/`, PORT a free port, TMP the run's temporary directory):\n\n")
 	for _, s := range b.servers {
-		fmt.Fprintf(w, "- %s: `%s`\n", s.name, b.display(s.command(0)))
+		listen := "127.0.0.1:PORT"
+		if s.behindNginx {
+			listen = nginxSocket("TMP", s.name)
+		}
+		fmt.Fprintf(w, "- %s: `%s`\n", s.name, b.display(quoteArgs(s.command(listen))))
 	}
+	b.writeNginxMethod(w)
 	fmt.Fprintf(w, "\nuWSGI's listen queue (`--listen 1024`) and waitress's `--connection-limit 512` are raised from their defaults of 100 "+
 		"so that neither parks connections of the 256-connection load behind a default limit; gowsgi and Gunicorn listen with a backlog of 2048 or more. "+
 		"Gunicorn's sync worker does not keep connections alive, so it closes after every response at every load. "+
 		"waitress runs one process with 4 threads: two processes is not its model.\n\n")
 }
 
-// writeSummary gives the ratios the issue's goals are stated in.
-func (b *bench) writeSummary(w io.Writer) {
-	fmt.Fprintf(w, "## Summary at 32 connections\n\n| app | gowsgi req/s | uWSGI req/s | gunicorn-sync req/s | gowsgi / uWSGI | gowsgi / gunicorn-sync | p99 gowsgi / uWSGI (ms) |\n|---|---|---|---|---|---|---|\n")
-	for _, a := range []string{allApps[0].name, allApps[3].name, allApps[6].name} {
-		g := b.cell("gowsgi", a, allLoads[1].name)
-		u := b.cell("uwsgi", a, allLoads[1].name)
-		s := b.cell("gunicorn-sync", a, allLoads[1].name)
-		if g.rounds == 0 {
-			continue
+// writeNginxMethod says how the servers behind nginx are run, with the
+// configuration each nginx gets.
+func (b *bench) writeNginxMethod(w io.Writer) {
+	var names []string
+	for _, s := range b.servers {
+		if s.behindNginx {
+			names = append(names, s.name)
 		}
-		fmt.Fprintf(w, "| %s | %.0f | %.0f | %.0f | %s | %s | %.2f / %.2f |\n", a, g.rps, u.rps, s.rps,
-			ratio(g.rps, u.rps), ratio(g.rps, s.rps), g.p99, u.p99)
 	}
-	fmt.Fprintln(w)
-	if u := b.cell("uwsgi", allApps[0].name, allLoads[1].name); u.waiting > 0 {
-		fmt.Fprintf(w, "At 32 connections uWSGI left %.0f of wrk's 32 connections in its accept queue (median over the rounds): "+
-			"each --http11-socket worker serves one kept-alive connection until the client closes it, so its req/s and "+
-			"latencies here are those of the connections it served, while the others waited unserved for the whole run.\n\n", u.waiting)
+	if len(names) == 0 {
+		return
 	}
+	dir := "TMP/SERVER-nginx"
+	argv := nginxArgv(dir, dir+"/nginx.conf")
+	argv[0] = filepath.Base(argv[0])
+	fmt.Fprintf(w, "\n%s listen on a Unix socket and are reached through an nginx of their own, started by the benchmark as "+
+		"`%s` (SERVER the server's name) with this configuration; they run %s and %s at %s and %s:\n\n```nginx\n%s```\n",
+		strings.Join(names, " and "), strings.Join(argv, " "), appHello, appFlask, loadOne, loadThirtyTwo,
+		nginxConfig(nginxSite{dir: dir, listen: "127.0.0.1:PORT", socket: nginxSocket("TMP", "SERVER")}))
 }
 
 func (b *bench) writeTables(w io.Writer) {
@@ -109,12 +119,17 @@ func (b *bench) writeTables(w io.Writer) {
 	for _, a := range b.apps {
 		for _, l := range b.loads {
 			fmt.Fprintf(w, "### %s · %s\n\n", a.name, l.name)
-			fmt.Fprintf(w, "| server | req/s | req/s spread | p50 ms | p99 ms | errors | conns not accepted | CPU s / 1k req | worker RSS / PSS MiB | total PSS MiB |\n|---|---|---|---|---|---|---|---|---|---|\n")
+			fmt.Fprintf(w, "| server | req/s | req/s spread | p50 ms | p99 ms | errors | conns not accepted | "+
+				"CPU µs / req | CPU µs / req master · workers · nginx | worker RSS / PSS MiB | total PSS MiB |\n"+
+				"|---|---|---|---|---|---|---|---|---|---|---|\n")
 			for _, s := range b.servers {
+				if !s.runs(a, l) {
+					continue
+				}
 				c := b.cell(s.name, a.name, l.name)
-				fmt.Fprintf(w, "| %s (%s) | %.0f | %.0f–%.0f | %.2f | %.2f | %.0f | %.0f | %.3f | %.1f / %.1f | %.1f |\n",
-					s.name, s.note, c.rps, c.rpsMin, c.rpsMax, c.p50, c.p99, c.errors, c.waiting, c.cpuPer1k,
-					c.rss/1024, c.pss/1024, c.totalPSS/1024)
+				fmt.Fprintf(w, "| %s (%s) | %.0f | %.0f–%.0f | %.2f | %.2f | %.0f | %.0f | %.1f | %s | %.1f / %.1f | %.1f |\n",
+					s.name, s.note, c.rps, c.rpsMin, c.rpsMax, c.p50, c.p99, c.errors, c.waiting, c.cpu.total(),
+					cpuText(c, roleMaster, roleWorkers, roleNginx), c.rss/1024, c.pss/1024, c.totalPSS/1024)
 			}
 			fmt.Fprintln(w)
 		}
@@ -166,7 +181,7 @@ func (b *bench) cell(server, app, load string) cell {
 }
 
 // gowsgiPath is the binary under test, from the gowsgi server's command.
-func (b *bench) gowsgiPath() string { return b.servers[0].command(0)[0] }
+func (b *bench) gowsgiPath() string { return b.servers[0].command("")[0] }
 
 var loopbackPort = regexp.MustCompile(`127\.0\.0\.1:\d+`)
 

@@ -1,0 +1,97 @@
+// Config, everything the master runs with, as cmd/gowsgi fills it in from
+// the command line, the UWSGI_* environment and ini files
+// (cmd/gowsgi/options_server.go); and gowsgi's Version.
+package server
+
+import (
+	"io/fs"
+	"time"
+
+	"github.com/gowsgi/gowsgi/pyembed"
+)
+
+// Version is gowsgi's version.
+const Version = "0.1.0"
+
+// Config is what the master needs from the command line.
+type Config struct {
+	// Sockets are the sockets to serve. None means the FastCGI socket a web
+	// server passed on fd 0, if there is one, else DefaultSocket.
+	Sockets []Socket
+	// ChmodSocket, when not 0, is the mode given to Unix socket files.
+	ChmodSocket fs.FileMode
+	// Vacuum removes the Unix socket files on exit.
+	Vacuum bool
+	// App names the application in the banner ("hello_world_app:application").
+	App string
+	// Spec is the application a zygote imports once and forks workers
+	// from (or, Lazy, forks workers that each import it).
+	Spec pyembed.AppSpec
+	// Processes and Threads are the number of workers and of slots in each.
+	Processes, Threads int
+	// GracefulTimeout bounds how long a stop waits for requests in flight.
+	GracefulTimeout time.Duration
+	// AccessLog logs one line per request.
+	AccessLog bool
+	// SpoolThreshold is the largest request body kept in memory.
+	SpoolThreshold int64
+	// BufferSize bounds a request's header block.
+	BufferSize int
+	// PidFile, when set, receives the master's pid once the sockets are
+	// bound; it is removed on exit.
+	PidFile string
+	// UID and GID, when set, are the user and group (names or numbers) the
+	// master drops to once the sockets are bound, before any worker starts.
+	UID, GID string
+	// LogTo, when set, is a file that every log line (the master's and the
+	// workers' stdout and stderr) is appended to; SIGUSR1 reopens it.
+	LogTo string
+	// childOutput is where the zygote and the workers write (logRelay).
+	childOutput childOutput
+	// TouchReload are files whose modification time changing reloads the
+	// workers as SIGHUP does.
+	TouchReload []string
+	// TouchLogReopen are files whose modification time changing reopens
+	// the LogTo file, as SIGUSR1 does.
+	TouchLogReopen []string
+	// PyAutoReload, when not 0, is how often the source files of the
+	// modules the app imported are checked; a change reloads as SIGHUP does.
+	PyAutoReload time.Duration
+	// Listen, when not 0, is the sockets' listen backlog and the most
+	// requests that wait for a slot; more get 503 at once.
+	Listen int
+	// HTTPTimeout and SocketTimeout, when not 0, bound how long an HTTP
+	// connection, and a uwsgi, SCGI or FastCGI one, may stay idle or take
+	// to send a request head.
+	HTTPTimeout, SocketTimeout time.Duration
+	// Ready, when set, is called once the workers are ready and the banner
+	// is printed: a daemon tells the process that started it.
+	Ready func()
+	// Limits are when a worker is killed (harakiri) or recycled.
+	Limits WorkerLimits
+	// LogFormat, when set, is the access line in uWSGI's --log-format
+	// variables instead of the structured one (accesslog.go).
+	LogFormat string
+	// Log4xx and Log5xx log such responses even without AccessLog.
+	Log4xx, Log5xx bool
+	// MemoryReport adds the worker's memory to access lines.
+	MemoryReport bool
+	// StaticMaps are folders the master serves itself (static.go).
+	StaticMaps []StaticMap
+	// Stats, when set, is the address of the stats server; StatsHTTP
+	// serves it over HTTP (stats.go).
+	Stats     string
+	StatsHTTP bool
+	// LimitPost, when not 0, is the largest request body accepted; a
+	// larger one gets 413 before it is read (--limit-post).
+	LimitPost int64
+	// MaxFD, when not 0, is the open-file limit (soft and hard) the master
+	// sets before it binds, for itself and the workers it starts.
+	MaxFD int
+	// ChownSocket, when set, is the "USER[:GROUP]" (names or numbers)
+	// that owns the Unix socket files; without a group, theirs stays.
+	ChownSocket string
+	// Metrics, when set, is the address of the Prometheus metrics server
+	// (metrics.go).
+	Metrics string
+}

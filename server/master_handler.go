@@ -1,0 +1,42 @@
+// The master's handler and what hangs off its dispatcher, set up once the
+// dispatcher and the pool exist: the access log (accesslog.go), the static
+// files served in front of the dispatcher (static.go) and the per-worker
+// totals the stats server reports (stats.go).
+package server
+
+// prepareAccessStaticStats sets up the access log, the static files and
+// the stats server cfg asks for; newMaster calls it once the dispatcher and
+// the pool exist, before the gateways are built.
+func (m *master) prepareAccessStaticStats() (err error) {
+	access := newAccessLog(m.cfg, m.log, m.stderr)
+	if access != nil {
+		access.pidOf = m.pidOf
+	}
+	m.handler = m.dispatch
+	if len(m.cfg.StaticMaps) > 0 {
+		if m.handler, err = newStaticHandler(m.cfg.StaticMaps, m.dispatch); err != nil {
+			return err
+		}
+	}
+	// The access log wraps static files too, so every response is logged once.
+	m.handler = access.wrap(m.handler)
+	if m.stats, err = listenStats(m.cfg.Stats, m.cfg.StatsHTTP, m.log); err != nil {
+		return err
+	}
+	if m.stats != nil {
+		m.dispatch.totals = newWorkerTotals()
+	}
+	return nil
+}
+
+// pidOf returns the pid of the serving worker numbered worker, 0 when
+// there is none; for the access log's %(pid) and --memory-report.
+func (m *master) pidOf(worker int) int {
+	pid := 0
+	for _, w := range m.pool.snapshot().Workers {
+		if w.ID == worker && w.Status != workerStarting {
+			pid = w.PID // the newest such process, as the list is oldest first
+		}
+	}
+	return pid
+}
