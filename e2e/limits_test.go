@@ -148,7 +148,7 @@ func TestSpoolFilesRemovedOnEveryPath(t *testing.T) {
 	spooled := func() []string {
 		names, err := filepath.Glob(filepath.Join(tmp, "*"))
 		require.NoError(t, err)
-		for name := range heldFiles(inst.cmd.Process.Pid, tmp) {
+		for name := range heldFiles(inst.Cmd.Process.Pid, tmp) {
 			names = append(names, name)
 		}
 		return names

@@ -3,7 +3,7 @@
 // ProxyFCGISetEnvIf to split the path, giving the app its mount point; and
 // spooled request bodies that leave nothing in the temporary folder when
 // the master is killed.
-package main_test
+package e2e
 
 import (
 	"fmt"
@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gowsgi/gowsgi/e2e/internal/harness"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -46,8 +47,8 @@ type plainBackend struct {
 
 func startPlainBackend(t *testing.T, args ...string) plainBackend {
 	t.Helper()
-	b := plainBackend{fcgiAddr: freeAddr(t), scgiAddr: freeAddr(t)}
-	start(t, append(args, "--fastcgi-socket", b.fcgiAddr, "--scgi-socket", b.scgiAddr)...)
+	b := plainBackend{fcgiAddr: harness.FreeAddr(t), scgiAddr: harness.FreeAddr(t)}
+	harness.Start(t, append(args, "--fastcgi-socket", b.fcgiAddr, "--scgi-socket", b.scgiAddr)...)
 	return b
 }
 
@@ -55,16 +56,16 @@ func startPlainBackend(t *testing.T, args ...string) plainBackend {
 // and returns their base URLs in the same order.
 func startPlainApache(t *testing.T, b plainBackend) []string {
 	t.Helper()
-	var apache webServerKind
-	for _, kind := range webServerKinds {
-		if kind.name == "apache" {
+	var apache harness.WebServerKind
+	for _, kind := range harness.WebServerKinds {
+		if kind.Name == "apache" {
 			apache = kind
 		}
 	}
 	var conf strings.Builder
 	var addrs, bases []string
 	for _, p := range plainProxyPasses {
-		addr := freeAddr(t)
+		addr := harness.FreeAddr(t)
 		backend := b.fcgiAddr
 		if p.way == "scgi" {
 			backend = b.scgiAddr
@@ -74,7 +75,7 @@ func startPlainApache(t *testing.T, b plainBackend) []string {
 		addrs = append(addrs, addr)
 		bases = append(bases, "http://"+addr+p.scriptName())
 	}
-	startWebServerSite(t, apache, conf.String(), addrs)
+	harness.StartWebServerSite(t, apache, conf.String(), addrs)
 	return bases
 }
 
@@ -83,7 +84,7 @@ func startPlainApache(t *testing.T, b plainBackend) []string {
 // decoded rest, which Apache tells only in SCRIPT_FILENAME.
 func TestApachePlainProxyPassMountPoint(t *testing.T) {
 	t.Parallel()
-	bases := startPlainApache(t, startPlainBackend(t, "--wsgi-file", testdataPath(t, "probe.py")))
+	bases := startPlainApache(t, startPlainBackend(t, "--wsgi-file", harness.TestdataPath(t, "probe.py")))
 	for i, p := range plainProxyPasses {
 		t.Run(p.name, func(t *testing.T) {
 			m := mount{name: "apache/" + p.name, base: bases[i]}
@@ -93,7 +94,7 @@ func TestApachePlainProxyPassMountPoint(t *testing.T) {
 			assert.Equal(t, "x=%20y", env.Vars["QUERY_STRING"])
 			assert.Equal(t, p.scriptName()+"/environ/caf%C3%A9/a%20b?x=%20y", env.Vars["REQUEST_URI"])
 
-			resp, body := get(t, bases[i]+"/hello")
+			resp, body := harness.Get(t, bases[i]+"/hello")
 			require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
 			assert.Equal(t, "Hello World!\n", string(body))
 		})
@@ -105,19 +106,19 @@ func TestApachePlainProxyPassMountPoint(t *testing.T) {
 // the mount point.
 func TestApachePlainProxyPassFlask(t *testing.T) {
 	t.Parallel()
-	extra := filepath.Dir(testdataPath(t, filepath.Join("webservers", "flask_extra.py")))
+	extra := filepath.Dir(harness.TestdataPath(t, filepath.Join("webservers", "flask_extra.py")))
 	script := filepath.Join(t.TempDir(), "flask.wsgi")
 	require.NoError(t, os.WriteFile(script, []byte(fmt.Sprintf(
-		"import sys\nsys.path[:0] = [%q, %q]\nfrom flask_extra import application\n", examplesDir(t), extra)), 0o644))
+		"import sys\nsys.path[:0] = [%q, %q]\nfrom flask_extra import application\n", harness.ExamplesDir(t), extra)), 0o644))
 	bases := startPlainApache(t, startPlainBackend(t, "--wsgi-file", script))
 	for i, p := range plainProxyPasses {
 		t.Run(p.name, func(t *testing.T) {
-			resp, body := get(t, bases[i]+"/where")
+			resp, body := harness.Get(t, bases[i]+"/where")
 			require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
 			want := fmt.Sprintf(`{"script_root": %q, "path": "/where", "url": %q}`, p.scriptName(), p.scriptName()+"/")
 			assert.JSONEq(t, want, string(body))
 
-			resp, body = get(t, bases[i]+"/greet/J%C3%BCrgen%20%E2%9C%93")
+			resp, body = harness.Get(t, bases[i]+"/greet/J%C3%BCrgen%20%E2%9C%93")
 			require.Equal(t, http.StatusOK, resp.StatusCode, "%s", body)
 			assert.Equal(t, "Hello, Jürgen ✓!", string(body))
 		})
@@ -168,18 +169,18 @@ func TestSpoolFilesDieWithAKilledMaster(t *testing.T) {
 		name string
 		sent int // body bytes sent before the kill
 		// ready says the request got as far as the case means to kill it at.
-		ready func(inst *instance, tmp string) bool
+		ready func(inst *harness.Instance, tmp string) bool
 	}{
-		{"while spooling", 2 << 20, func(inst *instance, tmp string) bool {
-			for _, n := range heldFiles(inst.cmd.Process.Pid, tmp) {
+		{"while spooling", 2 << 20, func(inst *harness.Instance, tmp string) bool {
+			for _, n := range heldFiles(inst.Cmd.Process.Pid, tmp) {
 				if n >= 2<<20 {
 					return true
 				}
 			}
 			return false
 		}},
-		{"while served", size, func(inst *instance, _ string) bool {
-			got, ok := inst.record("held")
+		{"while served", size, func(inst *harness.Instance, _ string) bool {
+			got, ok := inst.Record("held")
 			return ok && got == strconv.Itoa(size)
 		}},
 	}
@@ -187,18 +188,18 @@ func TestSpoolFilesDieWithAKilledMaster(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tmp := t.TempDir()
 			dir := t.TempDir()
-			writeFile(t, dir, "hold_app.py", holdApp)
-			inst := launchConfigured(t, dir, []string{"TMPDIR=" + tmp},
+			harness.WriteFile(t, dir, "hold_app.py", holdApp)
+			inst := harness.LaunchConfigured(t, dir, []string{"TMPDIR=" + tmp},
 				"--http-socket", "127.0.0.1:0", "--module", "hold_app", "--spool-threshold", "1024")
-			t.Cleanup(func() { _ = syscall.Kill(-inst.cmd.Process.Pid, syscall.SIGKILL) })
-			conn := dial(t, inst.Addr)
+			t.Cleanup(func() { _ = syscall.Kill(-inst.Cmd.Process.Pid, syscall.SIGKILL) })
+			conn := harness.Dial(t, inst.Addr)
 			_, err := conn.Write([]byte(head + body[:tc.sent]))
 			require.NoError(t, err)
-			eventually(t, 20*time.Second, func() bool { return tc.ready(inst, tmp) },
+			harness.Eventually(t, 20*time.Second, func() bool { return tc.ready(inst, tmp) },
 				"the body never reached the point to kill at; stderr:\n%s", inst.Stderr())
 			named, err := filepath.Glob(filepath.Join(tmp, "*"))
 			require.NoError(t, err)
-			require.True(t, len(named) > 0 || len(heldFiles(inst.cmd.Process.Pid, tmp)) > 0,
+			require.True(t, len(named) > 0 || len(heldFiles(inst.Cmd.Process.Pid, tmp)) > 0,
 				"no spool file in TMPDIR, by name or open: the test would prove nothing")
 
 			inst.Signal(t, syscall.SIGKILL)
