@@ -346,7 +346,6 @@ var mayDiffer = map[string]string{
 	"SERVER_NAME":             "from the Host header, a server_name or the backend's own address",
 	"PATH_TRANSLATED":         "PATH_INFO mapped onto the web server's document root",
 	"SCGI":                    "the SCGI protocol's version marker",
-	"proxy-scgi-pathinfo":     "Apache passes the SetEnvIf flag that makes mod_proxy_scgi send PATH_INFO",
 }
 
 // compare checks that every mount gave the probe the same environ for the

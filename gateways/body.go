@@ -1,7 +1,8 @@
 // Reading a request body before it goes to a worker: a worker only ever sees
 // a body that has fully arrived, so a slow client costs the master a
 // goroutine and never a Python thread. Small bodies stay in memory, larger
-// ones are spooled to a temporary file the worker opens itself.
+// ones are spooled to a temporary file that has no name (spoolfile_*.go),
+// whose descriptor the worker is handed with the request.
 package gateways
 
 import (
@@ -12,15 +13,12 @@ import (
 	"os"
 )
 
-// spoolPattern names spool files so a leftover one is recognisable.
-const spoolPattern = "gowsgi-body-*"
-
 // body is a request body that has been read in full: data when it is at most
-// the spool threshold, else a temporary file at path that the caller removes
-// once the response has ended.
+// the spool threshold, else a spooled file, positioned at its start, that the
+// caller closes once the response has ended.
 type body struct {
 	data []byte
-	path string
+	file *os.File
 	size int64
 }
 
@@ -58,9 +56,9 @@ func readInline(r io.Reader, n int64, buf []byte) (body, error) {
 	return body{data: buf, size: n}, nil
 }
 
-// spool writes head and then the rest of r to a new temporary file.
+// spool writes head and then the rest of r to a new spool file.
 func spool(head []byte, r io.Reader) (body, error) {
-	f, err := os.CreateTemp("", spoolPattern)
+	f, err := openSpoolFile()
 	if err != nil {
 		return body{}, fmt.Errorf("gateways: spooling request body: %w", err)
 	}
@@ -71,12 +69,37 @@ func spool(head []byte, r io.Reader) (body, error) {
 		rest, err = io.Copy(f, r)
 		size += rest
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
 	}
 	if err != nil {
-		os.Remove(f.Name())
+		f.Close()
 		return body{}, fmt.Errorf("gateways: spooling request body: %w", err)
 	}
-	return body{path: f.Name(), size: size}, nil
+	return body{file: f, size: size}, nil
+}
+
+// spoolPattern names a spool file for the moment between its creation and
+// its removal, where O_TMPFILE is not to be had.
+const spoolPattern = "gowsgi-body-*"
+
+// createUnlinked creates a file in dir and removes its name at once: only a
+// process killed in between leaves it behind.
+func createUnlinked(dir string) (*os.File, error) {
+	f, err := os.CreateTemp(dir, spoolPattern)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// close releases the body's spool file, if it has one.
+func (b body) close() {
+	if b.file != nil {
+		b.file.Close()
+	}
 }

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/gowsgi/gowsgi/wsgi"
@@ -39,7 +38,7 @@ func NewCGI(handler wsgi.Handler, opts CGIOptions) *CGI {
 // error; so is a response that broke after its head went out, which a CGI
 // program can only signal by its exit status.
 func (g *CGI) Serve(ctx context.Context, env []string, stdin io.Reader, stdout io.Writer) error {
-	resp := &cgiResponse{out: bufio.NewWriterSize(stdout, 64<<10), raw: stdout}
+	resp := &plainResponse{w: bufio.NewWriterSize(stdout, 64<<10), raw: stdout, appendHead: appendCGIHead}
 	var req wsgi.Request
 	contentLength, err := addCGIVars(&req.Vars, env)
 	var b body
@@ -47,12 +46,10 @@ func (g *CGI) Serve(ctx context.Context, env []string, stdin io.Reader, stdout i
 		b, err = readCGIBody(stdin, contentLength, g.threshold)
 	}
 	if err != nil {
-		return errors.Join(err, resp.refuse())
+		return errors.Join(err, refuseCGI(resp))
 	}
-	if b.path != "" {
-		defer os.Remove(b.path)
-	}
-	req.Body, req.BodyPath = b.data, b.path
+	defer b.close()
+	req.Body, req.BodyFile = b.data, b.file
 	err = g.handler.ServeWSGI(ctx, resp, &req)
 	if ferr := resp.Flush(); err == nil {
 		err = ferr
@@ -88,59 +85,21 @@ func readCGIBody(stdin io.Reader, contentLength, threshold int64) (body, error) 
 	}
 	b, err := readBody(io.LimitReader(stdin, contentLength), contentLength, threshold, nil)
 	if err == nil && b.size != contentLength {
-		if b.path != "" {
-			os.Remove(b.path)
-		}
+		b.close()
 		err = fmt.Errorf("gateways: stdin ended after %d of CONTENT_LENGTH %d bytes", b.size, contentLength)
 	}
 	return b, err
 }
 
-// cgiResponse is a wsgi.ResponseWriter onto a CGI program's stdout: a CGI
-// head (RFC 3875 section 6.3), then the body as it is.
-type cgiResponse struct {
-	out *bufio.Writer
-	raw io.Writer // what out writes to, for file bodies once out is flushed
-}
-
-// WriteHead writes the "Status:" line and the headers.
-func (c *cgiResponse) WriteHead(status string, headers []byte) error {
-	head, err := appendCGIHead(c.out.AvailableBuffer(), status, headers)
-	if err != nil {
-		return err
-	}
-	_, err = c.out.Write(head)
-	return err
-}
-
-// WriteBody writes a chunk of the body.
-func (c *cgiResponse) WriteBody(p []byte) error {
-	_, err := c.out.Write(p)
-	return err
-}
-
-// SendFile copies count bytes of f from offset (count -1: to its end)
-// straight to stdout, which lets the kernel move them when stdout is a pipe
-// or a socket.
-func (c *cgiResponse) SendFile(f *os.File, offset, count int64) error {
-	if err := c.out.Flush(); err != nil {
-		return err
-	}
-	return copyFile(c.raw, f, offset, count)
-}
-
-// Flush writes what is buffered to stdout.
-func (c *cgiResponse) Flush() error { return c.out.Flush() }
-
-// refuse answers a request the web server described wrongly.
-func (c *cgiResponse) refuse() error {
+// refuseCGI answers a request the web server described wrongly.
+func refuseCGI(w *plainResponse) error {
 	var headers wsgi.Vars
 	headers.Add("Content-Type", "text/plain; charset=utf-8")
-	if err := c.WriteHead("400 Bad Request", headers.Block()); err != nil {
+	if err := w.WriteHead("400 Bad Request", headers.Block()); err != nil {
 		return err
 	}
-	if err := c.WriteBody([]byte("400 Bad Request\n")); err != nil {
+	if err := w.WriteBody([]byte("400 Bad Request\n")); err != nil {
 		return err
 	}
-	return c.Flush()
+	return w.Flush()
 }

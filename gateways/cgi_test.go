@@ -19,20 +19,21 @@ import (
 type cgiHandler struct {
 	vars     map[string]string
 	body     []byte
-	bodyPath string
+	bodyFile *os.File
+	spooled  spooledBody
 	respond  func(w wsgi.ResponseWriter) error
 }
 
 func (h *cgiHandler) ServeWSGI(_ context.Context, w wsgi.ResponseWriter, req *wsgi.Request) error {
 	h.vars = req.Vars.Map()
 	h.body = append([]byte(nil), req.Body...)
-	h.bodyPath = req.BodyPath
-	if req.BodyPath != "" {
-		spooled, err := os.ReadFile(req.BodyPath)
-		if err != nil {
+	h.bodyFile = req.BodyFile
+	if req.BodyFile != nil {
+		var err error
+		if h.spooled, err = inspectSpooled(req.BodyFile); err != nil {
 			return err
 		}
-		h.body = spooled
+		h.body = []byte(h.spooled.content)
 	}
 	if h.respond != nil {
 		return h.respond(w)
@@ -148,8 +149,8 @@ func TestCGISpoolsALargeBody(t *testing.T) {
 	err := NewCGI(h, CGIOptions{SpoolThreshold: 100}).Serve(context.Background(), env, strings.NewReader(body+"tail"), &out)
 	require.NoError(t, err)
 	assert.Equal(t, body, string(h.body))
-	require.NotEmpty(t, h.bodyPath, "the body was not spooled")
-	assert.NoFileExists(t, h.bodyPath, "the spool file outlived the response")
+	assert.Equal(t, spooledBody{content: body, nameless: true}, h.spooled)
+	assertClosed(t, h.bodyFile)
 	assert.Equal(t, "Status: 204 No Content\r\n\r\n", out.String())
 }
 

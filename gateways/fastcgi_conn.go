@@ -47,9 +47,8 @@ type fcgiConn struct {
 }
 
 // serve reads records until the connection ends, then cancels the requests
-// still in flight and waits for them.
+// still in flight, waits for them and closes the connection.
 func (c *fcgiConn) serve() {
-	defer c.g.dropConn(c)
 	err := c.readLoop()
 	if err != nil && !isClosedConnError(err) {
 		c.g.log.Warn("fastcgi connection closed", "remote", c.nc.RemoteAddr().String(), "error", err)
@@ -167,7 +166,7 @@ func (c *fcgiConn) begin(id uint16, content []byte) error {
 	switch {
 	case b.role != fcgiResponder:
 		return c.refuseBegin(id, fcgiUnknownRole)
-	case c.g.shutting.Load():
+	case c.g.core.shuttingDown():
 		return c.refuseBegin(id, fcgiOverloaded)
 	}
 	c.mu.Lock()
@@ -280,7 +279,7 @@ func (c *fcgiConn) end(r *fcgiRequest, last []byte) error {
 	switch {
 	case !r.keepConn:
 		c.closeAfterResponse()
-	case idle && c.g.shutting.Load():
+	case idle && c.g.core.shuttingDown():
 		c.closeIfIdle()
 	}
 	return err
@@ -299,6 +298,13 @@ func (c *fcgiConn) closeAfterResponse() {
 	}
 	c.nc.SetReadDeadline(time.Now().Add(fcgiLinger))
 }
+
+// stopIdle closes the connection when no request is in flight on it; the
+// last request to end closes it otherwise (end).
+func (c *fcgiConn) stopIdle() { c.closeIfIdle() }
+
+// closeNow closes the connection; its requests see their context cancelled.
+func (c *fcgiConn) closeNow() { c.nc.Close() }
 
 // closeIfIdle closes the connection when no request is in flight on it.
 func (c *fcgiConn) closeIfIdle() {

@@ -144,8 +144,8 @@ func (r *fcgiRequest) run(w *fcgiResponse) error {
 		r.c.g.log.Warn("fastcgi request refused", "request", int(r.id), "error", err)
 		return w.refuse(http.StatusBadRequest)
 	}
-	if b.path != "" {
-		defer os.Remove(b.path)
+	if b.file != nil {
+		defer b.file.Close()
 	} else if cap(b.data) <= fcgiKeptCap {
 		r.buf.body = b.data[:0]
 	}
@@ -153,7 +153,7 @@ func (r *fcgiRequest) run(w *fcgiResponse) error {
 		// The stream's end marked the body's; the app still needs its length.
 		req.Vars.Add("CONTENT_LENGTH", strconv.FormatInt(b.size, 10))
 	}
-	req.Body, req.BodyPath = b.data, b.path
+	req.Body, req.BodyFile = b.data, b.file
 	err = r.c.g.handler.ServeWSGI(r.ctx, w, req)
 	req.Body = nil
 	return err

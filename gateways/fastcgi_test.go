@@ -75,15 +75,18 @@ func (a *fcgiApp) requests() []fcgiSeen {
 func (a *fcgiApp) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, req *wsgi.Request) error {
 	vars := req.Vars.Map()
 	body := string(req.Body)
-	if req.BodyPath != "" {
-		data, err := os.ReadFile(req.BodyPath)
+	if req.BodyFile != nil {
+		spooled, err := inspectSpooled(req.BodyFile)
 		if err != nil {
 			return err
 		}
-		body = string(data)
+		if !spooled.nameless || spooled.offset != 0 {
+			return fmt.Errorf("a spool file with a name, or not at its start: %+v", spooled)
+		}
+		body = spooled.content
 	}
 	a.mu.Lock()
-	a.seen = append(a.seen, fcgiSeen{vars: vars, body: body, spooled: req.BodyPath != ""})
+	a.seen = append(a.seen, fcgiSeen{vars: vars, body: body, spooled: req.BodyFile != nil})
 	a.mu.Unlock()
 	var headers wsgi.Vars
 	headers.Add("Content-Type", "text/plain")
@@ -563,6 +566,8 @@ func TestFastCGIRefusesBadParams(t *testing.T) {
 		{"no REQUEST_METHOD", 0, fcgiPairs("PATH_INFO", "/"), "400 Bad Request"},
 		{"bad CONTENT_LENGTH", 0, fcgiPairs("REQUEST_METHOD", "POST", "CONTENT_LENGTH", "x"), "400 Bad Request"},
 		{"pair overruns the stream", 0, fcgiPairs("REQUEST_METHOD", "GET") + "\x05\x05abc", "400 Bad Request"},
+		{"empty name", 0, fcgiPairs("REQUEST_METHOD", "GET", "", "x"), "400 Bad Request"},
+		{"two CONTENT_LENGTHs that differ", 0, fcgiPairs("REQUEST_METHOD", "POST", "CONTENT_LENGTH", "0", "CONTENT_LENGTH", "1"), "400 Bad Request"},
 		{"value over 64 KiB", roomy, fcgiPairs("REQUEST_METHOD", "GET", "HTTP_X", strings.Repeat("v", 70000)), "431 Request Header Fields Too Large"},
 		{"PARAMS over the default 64 KiB", 0, fcgiPairs("REQUEST_METHOD", "GET") + strings.Repeat(fcgiPairs("HTTP_X", strings.Repeat("v", 30000)), 3), "431 Request Header Fields Too Large"},
 		{"PARAMS over --buffer-size", 4096, fcgiPairs("REQUEST_METHOD", "GET") + strings.Repeat(fcgiPairs("HTTP_X", strings.Repeat("v", 3000)), 2), "431 Request Header Fields Too Large"},

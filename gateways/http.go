@@ -76,6 +76,7 @@ type HTTP struct {
 	threshold int64
 	limit     int64       // --limit-post; 0 for none
 	tls       *tls.Config // nil for plain HTTP/1.x
+	log       *slog.Logger
 	srv       *http.Server
 	requests  sync.Pool // *httpRequest, reused across requests
 }
@@ -94,7 +95,7 @@ func NewHTTP(handler wsgi.Handler, opts HTTPOptions) *HTTP {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	g := &HTTP{handler: handler, threshold: opts.SpoolThreshold, limit: opts.LimitPost}
+	g := &HTTP{handler: handler, threshold: opts.SpoolThreshold, limit: opts.LimitPost, log: logger}
 	if opts.TLSConfig != nil {
 		g.tls = opts.TLSConfig.Clone()
 		// net/http serves HTTP/2 on a *tls.Conn that negotiated "h2".
@@ -133,13 +134,16 @@ func netHTTPMaxHeaderBytes(limit int) int {
 }
 
 // Serve accepts connections on ln until Shutdown or Close; it returns nil
-// then, and the listener's error otherwise.
+// then, and the listener's error otherwise. Accept errors that pass are
+// waited out as for every gateway (conncore.go), before net/http, which
+// would end on some of them, sees them.
 func (g *HTTP) Serve(ln net.Listener) error {
-	served := net.Listener(framingListener{ln})
+	patient := newPatientListener(ln, g.log, "http")
+	served := net.Listener(framingListener{patient})
 	if g.tls != nil {
 		// Not under the framing scanner: it would see only ciphertext,
 		// and HTTP/2 frames its messages itself (RFC 9113 section 4).
-		served = tls.NewListener(ln, g.tls)
+		served = tls.NewListener(patient, g.tls)
 	}
 	if err := g.srv.Serve(served); !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("gateways: serving http on %s: %w", ln.Addr(), err)
@@ -185,8 +189,8 @@ func (g *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusBadRequest)
 		return
 	}
-	if b.path != "" {
-		defer os.Remove(b.path)
+	if b.file != nil {
+		defer b.file.Close()
 	} else if cap(b.data) <= keptBodyCap {
 		x.body = b.data[:0]
 	}
@@ -205,7 +209,7 @@ func (g *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusRequestHeaderFieldsTooLarge)
 		return
 	}
-	x.req.Body, x.req.BodyPath = b.data, b.path
+	x.req.Body, x.req.BodyFile = b.data, b.file
 	x.resp = httpResponse{w: w, conn: conn}
 	err = g.handler.ServeWSGI(r.Context(), &x.resp, &x.req)
 	if err != nil {

@@ -23,8 +23,8 @@ import (
 type served struct {
 	vars     map[string]string
 	body     string
-	bodyPath string
-	spooled  string // the spool file's content while the request ran
+	bodyFile *os.File
+	spooled  spooledBody // the spool file while the request ran
 }
 
 // recorder is a wsgi.Handler that records requests and answers each with
@@ -36,10 +36,12 @@ type recorder struct {
 }
 
 func (h *recorder) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, req *wsgi.Request) error {
-	s := served{vars: req.Vars.Map(), body: string(req.Body), bodyPath: req.BodyPath}
-	if req.BodyPath != "" {
-		data, _ := os.ReadFile(req.BodyPath)
-		s.spooled = string(data)
+	s := served{vars: req.Vars.Map(), body: string(req.Body), bodyFile: req.BodyFile}
+	if req.BodyFile != nil {
+		var err error
+		if s.spooled, err = inspectSpooled(req.BodyFile); err != nil {
+			return err
+		}
 	}
 	h.mu.Lock()
 	h.seen = append(h.seen, s)
@@ -257,11 +259,12 @@ func TestHTTPSpoolsLargeBodies(t *testing.T) {
 			require.Len(t, seen, i+1)
 			got := seen[i]
 			assert.Equal(t, tt.inline, got.body)
-			assert.Equal(t, tt.spooled, got.spooled)
-			if tt.spooled != "" {
-				_, err := os.Stat(got.bodyPath)
-				assert.ErrorIs(t, err, os.ErrNotExist, "the spool file must be removed after the response")
+			if tt.spooled == "" {
+				assert.Nil(t, got.bodyFile)
+				return
 			}
+			assert.Equal(t, spooledBody{content: tt.spooled, nameless: true}, got.spooled)
+			assertClosed(t, got.bodyFile)
 		})
 	}
 }

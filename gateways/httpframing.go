@@ -13,7 +13,15 @@
 //     section 6.1 says a server MUST treat its framing as faulty;
 //   - a transfer-coding list whose final coding is not chunked (section 6.3
 //     item 4: the server MUST answer 400 and close) or that applies chunked
-//     twice (section 7: a sender MUST NOT), which net/http answers with 501.
+//     twice (section 7: a sender MUST NOT), which net/http answers with 501;
+//   - a line of the head ended by a bare LF, which net/http takes as a line
+//     end. Section 2.2 only allows a recipient to; a front end that ends
+//     lines on CRLF alone reads such a line and the next as one, so the two
+//     frame the request differently (request smuggling). Refused, as
+//     llhttp's strict mode does, and so is a CR anywhere but before an LF;
+//   - a chunk extension outside section 7.1.1's grammar (an empty name or
+//     value, say), and a trailer field line that is not a token, a colon
+//     and a field value (section 7.1.2), all of which net/http passes over.
 //
 // It never copies or holds the bytes: per request it keeps a few counters,
 // and it skips bodies by their length. Where the stream stops making sense to
@@ -35,8 +43,9 @@ var (
 	errTransferOnHTTP10   = errors.New("gateways: Transfer-Encoding on an HTTP/1.0 request (RFC 9112 section 6.1)")
 	errChunkedNotFinal    = errors.New("gateways: final transfer coding is not chunked (RFC 9112 section 6.3)")
 	errChunkedTwice       = errors.New("gateways: chunked applied more than once (RFC 9112 section 7)")
-	errHeadLineEnd        = errors.New("gateways: CR not followed by LF in the request head")
-	errChunkLine          = errors.New("gateways: malformed chunk-size line (RFC 9112 section 7.1)")
+	errBareLF             = errors.New("gateways: a line of the request head ends in a bare LF (RFC 9112 section 2.2)")
+	errBareCR             = errors.New("gateways: a CR not followed by LF in the request head (RFC 9112 section 2.2)")
+	errChunkLine          = errors.New("gateways: malformed chunk-size line (RFC 9112 section 7.1.1)")
 	errChunkDataEnd       = errors.New("gateways: chunk data not followed by CRLF (RFC 9112 section 7.1)")
 	errTrailerLine        = errors.New("gateways: malformed trailer section (RFC 9112 section 7.1.2)")
 )
@@ -45,21 +54,24 @@ var (
 type scanState uint8
 
 const (
-	stRequestStart scanState = iota // before a request line; stray CR and LF skipped
+	stRequestStart   scanState = iota // before a request line; empty lines skipped
+	stRequestStartLF                  // the CR of an empty line before a request line was seen
 	stRequestLine
 	stFieldStart // start of a field line, or of the empty line ending the head
 	stFieldName
 	stFieldValue
-	stHeadEndLF // the empty line's CR was seen
-	stBody      // Content-Length body bytes
+	stFieldValueLF // the CR ending a framing field's line was seen
+	stHeadEndLF    // the empty line's CR was seen
+	stBody         // Content-Length body bytes
 	stChunkSize
-	stChunkExt    // after the chunk size: extensions up to CR
+	stChunkExt    // after the chunk size: extensions up to CR (extPhase)
 	stChunkLineLF // a chunk-size line's CR was seen
 	stChunkData
 	stChunkDataCR
 	stChunkDataLF
 	stTrailerStart
-	stTrailerLine
+	stTrailerName
+	stTrailerValue
 	stTrailerLineLF
 	stTrailerEndLF
 	stMalformed // scanning has stopped
@@ -119,10 +131,11 @@ type framingScanner struct {
 	// versionTail is the request line's last 8 bytes (CR left out), which
 	// are "HTTP/x.y" in a well-formed one.
 	versionTail uint64
+	// pendingCR says the head line being passed over ended, so far, in CR.
+	pendingCR bool
 	// nameLen and nameMatch follow a field name against the framing fields.
 	nameLen   int
 	nameMatch uint8
-	nameLast  byte // the name's last byte so far
 	field     fieldKind
 
 	// Content-Length: every field seen must carry the same number.
@@ -143,6 +156,7 @@ type framingScanner struct {
 	codingBroken  bool // something besides parameters follows the name
 
 	chunkDigits int
+	extPhase    uint8 // where in a chunk-size line's extensions
 }
 
 // scan follows p, the next bytes of the connection. Bodies, request lines,
@@ -186,15 +200,17 @@ func (s *framingScanner) skipData(p []byte) []byte {
 }
 
 // skipRequestLine passes over the request line, keeping its last 8 bytes
-// for the version.
+// for the version. What the line holds is net/http's to judge; only how it
+// ends is the scanner's.
 func (s *framingScanner) skipRequestLine(p []byte) []byte {
 	end := bytes.IndexByte(p, '\n')
 	line := p
 	if end >= 0 {
 		line = p[:end]
 	}
-	// Every byte, so that a stray CR, left out like the one before the LF,
-	// cannot make the tail depend on where reads split the line.
+	if !s.lineBytes(line, end >= 0) {
+		return nil
+	}
 	for _, b := range line {
 		if b != '\r' {
 			s.versionTail = s.versionTail<<8 | uint64(b)
@@ -207,6 +223,30 @@ func (s *framingScanner) skipRequestLine(p []byte) []byte {
 	return p[end+1:]
 }
 
+// lineBytes follows the bytes of a head line passed over in bulk: seg is
+// the part of the line in this read, up to its LF when ended says the LF
+// is there. Only a line's last byte may be CR, and it must be: a bare CR is
+// invalid (RFC 9112 section 2.2), and a bare LF is refused (see the file
+// comment). It reports whether the line is still well-formed.
+func (s *framingScanner) lineBytes(seg []byte, ended bool) bool {
+	if n := len(seg); n > 0 {
+		if s.pendingCR || bytes.IndexByte(seg[:n-1], '\r') >= 0 {
+			s.fail(errBareCR)
+			return false
+		}
+		s.pendingCR = seg[n-1] == '\r'
+	}
+	if !ended {
+		return true
+	}
+	if !s.pendingCR {
+		s.fail(errBareLF)
+		return false
+	}
+	s.pendingCR = false
+	return true
+}
+
 // fieldStart looks at the first byte of a head line: the end of the head,
 // obs-fold, or a field name, which it leaves for scanFieldName.
 func (s *framingScanner) fieldStart(p []byte) []byte {
@@ -214,41 +254,41 @@ func (s *framingScanner) fieldStart(p []byte) []byte {
 	case '\r':
 		s.state = stHeadEndLF
 	case '\n':
-		s.endHead()
+		s.fail(errBareLF)
 	case ' ', '\t':
 		// Also whitespace before the first field line, which RFC 9112
 		// section 2.2 says a recipient must refuse or skip.
 		s.fail(errObsFold)
 	default:
 		s.state = stFieldName
-		s.nameLen, s.nameMatch, s.nameLast = 0, mayBeContentLength|mayBeTransferEncoding, 0
+		s.nameLen, s.nameMatch = 0, mayBeContentLength|mayBeTransferEncoding
 		return p
 	}
 	return p[1:]
 }
 
-// scanFieldName follows a field name up to its colon. Only Content-Length
-// and Transfer-Encoding matter here, so once the name can be neither, its
-// bytes are no longer compared.
+// scanFieldName follows a field name up to its colon: a token (RFC 9110
+// section 5.1), so not empty, with no whitespace before the colon (RFC 9112
+// section 5.1: a server MUST answer 400) and no CR or LF. Only
+// Content-Length and Transfer-Encoding matter beyond that, so once the name
+// can be neither, its bytes are no longer compared.
 func (s *framingScanner) scanFieldName(p []byte) []byte {
 	colon := bytes.IndexByte(p, ':')
 	name := p
 	if colon >= 0 {
 		name = p[:colon]
 	}
-	if bytes.IndexByte(name, '\n') >= 0 {
-		s.fail(errFieldName)
-		return nil
+	for _, b := range name {
+		if !isTokenByte(b) {
+			s.fail(errFieldName)
+			return nil
+		}
 	}
-	if len(name) > 0 {
-		s.matchName(name)
-		s.nameLast = name[len(name)-1]
-	}
+	s.matchName(name)
 	if colon < 0 {
 		return nil
 	}
-	if s.nameLast == ' ' || s.nameLast == '\t' {
-		// RFC 9112 section 5.1: a server MUST answer 400.
+	if s.nameLen == 0 {
 		s.fail(errFieldName)
 		return nil
 	}
@@ -257,35 +297,38 @@ func (s *framingScanner) scanFieldName(p []byte) []byte {
 }
 
 // matchName compares more of a field name with the framing fields' names,
-// case-insensitively.
+// case-insensitively, and counts its bytes.
 func (s *framingScanner) matchName(name []byte) {
-	for _, b := range name {
+	for i, b := range name {
 		if s.nameMatch == 0 {
-			return
+			break
 		}
 		if 'A' <= b && b <= 'Z' {
 			b += 'a' - 'A'
 		}
-		if s.nameLen >= len(contentLengthName) || contentLengthName[s.nameLen] != b {
+		at := s.nameLen + i
+		if at >= len(contentLengthName) || contentLengthName[at] != b {
 			s.nameMatch &^= mayBeContentLength
 		}
-		if s.nameLen >= len(transferEncodingName) || transferEncodingName[s.nameLen] != b {
+		if at >= len(transferEncodingName) || transferEncodingName[at] != b {
 			s.nameMatch &^= mayBeTransferEncoding
 		}
-		s.nameLen++
 	}
+	s.nameLen += len(name)
 }
 
 // skipFieldValue passes over the value of a field that does not frame the
-// body. A bare LF ends the line as it does for net/http (RFC 9112 section
-// 2.2 allows it in the head).
+// body, up to the end of its line. Its bytes are net/http's to judge.
 func (s *framingScanner) skipFieldValue(p []byte) []byte {
-	i := bytes.IndexByte(p, '\n')
-	if i < 0 {
+	end := bytes.IndexByte(p, '\n')
+	if end < 0 {
+		s.lineBytes(p, false)
 		return nil
 	}
-	s.state = stFieldStart
-	return p[i+1:]
+	if s.lineBytes(p[:end], true) {
+		s.state = stFieldStart
+	}
+	return p[end+1:]
 }
 
 // step follows one byte of a framing field's value, the head's end or a
@@ -293,20 +336,63 @@ func (s *framingScanner) skipFieldValue(p []byte) []byte {
 func (s *framingScanner) step(b byte) {
 	switch s.state {
 	case stRequestStart:
-		if b != '\r' && b != '\n' {
+		s.betweenRequests(b)
+	case stRequestStartLF:
+		if b != '\n' {
 			s.beginRequest()
-			s.versionTail = uint64(b)
+			s.fail(errBareCR)
+			return
 		}
+		s.state = stRequestStart
 	case stFieldValue:
-		if s.field == fieldContentLength {
-			s.lengthByte(b)
-		} else {
-			s.transferByte(b)
-		}
+		s.framingValueByte(b)
+	case stFieldValueLF:
+		s.expectLF(b, errBareCR, s.endFramingField)
 	case stHeadEndLF:
-		s.expectLF(b, errHeadLineEnd, s.endHead)
+		s.expectLF(b, errBareCR, s.endHead)
 	default:
 		s.bodyStep(b)
+	}
+}
+
+// betweenRequests follows a byte where a request line may begin. Empty
+// lines are skipped (RFC 9112 section 2.2: a server SHOULD ignore at least
+// one, which old clients send after a POST body), but only CRLF ones: the
+// bare CR or LF is laid to the next request, which is refused.
+func (s *framingScanner) betweenRequests(b byte) {
+	switch b {
+	case '\r':
+		s.state = stRequestStartLF
+	case '\n':
+		s.beginRequest()
+		s.fail(errBareLF)
+	default:
+		s.beginRequest()
+		s.versionTail = uint64(b)
+	}
+}
+
+// framingValueByte follows a byte of a Content-Length or Transfer-Encoding
+// value; its line must end in CRLF like every other.
+func (s *framingScanner) framingValueByte(b byte) {
+	switch {
+	case b == '\r':
+		s.state = stFieldValueLF
+	case b == '\n':
+		s.fail(errBareLF)
+	case s.field == fieldContentLength:
+		s.lengthByte(b)
+	default:
+		s.transferByte(b)
+	}
+}
+
+// endFramingField checks the framing field whose line just ended.
+func (s *framingScanner) endFramingField() {
+	if s.field == fieldContentLength {
+		s.endLengthField()
+	} else {
+		s.endTransferField()
 	}
 }
 
@@ -351,9 +437,7 @@ func (s *framingScanner) beginFieldValue() {
 // optional whitespace, as net/http accepts (RFC 9110 section 8.6).
 func (s *framingScanner) lengthByte(b byte) {
 	switch {
-	case b == '\n':
-		s.endLengthField()
-	case b == ' ' || b == '\t' || b == '\r':
+	case b == ' ' || b == '\t':
 		s.valueDone = s.valueDigits > 0
 	case '0' <= b && b <= '9' && !s.valueDone:
 		d := uint64(b - '0')
@@ -387,8 +471,6 @@ func (s *framingScanner) transferByte(b byte) {
 			s.codingPhase = codingEscaped
 		case '"':
 			s.codingPhase = codingParams
-		case '\n':
-			s.endTransferField()
 		}
 		return
 	case codingEscaped:
@@ -396,12 +478,10 @@ func (s *framingScanner) transferByte(b byte) {
 		return
 	}
 	switch b {
-	case '\n':
-		s.endTransferField()
 	case ',':
 		s.endCoding()
 		s.beginCoding()
-	case ' ', '\t', '\r':
+	case ' ', '\t':
 		if s.codingPhase == codingName && s.codingLen > 0 {
 			s.codingPhase = codingAfterName
 		}
@@ -448,6 +528,9 @@ func (s *framingScanner) endCoding() {
 }
 
 func (s *framingScanner) endTransferField() {
+	if s.codingPhase == codingQuoted || s.codingPhase == codingEscaped {
+		s.codingBroken = true // a quoted string the line cut short
+	}
 	s.endCoding()
 	s.state = stFieldStart
 }

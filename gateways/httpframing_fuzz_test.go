@@ -1,7 +1,8 @@
 // Fuzz targets for the HTTP front end: the request framing scanner on its
 // own, and the whole HTTP gateway (scanner, net/http and the CGI-variable
-// translation) on a loopback connection. Seeds are the scanner's table and,
-// when it is present beside the repository, the gunicorn request corpus.
+// translation) on a loopback connection. Seeds are the scanner's table, the
+// framing classes (httpframing_classes_test.go) and, when it is present
+// beside the repository, the gunicorn request corpus.
 package gateways
 
 import (
@@ -49,10 +50,13 @@ func corpusRequests(f *testing.F) [][]byte {
 	return raws
 }
 
-// httpSeeds adds the scanner's table cases and the corpus, each with a cut
-// point for the targets that split their input.
+// httpSeeds adds the scanner's table cases, the framing classes and the
+// corpus, each with a cut point for the targets that split their input.
 func httpSeeds(f *testing.F) {
 	for _, tt := range scanCases {
+		f.Add([]byte(tt.raw), uint16(len(tt.raw)/2))
+	}
+	for _, tt := range framingClasses {
 		f.Add([]byte(tt.raw), uint16(len(tt.raw)/2))
 	}
 	for _, raw := range corpusRequests(f) {

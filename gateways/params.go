@@ -13,7 +13,11 @@ import (
 	"github.com/gowsgi/gowsgi/wsgi"
 )
 
-var errNoMethod = errors.New("gateways: the web server sent no REQUEST_METHOD")
+var (
+	errNoMethod       = errors.New("gateways: the web server sent no REQUEST_METHOD")
+	errEmptyVarName   = errors.New("gateways: the web server sent a variable with an empty name")
+	errLengthConflict = errors.New("gateways: the web server sent two CONTENT_LENGTH values that differ")
+)
 
 // The variables params tracks, as bits of params.seen.
 const (
@@ -37,6 +41,9 @@ type params struct {
 	scheme        []byte // UWSGI_SCHEME or wsgi.url_scheme, when sent
 	requestURI    []byte
 	documentURI   []byte
+	// scriptFilename is SCRIPT_FILENAME, where Apache's mod_proxy tells
+	// the path it maps a request to (apacheProxyPath).
+	scriptFilename []byte
 	// scriptName and pathInfo are held back until finish, which may
 	// repair their split.
 	scriptName, pathInfo string
@@ -51,9 +58,12 @@ func newParams(vars *wsgi.Vars) params {
 	return params{vars: vars, contentLength: -1}
 }
 
-// add takes one variable as the web server sent it.
+// add takes one variable as the web server sent it. A variable's name is
+// never empty: CGI meta-variable names are tokens (RFC 3875 section 4.1).
 func (p *params) add(key, value []byte) error {
 	switch string(key) {
+	case "":
+		return errEmptyVarName
 	case "CONTENT_LENGTH":
 		if len(value) == 0 {
 			return nil // nginx sends an empty one for a request without a body
@@ -61,6 +71,11 @@ func (p *params) add(key, value []byte) error {
 		n, err := strconv.ParseInt(string(value), 10, 64)
 		if err != nil || value[0] < '0' || value[0] > '9' {
 			return fmt.Errorf("gateways: CONTENT_LENGTH %.20q is not a length", value)
+		}
+		if p.contentLength >= 0 && n != p.contentLength {
+			// The body's framing, said twice and two ways: which one a
+			// proxy in between went by is anyone's guess.
+			return errLengthConflict
 		}
 		p.contentLength = n
 	case "UWSGI_SCHEME", "wsgi.url_scheme":
@@ -75,6 +90,8 @@ func (p *params) add(key, value []byte) error {
 		p.requestURI = value
 	case "DOCUMENT_URI":
 		p.documentURI = value
+	case "SCRIPT_FILENAME":
+		p.scriptFilename = value
 	case "SCRIPT_NAME":
 		p.seen |= seenScriptName
 		p.scriptName = string(value)
@@ -131,21 +148,63 @@ func (p *params) finish() error {
 //
 // For a CGI program a missing PATH_INFO is simply empty (RFC 3875 section
 // 4.1.5). nginx's stock scgi_params and fastcgi_params, though, send no
-// PATH_INFO (and fastcgi_params sets SCRIPT_NAME to the whole path), so for
-// the socket protocols an app without PATH_INFO is taken to be mounted at
-// "/": SCRIPT_NAME is "" and PATH_INFO the request's decoded path, from
-// DOCUMENT_URI or else REQUEST_URI. A web server that mounts the app
-// elsewhere sends both variables.
+// PATH_INFO (and fastcgi_params sets SCRIPT_NAME to the whole path), nor do
+// Apache's mod_proxy_fcgi and mod_proxy_scgi unless told to, so for the
+// socket protocols the split is found elsewhere: in the path Apache's
+// ProxyPass mapped the request to, or else the app is taken to be mounted
+// at "/": SCRIPT_NAME is "" and PATH_INFO the request's decoded path, from
+// DOCUMENT_URI or else REQUEST_URI. A web server that sends PATH_INFO says
+// where the app is mounted itself.
 func (p *params) split(rawPath string) (script, pathInfo string) {
 	switch {
 	case p.seen&seenPathInfo != 0:
 		return p.repairSplit(rawPath)
 	case p.scriptIsMount:
 		return p.scriptName, ""
-	case len(p.documentURI) > 0:
+	}
+	if backend, ok := apacheProxyPath(string(p.scriptFilename)); ok {
+		return splitAtBackendPath(unescapePath(rawPath), unescapePath(backend))
+	}
+	if len(p.documentURI) > 0 {
 		return "", string(p.documentURI)
 	}
 	return "", unescapePath(rawPath)
+}
+
+// apacheProxyPath returns the path, still percent-encoded, that Apache's
+// mod_proxy_fcgi and mod_proxy_scgi map a request to, from the
+// SCRIPT_FILENAME they send: "proxy:fcgi://127.0.0.1:9000/rest" for a
+// request of /app/rest under "ProxyPass /app/ fcgi://127.0.0.1:9000/". It
+// reports false for any other SCRIPT_FILENAME.
+func apacheProxyPath(scriptFilename string) (string, bool) {
+	rest, ok := strings.CutPrefix(scriptFilename, "proxy:")
+	if !ok {
+		return "", false
+	}
+	if _, rest, ok = strings.Cut(rest, "://"); !ok {
+		return "", false
+	}
+	slash := strings.IndexByte(rest, '/')
+	if slash < 0 {
+		return "/", true
+	}
+	path, _, _ := strings.Cut(rest[slash:], "?")
+	return path, true
+}
+
+// splitAtBackendPath splits full, the request's decoded path, where the
+// path the backend was asked for begins: what comes before it is the mount
+// point the web server took off. backend is PATH_INFO whatever full is; a
+// backend path that full does not end with (a ProxyPass that also rewrote
+// the path) leaves SCRIPT_NAME empty, as an HTTP proxy that rewrites does.
+func splitAtBackendPath(full, backend string) (script, pathInfo string) {
+	if backend == "/" && !strings.HasSuffix(full, "/") {
+		backend = "" // the mount point itself, asked for without its slash
+	}
+	if !strings.HasSuffix(full, backend) {
+		return "", backend
+	}
+	return full[:len(full)-len(backend)], backend
 }
 
 // repairSplit returns SCRIPT_NAME and PATH_INFO as sent, unless they do

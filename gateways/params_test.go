@@ -87,6 +87,48 @@ func TestParamsRepairSplit(t *testing.T) {
 	}
 }
 
+// Apache's mod_proxy_fcgi and mod_proxy_scgi, under a bare ProxyPass, send
+// no PATH_INFO; SCRIPT_FILENAME holds the path the request was mapped to.
+func TestParamsApacheProxyPass(t *testing.T) {
+	cases := []struct {
+		name             string
+		pairs            []string
+		script, pathInfo string
+	}{
+		{"ProxyPass /app/ fcgi://127.0.0.1:9000/",
+			[]string{"SCRIPT_FILENAME", "proxy:fcgi://127.0.0.1:9000/caf%C3%A9/a%20b", "REQUEST_URI", "/app/caf%C3%A9/a%20b?x=%20y"},
+			"/app", "/caf\xc3\xa9/a b"},
+		{"ProxyPass /app/ scgi://127.0.0.1:4000/",
+			[]string{"SCRIPT_FILENAME", "proxy:scgi://127.0.0.1:4000/rest/", "REQUEST_URI", "/app/rest/"}, "/app", "/rest/"},
+		{"ProxyPass / fcgi://127.0.0.1:9000/",
+			[]string{"SCRIPT_FILENAME", "proxy:fcgi://127.0.0.1:9000/x/y", "REQUEST_URI", "/x/y?q"}, "", "/x/y"},
+		{"a Unix socket",
+			[]string{"SCRIPT_FILENAME", "proxy:scgi://localhost/rest", "REQUEST_URI", "/deep/app/rest"}, "/deep/app", "/rest"},
+		{"the mount point without its slash",
+			[]string{"SCRIPT_FILENAME", "proxy:fcgi://127.0.0.1:9000/", "REQUEST_URI", "/app"}, "/app", ""},
+		{"the mount point with its slash",
+			[]string{"SCRIPT_FILENAME", "proxy:fcgi://127.0.0.1:9000/", "REQUEST_URI", "/app/"}, "/app", "/"},
+		{"a query in SCRIPT_FILENAME is not the path",
+			[]string{"SCRIPT_FILENAME", "proxy:fcgi://127.0.0.1:9000/x?y=1", "REQUEST_URI", "/app/x?y=1"}, "/app", "/x"},
+		{"a ProxyPass that rewrites the path: the backend's path, no mount point",
+			[]string{"SCRIPT_FILENAME", "proxy:fcgi://127.0.0.1:9000/sub/x", "REQUEST_URI", "/app/x"}, "", "/sub/x"},
+		{"PATH_INFO sent wins",
+			[]string{"SCRIPT_FILENAME", "proxy:fcgi://127.0.0.1:9000/x", "SCRIPT_NAME", "/s", "PATH_INFO", "/p", "REQUEST_URI", "/s/p"}, "/s", "/p"},
+		{"a script's file name is no proxy path",
+			[]string{"SCRIPT_FILENAME", "/srv/app/index.py", "REQUEST_URI", "/app/x"}, "", "/app/x"},
+		{"a file name that only looks like one",
+			[]string{"SCRIPT_FILENAME", "proxy:/srv/x", "REQUEST_URI", "/app/x"}, "", "/app/x"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, _, err := paramsFrom(t, append([]string{"REQUEST_METHOD", "GET"}, tc.pairs...)...)
+			require.NoError(t, err)
+			assert.Equal(t, tc.script, got["SCRIPT_NAME"])
+			assert.Equal(t, tc.pathInfo, got["PATH_INFO"])
+		})
+	}
+}
+
 func TestParamsDropContentHeadersPassedAsHTTP(t *testing.T) {
 	got, _, err := paramsFrom(t, "REQUEST_METHOD", "POST", "PATH_INFO", "/", "CONTENT_LENGTH", "3",
 		"HTTP_CONTENT_LENGTH", "3", "CONTENT_TYPE", "text/plain", "HTTP_CONTENT_TYPE", "text/plain")
@@ -156,6 +198,31 @@ func TestParamsContentLength(t *testing.T) {
 		}
 		require.NoError(t, err, "%q", tc.value)
 		assert.Equal(t, tc.want, p.contentLength, "%q", tc.value)
+	}
+}
+
+func TestParamsRefuse(t *testing.T) {
+	cases := []struct {
+		name  string
+		pairs []string
+		want  error
+	}{
+		{"empty name", []string{"", "x"}, errEmptyVarName},
+		{"empty name and value", []string{"", ""}, errEmptyVarName},
+		{"two CONTENT_LENGTHs that differ", []string{"CONTENT_LENGTH", "3", "CONTENT_LENGTH", "4"}, errLengthConflict},
+		{"one length written two ways", []string{"CONTENT_LENGTH", "3", "CONTENT_LENGTH", "03"}, nil},
+		{"an empty CONTENT_LENGTH is none", []string{"CONTENT_LENGTH", "", "CONTENT_LENGTH", "3", "CONTENT_LENGTH", ""}, nil},
+		{"the same CONTENT_LENGTH twice", []string{"CONTENT_LENGTH", "3", "CONTENT_LENGTH", "3"}, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := paramsFrom(t, append([]string{"REQUEST_METHOD", "POST", "PATH_INFO", "/"}, tc.pairs...)...)
+			if tc.want == nil {
+				assert.NoError(t, err)
+				return
+			}
+			assert.ErrorIs(t, err, tc.want)
+		})
 	}
 }
 

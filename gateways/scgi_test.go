@@ -92,6 +92,9 @@ func TestSCGIRefusesMalformedRequests(t *testing.T) {
 		{name: "CONTENT_LENGTH that is not a number", raw: scgiHeaders(append([]string{"CONTENT_LENGTH", "x", "SCGI", "1"}, get...)...)},
 		{name: "body shorter than CONTENT_LENGTH", raw: scgiHeaders(append([]string{"CONTENT_LENGTH", "4", "SCGI", "1"}, get...)...) + "abc"},
 		{name: "no REQUEST_METHOD", raw: scgiHeaders("CONTENT_LENGTH", "0", "SCGI", "1")},
+		{name: "empty header name", raw: scgiHeaders(append([]string{"CONTENT_LENGTH", "0", "SCGI", "1", "", "x"}, get...)...)},
+		{name: "second CONTENT_LENGTH that differs",
+			raw: scgiHeaders(append([]string{"CONTENT_LENGTH", "0", "SCGI", "1", "CONTENT_LENGTH", "3"}, get...)...) + "abc"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

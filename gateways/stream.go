@@ -2,8 +2,8 @@
 // sends one request per connection, reads the response until the connection
 // closes, and needs no framing for the body. A protocol supplies how its
 // request head is read and how its response head is written; this file
-// accepts connections, reads the body, calls the handler, writes the
-// response and keeps track of connections for a graceful stop.
+// reads the body, calls the handler and writes the response, on the
+// connections the connection core (conncore.go) accepts and stops.
 package gateways
 
 import (
@@ -14,9 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/gowsgi/gowsgi/wsgi"
@@ -32,14 +30,7 @@ const (
 	streamWriteBuffer = 16 << 10
 )
 
-// maxAcceptBackoff bounds the wait before accepting again after the process
-// ran out of file descriptors.
-const maxAcceptBackoff = time.Second
-
-var (
-	errShortBody     = errors.New("gateways: the request body ended before CONTENT_LENGTH bytes")
-	errInterimStatus = errors.New("gateways: a 1xx status cannot end a response")
-)
+var errShortBody = errors.New("gateways: the request body ended before CONTENT_LENGTH bytes")
 
 // StreamOptions configures a uwsgi or SCGI gateway.
 type StreamOptions struct {
@@ -82,23 +73,19 @@ type streamServer struct {
 	timeout   time.Duration // for the request head
 	log       *slog.Logger
 	conns     sync.Pool // *streamConn, reused across connections
-
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	active    map[*streamConn]bool // true once the connection's request began
-	closing   bool
-	wg        sync.WaitGroup // one per connection in active
+	core      *connCore[*streamConn]
 }
 
 // streamConn is one connection and the storage reused for its request.
 type streamConn struct {
 	conn   net.Conn
+	begun  bool // the request began; guarded by the core's lock
 	r      *bufio.Reader
 	w      *bufio.Writer
 	req    wsgi.Request
 	packet []byte // the request head as read
 	body   []byte // reused inline body storage
-	resp   streamResponse
+	resp   plainResponse
 }
 
 func newStreamServer(proto streamProtocol, handler wsgi.Handler, opts StreamOptions) *streamServer {
@@ -110,8 +97,6 @@ func newStreamServer(proto streamProtocol, handler wsgi.Handler, opts StreamOpti
 		limit:     opts.LimitPost,
 		timeout:   orDefault(opts.Timeout, readHeaderTimeout),
 		log:       opts.Logger,
-		listeners: make(map[net.Listener]struct{}),
-		active:    make(map[*streamConn]bool),
 	}
 	if s.maxHead == 0 {
 		s.maxHead = defaultMaxHeadSize
@@ -122,151 +107,57 @@ func newStreamServer(proto streamProtocol, handler wsgi.Handler, opts StreamOpti
 	s.conns.New = func() any {
 		return &streamConn{r: bufio.NewReaderSize(nil, streamReadBuffer), w: bufio.NewWriterSize(nil, streamWriteBuffer)}
 	}
+	s.core = newConnCore(proto.name, s.log, s.recycle)
 	return s
 }
 
 // Serve accepts connections on ln until Shutdown or Close; it returns nil
 // then, and the listener's error otherwise.
 func (s *streamServer) Serve(ln net.Listener) error {
-	if !s.trackListener(ln) {
-		ln.Close()
-		return nil
-	}
-	backoff := time.Duration(0)
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			if s.isClosing() {
-				return nil
-			}
-			if isTransientAcceptError(err) {
-				backoff = min(max(2*backoff, 5*time.Millisecond), maxAcceptBackoff)
-				s.log.Warn("accept failed, retrying", "protocol", s.proto.name, "error", err, "backoff", backoff)
-				time.Sleep(backoff)
-				continue
-			}
-			return fmt.Errorf("gateways: serving %s on %s: %w", s.proto.name, ln.Addr(), err)
-		}
-		backoff = 0
-		if c := s.trackConn(conn); c != nil {
-			go s.serveConn(c)
-		}
-	}
-}
-
-// isTransientAcceptError reports an accept error that passes: out of file
-// descriptors, or a connection reset while it waited in the backlog.
-func isTransientAcceptError(err error) bool {
-	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ECONNABORTED)
+	return s.core.serve(ln, s.open, s.serveConn)
 }
 
 // Shutdown stops accepting, closes the connections that have not begun a
 // request, and waits, until ctx is done, for the requests in flight.
-func (s *streamServer) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing = true
-	for ln := range s.listeners {
-		ln.Close()
-	}
-	for c, begun := range s.active {
-		if !begun {
-			// Wakes its read at once; the request is then never begun.
-			c.conn.SetReadDeadline(time.Unix(1, 0))
-		}
-	}
-	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("gateways: %s shutdown: %w", s.proto.name, ctx.Err())
-	}
-}
+func (s *streamServer) Shutdown(ctx context.Context) error { return s.core.Shutdown(ctx) }
 
 // Close closes every listener and connection at once.
-func (s *streamServer) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.closing = true
-	for ln := range s.listeners {
-		ln.Close()
-	}
-	for c := range s.active {
-		c.conn.Close()
-	}
-	return nil
-}
+func (s *streamServer) Close() error { return s.core.Close() }
 
-func (s *streamServer) trackListener(ln net.Listener) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
-	}
-	s.listeners[ln] = struct{}{}
-	return true
-}
-
-func (s *streamServer) isClosing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
-}
-
-// trackConn takes conn into the active set, or closes it and returns nil
-// when the server is stopping.
-func (s *streamServer) trackConn(conn net.Conn) *streamConn {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		conn.Close()
-		return nil
-	}
+// open makes conn a streamConn, its storage taken from earlier ones. The
+// head's deadline is set here, under the core's lock, so that a Shutdown
+// sweeping the connections that have not begun a request always overrides
+// it, however late the connection's goroutine starts.
+func (s *streamServer) open(conn net.Conn) *streamConn {
 	c := s.conns.Get().(*streamConn)
-	c.conn = conn
+	c.conn, c.begun = conn, false
 	c.r.Reset(conn)
 	c.w.Reset(conn)
-	// The head's deadline is set here, under the lock, so that a Shutdown
-	// sweeping the connections that have not begun a request always
-	// overrides it, however late the connection's goroutine starts.
 	conn.SetReadDeadline(time.Now().Add(s.timeout))
-	s.active[c] = false
-	s.wg.Add(1)
 	return c
 }
 
-// begin marks c's request as begun, so Shutdown waits for it; false means
-// the server is stopping and the request must not begin.
-func (s *streamServer) begin(c *streamConn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing {
-		return false
+// stopIdle wakes the read of a connection whose request has not begun, so
+// it never begins; a request that has carries on.
+func (c *streamConn) stopIdle() {
+	if !c.begun {
+		c.conn.SetReadDeadline(time.Unix(1, 0))
 	}
-	s.active[c] = true
-	return true
 }
 
-func (s *streamServer) release(c *streamConn) {
-	c.conn.Close()
-	s.mu.Lock()
-	delete(s.active, c)
-	s.mu.Unlock()
+func (c *streamConn) closeNow() { c.conn.Close() }
+
+// recycle keeps c's storage for a later connection.
+func (s *streamServer) recycle(c *streamConn) {
 	c.conn = nil
 	c.r.Reset(nil)
 	c.w.Reset(nil)
 	s.conns.Put(c)
-	s.wg.Done()
 }
 
 // serveConn serves the one request a connection carries and closes it.
 func (s *streamServer) serveConn(c *streamConn) {
-	defer s.release(c)
+	defer c.conn.Close()
 	err := s.serveRequest(c)
 	var broken *brokenResponse
 	switch {
@@ -305,7 +196,7 @@ func (s *streamServer) serveRequest(c *streamConn) error {
 		// or a stop.
 		return nil
 	}
-	if !s.begin(c) {
+	if !s.core.beginRequest(&c.begun) {
 		return nil
 	}
 	p := newParams(&c.req.Vars)
@@ -324,18 +215,18 @@ func (s *streamServer) serveRequest(c *streamConn) error {
 	if err != nil {
 		return err
 	}
-	if b.path != "" {
-		defer os.Remove(b.path)
+	if b.file != nil {
+		defer b.file.Close()
 	} else if cap(b.data) <= keptBodyCap {
 		c.body = b.data[:0]
 	}
-	c.req.Body, c.req.BodyPath = b.data, b.path
+	c.req.Body, c.req.BodyFile = b.data, b.file
 	defer func() { c.req.Body = nil }()
 
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	go watchPeer(c.conn, cancel)
-	c.resp = streamResponse{conn: c.conn, w: c.w, appendHead: s.proto.appendHead, head: c.resp.head}
+	c.resp = plainResponse{w: c.w, raw: c.conn, appendHead: s.proto.appendHead, head: c.resp.head}
 	err = s.handler.ServeWSGI(ctx, &c.resp, &c.req)
 	// Flushed even when the response broke: every block the app yielded
 	// before it broke is transmitted (PEP 3333) before the reset.
@@ -378,9 +269,7 @@ func readDeclaredBody(r io.Reader, n, threshold int64, buf []byte) (body, error)
 	}
 	b, err := readBody(io.LimitReader(r, n), n, threshold, buf)
 	if err == nil && b.size != n {
-		if b.path != "" {
-			os.Remove(b.path)
-		}
+		b.close()
 		return body{}, errShortBody
 	}
 	return b, err
@@ -405,49 +294,6 @@ func watchPeer(conn net.Conn, cancel context.CancelCauseFunc) {
 		}
 	}
 }
-
-// streamResponse is a wsgi.ResponseWriter that writes a protocol's head and
-// then the raw body to a buffered connection; the end of the body is the
-// end of the connection.
-type streamResponse struct {
-	conn       net.Conn
-	w          *bufio.Writer
-	appendHead func(dst []byte, status string, headers []byte) ([]byte, error)
-	head       []byte // reused storage for the formatted head
-}
-
-// WriteHead writes the response head.
-func (r *streamResponse) WriteHead(status string, headers []byte) error {
-	if len(status) > 0 && status[0] == '1' {
-		return errInterimStatus
-	}
-	var err error
-	if r.head, err = r.appendHead(r.head[:0], status, headers); err != nil {
-		return err
-	}
-	_, err = r.w.Write(r.head)
-	return err
-}
-
-// WriteBody writes a chunk of the body.
-func (r *streamResponse) WriteBody(p []byte) error {
-	_, err := r.w.Write(p)
-	return err
-}
-
-// SendFile flushes what is buffered and copies the file to the connection
-// itself: a TCP connection takes an io.LimitedReader over an *os.File to
-// sendfile(2), and a file sent to its end goes through sendfile(2) on a
-// Unix socket too.
-func (r *streamResponse) SendFile(f *os.File, offset, count int64) error {
-	if err := r.w.Flush(); err != nil {
-		return err
-	}
-	return copyFile(r.conn, f, offset, count)
-}
-
-// Flush sends what is buffered to the web server.
-func (r *streamResponse) Flush() error { return r.w.Flush() }
 
 // growTo returns buf resized to n bytes, reallocated when it is short.
 func growTo(buf []byte, n int) []byte {

@@ -118,6 +118,8 @@ func TestUWSGIRefusesMalformedPackets(t *testing.T) {
 		{name: "empty packet", raw: uwsgiPacket(0)},
 		{name: "CONTENT_LENGTH that is not a number", raw: uwsgiPacket(0, append(get, "CONTENT_LENGTH", "-1")...)},
 		{name: "body shorter than CONTENT_LENGTH", raw: append(uwsgiPacket(0, append(get, "CONTENT_LENGTH", "4")...), "abc"...)},
+		{name: "empty variable name", raw: uwsgiPacket(0, append(get, "", "x")...)},
+		{name: "two CONTENT_LENGTHs that differ", raw: append(uwsgiPacket(0, append(get, "CONTENT_LENGTH", "3", "CONTENT_LENGTH", "0")...), "abc"...)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -23,7 +23,7 @@ func BenchmarkServeHello(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		id := uint32(i + 1)
-		require.NoError(b, h.slot.Serve(id, 0, frame[wsgi.FrameHeaderLen:], true))
+		require.NoError(b, h.slot.Serve(id, 0, frame[wsgi.FrameHeaderLen:], -1, true))
 		r, err := h.collect(id, response{})
 		require.NoError(b, err)
 		if len(r.body) != len("Hello World!\n") {

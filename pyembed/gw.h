@@ -66,7 +66,7 @@ typedef struct {
 int gw_init(const char *argv0, const gw_spec *spec, char *summary,
             size_t cap); /* GIL not held on entry or exit */
 gw_slot *gw_slot_new(int fd, uint8_t *record); /* GIL not held on entry or exit */
-int gw_slot_serve(gw_slot *s, uint32_t id, uint8_t flags, const char *payload, size_t len,
+int gw_slot_serve(gw_slot *s, uint32_t id, uint8_t flags, const char *payload, size_t len, int body_fd,
                   int flush); /* GIL not held on entry or exit */
 void gw_slot_close(gw_slot *s); /* GIL not held on entry or exit */
 const char *gw_version(void);  /* GIL: any */
@@ -100,7 +100,7 @@ int gw_worker_serve(int worker, int control, uint8_t *board, const int *slot_fds
 /* gw_environ.c */
 int gw_environ_setup(int multithread, int multiprocess, int run_once, PyObject *file_wrapper); /* GIL held */
 PyObject *gw_environ_new(gw_slot *s, const char *vars, size_t vars_len,
-                         const char *body, size_t body_len, int spooled,
+                         const char *body, size_t body_len, int *body_fd,
                          PyObject **input); /* GIL held */
 
 /* gw_response.c */

@@ -8,6 +8,7 @@
 #include "gw.h"
 
 #include <string.h>
+#include <unistd.h>
 
 /* Key cache: open addressing, at most GW_KEYS_MAX entries so a client that
  * invents header names cannot grow it without bound. */
@@ -142,16 +143,18 @@ static void gw_note_var(gw_slot *s, const char *k, size_t kn, const char *v, siz
 }
 
 /* GIL held. The wsgi.input stream: the inline body in a BytesIO, or the
- * spool file opened for reading; both end at the body's end, so a read
- * never blocks past it (PEP 3333, "Input and Error Streams"). */
-static PyObject *gw_input_new(const char *body, size_t body_len, int spooled)
+ * spool file whose descriptor came with the request (*body_fd, not -1),
+ * read from its start; both end at the body's end, so a read never blocks
+ * past it (PEP 3333, "Input and Error Streams"). The file object takes the
+ * descriptor over: *body_fd is then -1. */
+static PyObject *gw_input_new(const char *body, size_t body_len, int *body_fd)
 {
-    if (spooled) {
-        PyObject *path = PyUnicode_DecodeFSDefaultAndSize(body, (Py_ssize_t)body_len);
-        if (path == NULL)
-            return NULL;
-        PyObject *f = PyObject_CallFunction(gw_io_open, "Os", path, "rb");
-        Py_DECREF(path);
+    if (*body_fd >= 0) {
+        if (lseek(*body_fd, 0, SEEK_SET) < 0)
+            return PyErr_SetFromErrno(PyExc_OSError);
+        PyObject *f = PyObject_CallFunction(gw_io_open, "is", *body_fd, "rb");
+        if (f != NULL)
+            *body_fd = -1;
         return f;
     }
     if (body_len == 0)
@@ -165,9 +168,10 @@ static PyObject *gw_input_new(const char *body, size_t body_len, int spooled)
 }
 
 /* GIL held. Returns a new environ for the request; *input receives a new
- * reference to its wsgi.input so the caller can close a spool file. */
+ * reference to its wsgi.input so the caller can close a spool file, whose
+ * descriptor *body_fd (-1 for an inline body) it takes over. */
 PyObject *gw_environ_new(gw_slot *s, const char *vars, size_t vars_len, const char *body, size_t body_len,
-                         int spooled, PyObject **input)
+                         int *body_fd, PyObject **input)
 {
     const char *p = vars, *end = vars + vars_len;
     PyObject *environ = PyDict_Copy(gw_template);
@@ -188,7 +192,7 @@ PyObject *gw_environ_new(gw_slot *s, const char *vars, size_t vars_len, const ch
         if (rc < 0)
             goto error;
     }
-    *input = gw_input_new(body, body_len, spooled);
+    *input = gw_input_new(body, body_len, body_fd);
     if (*input == NULL || PyDict_SetItem(environ, gw_input_key, *input) < 0)
         goto error;
     return environ;

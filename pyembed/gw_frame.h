@@ -20,7 +20,7 @@
 #define GW_FRAME_FILE 'F'
 #define GW_FRAME_END 'E'
 
-#define GW_FLAG_BODY_SPOOLED 1 /* FrameRequest: payload ends with a path */
+#define GW_FLAG_BODY_SPOOLED 1 /* FrameRequest: the body's descriptor comes with it */
 #define GW_FLAG_END_BROKEN 1   /* FrameEnd: close the client connection */
 
 /* Scoreboard slot record: byte offsets of its naturally aligned words. */

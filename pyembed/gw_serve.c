@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char gw_error_body[] = "Internal Server Error";
 static const char gw_not_found_body[] = "Not Found";
@@ -266,12 +267,14 @@ static void gw_close_result(gw_slot *s, PyObject *result)
     Py_XDECREF(r);
 }
 
-/* GIL held. Runs the app and returns the FrameEnd flags. */
-static uint8_t gw_run(gw_slot *s, const char *vars, size_t vars_len, const char *body, size_t body_len, int spooled)
+/* GIL held. Runs the app and returns the FrameEnd flags. *body_fd is the
+ * spooled body's descriptor, or -1; wsgi.input takes it over. */
+static uint8_t gw_run(gw_slot *s, const char *vars, size_t vars_len, const char *body, size_t body_len, int *body_fd)
 {
     PyObject *input = NULL, *responder = NULL, *result = NULL;
     uint8_t flags;
-    PyObject *environ = gw_environ_new(s, vars, vars_len, body, body_len, spooled, &input);
+    int spooled = *body_fd >= 0;
+    PyObject *environ = gw_environ_new(s, vars, vars_len, body, body_len, body_fd, &input);
     if (environ == NULL || gw_route(s, environ) < 0 || (responder = gw_responder_new(s)) == NULL) {
         flags = gw_fail(s, "cannot build environ");
         goto cleanup;
@@ -321,10 +324,16 @@ cleanup:
 
 /* GIL not held on entry or exit. Serves one FrameRequest payload and
  * appends the response's frames; writes them out when flush is set or the
- * response streams. Returns 0, or -1 with errno set when the slot socket is
- * broken (the master is gone). */
-int gw_slot_serve(gw_slot *s, uint32_t id, uint8_t flags, const char *payload, size_t len, int flush)
+ * response streams. body_fd is the descriptor that came with the frame, -1
+ * when none did; the slot takes it over. Returns 0, or -1 with errno set
+ * when the slot socket is broken (the master is gone). */
+int gw_slot_serve(gw_slot *s, uint32_t id, uint8_t flags, const char *payload, size_t len, int body_fd, int flush)
 {
+    int spooled = (flags & GW_FLAG_BODY_SPOOLED) != 0;
+    if (!spooled && body_fd >= 0) {
+        close(body_fd); /* a descriptor the frame does not call for */
+        body_fd = -1;
+    }
     s->id = id;
     s->started = s->head_sent = s->is_head = 0;
     s->content_length = -1;
@@ -342,10 +351,14 @@ int gw_slot_serve(gw_slot *s, uint32_t id, uint8_t flags, const char *payload, s
     if (len < 4 || vars_len > len - 4) {
         PyErr_SetString(PyExc_ValueError, "wsgi: malformed request frame from the master");
         end_flags = gw_fail(s, "bad request frame");
+    } else if (spooled && body_fd < 0) {
+        PyErr_SetString(PyExc_ValueError, "wsgi: a spooled body's descriptor did not come with its request");
+        end_flags = gw_fail(s, "bad request frame");
     } else {
-        end_flags = gw_run(s, payload + 4, vars_len, payload + 4 + vars_len, len - 4 - vars_len,
-                           (flags & GW_FLAG_BODY_SPOOLED) != 0);
+        end_flags = gw_run(s, payload + 4, vars_len, payload + 4 + vars_len, len - 4 - vars_len, &body_fd);
     }
+    if (body_fd >= 0)
+        close(body_fd); /* wsgi.input could not take it */
     if (gw_out_frame(s, GW_FRAME_END, end_flags, 0) < 0)
         PyErr_Clear(); /* out of memory: the master sees the worker stall */
     gw_modules_note_new();

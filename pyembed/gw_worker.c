@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -74,15 +75,78 @@ static int gw_read_full(int fd, char *p, size_t n)
     return 1;
 }
 
+/* Keeps in *passed the first descriptor msg carries (SCM_RIGHTS) while
+ * *passed is -1, and closes any other: a request frame comes with one at
+ * most, its spooled body's. */
+static void gw_keep_fds(struct msghdr *msg, int *passed)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c != NULL; c = CMSG_NXTHDR(msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < n; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+            if (*passed < 0)
+                *passed = fd;
+            else
+                close(fd);
+        }
+    }
+}
+
+/* Reads a frame header, exactly n bytes, with recvmsg: the descriptor the
+ * master sends with a request frame arrives with the header's first byte
+ * (the master writes the header first, in the message that carries it).
+ * *passed receives it, or -1. Returns as gw_read_full; *passed is -1 unless
+ * it returns 1. */
+static int gw_read_header(int fd, char *p, size_t n, int *passed)
+{
+    size_t got = 0;
+    *passed = -1;
+    while (got < n) {
+        union {
+            struct cmsghdr align;
+            char buf[CMSG_SPACE(4 * sizeof(int))];
+        } control;
+        struct iovec iov = {p + got, n - got};
+        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                             .msg_controllen = sizeof control.buf};
+        ssize_t r = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            goto fail;
+        gw_keep_fds(&msg, passed);
+        if (r == 0) {
+            if (got == 0 && *passed < 0)
+                return 0;
+            errno = EPIPE;
+            goto fail;
+        }
+        got += (size_t)r;
+    }
+    return 1;
+fail:
+    if (*passed >= 0) {
+        int saved = errno;
+        close(*passed);
+        errno = saved;
+        *passed = -1;
+    }
+    return -1;
+}
+
 /* Serves s's requests until EOF. Returns NULL, or why it stopped early. */
 static const char *gw_slot_loop(gw_slot *s, int fd)
 {
     char *buf = NULL;
     size_t cap = 0;
     const char *failure = NULL;
+    int body_fd = -1;
     for (;;) {
         unsigned char h[GW_FRAME_HEADER_LEN];
-        int rc = gw_read_full(fd, (char *)h, sizeof h);
+        int rc = gw_read_header(fd, (char *)h, sizeof h, &body_fd);
         if (rc == 0)
             break;
         if (rc < 0) {
@@ -113,8 +177,10 @@ static const char *gw_slot_loop(gw_slot *s, int fd)
         /* Every response leaves as its request ends: the master sends a
          * busy slot its next request early (server/slot.go), and holding a
          * finished response back until that one is done too would make a
-         * fast request wait for a slow one. */
-        if (gw_slot_serve(s, gw_get_u32(h + 4), h[1], buf, len, 1) != 0) {
+         * fast request wait for a slow one. gw_slot_serve takes body_fd. */
+        rc = gw_slot_serve(s, gw_get_u32(h + 4), h[1], buf, len, body_fd, 1);
+        body_fd = -1;
+        if (rc != 0) {
             failure = strerror(errno);
             break;
         }
@@ -124,6 +190,8 @@ static const char *gw_slot_loop(gw_slot *s, int fd)
             cap = 0;
         }
     }
+    if (body_fd >= 0)
+        close(body_fd);
     free(buf);
     return failure;
 }

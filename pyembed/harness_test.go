@@ -193,11 +193,18 @@ func newRequest(method, path, query string) *wsgi.Request {
 	return req
 }
 
-// start sends req to the slot and returns its id once Serve has returned.
+// start sends req to the slot and returns its id once Serve has returned. A
+// BodyFile goes as a descriptor of its own, as one sent with the frame does.
 func (h *slotHarness) start(req *wsgi.Request) uint32 {
 	h.nextID++
 	frame := wsgi.AppendRequest(nil, h.nextID, req)
-	require.NoError(h.tb, h.slot.Serve(h.nextID, frame[1], frame[wsgi.FrameHeaderLen:], true))
+	bodyFD := -1
+	if req.BodyFile != nil {
+		var err error
+		bodyFD, err = unix.Dup(int(req.BodyFile.Fd()))
+		require.NoError(h.tb, err)
+	}
+	require.NoError(h.tb, h.slot.Serve(h.nextID, frame[1], frame[wsgi.FrameHeaderLen:], bodyFD, true))
 	return h.nextID
 }
 

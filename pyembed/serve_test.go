@@ -184,6 +184,9 @@ func TestInput(t *testing.T) {
 	body := "line one\nline two\nend"
 	spool := filepath.Join(t.TempDir(), "body")
 	require.NoError(t, os.WriteFile(spool, []byte(body), 0o600))
+	spooledFile, err := os.Open(spool)
+	require.NoError(t, err)
+	defer spooledFile.Close()
 	tests := map[string][]string{
 		"read":      {body, ""},
 		"read3":     {"lin", "e one\nline two\nend"},
@@ -196,7 +199,8 @@ func TestInput(t *testing.T) {
 			t.Run(how+"/spooled="+strconv.FormatBool(spooled), func(t *testing.T) {
 				req := newRequest("POST", "/input", how)
 				if spooled {
-					req.BodyPath = spool
+					// Read from its start, wherever an earlier request left it.
+					req.BodyFile = spooledFile
 				} else {
 					req.Body = []byte(body)
 				}
@@ -212,6 +216,18 @@ func TestInput(t *testing.T) {
 		r := h.get("/input", "read")
 		assert.Equal(t, `["", ""]`, string(r.body))
 	})
+}
+
+// A request frame that says its body is spooled but came without the
+// file's descriptor is a fault of the master's: 500, never a hang.
+func TestSpooledBodyWithoutItsDescriptor(t *testing.T) {
+	h := newSlotHarness(t)
+	h.nextID++
+	frame := wsgi.AppendRequest(nil, h.nextID, newRequest("POST", "/input", "read"))
+	require.NoError(t, h.slot.Serve(h.nextID, wsgi.FlagBodySpooled, frame[wsgi.FrameHeaderLen:], -1, true))
+	r, err := h.collect(h.nextID, response{})
+	require.NoError(t, err)
+	assert.Equal(t, "500 Internal Server Error", r.status)
 }
 
 func TestCloseCalledOnEveryPath(t *testing.T) {
@@ -346,7 +362,7 @@ func TestMalformedRequestFrame(t *testing.T) {
 	h := newSlotHarness(t)
 	h.nextID++
 	// The vars length claims more bytes than the payload holds.
-	require.NoError(t, h.slot.Serve(h.nextID, 0, []byte{0xff, 0, 0, 0, 'x'}, true))
+	require.NoError(t, h.slot.Serve(h.nextID, 0, []byte{0xff, 0, 0, 0, 'x'}, -1, true))
 	r, err := h.collect(h.nextID, response{})
 	require.NoError(t, err)
 	assert.Equal(t, "500 Internal Server Error", r.status)
@@ -367,6 +383,6 @@ func TestServeReportsBrokenSocket(t *testing.T) {
 	require.NoError(t, unix.Close(pair[1])) // the master is gone
 
 	frame := wsgi.AppendRequest(nil, 1, newRequest("GET", "/hello", ""))
-	err = slot.Serve(1, 0, frame[wsgi.FrameHeaderLen:], true)
+	err = slot.Serve(1, 0, frame[wsgi.FrameHeaderLen:], -1, true)
 	assert.ErrorIs(t, err, unix.EPIPE)
 }

@@ -12,6 +12,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"syscall"
 	"unsafe"
 
 	"github.com/gowsgi/gowsgi/wsgi"
@@ -46,16 +47,21 @@ func NewSlot(fd int, record []byte) (*Slot, error) {
 }
 
 // Serve runs one request: payload is a FrameRequest's payload, id and flags
-// its header's. The response's frames are written to the slot socket when
+// its header's, and bodyFD the descriptor that came with it (the spooled
+// body's, with wsgi.FlagBodySpooled), or -1; the slot takes bodyFD over and
+// closes it. The response's frames are written to the slot socket when
 // flush is set (pass true when no further request is already waiting) or
 // when the response streams. It returns an error only when the slot socket
 // is broken, which means the master has gone.
-func (s *Slot) Serve(id uint32, flags uint8, payload []byte, flush bool) error {
+func (s *Slot) Serve(id uint32, flags uint8, payload []byte, bodyFD int, flush bool) error {
 	if len(payload) == 0 {
+		if bodyFD >= 0 {
+			syscall.Close(bodyFD)
+		}
 		return errEmptyFrame
 	}
 	rc, err := C.gw_slot_serve(s.c, C.uint32_t(id), C.uint8_t(flags), (*C.char)(unsafe.Pointer(&payload[0])),
-		C.size_t(len(payload)), cBool(flush))
+		C.size_t(len(payload)), C.int(bodyFD), cBool(flush))
 	if rc != 0 {
 		return fmt.Errorf("pyembed: writing to the slot socket: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"runtime"
 
@@ -160,7 +161,15 @@ func serveOnce(conn *os.File, record []byte, ready chan<- error) error {
 		return err
 	}
 	defer slot.Close()
-	f, err := wsgi.NewFrameReader(conn).Next()
+	nc, err := net.FileConn(conn) // a dup: conn still closes last
+	if err != nil {
+		return fmt.Errorf("server: reading the request frame: %w", err)
+	}
+	defer nc.Close()
+	// The spooled body's descriptor comes with the frame, as to a worker.
+	rx := fdReader{conn: nc.(*net.UnixConn), oob: make([]byte, unix.CmsgSpace(4*maxFDsPerRead))}
+	defer rx.closeFiles()
+	f, err := wsgi.NewFrameReader(&rx).Next()
 	switch {
 	case errors.Is(err, io.EOF):
 		return nil // no request came
@@ -169,7 +178,7 @@ func serveOnce(conn *os.File, record []byte, ready chan<- error) error {
 	case f.Kind != wsgi.FrameRequest:
 		return fmt.Errorf("server: got a %q frame, want a request", f.Kind)
 	}
-	return slot.Serve(f.ID, f.Flags, f.Payload, true)
+	return slot.Serve(f.ID, f.Flags, f.Payload, rx.nextFD(), true)
 }
 
 // unavailable answers every request with 500, for an app that could not be

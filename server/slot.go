@@ -182,7 +182,7 @@ func (s *slot) send(j *job) bool {
 	j.servedBefore = s.servedBefore()
 	s.inflight = append(s.inflight, j)
 	s.mu.Unlock()
-	_, err := s.conn.Write(s.out)
+	err := writeRequestFrame(s.conn, s.out, j.req.BodyFile)
 	if cap(s.out) > keptFrameCap {
 		s.out = nil
 	}
@@ -192,6 +192,35 @@ func (s *slot) send(j *job) bool {
 		return false
 	}
 	return true
+}
+
+// writeRequestFrame writes a request frame to a slot socket, with the
+// spooled body's descriptor, when there is one, attached to the frame's
+// first bytes (SCM_RIGHTS, unix(7)): the worker reads the frame header with
+// recvmsg and finds it there. The descriptor is duplicated into the worker;
+// the gateway keeps and closes its own.
+func writeRequestFrame(conn *net.UnixConn, frame []byte, body *os.File) error {
+	if body == nil {
+		_, err := conn.Write(frame)
+		return err
+	}
+	raw, err := body.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("server: sending a spooled body: %w", err)
+	}
+	var n int
+	var sendErr error
+	// Control keeps the descriptor open while it is sent.
+	err = raw.Control(func(fd uintptr) {
+		n, _, sendErr = conn.WriteMsgUnix(frame, unix.UnixRights(int(fd)), nil)
+	})
+	if err == nil {
+		err = sendErr
+	}
+	if err == nil && n < len(frame) {
+		_, err = conn.Write(frame[n:])
+	}
+	return err
 }
 
 // servedBefore returns the slot's served count as it will be when the
@@ -336,12 +365,22 @@ func (r *fdReader) collect(oob []byte) {
 
 // nextFile returns the oldest descriptor not yet claimed, or nil.
 func (r *fdReader) nextFile() *os.File {
-	if len(r.fds) == 0 {
+	fd := r.nextFD()
+	if fd < 0 {
 		return nil
+	}
+	return os.NewFile(uintptr(fd), "worker file")
+}
+
+// nextFD returns the oldest descriptor not yet claimed, or -1; the caller
+// owns it.
+func (r *fdReader) nextFD() int {
+	if len(r.fds) == 0 {
+		return -1
 	}
 	fd := r.fds[0]
 	r.fds = r.fds[1:]
-	return os.NewFile(uintptr(fd), "worker file")
+	return fd
 }
 
 // closeFiles closes descriptors no frame claimed.

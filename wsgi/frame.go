@@ -12,9 +12,11 @@
 // slot must serve them:
 //
 //	FrameRequest  uint32 vars length, the vars block (see Vars), then the
-//	              body; with FlagBodySpooled the rest is instead the path of
-//	              a file holding the body, which the master removes once the
-//	              response has ended.
+//	              body. With FlagBodySpooled nothing follows the vars block:
+//	              the body is in a file whose descriptor travels with the
+//	              frame as SCM_RIGHTS ancillary data. The file has no name
+//	              (it is unlinked as it is made), so it is gone once the
+//	              last process holding it is, however that process ends.
 //
 // Worker → master, the frames of each response in order, responses in the
 // order their requests were sent:
@@ -35,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 )
 
 // FrameKind says what a frame carries.
@@ -51,7 +54,7 @@ const (
 
 // Frame flags.
 const (
-	FlagBodySpooled uint8 = 1 << 0 // FrameRequest: the payload ends with a file path, not the body
+	FlagBodySpooled uint8 = 1 << 0 // FrameRequest: the body is a file whose descriptor comes with the frame
 	FlagEndBroken   uint8 = 1 << 0 // FrameEnd: close the client connection
 )
 
@@ -91,17 +94,19 @@ type Request struct {
 	Vars Vars
 	// Body is the whole body when it is small enough to travel inline.
 	Body []byte
-	// BodyPath, when not empty, names a temporary file holding the body
-	// instead; Body is then unused.
-	BodyPath string
+	// BodyFile, when not nil, holds the body instead, from its start: a
+	// spooled file with no name, which the gateway closes once the
+	// response has ended. Body is then unused.
+	BodyFile *os.File
 }
 
 // AppendRequest appends req as a FrameRequest with the given id to buf.
+// With a BodyFile, the caller sends the file's descriptor with the frame.
 func AppendRequest(buf []byte, id uint32, req *Request) []byte {
 	vars := req.Vars.Block()
 	body, flags := req.Body, uint8(0)
-	if req.BodyPath != "" {
-		body, flags = []byte(req.BodyPath), FlagBodySpooled
+	if req.BodyFile != nil {
+		body, flags = nil, FlagBodySpooled
 	}
 	buf = AppendFrameHeader(buf, FrameRequest, flags, id, 4+len(vars)+len(body))
 	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(vars)))
@@ -110,7 +115,7 @@ func AppendRequest(buf []byte, id uint32, req *Request) []byte {
 }
 
 // ParseRequest splits a FrameRequest payload into its vars block and its body
-// (or, with FlagBodySpooled, the spool file's path). Both alias payload.
+// (empty with FlagBodySpooled). Both alias payload.
 func ParseRequest(payload []byte) (vars, body []byte, err error) {
 	if len(payload) < 4 {
 		return nil, nil, errShortPayload

@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -49,7 +50,7 @@ func frameSeeds() [][]byte {
 	stream = append(stream, "hello"...)
 	stream = AppendFile(stream, 1, 0, -1)
 	stream = AppendFrameHeader(stream, FrameEnd, FlagEndBroken, 1, 0)
-	spooled := AppendRequest(nil, 7, &Request{BodyPath: "/tmp/body-1"})
+	spooled := AppendRequest(nil, 7, &Request{BodyFile: os.Stdin})
 	return [][]byte{stream, spooled, stream[:FrameHeaderLen+3], {}}
 }
 

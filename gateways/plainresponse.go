@@ -1,0 +1,60 @@
+// The response writer of the gateways whose response is a head and then
+// the body's bytes as they are, ended by the end of the stream: uwsgi and
+// SCGI on a connection (stream.go), CGI on stdout (cgi.go). FastCGI frames
+// its body in records instead (fastcgi_request.go).
+package gateways
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"os"
+)
+
+var errInterimStatus = errors.New("gateways: a 1xx status cannot end a response")
+
+// plainResponse is a wsgi.ResponseWriter that writes its protocol's head
+// and then the body through a buffered writer.
+type plainResponse struct {
+	w *bufio.Writer
+	// raw is what w writes to: file bodies go straight to it once w is
+	// flushed.
+	raw io.Writer
+	// appendHead appends the protocol's head for a status and headers.
+	appendHead func(dst []byte, status string, headers []byte) ([]byte, error)
+	head       []byte // reused storage for the formatted head
+}
+
+// WriteHead writes the response head. A 1xx status is refused: PEP 3333's
+// status is the final one, and the peer would wait for another head.
+func (r *plainResponse) WriteHead(status string, headers []byte) error {
+	if len(status) > 0 && status[0] == '1' {
+		return errInterimStatus
+	}
+	var err error
+	if r.head, err = r.appendHead(r.head[:0], status, headers); err != nil {
+		return err
+	}
+	_, err = r.w.Write(r.head)
+	return err
+}
+
+// WriteBody writes a chunk of the body.
+func (r *plainResponse) WriteBody(p []byte) error {
+	_, err := r.w.Write(p)
+	return err
+}
+
+// SendFile flushes what is buffered and copies count bytes of f from
+// offset (count -1: to its end) to raw itself: a TCP connection takes an
+// io.LimitedReader over an *os.File to sendfile(2), and a file sent to its
+// end goes through sendfile(2) on a Unix socket or splice(2) to a pipe too.
+func (r *plainResponse) SendFile(f *os.File, offset, count int64) error {
+	if err := r.w.Flush(); err != nil {
+		return err
+	}
+	return copyFile(r.raw, f, offset, count)
+}
+
+// Flush sends what is buffered.
+func (r *plainResponse) Flush() error { return r.w.Flush() }
