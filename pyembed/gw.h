@@ -49,6 +49,7 @@ typedef struct gw_slot {
     const char *script_name, *path_info; /* as sent, for gw_route; alias the payload */
     size_t script_name_len, path_info_len;
     PyObject *app;          /* the app gw_route chose, borrowed; NULL: none (404) */
+    PyObject *logvars;      /* uwsgi.set_logvar's {bytes: bytes}; NULL until used */
 } gw_slot;
 
 /* What a worker loads: the default app, any mounted ones, and where. */
@@ -61,6 +62,16 @@ typedef struct {
     const char *module_list; /* --py-autoreload's list of module files, "" for none */
     int manage_script_name, multithread, multiprocess, run_once;
 } gw_spec;
+
+/* What uWSGI's Python API tells of the server (gw_uwsgi.c); the strings
+ * must live as long as the process. */
+typedef struct {
+    const char *opt_json;   /* [[key, value or true], ...] as uWSGI's opt reads them */
+    int numproc, cores, buffer_size;
+    int is_reload;          /* the workers of a reload's generation */
+    long started_on;        /* when the master started, Unix seconds */
+    long masterpid;         /* 0 without a master (CGI mode) */
+} gw_uwsgi_info;
 
 /* Entry points for Go. */
 int gw_init(const char *argv0, const gw_spec *spec, char *summary,
@@ -96,6 +107,16 @@ void gw_modules_note_new(void);          /* GIL held */
 /* gw_worker.c */
 int gw_worker_serve(int worker, int control, uint8_t *board, const int *slot_fds,
                     int slots); /* GIL not held */
+
+/* gw_uwsgi.c */
+void gw_uwsgi_configure(const gw_uwsgi_info *info); /* GIL: any; before gw_start */
+int gw_register_uwsgi(void);                 /* GIL not held; before Python starts */
+void gw_uwsgi_set_worker(int num);           /* GIL: any */
+void gw_uwsgi_set_board(uint8_t *board, int slots); /* GIL: any */
+void gw_uwsgi_bind_slot(gw_slot *s);         /* GIL: any; on the slot's thread */
+void gw_uwsgi_post_fork(void);               /* GIL held */
+void gw_uwsgi_atexit(void);                  /* GIL not held */
+int gw_uwsgi_environ(PyObject *template_environ); /* GIL held: adds uwsgi.version and uwsgi.node */
 
 /* gw_environ.c */
 int gw_environ_setup(int multithread, int multiprocess, int run_once, PyObject *file_wrapper); /* GIL held */

@@ -101,7 +101,7 @@ int gw_environ_setup(int multithread, int multiprocess, int run_once, PyObject *
         gw_set(gw_template, "wsgi.input_terminated", PyBool_FromLong(1)) < 0 ||
         gw_set(gw_template, "wsgi.errors", errors) < 0 ||
         gw_set(gw_template, "wsgi.file_wrapper", file_wrapper) < 0 ||
-        gw_set(gw_template, "SCRIPT_NAME", PyUnicode_FromString("")) < 0)
+        gw_set(gw_template, "SCRIPT_NAME", PyUnicode_FromString("")) < 0 || gw_uwsgi_environ(gw_template) < 0)
         return -1;
     return 0;
 }

@@ -77,11 +77,16 @@ static void gw_point_executable(void)
 
 /* GIL not held on entry; held on success. The Go runtime owns the
  * process's signals (the zygote's are set by gw_zygote.c), so Python must
- * not install handlers of its own. */
+ * not install handlers of its own. The uwsgi modules are registered first
+ * (gw_uwsgi.c). */
 int gw_start(const char *argv0, const char *home, char *summary, size_t cap)
 {
     PyConfig config;
     char *argv[1] = {(char *)argv0};
+    if (gw_register_uwsgi() < 0) {
+        snprintf(summary, cap, "cannot start Python: registering the uwsgi module failed");
+        return -1;
+    }
     PyConfig_InitPythonConfig(&config);
     config.install_signal_handlers = 0;
     config.parse_argv = 0;

@@ -30,6 +30,7 @@ gw_slot *gw_slot_new(int fd, uint8_t *record)
         return NULL;
     s->fd = fd;
     s->record = record;
+    gw_uwsgi_bind_slot(s);
     s->gstate = PyGILState_Ensure();
     s->tstate = PyEval_SaveThread();
     return s;
@@ -41,7 +42,9 @@ void gw_slot_close(gw_slot *s)
 {
     gw_send_pending(s);
     PyEval_RestoreThread(s->tstate);
+    Py_CLEAR(s->logvars);
     PyGILState_Release(s->gstate);
+    gw_uwsgi_bind_slot(NULL);
     gw_buf_free(&s->out);
     gw_buf_free(&s->status);
     gw_buf_free(&s->headers);
@@ -362,6 +365,7 @@ int gw_slot_serve(gw_slot *s, uint32_t id, uint8_t flags, const char *payload, s
     if (gw_out_frame(s, GW_FRAME_END, end_flags, 0) < 0)
         PyErr_Clear(); /* out of memory: the master sees the worker stall */
     gw_modules_note_new();
+    Py_CLEAR(s->logvars); /* uwsgi.set_logvar's are the request's */
     s->tstate = PyEval_SaveThread();
 
     gw_record_finish(s);

@@ -233,8 +233,9 @@ static void gw_report_ready(int worker, int control)
 
 /* GIL not held. Serves every slot of worker (board: its slots' scoreboard
  * records, in order), tells the master it is ready on control once they all
- * run, and returns the exit status: 0 once every slot socket has ended, 1
- * when a slot could not start. */
+ * run, and returns the exit status: 0 once every slot socket has ended
+ * (after uwsgi.atexit and Python's atexit handlers), 1 when a slot could
+ * not start. */
 int gw_worker_serve(int worker, int control, uint8_t *board, const int *slot_fds, int slots)
 {
     gw_slot_thread *threads = calloc((size_t)slots, sizeof *threads);
@@ -242,6 +243,7 @@ int gw_worker_serve(int worker, int control, uint8_t *board, const int *slot_fds
         gw_worker_log(worker, "worker cannot start", -1, "out of memory");
         return 1;
     }
+    gw_uwsgi_set_board(board, slots);
     int created = 0;
     for (int i = 0; i < slots; i++) {
         gw_slot_thread *t = &threads[i];
@@ -265,5 +267,6 @@ int gw_worker_serve(int worker, int control, uint8_t *board, const int *slot_fds
     for (int i = 0; i < slots; i++)
         pthread_join(threads[i].thread, NULL);
     free(threads);
+    gw_uwsgi_atexit();
     return 0;
 }

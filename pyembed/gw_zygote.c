@@ -19,7 +19,8 @@
  *                     follow as descriptors over this and further messages
  *                     (a message carries at most ZYGOTE_FDS_PER_MSG)
  *
- * The app spec comes in GOWSGI_APP_* variables (pyembed.ZygoteEnv). With
+ * The app spec, and what uWSGI's Python API tells of the server
+ * (gw_uwsgi.c), come in GOWSGI_APP_* variables (pyembed.ZygoteEnv). With
  * --lazy-apps (GOWSGI_APP_LAZY=1) the zygote starts no Python: it reports
  * ready at once, and each worker it forks starts Python and imports the app
  * itself, reporting a failure on its control pipe as the worker contract
@@ -68,6 +69,11 @@ static const char *env_str(const char *name)
 {
     const char *v = getenv(name);
     return v != NULL ? v : "";
+}
+
+static long env_long(const char *name)
+{
+    return strtol(env_str(name), NULL, 10);
 }
 
 /* GIL held. Moves every object the import made into the collector's
@@ -153,6 +159,16 @@ static void zygote_read_spec(void)
         .multiprocess = env_flag("GOWSGI_APP_MULTIPROCESS"),
     };
     zygote_lazy = env_flag("GOWSGI_APP_LAZY");
+    /* The zygote is the master's child for life (it dies with it). */
+    gw_uwsgi_configure(&(gw_uwsgi_info){
+        .opt_json = env_str("GOWSGI_APP_UWSGI_OPT"),
+        .numproc = (int)env_long("GOWSGI_APP_PROCESSES"),
+        .cores = (int)env_long("GOWSGI_APP_THREADS"),
+        .buffer_size = (int)env_long("GOWSGI_APP_BUFFER_SIZE"),
+        .is_reload = env_flag("GOWSGI_APP_RELOAD"),
+        .started_on = env_long("GOWSGI_APP_STARTED_ON"),
+        .masterpid = (long)getppid(),
+    });
 }
 
 /* Starts Python and imports the app. Returns 0 with the GIL held, or -1
@@ -255,8 +271,11 @@ static void zygote_become_worker(pid_t zygote, int sigfd, const sigset_t *oldmas
                 (int)getpid(), strerror(errno));
         _exit(1);
     }
+    gw_uwsgi_set_worker(num);
     if (zygote_lazy)
         zygote_worker_import(fds[0]);
+    else
+        gw_uwsgi_post_fork(); /* the app set it when the zygote imported it */
     /* The slots' threads take the GIL with their own thread states. */
     PyEval_SaveThread();
     _exit(gw_worker_serve(num, fds[0], board, fds + 2, slots));

@@ -12,8 +12,10 @@ package pyembed
 import "C"
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"unsafe"
@@ -61,7 +63,49 @@ type AppSpec struct {
 	// Lazy makes each worker the zygote forks import the app itself
 	// (uWSGI's --lazy-apps) instead of inheriting the zygote's import.
 	Lazy bool
+	// UWSGI is what uWSGI's Python API, the uwsgi module, tells the app
+	// of the server (gw_uwsgi.c); the zero value describes one worker of
+	// one thread and no options.
+	UWSGI UWSGIInfo
 }
+
+// UWSGIInfo is what the uwsgi module tells of the server.
+type UWSGIInfo struct {
+	// Options are the options as given, in order: uwsgi.opt.
+	Options []Option
+	// Processes, Threads and BufferSize are uwsgi.numproc, uwsgi.cores
+	// and uwsgi.buffer_size.
+	Processes, Threads, BufferSize int
+	// StartedOn is when the master started, in Unix seconds:
+	// uwsgi.started_on.
+	StartedOn int64
+}
+
+// Option is one option as uWSGI's module shows it in uwsgi.opt: its key
+// without dashes, and its value, or none for a flag given bare on the
+// command line (uWSGI shows True).
+type Option struct {
+	Key, Value string
+	Bare       bool
+}
+
+// optionsJSON encodes options as gw_uwsgi_source.h reads them: a list of
+// [key, value], with true for the value of a bare flag.
+func optionsJSON(options []Option) string {
+	entries := make([][2]any, len(options))
+	for i, o := range options {
+		entries[i] = [2]any{o.Key, o.Value}
+		if o.Bare {
+			entries[i][1] = true
+		}
+	}
+	b, _ := json.Marshal(entries) // strings and bools cannot fail
+	return string(b)
+}
+
+// processes, threads are the counts the uwsgi module shows; at least 1.
+func (u UWSGIInfo) processes() int { return max(u.Processes, 1) }
+func (u UWSGIInfo) threads() int   { return max(u.Threads, 1) }
 
 // hasApp reports whether spec names any app.
 func (spec AppSpec) hasApp() bool {
@@ -138,11 +182,23 @@ func initInterpreter(spec AppSpec) error {
 		manage_script_name: cBool(spec.ManageScriptName),
 		multithread:        cBool(spec.Multithread), multiprocess: cBool(spec.Multiprocess), run_once: cBool(spec.RunOnce),
 	}
+	configureUWSGI(spec.UWSGI)
 	rc := C.gw_init(cstr(os.Args[0]), &cspec, summary, summaryCap)
 	if rc != 0 {
 		return &LoadError{Summary: C.GoString(summary)}
 	}
 	return nil
+}
+
+// configureUWSGI tells the uwsgi module of a process that has no master
+// (CGI mode, tests): masterpid() is 0. Its strings are kept for the life
+// of the process, as the module may read them at any time.
+func configureUWSGI(u UWSGIInfo) {
+	C.gw_uwsgi_configure(&C.gw_uwsgi_info{
+		opt_json: C.CString(optionsJSON(u.Options)),
+		numproc:  C.int(u.processes()), cores: C.int(u.threads()), buffer_size: C.int(u.BufferSize),
+		started_on: C.long(u.StartedOn),
+	})
 }
 
 // splitModule separates "pkg.mod:callable" and applies the default
@@ -197,5 +253,14 @@ func ZygoteEnv(spec AppSpec) []string {
 		"GOWSGI_APP_HOME=" + spec.Home,
 		"GOWSGI_APP_MODULE_LIST=" + spec.ModuleList,
 		"GOWSGI_APP_LAZY=" + flag(spec.Lazy),
+		"GOWSGI_APP_UWSGI_OPT=" + optionsJSON(spec.UWSGI.Options),
+		"GOWSGI_APP_PROCESSES=" + strconv.Itoa(spec.UWSGI.processes()),
+		"GOWSGI_APP_THREADS=" + strconv.Itoa(spec.UWSGI.threads()),
+		"GOWSGI_APP_BUFFER_SIZE=" + strconv.Itoa(spec.UWSGI.BufferSize),
+		"GOWSGI_APP_STARTED_ON=" + strconv.FormatInt(spec.UWSGI.StartedOn, 10),
 	}
 }
+
+// ZygoteReloadEnv is the variable that tells a zygote it starts the workers
+// of a reload (uwsgi.is_a_reload), added to ZygoteEnv's.
+const ZygoteReloadEnv = "GOWSGI_APP_RELOAD=1"

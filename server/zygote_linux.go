@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,7 +68,7 @@ func (l *zygoteLauncher) prepare(gen int, done func(error)) {
 	l.starting[gen] = true
 	l.mu.Unlock()
 	go func() {
-		z, err := l.startZygote()
+		z, err := l.startZygote(gen)
 		l.mu.Lock()
 		gone := l.released[gen] // the reload was given up meanwhile
 		delete(l.starting, gen)
@@ -92,7 +93,7 @@ func (l *zygoteLauncher) launch(num, gen, threads int) (*launched, error) {
 	l.mu.Unlock()
 	if z == nil || z.isDead() {
 		var err error
-		if z, err = l.startZygote(); err != nil {
+		if z, err = l.startZygote(gen); err != nil {
 			return nil, err
 		}
 		l.mu.Lock()
@@ -179,9 +180,15 @@ func startZygote(exe string, args, env []string, output childOutput, log *slog.L
 	return z, nil
 }
 
-// startZygote starts a zygote for the launcher's app and logs it.
-func (l *zygoteLauncher) startZygote() (*zygote, error) {
-	z, err := startZygote(l.exe, l.args, l.env, l.output, l.log)
+// startZygote starts a zygote of generation gen for the launcher's app and
+// logs it. A generation after the first is a reload's, which the app can
+// tell (uwsgi.is_a_reload).
+func (l *zygoteLauncher) startZygote(gen int) (*zygote, error) {
+	env := l.env
+	if gen > 1 {
+		env = append(slices.Clip(env), pyembed.ZygoteReloadEnv)
+	}
+	z, err := startZygote(l.exe, l.args, env, l.output, l.log)
 	switch {
 	case err != nil:
 	case l.lazy:

@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/gowsgi/gowsgi/pyembed"
 )
 
 // envPrefix marks the environment variables uWSGI reads as options:
@@ -195,6 +197,18 @@ func (p *configParser) loadINI(arg string) error {
 	return nil
 }
 
+// record keeps the option for uwsgi.opt as uWSGI exports it: a short
+// option under uWSGI's long name for it, any other key as spelled; a flag
+// given bare on the command line without a value, but an ini or UWSGI_*
+// value always as given, even empty.
+func (p *configParser) record(key, spelling, value string, hasValue bool) {
+	commandLine := strings.HasPrefix(spelling, "-")
+	if long, ok := uwsgiShortOptions[key]; ok && commandLine && len(key) == 1 {
+		key = long
+	}
+	p.o.Given = append(p.o.Given, pyembed.Option{Key: key, Value: value, Bare: commandLine && !hasValue})
+}
+
 // lookup resolves %(key) and remembers that key was used.
 func (p *configParser) lookup(key string) (string, bool) {
 	v, ok := p.values[key]
@@ -209,6 +223,7 @@ func (p *configParser) lookup(key string) (string, bool) {
 // where is the ini file and line, if any. An ini include loads where it
 // appears.
 func (p *configParser) apply(key, spelling, where, value string, hasValue bool) error {
+	p.record(key, spelling, value, hasValue)
 	opt := p.byName["--"+key]
 	if opt == nil && len(key) == 1 {
 		opt = p.byName["-"+key]

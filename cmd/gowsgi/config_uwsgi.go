@@ -25,5 +25,18 @@ var uwsgiOptions = sync.OnceValue(func() map[string]bool {
 	return names
 })
 
+// uwsgiShortOptions maps each of uWSGI's one-letter options to the long
+// option uWSGI exports it as (uwsgi.opt names "-p 2" "processes"): the
+// first long option with that letter in `uwsgi --plugin python3,http
+// --help` of uWSGI 2.0.21.
+var uwsgiShortOptions = map[string]string{
+	"s": "socket", "p": "processes", "t": "harakiri", "x": "xmlconfig", "S": "set", "d": "daemonize",
+	"l": "listen", "v": "max-vars", "b": "buffer-size", "m": "memory-report", "c": "cgi-mode",
+	"a": "abstract-socket", "C": "chmod-socket", "T": "enable-threads", "i": "single-interpreter",
+	"M": "master", "h": "help", "r": "reaper", "R": "max-requests", "z": "socket-timeout",
+	"A": "sharedarea", "Q": "spooler", "L": "disable-logging", "y": "yaml", "j": "json", "w": "module",
+	"J": "test", "H": "home", "O": "optimize",
+}
+
 // isUWSGIOption reports whether uWSGI knows the option key (no dashes).
 func isUWSGIOption(key string) bool { return uwsgiOptions()[strings.ToLower(key)] }

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gowsgi/gowsgi/pyembed"
 	"github.com/gowsgi/gowsgi/server"
 	"github.com/gowsgi/gowsgi/wsgi"
 )
@@ -124,6 +125,10 @@ type options struct {
 	LimitPost int
 	// MaxFD, when not 0, is the open-file limit to run with (--max-fd).
 	MaxFD int
+
+	// Given is every option as given, in order, as uWSGI's Python module
+	// shows them in uwsgi.opt (config.go records them).
+	Given []pyembed.Option
 }
 
 // addrHelp says what a socket address may be.

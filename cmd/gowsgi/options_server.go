@@ -6,6 +6,7 @@ package main
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/gowsgi/gowsgi/pyembed"
 	"github.com/gowsgi/gowsgi/server"
@@ -68,6 +69,13 @@ func (o *options) appSpec() pyembed.AppSpec {
 		ManageScriptName: o.ManageScriptName,
 		Home:             o.Home,
 		Lazy:             o.LazyApps,
+		UWSGI: pyembed.UWSGIInfo{
+			Options:    o.Given,
+			Processes:  o.Processes,
+			Threads:    o.Threads,
+			BufferSize: o.BufferSize,
+			StartedOn:  time.Now().Unix(),
+		},
 	}
 }
 

@@ -1,0 +1,333 @@
+/*
+ * uWSGI's Python API inside gowsgi: the built-in modules "uwsgi" and
+ * "uwsgidecorators", which only an interpreter gowsgi starts has (an app
+ * that does "import uwsgi" to tell whether it runs under uWSGI keeps
+ * working elsewhere). Both are registered before Python starts
+ * (gw_register_uwsgi) and built on first import, so an app that never
+ * imports them pays nothing.
+ *
+ * The module is C where it reads the worker's own state: which worker and
+ * request this is (the slot a thread serves and its scoreboard record),
+ * the request's log variables. The rest — uWSGI's option dict, the
+ * constants, and a function for every feature gowsgi lacks, which raises
+ * NotImplementedError naming it — is Python (gw_uwsgi_source.h): tables
+ * of names read better there, and they are built once per import.
+ */
+#include "gw.h"
+#include "gw_uwsgi_source.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The uWSGI release whose Python API gowsgi follows, and its tag:
+ * uwsgi.version, uwsgi.version_info and environ's uwsgi.version. */
+#define GW_UWSGI_VERSION "2.0.21-gowsgi"
+
+/* What the process knows of its place in the server; see gw_uwsgi_info. */
+static gw_uwsgi_info gw_info;
+static int gw_worker_id;        /* 0 in the zygote and in CGI mode */
+static long gw_worker_spawned;  /* when this worker was forked, Unix seconds */
+static uint8_t *gw_board;       /* this worker's scoreboard, NULL when none */
+static int gw_board_slots;
+/* The slot the calling thread serves: a slot's thread serves only it, for
+ * life. NULL on any other thread. */
+static __thread gw_slot *gw_this_slot;
+
+/* GIL: any. Keeps info, whose strings must outlive the process's Python;
+ * called before gw_start. */
+void gw_uwsgi_configure(const gw_uwsgi_info *info)
+{
+    gw_info = *info;
+}
+
+/* GIL: any. Records that this process is worker num, forked now. */
+void gw_uwsgi_set_worker(int num)
+{
+    gw_worker_id = num;
+    gw_worker_spawned = (long)time(NULL);
+}
+
+/* GIL: any. The worker's scoreboard, for total_requests(). */
+void gw_uwsgi_set_board(uint8_t *board, int slots)
+{
+    gw_board = board;
+    gw_board_slots = slots;
+}
+
+/* GIL: any. Binds the calling thread to s, for request_id() and the log
+ * variables. */
+void gw_uwsgi_bind_slot(gw_slot *s)
+{
+    gw_this_slot = s;
+}
+
+static uint64_t gw_record_served(const uint8_t *record)
+{
+    return __atomic_load_n((const uint64_t *)(record + GW_SLOT_SERVED), __ATOMIC_ACQUIRE);
+}
+
+/* GIL held. uwsgi.worker_id(): 1.. in a worker, 0 elsewhere. */
+static PyObject *gw_uw_worker_id(PyObject *self, PyObject *unused)
+{
+    return PyLong_FromLong(gw_worker_id);
+}
+
+/* GIL held. uwsgi.masterpid(): the master's pid, 0 without one (CGI). */
+static PyObject *gw_uw_masterpid(PyObject *self, PyObject *unused)
+{
+    return PyLong_FromLong(gw_info.masterpid);
+}
+
+/* GIL held. uwsgi.request_id(): how many requests the calling thread's slot
+ * has served before this one, as uWSGI counts a core's requests. */
+static PyObject *gw_uw_request_id(PyObject *self, PyObject *unused)
+{
+    gw_slot *s = gw_this_slot;
+    return PyLong_FromUnsignedLongLong(s != NULL ? gw_record_served(s->record) : 0);
+}
+
+/* GIL held. uwsgi.total_requests(): the requests this worker has served.
+ * uWSGI counts every worker's; the others' counts are the master's, which
+ * a worker cannot read yet. */
+static PyObject *gw_uw_total_requests(PyObject *self, PyObject *unused)
+{
+    uint64_t n = 0;
+    if (gw_board != NULL) {
+        for (int i = 0; i < gw_board_slots; i++)
+            n += gw_record_served(gw_board + (size_t)i * GW_SLOT_RECORD_LEN);
+    } else if (gw_this_slot != NULL) {
+        n = gw_record_served(gw_this_slot->record);
+    }
+    return PyLong_FromUnsignedLongLong(n);
+}
+
+/* GIL held. The calling thread's slot, or NULL with RuntimeError set. */
+static gw_slot *gw_request_slot(const char *function)
+{
+    if (gw_this_slot == NULL) {
+        PyErr_Format(PyExc_RuntimeError, "uwsgi.%s() works only while serving a request", function);
+        return NULL;
+    }
+    return gw_this_slot;
+}
+
+/* GIL held. uwsgi.set_logvar(key, value): a variable of this request's
+ * log line, %(key) in --log-format. */
+static PyObject *gw_uw_set_logvar(PyObject *self, PyObject *args)
+{
+    const char *key, *value;
+    Py_ssize_t key_len, value_len;
+    if (!PyArg_ParseTuple(args, "s#s#:set_logvar", &key, &key_len, &value, &value_len))
+        return NULL;
+    gw_slot *s = gw_request_slot("set_logvar");
+    if (s == NULL)
+        return NULL;
+    if (s->logvars == NULL && (s->logvars = PyDict_New()) == NULL)
+        return NULL;
+    PyObject *k = PyBytes_FromStringAndSize(key, key_len);
+    PyObject *v = k != NULL ? PyBytes_FromStringAndSize(value, value_len) : NULL;
+    int rc = v != NULL ? PyDict_SetItem(s->logvars, k, v) : -1;
+    Py_XDECREF(v);
+    Py_XDECREF(k);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* GIL held. uwsgi.get_logvar(key): the bytes set_logvar gave key in this
+ * request, or None. */
+static PyObject *gw_uw_get_logvar(PyObject *self, PyObject *args)
+{
+    const char *key;
+    Py_ssize_t key_len;
+    if (!PyArg_ParseTuple(args, "s#:get_logvar", &key, &key_len))
+        return NULL;
+    gw_slot *s = gw_request_slot("get_logvar");
+    if (s == NULL)
+        return NULL;
+    if (s->logvars == NULL)
+        Py_RETURN_NONE;
+    PyObject *k = PyBytes_FromStringAndSize(key, key_len);
+    if (k == NULL)
+        return NULL;
+    PyObject *v = PyDict_GetItemWithError(s->logvars, k); /* borrowed */
+    Py_DECREF(k);
+    if (v == NULL && PyErr_Occurred())
+        return NULL;
+    if (v == NULL)
+        Py_RETURN_NONE;
+    Py_INCREF(v);
+    return v;
+}
+
+/* GIL held. uwsgi.setprocname(name): the name ps and top show (the
+ * kernel keeps 15 bytes of it). */
+static PyObject *gw_uw_setprocname(PyObject *self, PyObject *args)
+{
+    const char *name;
+    if (!PyArg_ParseTuple(args, "s:setprocname", &name))
+        return NULL;
+    if (prctl(PR_SET_NAME, name, 0, 0, 0) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
+/* GIL held. Sends sig to the master: True, or None when it cannot (no
+ * master, as in CGI mode, or kill failed), as uWSGI answers. */
+static PyObject *gw_signal_master(int sig)
+{
+    if (gw_info.masterpid <= 0 || kill((pid_t)gw_info.masterpid, sig) < 0)
+        Py_RETURN_NONE;
+    Py_RETURN_TRUE;
+}
+
+/* GIL held. uwsgi.reload(): a graceful reload, as SIGHUP to the master. */
+static PyObject *gw_uw_reload(PyObject *self, PyObject *unused)
+{
+    return gw_signal_master(SIGHUP);
+}
+
+/* GIL held. uwsgi.stop(): stops the server, as SIGTERM to the master
+ * (gowsgi's graceful stop; uWSGI's is SIGQUIT there, a brutal one here). */
+static PyObject *gw_uw_stop(PyObject *self, PyObject *unused)
+{
+    return gw_signal_master(SIGTERM);
+}
+
+/* GIL held. The numbers the Python part needs, as a dict. */
+static PyObject *gw_uw_config(PyObject *self, PyObject *unused)
+{
+    gw_slot *s = gw_this_slot;
+    int busy = s != NULL && __atomic_load_n((uint32_t *)(s->record + GW_SLOT_CURRENT_ID), __ATOMIC_ACQUIRE) != 0;
+    return Py_BuildValue("{s:y,s:s,s:i,s:i,s:i,s:l,s:O,s:l,s:O}", "version", GW_UWSGI_VERSION, "opt",
+                         gw_info.opt_json != NULL ? gw_info.opt_json : "[]", "numproc", gw_info.numproc, "cores",
+                         gw_info.cores, "buffer_size", gw_info.buffer_size, "started_on", gw_info.started_on,
+                         "is_a_reload", gw_info.is_reload ? Py_True : Py_False, "worker_spawned", gw_worker_spawned,
+                         "busy", busy ? Py_True : Py_False);
+}
+
+/* GIL held. Adds the keys uWSGI puts in every environ to the constant part
+ * of it: uwsgi.version and uwsgi.node (the host name), both bytes. */
+int gw_uwsgi_environ(PyObject *template_environ)
+{
+    char node[256];
+    if (gethostname(node, sizeof node) < 0)
+        node[0] = '\0';
+    node[sizeof node - 1] = '\0';
+    PyObject *version = PyBytes_FromString(GW_UWSGI_VERSION);
+    PyObject *host = version != NULL ? PyBytes_FromString(node) : NULL;
+    int rc = host != NULL && PyDict_SetItemString(template_environ, "uwsgi.version", version) == 0 &&
+                     PyDict_SetItemString(template_environ, "uwsgi.node", host) == 0
+                 ? 0
+                 : -1;
+    Py_XDECREF(host);
+    Py_XDECREF(version);
+    return rc;
+}
+
+static PyMethodDef gw_uwsgi_methods[] = {
+    {"worker_id", gw_uw_worker_id, METH_NOARGS, "The worker's number, from 1; 0 outside a worker."},
+    {"masterpid", gw_uw_masterpid, METH_NOARGS, "The master's pid; 0 without one."},
+    {"request_id", gw_uw_request_id, METH_NOARGS, "Requests this thread served before this one."},
+    {"total_requests", gw_uw_total_requests, METH_NOARGS, "Requests this worker has served."},
+    {"set_logvar", gw_uw_set_logvar, METH_VARARGS, "Set a variable of this request's log line."},
+    {"get_logvar", gw_uw_get_logvar, METH_VARARGS, "A variable set_logvar set in this request, or None."},
+    {"setprocname", gw_uw_setprocname, METH_VARARGS, "Set the process name."},
+    {"reload", gw_uw_reload, METH_NOARGS, "Reload the workers gracefully."},
+    {"stop", gw_uw_stop, METH_NOARGS, "Stop the server."},
+    {"_gowsgi_config", gw_uw_config, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef gw_uwsgi_def = {PyModuleDef_HEAD_INIT, "uwsgi", NULL, -1, gw_uwsgi_methods};
+static struct PyModuleDef gw_decorators_def = {PyModuleDef_HEAD_INIT, "uwsgidecorators", NULL, -1, NULL};
+
+/* GIL held. Runs source in module's namespace; returns module, or NULL
+ * (and drops it) when the source raises. */
+static PyObject *gw_run_in_module(PyObject *module, const char *source, const char *filename)
+{
+    PyObject *code = Py_CompileString(source, filename, Py_file_input);
+    PyObject *dict = PyModule_GetDict(module); /* borrowed */
+    PyObject *ran = code != NULL ? PyEval_EvalCode(code, dict, dict) : NULL;
+    Py_XDECREF(code);
+    if (ran == NULL) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    Py_DECREF(ran);
+    return module;
+}
+
+/* GIL held. Builds "uwsgi" on its first import. */
+static PyObject *gw_uwsgi_init(void)
+{
+    PyObject *module = PyModule_Create(&gw_uwsgi_def);
+    if (module == NULL || PyModule_AddStringConstant(module, "__file__", "<gowsgi>") < 0) {
+        Py_XDECREF(module);
+        return NULL;
+    }
+    return gw_run_in_module(module, gw_uwsgi_source, "<gowsgi uwsgi>");
+}
+
+/* GIL held. Builds "uwsgidecorators" on its first import. */
+static PyObject *gw_decorators_init(void)
+{
+    PyObject *module = PyModule_Create(&gw_decorators_def);
+    if (module == NULL)
+        return NULL;
+    return gw_run_in_module(module, gw_decorators_source, "<gowsgi uwsgidecorators>");
+}
+
+/* GIL not held; before Python starts. Makes both modules importable. */
+int gw_register_uwsgi(void)
+{
+    if (PyImport_AppendInittab("uwsgi", gw_uwsgi_init) < 0 ||
+        PyImport_AppendInittab("uwsgidecorators", gw_decorators_init) < 0)
+        return -1;
+    return 0;
+}
+
+/* GIL held. Calls the callable the app put in uwsgi's attribute name, if
+ * it imported uwsgi and set one; an exception is printed, as uWSGI does. */
+static void gw_call_hook(const char *name)
+{
+    PyObject *modules = PySys_GetObject("modules"); /* borrowed */
+    PyObject *uwsgi = modules != NULL ? PyDict_GetItemString(modules, "uwsgi") : NULL; /* borrowed */
+    if (uwsgi == NULL || !PyObject_HasAttrString(uwsgi, name))
+        return;
+    PyObject *hook = PyObject_GetAttrString(uwsgi, name);
+    PyObject *r = hook != NULL ? PyObject_CallNoArgs(hook) : NULL;
+    if (r == NULL)
+        PyErr_Print();
+    Py_XDECREF(r);
+    Py_XDECREF(hook);
+}
+
+/* GIL held. In a worker just forked from the zygote: uwsgi.post_fork_hook,
+ * which uwsgidecorators' @postfork functions hang on. */
+void gw_uwsgi_post_fork(void)
+{
+    gw_call_hook("post_fork_hook");
+}
+
+/* GIL not held. As a worker ends cleanly: uwsgi.atexit, then the handlers
+ * of Python's atexit module, which uWSGI runs by finalizing Python (a
+ * worker here just exits, so as not to wait on the app's threads). */
+void gw_uwsgi_atexit(void)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    gw_call_hook("atexit");
+    PyObject *atexit = PyImport_ImportModule("atexit");
+    PyObject *r = atexit != NULL ? PyObject_CallMethod(atexit, "_run_exitfuncs", NULL) : NULL;
+    if (r == NULL)
+        PyErr_Print();
+    Py_XDECREF(r);
+    Py_XDECREF(atexit);
+    fflush(stdout);
+    fflush(stderr);
+    PyGILState_Release(g);
+}
