@@ -158,6 +158,7 @@ func TestEnviron(t *testing.T) {
 		"wsgi.multiprocess":       {"bool", false},
 		"wsgi.run_once":           {"bool", false},
 		"wsgi.input_terminated":   {"bool", true},
+		"uwsgi.version":           {"bytes", "b'2.0.21-gowsgi'"},
 	}
 	for key, value := range want {
 		assert.Equal(t, value, environ[key], key)
@@ -165,8 +166,10 @@ func TestEnviron(t *testing.T) {
 	assert.Equal(t, "BytesIO", environ["wsgi.input"][0])
 	assert.Equal(t, "TextIOWrapper", environ["wsgi.errors"][0])
 	assert.Equal(t, "<class 'gowsgi.file_wrapper'>", environ["wsgi.file_wrapper"][1])
-	// 12 request vars, SCRIPT_NAME and the 8 wsgi.* keys; nothing else.
-	assert.Len(t, environ, 12+1+8)
+	assert.Equal(t, "bytes", environ["uwsgi.node"][0])
+	// 12 request vars, SCRIPT_NAME, the 8 wsgi.* keys and uWSGI's two
+	// (uwsgi.version, uwsgi.node); nothing else.
+	assert.Len(t, environ, 12+1+8+2)
 }
 
 func TestEnvironScriptNameFromVars(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/gowsgi/gowsgi/pyembed"
 )
 
 func TestParseINI(t *testing.T) {
@@ -199,7 +201,48 @@ disable-logging = off
 			require.NoError(t, err)
 			want := *defaults
 			tt.edit(&want)
+			got.Given = nil // TestGivenOptions checks them
 			assert.Equal(t, &want, got)
+		})
+	}
+}
+
+// TestGivenOptions: the options as uwsgi.opt shows them, keyed and valued
+// as uWSGI 2.0.21 exports them (checked against it by
+// e2e/uwsgi_module_test.go).
+func TestGivenOptions(t *testing.T) {
+	dir := writeINI(t, "app.ini", "[uwsgi]\nmodule = m\nmaster\nvacuum = true\ncustom = x\npythonpath = %dsrc\n")
+	tests := []struct {
+		name    string
+		environ []string
+		args    []string
+		want    []pyembed.Option
+	}{
+		{
+			name: "command line: short options under uWSGI's long names, bare flags, values",
+			args: []string{"-w", "m", "-p", "2", "--master", "-L", "--pythonpath=a", "--pythonpath", "b", "--chmod-socket"},
+			want: []pyembed.Option{
+				{Key: "module", Value: "m"}, {Key: "processes", Value: "2"}, {Key: "master", Bare: true},
+				{Key: "disable-logging", Bare: true}, {Key: "pythonpath", Value: "a"}, {Key: "pythonpath", Value: "b"},
+				{Key: "chmod-socket", Bare: true},
+			},
+		},
+		{
+			name:    "environment and ini: values as written, a bare key empty",
+			environ: []string{"UWSGI_PROCESSES=3"},
+			args:    []string{"--ini", "app.ini"},
+			want: []pyembed.Option{
+				{Key: "processes", Value: "3"}, {Key: "ini", Value: "app.ini"}, {Key: "module", Value: "m"},
+				{Key: "master", Value: ""}, {Key: "vacuum", Value: "true"}, {Key: "custom", Value: "x"},
+				{Key: "pythonpath", Value: dir + "/src"},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseConfig(tt.environ, tt.args, dir)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got.Given)
 		})
 	}
 }
