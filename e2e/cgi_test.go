@@ -222,6 +222,11 @@ func TestCGIEnvironMatchesCGIHandler(t *testing.T) {
 	assert.Equal(t, map[string]any{"version": []any{1.0, 0.0}, "url_scheme": "https", "multithread": false, "multiprocess": true, "run_once": true}, got.WSGI)
 	delete(got.Types, "wsgi.input_terminated")
 	delete(want.Types, "wsgi.input_terminated")
+	// gowsgi adds uWSGI's two keys to every environ, bytes as uWSGI's.
+	for _, key := range []string{"uwsgi.version", "uwsgi.node"} {
+		assert.Equal(t, "bytes", got.Types[key], key)
+		delete(got.Types, key)
+	}
 	assert.Equal(t, want.Types, got.Types)
 }
 
