@@ -40,11 +40,15 @@ static int gw_latin1(PyObject *str, const char *what, const char **p, Py_ssize_t
     return 0;
 }
 
-static int gw_has_control(const char *p, Py_ssize_t n, int allow_tab)
+/* A control character other than HTAB: what a reason phrase and a field
+ * value may not contain (RFC 9112 section 4, RFC 9110 section 5.5); bytes
+ * 0x80-0xFF (obs-text) are allowed. wsgi.CheckStatus and CheckHeader apply
+ * the same rules, and a test runs one table through both. */
+static int gw_has_control(const char *p, Py_ssize_t n)
 {
     for (Py_ssize_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
-        if ((c < 0x20 && !(allow_tab && c == '\t')) || c == 0x7f)
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
             return 1;
     }
     return 0;
@@ -74,7 +78,10 @@ static int gw_is_hop_by_hop(const char *p, Py_ssize_t n)
     return 0;
 }
 
-/* GIL held. */
+/* GIL held. PEP 3333's "a status code and a reason phrase, separated by a
+ * single space", as RFC 9112 section 4 spells it: three digits (100 to 999,
+ * no leading zero), SP, and a possibly empty reason phrase of HTAB, SP,
+ * VCHAR and obs-text. */
 static int gw_check_status(PyObject *status, const char **p, Py_ssize_t *n)
 {
     if (!PyUnicode_Check(status)) {
@@ -86,7 +93,7 @@ static int gw_check_status(PyObject *status, const char **p, Py_ssize_t *n)
         return -1;
     const char *s = *p;
     if (*n < 4 || *n > GW_MAX_VAR_LEN || s[0] < '1' || s[0] > '9' || s[1] < '0' || s[1] > '9' ||
-        s[2] < '0' || s[2] > '9' || s[3] != ' ' || gw_has_control(s, *n, 0)) {
+        s[2] < '0' || s[2] > '9' || s[3] != ' ' || gw_has_control(s + 4, *n - 4)) {
         PyErr_Format(PyExc_ValueError,
                      "start_response() status must be a three-digit code, a space and a reason "
                      "phrase, such as '200 OK'; got %R",
@@ -153,7 +160,7 @@ static int gw_add_header(gw_buf *b, PyObject *item, int64_t *content_length)
                      n);
         return -1;
     }
-    if (gw_has_control(value, value_len, 1)) {
+    if (gw_has_control(value, value_len)) {
         PyErr_Format(PyExc_ValueError, "header %R has a control character (such as CR or LF) in its value", n);
         return -1;
     }

@@ -3,6 +3,7 @@
 package pyembed
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -29,6 +31,30 @@ func TestFrameConstantsMatchWSGI(t *testing.T) {
 	for _, c := range frameConstants {
 		assert.Equal(t, c.wsgi, c.c, c.name)
 	}
+	t.Run("vars block limit", func(t *testing.T) {
+		var longest, over wsgi.Vars
+		longest.Add("K", strings.Repeat("x", cVarLimit))
+		over.Add("K", strings.Repeat("x", cVarLimit+1))
+		assert.NoError(t, longest.Err(), "wsgi refuses what C reads")
+		assert.ErrorIs(t, over.Err(), wsgi.ErrVarTooLong, "wsgi sends what C refuses")
+	})
+	t.Run("slot record offsets", func(t *testing.T) {
+		// Each word the master stores, read where C reads it.
+		mem := make([]uint64, wsgi.SlotRecordLen/8) // 8-byte aligned, as an mmap is
+		record := unsafe.Slice((*byte)(unsafe.Pointer(&mem[0])), wsgi.SlotRecordLen)
+		board, err := wsgi.NewScoreboard(record)
+		require.NoError(t, err)
+		u32 := func(off int) uint32 { return binary.NativeEndian.Uint32(record[off:]) }
+		u64 := func(off int) uint64 { return binary.NativeEndian.Uint64(record[off:]) }
+		board.Begin(0, 0x01020304, 0x0a0b0c0d0e0f1011)
+		board.Abort(0, 0x05060708)
+		assert.Equal(t, uint32(0x01020304), u32(cSlotOffsets.currentID), "current id")
+		assert.Equal(t, uint64(0x0a0b0c0d0e0f1011), u64(cSlotOffsets.startedNS), "started")
+		assert.Equal(t, uint32(0x05060708), u32(cSlotOffsets.abortID), "abort id")
+		board.Finish(0)
+		assert.Equal(t, uint64(1), u64(cSlotOffsets.served), "served")
+		assert.Equal(t, uint32(0), u32(cSlotOffsets.currentID), "current id once finished")
+	})
 }
 
 func TestServeResponses(t *testing.T) {

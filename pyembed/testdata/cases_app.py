@@ -35,6 +35,10 @@ Routes (PATH_INFO; QUERY_STRING picks a variant where noted):
   /head-of?<n>         a head whose frame payload is exactly n bytes
   /swapped-file?<a>&<b> wsgi.file_wrapper of file a, whose tell() puts
                        file b under a's descriptor number
+  /check-head          start_response(CHECK_STATUS, [(CHECK_NAME,
+                       CHECK_VALUE)]) from environ (no header without
+                       CHECK_NAME): answers that head with b"accepted", or
+                       200 with "<ExceptionType>: <message>" if refused
 """
 import io
 import json
@@ -345,7 +349,19 @@ def swapped_file(environ, start_response):
     return environ["wsgi.file_wrapper"](SwappingFile(a, b))
 
 
+def check_head(environ, start_response):
+    headers = []
+    if "CHECK_NAME" in environ:
+        headers.append((environ["CHECK_NAME"], environ["CHECK_VALUE"]))
+    try:
+        start_response(environ["CHECK_STATUS"], headers)
+    except Exception as exc:
+        return ok(start_response, ("%s: %s" % (type(exc).__name__, exc)).encode())
+    return [b"accepted"]
+
+
 ROUTES.update({
+    "/check-head": check_head,
     "/emptied-list": emptied_list,
     "/bad-len-block": bad_len_block,
     "/head-of": head_of,
