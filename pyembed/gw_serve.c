@@ -252,9 +252,13 @@ static uint8_t gw_send_iterable(gw_slot *s, PyObject *result)
 }
 
 /* GIL held. PEP 3333: close() is called on the iterable however the
- * response ended; an exception from it is logged, not sent. */
+ * response ended; an exception from it is logged, not sent. An exact list,
+ * tuple or bytes, which most apps return, has no close(): looking it up
+ * would raise and clear an AttributeError per request. */
 static void gw_close_result(gw_slot *s, PyObject *result)
 {
+    if (PyList_CheckExact(result) || PyTuple_CheckExact(result) || PyBytes_CheckExact(result))
+        return;
     PyObject *close = PyObject_GetAttrString(result, "close");
     if (close == NULL) {
         PyErr_Clear();

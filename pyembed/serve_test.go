@@ -266,6 +266,9 @@ func TestCloseCalledOnEveryPath(t *testing.T) {
 		{"raise", "200 OK", "a", wsgi.FlagEndBroken},
 		{"str", "500 Internal Server Error", errorResponse, 0},
 		{"close-raises", "200 OK", "ab", 0}, // logged; the response already ended
+		// Only an exact list, tuple or bytes goes without the look-up.
+		{"list-subclass", "200 OK", "ab", 0},
+		{"tuple-subclass", "200 OK", "ab", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {

@@ -16,8 +16,9 @@ Routes (PATH_INFO; QUERY_STRING picks a variant where noted):
   /raise               raises before start_response (-> 500)
   /raise-after-head    yields a chunk, then raises
   /no-start            returns a body without calling start_response
-  /close?<mode>&<tok>  an iterable with close(); mode ok, raise, str or
-                       close-raises
+  /close?<mode>&<tok>  an iterable with close(); mode ok, raise, str,
+                       close-raises, or list-subclass and tuple-subclass
+                       (a subclass of list or tuple with close())
   /closed?<tok>        "1" if the iterable of token tok was closed
   /stream?<fd>         yields b"first", waits for a byte on fd, yields
                        b"second"
@@ -189,9 +190,23 @@ class Closing:
             raise RuntimeError("close failed")
 
 
+class ClosingList(list):
+    def close(self):
+        closed.add(self.token)
+
+
+class ClosingTuple(tuple):
+    def close(self):
+        closed.add(self.token)
+
+
 def close_route(environ, start_response):
     mode, token = environ["QUERY_STRING"].split("&")
     start_response("200 OK", [])
+    if mode in ("list-subclass", "tuple-subclass"):
+        result = (ClosingList if mode == "list-subclass" else ClosingTuple)([b"a", b"b"])
+        result.token = token
+        return result
     items = {"ok": [b"a", b"b"], "raise": [b"a", None], "str": ["a"], "close-raises": [b"a", b"b"]}[mode]
     return Closing(token, items, close_raises=mode == "close-raises")
 
