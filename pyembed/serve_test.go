@@ -282,6 +282,42 @@ func TestCloseCalledOnEveryPath(t *testing.T) {
 	}
 }
 
+// A slot hands the same start_response and write to request after request,
+// but one an app kept from an earlier request must not touch a later one
+// (PEP 3333: start_response belongs to its request).
+func TestStartResponseReusedUnlessKept(t *testing.T) {
+	h := newSlotHarness(t)
+	const (
+		staleStart = "start_response: RuntimeError: start_response() called after the response ended"
+		staleWrite = "write: RuntimeError: write() called after the response ended"
+	)
+	h.get("/hello", "")
+	made := h.slot.respondersMade()
+	for range 3 {
+		assert.Equal(t, "Hello World!\n", string(h.get("/hello", "").body))
+	}
+	assert.Equal(t, made, h.slot.respondersMade(), "nobody kept it: no new start_response")
+
+	for _, tt := range []struct{ kept, body string }{
+		{"start_response", staleStart},
+		{"write", staleWrite},
+		{"both", staleStart + "\n" + staleWrite},
+	} {
+		t.Run(tt.kept, func(t *testing.T) {
+			made := h.slot.respondersMade()
+			r := h.get("/keep", tt.kept)
+			require.Equal(t, "kept", string(r.body))
+			r = h.get("/use-kept", "")
+			assert.Equal(t, "200 OK", r.status)
+			assert.Equal(t, [][2]string{textPlain}, r.headers, "the stale calls left this request's head alone")
+			assert.Equal(t, tt.body, string(r.body))
+			assert.Equal(t, made+1, h.slot.respondersMade(), "a new start_response once the app kept the last")
+			h.get("/hello", "")
+			assert.Equal(t, made+1, h.slot.respondersMade(), "and that one is reused once nobody keeps it")
+		})
+	}
+}
+
 // streamObservation is what a helper goroutine saw while the app was blocked
 // in the middle of a streamed response.
 type streamObservation struct {

@@ -36,6 +36,11 @@ Routes (PATH_INFO; QUERY_STRING picks a variant where noted):
   /head-of?<n>         a head whose frame payload is exactly n bytes
   /swapped-file?<a>&<b> wsgi.file_wrapper of file a, whose tell() puts
                        file b under a's descriptor number
+  /keep?<what>         keeps its start_response, its write or both
+                       (what: start_response, write, both) in kept
+  /use-kept            calls what /keep kept, then answers 200 with a
+                       line "<name>: <ExceptionType>: <message>" (or
+                       "<name>: accepted") for each, and forgets them
   /check-head          start_response(CHECK_STATUS, [(CHECK_NAME,
                        CHECK_VALUE)]) from environ (no header without
                        CHECK_NAME): answers that head with b"accepted", or
@@ -375,7 +380,36 @@ def check_head(environ, start_response):
     return [b"accepted"]
 
 
+kept = {}
+
+
+def keep(environ, start_response):
+    what = environ["QUERY_STRING"]
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+    if what in ("start_response", "both"):
+        kept["start_response"] = start_response
+    if what in ("write", "both"):
+        kept["write"] = write
+    return [b"kept"]
+
+
+def use_kept(environ, start_response):
+    calls = {"start_response": lambda f: f("200 OK", []), "write": lambda f: f(b"stale")}
+    lines = []
+    for name, call in calls.items():
+        if name in kept:
+            try:
+                call(kept[name])
+                lines.append("%s: accepted" % name)
+            except Exception as exc:
+                lines.append("%s: %s: %s" % (name, type(exc).__name__, exc))
+    kept.clear()
+    return ok(start_response, "\n".join(lines).encode())
+
+
 ROUTES.update({
+    "/keep": keep,
+    "/use-kept": use_kept,
     "/check-head": check_head,
     "/emptied-list": emptied_list,
     "/bad-len-block": bad_len_block,
