@@ -86,6 +86,7 @@ func newHTTP1Server(handler wsgi.Handler, opts HTTPOptions, log *slog.Logger) *h
 		c := &http1Conn{w: bufio.NewWriterSize(nil, http1WriteBuffer)}
 		c.r = bufio.NewReaderSize(&c.in, http1ReadBuffer)
 		c.resp.log = func(msg string, args ...any) { log.Warn(msg, args...) }
+		c.resp.shutting = &s.core.shutting
 		c.watch.exited = make(chan struct{}, 1)
 		return c
 	}
@@ -232,7 +233,6 @@ func (s *http1Server) respond(c *http1Conn, h *requestHead) bool {
 		head:       string(h.method) == http.MethodHead,
 		wantsClose: h.close,
 		keep10:     h.keep10,
-		stopping:   s.core.shuttingDown(),
 	})
 	ctx, cancel := context.WithCancelCause(context.Background())
 	c.watch.start(c, cancel)

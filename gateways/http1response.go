@@ -102,11 +102,14 @@ type http1Response struct {
 	framing   responseFraming
 	written   int64 // body bytes written
 	log       func(msg string, args ...any)
+	// shutting, when set, says the server is shutting down; it is read
+	// when the head goes out, as late as the framing can still say so.
+	shutting *atomic.Bool
 }
 
 // begin readies r for a response to a request with params p.
 func (r *http1Response) begin(w *bufio.Writer, raw net.Conn, p responseParams) {
-	*r = http1Response{w: w, raw: raw, params: p, head: r.head[:0], held: r.held[:0], declared: -1, log: r.log}
+	*r = http1Response{w: w, raw: raw, params: p, head: r.head[:0], held: r.held[:0], declared: -1, log: r.log, shutting: r.shutting}
 }
 
 // WriteHead keeps the status line and headers until the framing is known.
@@ -171,6 +174,9 @@ func (r *http1Response) addHeader(name, value []byte) {
 // in w. ended says the response has no more body to come.
 func (r *http1Response) commit(ended bool) error {
 	r.committed = true
+	if r.shutting != nil && r.shutting.Load() {
+		r.params.stopping = true
+	}
 	r.framing = frameResponse(r.params, r.status, r.declared, len(r.held), ended)
 	h := r.head
 	if !r.hasServer {
