@@ -24,8 +24,10 @@ import (
 )
 
 const (
+	// The stream route sends 16 chunks of streamChunk bytes per "MiB".
 	slowStreamMiB  = 20
-	slowStreamSize = slowStreamMiB << 20
+	streamChunk    = 8 * 8191
+	slowStreamSize = slowStreamMiB * 16 * streamChunk
 	// The slow client reads 128 KiB a second: slowReadStep bytes every
 	// slowReadTick.
 	slowReadStep = 16 << 10
@@ -146,10 +148,10 @@ func (c *slowClient) finish(t *testing.T) []byte {
 }
 
 // assertStreamBody checks body is the stream route's bytes: chunk i of
-// 64 KiB is "%07d\n" % i repeated.
+// streamChunk bytes is "%07d\n" % i repeated.
 func assertStreamBody(t *testing.T, body []byte) {
 	t.Helper()
-	const chunk = 64 << 10
+	const chunk = streamChunk
 	require.Len(t, body, slowStreamSize)
 	for i := 0; i*chunk < len(body); i++ {
 		want := bytes.Repeat([]byte(fmt.Sprintf("%07d\n", i)), chunk/8)

@@ -60,8 +60,9 @@ func (s *spool) addLocked(p []byte, items []item) (_ []item, ok bool) {
 	return append(items, item{kind: wsgi.FrameBody, spooled: true, start: start, end: end, file: s.file}), true
 }
 
-// writeLocked appends p to the file, making it first, or starting it over
-// when everything spooled so far has been sent.
+// writeLocked appends p to the file, making it first. The file only grows:
+// bytes once written are never written over, since sendfile(2) to a TCP
+// socket may still be reading their pages after it returned.
 func (s *spool) writeLocked(p []byte) error {
 	if s.file == nil {
 		f, err := gateways.OpenSpoolFile()
@@ -69,12 +70,6 @@ func (s *spool) writeLocked(p []byte) error {
 			return fmt.Errorf("server: response spool: %w", err)
 		}
 		s.file = f
-	}
-	if s.held == 0 && s.end > 0 {
-		if err := s.file.Truncate(0); err != nil {
-			return fmt.Errorf("server: response spool: %w", err)
-		}
-		s.end = 0
 	}
 	if _, err := s.file.WriteAt(p, s.end); err != nil {
 		return fmt.Errorf("server: response spool: %w", err)
@@ -85,12 +80,19 @@ func (s *spool) writeLocked(p []byte) error {
 }
 
 // freeLocked gives back the range of it, which the relay has sent or
-// discarded. Punching a hole frees its disk blocks at once (fallocate(2));
-// where the file system cannot, the file starts over once all is sent.
+// discarded. The whole pages inside it leave the file at once
+// (fallocate(2)), so the disk holds about what is unsent; a page the range
+// shares with its neighbours stays, since punching part of a page zeroes
+// it in place, under a send that may not have read it yet. Where the file
+// system cannot punch holes, the file keeps all until the response ends.
 func (s *spool) freeLocked(it *item) {
-	n := int64(it.end - it.start)
-	unix.Fallocate(int(s.file.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, int64(it.start), n)
-	s.held -= n
+	page := int64(os.Getpagesize())
+	start := (int64(it.start) + page - 1) / page * page
+	end := int64(it.end) / page * page
+	if end > start {
+		unix.Fallocate(int(s.file.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, start, end-start)
+	}
+	s.held -= int64(it.end - it.start)
 }
 
 // onLocked reports whether frames past the memory mark go to the spool.

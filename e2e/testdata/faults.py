@@ -19,8 +19,10 @@ Routes:
                         with the exception that raised (BrokenPipeError, as
                         under plain Python, which ignores SIGPIPE)
     GET /stream?mib=N&tag=T
-                        streams N MiB (at most 64) with its Content-Length,
-                        in 64 KiB chunks: chunk i is b"%07d\n" % i repeated;
+                        streams N * 16 chunks of 65,528 bytes (N at most 64),
+                        with its Content-Length: chunk i is b"%07d\n" % i
+                        repeated; not a page's multiple, so the chunks
+                        straddle pages wherever the server keeps them;
                         writes streamed-T once the worker has handed over
                         the last chunk
 
@@ -101,11 +103,11 @@ def broken_pipe(environ, start_response):
     return [outcome.encode()]
 
 
-STREAM_CHUNK = 64 << 10
+STREAM_CHUNK = 8 * 8191
 
 
 def stream(environ, start_response):
-    chunks = number(environ, "mib", 64) * ((1 << 20) // STREAM_CHUNK)
+    chunks = number(environ, "mib", 64) * 16
     name = tag(environ)
     start_response("200 OK", [("Content-Type", "application/octet-stream"),
                               ("Content-Length", str(chunks * STREAM_CHUNK))])
