@@ -233,9 +233,10 @@ func (inst *Instance) AwaitLogged(t *testing.T, want ...string) {
 	t.Helper()
 	missing := func() []string {
 		logs := inst.Stderr()
+		workers := withoutMasterLines(logs)
 		var out []string
 		for _, w := range want {
-			if !strings.Contains(logs, w) {
+			if !strings.Contains(logs, w) && !strings.Contains(workers, w) {
 				out = append(out, w)
 			}
 		}
@@ -248,6 +249,17 @@ func (inst *Instance) AwaitLogged(t *testing.T, want ...string) {
 		}
 		time.Sleep(PollInterval)
 	}
+}
+
+// masterLine matches one whole line of the master's log (slog's text form).
+var masterLine = regexp.MustCompile(`time=\d{4}-\d\d-\d\dT[^\n]*\n`)
+
+// withoutMasterLines returns logs without the master's own lines. Workers
+// share the master's stderr, and a worker's text written in pieces (Python's
+// faulthandler writes a traceback line in several writes) can have a master
+// line land inside it; without the master's lines the pieces join again.
+func withoutMasterLines(logs string) string {
+	return masterLine.ReplaceAllString(logs, "")
 }
 
 // Signal sends sig to the master.
