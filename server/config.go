@@ -29,8 +29,18 @@ type Config struct {
 	Spec pyembed.AppSpec
 	// Processes and Threads are the number of workers and of slots in each.
 	Processes, Threads int
+	// ProcessesFrom, when set, says where an automatic Processes came
+	// from ("--processes auto: cgroup cpu.max 1.5 CPUs"), for the banner.
+	ProcessesFrom string
 	// GracefulTimeout bounds how long a stop waits for requests in flight.
 	GracefulTimeout time.Duration
+	// ShutdownDelay is how long, after SIGTERM, the master goes on
+	// accepting and serving with /readyz failing, so load balancers stop
+	// sending before it stops accepting; 0 stops accepting at once.
+	ShutdownDelay time.Duration
+	// HealthSockets are the addresses of the /livez and /readyz server
+	// (health.go); none serves no health endpoints.
+	HealthSockets []string
 	// AccessLog logs one line per request.
 	AccessLog bool
 	// SpoolThreshold is the largest request body kept in memory.

@@ -65,51 +65,109 @@ type listener struct {
 	path    string      // the Unix socket file this process created, or ""
 	tls     *tls.Config // for an HTTPS socket: its certificate
 	gateway gateway     // set by the master
+	// unnamed marks a socket systemd passed that no option names, served
+	// as uwsgi.
+	unnamed bool
 }
 
-// bindSockets binds every socket of cfg, or, when cfg names none, the
-// FastCGI socket inherited on fd 0 or else DefaultSocket. On an error
-// nothing stays bound and the error names the option and the address.
+// bindSockets binds every socket of cfg, taking the ones systemd passed
+// where their addresses match (activation_linux.go); the inherited sockets
+// no option names are served as uwsgi. When cfg names no socket and none
+// is inherited, the FastCGI socket on fd 0 is served, or else
+// DefaultSocket. On an error nothing stays bound and the error names the
+// option and the address.
 func bindSockets(cfg Config) ([]*listener, error) {
+	inherited, err := systemdSockets()
+	if err != nil {
+		return nil, err
+	}
+	return bindSocketsFrom(cfg, inherited)
+}
+
+// bindSocketsFrom is bindSockets with the sockets inherited from systemd.
+func bindSocketsFrom(cfg Config, inherited []*inheritedSocket) ([]*listener, error) {
 	sockets := cfg.Sockets
-	if len(sockets) == 0 {
+	if len(sockets) == 0 && len(inherited) == 0 {
 		if ln, ok := inheritedFastCGI(); ok {
 			return []*listener{{Listener: ln, socket: Socket{Protocol: ProtocolFastCGI}}}, nil
 		}
 		sockets = []Socket{DefaultSocket}
 	}
 	var bound []*listener
+	fail := func(err error) ([]*listener, error) {
+		closeListeners(bound, true)
+		closeInherited(inherited)
+		return nil, err
+	}
 	for _, s := range sockets {
+		if ln, ok := claim(inherited, s.Address); ok {
+			l, err := inheritedListener(ln, s)
+			if err != nil {
+				return fail(fmt.Errorf("%s %s: %w", s.option(), s.Address, err))
+			}
+			bound = append(bound, l)
+			continue
+		}
 		l, err := bindSocket(s, cfg.ChmodSocket)
 		if err != nil {
-			closeListeners(bound, true)
-			return nil, fmt.Errorf("%s %s: %w", s.option(), s.Address, unwrapOpError(err))
+			return fail(fmt.Errorf("%s %s: %w", s.option(), s.Address, unwrapOpError(err)))
 		}
 		bound = append(bound, l)
 		if err := chownSocket(l.path, cfg.ChownSocket); err != nil {
-			closeListeners(bound, true)
-			return nil, fmt.Errorf("--chown-socket %s: %s %s: %w", cfg.ChownSocket, s.option(), s.Address, err)
+			return fail(fmt.Errorf("--chown-socket %s: %s %s: %w", cfg.ChownSocket, s.option(), s.Address, err))
 		}
 		if err := setBacklog(l.Listener, cfg.Listen); err != nil {
-			closeListeners(bound, true)
-			return nil, fmt.Errorf("--listen %d: %s %s: %w", cfg.Listen, s.option(), s.Address, err)
+			return fail(fmt.Errorf("--listen %d: %s %s: %w", cfg.Listen, s.option(), s.Address, err))
+		}
+	}
+	for _, s := range inherited {
+		if !s.claimed {
+			s.claimed = true
+			bound = append(bound, &listener{Listener: s.ln, socket: Socket{Protocol: ProtocolUWSGI, Address: fdScheme + strconv.Itoa(s.fd)}, unnamed: true})
 		}
 	}
 	return bound, nil
 }
 
+// inheritedListener serves a socket passed to the process, with s's
+// protocol; its mode, owner and backlog are left as the one who bound it
+// set them (systemd's SocketMode=, SocketUser=, Backlog=).
+func inheritedListener(ln net.Listener, s Socket) (*listener, error) {
+	config, err := socketTLS(s)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return &listener{Listener: ln, socket: s, tls: config}, nil
+}
+
+// socketTLS loads an HTTPS socket's certificate; nil for other protocols.
+func socketTLS(s Socket) (*tls.Config, error) {
+	if s.Protocol != ProtocolHTTPS {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(s.CertFile, s.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	// net/http adds "h2" and "http/1.1" to NextProtos, so ALPN negotiates
+	// HTTP/2 (RFC 7301, RFC 9113 section 3.2).
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
 // bindSocket binds one socket; a Unix socket gets mode when it is not 0.
 // An HTTPS socket's certificate is loaded first, so a bad one costs nothing.
 func bindSocket(s Socket, mode fs.FileMode) (*listener, error) {
-	var config *tls.Config
-	if s.Protocol == ProtocolHTTPS {
-		cert, err := tls.LoadX509KeyPair(s.CertFile, s.KeyFile)
+	config, err := socketTLS(s)
+	if err != nil {
+		return nil, err
+	}
+	if strings.HasPrefix(s.Address, fdScheme) {
+		ln, err := descriptorListener(s.Address)
 		if err != nil {
 			return nil, err
 		}
-		// net/http adds "h2" and "http/1.1" to NextProtos, so ALPN
-		// negotiates HTTP/2 (RFC 7301, RFC 9113 section 3.2).
-		config = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		return &listener{Listener: ln, socket: s, tls: config}, nil
 	}
 	if !isUnixPath(s.Address) {
 		ln, err := net.Listen("tcp", s.Address)

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -41,7 +42,11 @@ type master struct {
 	handler wsgi.Handler
 	stats   *statsServer // nil without --stats
 	metrics *metrics     // nil without --metrics
-	touched chan string  // a --touch-reload file that changed
+	health  *health      // nil without --health-socket
+	// draining is set once a stop began: /readyz fails from then on.
+	draining atomic.Bool
+	notify   notifier    // systemd's NOTIFY_SOCKET, when set
+	touched  chan string // a --touch-reload file that changed
 	// logTouched is a --touch-logreopen file that changed.
 	logTouched chan string
 }
@@ -86,6 +91,7 @@ func Run(cfg Config) int {
 	defer closeListeners(m.listeners, cfg.Vacuum)
 	defer m.stats.close()
 	defer m.metrics.close()
+	defer m.health.close()
 	// The pidfile is written as root, as uWSGI's --pidfile is.
 	if err := writePidFile(cfg.PidFile); err != nil {
 		fmt.Fprintf(m.stderr, "gowsgi: %v\n", err)
@@ -101,9 +107,18 @@ func Run(cfg Config) int {
 	signal.Notify(m.signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGUSR1)
 	m.pool.watchResizeSignals()
 	defer signal.Stop(m.signals)
+	stopWatching := make(chan struct{})
+	defer close(stopWatching)
+	if err := becomeSubreaper(); err != nil {
+		m.log.Warn("cannot become the child subreaper; orphans of the app go to init", "error", err)
+	}
+	go reapOrphans(m.log, stopWatching)
+	m.health.serve()
+	m.notify.status("loading the app")
 	if code, ok := m.startWorkers(); !ok {
 		return code
 	}
+	m.notify.ready(m.servingStatus())
 	if cfg.Ready != nil {
 		cfg.Ready()
 	}
@@ -111,8 +126,6 @@ func Run(cfg Config) int {
 		m.stats.serve(m.statsDocument)
 	}
 	m.metrics.serve()
-	stopWatching := make(chan struct{})
-	defer close(stopWatching)
 	if len(cfg.TouchReload) > 0 {
 		go watchTouched(cfg.TouchReload, touchTimes, func(path string) { m.touched <- path }, stopWatching)
 	}
@@ -147,6 +160,12 @@ func newMaster(cfg Config) (*master, error) {
 	if m.listeners, err = bindSockets(cfg); err != nil {
 		return m, err
 	}
+	for _, l := range m.listeners {
+		if l.unnamed {
+			m.log.Info("serving a socket systemd passed that no option names with the uwsgi protocol, as uWSGI does",
+				"address", l.Addr().String(), "socket", l.socket.Address)
+		}
+	}
 	m.dispatch = newDispatcher(m.log)
 	m.dispatch.maxWaiting = int64(cfg.Listen)
 	m.dispatch.spoolLimit = cfg.ResponseSpoolLimit
@@ -159,6 +178,21 @@ func newMaster(cfg Config) (*master, error) {
 		return m, err
 	}
 	m.dispatch.metrics = m.metrics
+	if m.health, err = listenHealth(cfg.HealthSockets); err != nil {
+		return m, err
+	}
+	if m.health != nil {
+		m.health.snapshot, m.health.waiting, m.health.draining, m.health.log = m.pool.snapshotWithin, m.dispatch.waiting.Load, &m.draining, m.log
+	}
+	m.notify = notifier{log: m.log}
+	m.pool.reloadBegan = m.notify.reloading
+	m.pool.reloadEnded = func(failure string) {
+		if failure != "" {
+			m.notify.ready("reload failed, serving the previous workers: " + failure)
+			return
+		}
+		m.notify.ready(m.servingStatus())
+	}
 	shared := make(map[Protocol]gateway)
 	for _, l := range m.listeners {
 		protocol := l.socket.Protocol
@@ -248,16 +282,35 @@ func (m *master) startWorkers() (code int, ok bool) {
 
 // banner is the one line that says gowsgi is up and where.
 func (m *master) banner() string {
+	workers := m.workersText()
+	if m.cfg.ProcessesFrom != "" {
+		workers += " (" + m.cfg.ProcessesFrom + ")"
+	}
+	return fmt.Sprintf("gowsgi %s · Python %s · %s · %s · %s",
+		Version, m.pool.version, m.cfg.App, workers, m.urlsText())
+}
+
+// workersText says how many workers and threads serve.
+func (m *master) workersText() string {
 	workers := plural(m.cfg.Processes, "worker")
 	if m.cfg.Threads > 1 {
 		workers += " × " + plural(m.cfg.Threads, "thread")
 	}
+	return workers
+}
+
+// urlsText lists the sockets served.
+func (m *master) urlsText() string {
 	urls := make([]string, len(m.listeners))
 	for i, l := range m.listeners {
 		urls[i] = socketURL(l)
 	}
-	return fmt.Sprintf("gowsgi %s · Python %s · %s · %s · %s",
-		Version, m.pool.version, m.cfg.App, workers, strings.Join(urls, " "))
+	return strings.Join(urls, " ")
+}
+
+// servingStatus is systemd's STATUS= line while serving.
+func (m *master) servingStatus() string {
+	return fmt.Sprintf("serving %s with %s on %s", m.cfg.App, m.workersText(), m.urlsText())
 }
 
 func plural(n int, noun string) string {
@@ -296,13 +349,13 @@ func (m *master) serve() int {
 				continue
 			case syscall.SIGINT, syscall.SIGQUIT:
 				// uWSGI's meaning: kill the whole stack now, no draining.
+				m.draining.Store(true)
+				m.notify.stopping("stopping now")
 				m.log.Info("stopping now", "signal", sig.String())
 				m.stopNow()
 				return 0
 			}
-			m.log.Info("stopping", "signal", sig.String())
-			m.shutdown()
-			return 0
+			return m.stopGracefully(sig)
 		case path := <-m.touched:
 			m.log.Info("reload requested", "touched", path)
 			m.pool.reload()
@@ -318,6 +371,51 @@ func (m *master) serve() int {
 			m.dispatch.stop()
 			m.shutdown()
 			return 1
+		}
+	}
+}
+
+// stopGracefully handles SIGTERM: /readyz fails at once; with
+// --shutdown-delay the master goes on accepting and serving that long, so
+// load balancers see the failing probe and stop sending, then it stops
+// accepting and lets requests in flight finish (shutdown). A second
+// SIGTERM, or SIGINT or SIGQUIT, during the delay stops at once.
+func (m *master) stopGracefully(sig os.Signal) int {
+	m.draining.Store(true)
+	m.notify.stopping("draining")
+	if delay := m.cfg.ShutdownDelay; delay > 0 {
+		m.log.Info("draining: /readyz fails, serving until the shutdown delay passes", "signal", sig.String(), "delay", delay.String())
+		if next, cut := m.awaitShutdownDelay(delay); cut {
+			m.log.Warn("stopping now", "signal", next.String())
+			m.stopNow()
+			return 0
+		}
+	}
+	m.log.Info("stopping", "signal", sig.String())
+	m.shutdown()
+	return 0
+}
+
+// awaitShutdownDelay serves on for delay; cut is true when a signal
+// (next) asked to stop at once meanwhile. SIGUSR1 still reopens the log; a
+// reload is moot. The delay ends early when no worker is left.
+func (m *master) awaitShutdownDelay(delay time.Duration) (next os.Signal, cut bool) {
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+	for {
+		select {
+		case <-timer.C:
+			return nil, false
+		case <-m.pool.lost:
+			return nil, false
+		case sig := <-m.signals:
+			switch sig {
+			case syscall.SIGUSR1:
+				m.reopenLog()
+			case syscall.SIGHUP:
+			default:
+				return sig, true
+			}
 		}
 	}
 }

@@ -83,6 +83,12 @@ type pool struct {
 	queue              chan *job
 	log                *slog.Logger
 	limits             WorkerLimits // set before start
+	// reloadBegan and reloadEnded, when set (before start), are called by
+	// the pool goroutine when a reload starts and when its generation
+	// takes over or fails (with the reason): systemd hears of it
+	// (notify.go). They must not block.
+	reloadBegan func()
+	reloadEnded func(failure string)
 
 	events    chan event
 	reloads   chan struct{}

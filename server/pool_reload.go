@@ -16,6 +16,9 @@ func (p *pool) beginReload() {
 	gen := p.newGeneration()
 	p.pending = gen
 	p.log.Info("reloading", "generation", gen)
+	if p.reloadBegan != nil {
+		p.reloadBegan()
+	}
 	p.launcher.prepare(gen, func(err error) {
 		ev := event{kind: evPrepared, gen: gen}
 		if err != nil {
@@ -57,6 +60,9 @@ func (p *pool) finishReload() {
 		}
 	}
 	p.log.Info("reloaded", "generation", gen)
+	if p.reloadEnded != nil {
+		p.reloadEnded("")
+	}
 }
 
 // abandonReload drops a generation that failed to load; the old one keeps
@@ -70,4 +76,7 @@ func (p *pool) abandonReload(reason string) {
 	}
 	p.launcher.release(p.pending)
 	p.pending = 0
+	if p.reloadEnded != nil {
+		p.reloadEnded(reason)
+	}
 }

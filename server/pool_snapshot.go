@@ -56,6 +56,30 @@ func (p *pool) snapshot() poolSnapshot {
 	}
 }
 
+// snapshotWithin is snapshot bounded by timeout: ok is false when the
+// pool goroutine did not answer in time or has stopped, which is how
+// /livez (health.go) tells that the master's loop is stuck.
+func (p *pool) snapshotWithin(timeout time.Duration) (snap poolSnapshot, ok bool) {
+	reply := make(chan poolSnapshot, 1)
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case p.snapshots <- reply:
+	case <-p.done:
+		return poolSnapshot{}, false
+	case <-timer.C:
+		return poolSnapshot{}, false
+	}
+	select {
+	case s := <-reply:
+		return s, true
+	case <-p.done:
+		return poolSnapshot{}, false
+	case <-timer.C:
+		return poolSnapshot{}, false
+	}
+}
+
 // takeSnapshot builds the snapshot; only the pool goroutine calls it.
 func (p *pool) takeSnapshot() poolSnapshot {
 	snap := poolSnapshot{Processes: p.processes}

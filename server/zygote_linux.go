@@ -164,7 +164,7 @@ func startZygote(exe string, args, env []string, output childOutput, log *slog.L
 	// it returns, and the one goroutine that locks (the pool's) does so for
 	// life.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	if err := startChild(cmd); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("server: starting the zygote: %w", err)
 	}

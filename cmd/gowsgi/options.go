@@ -52,19 +52,23 @@ type option struct {
 
 // options are the parsed command line.
 type options struct {
-	HTTPSockets     []string
-	HTTPSSockets    []string // "ADDR,CERT,KEY"
-	UWSGISockets    []string
-	SCGISockets     []string
-	FastCGISockets  []string
-	ChmodSocket     fs.FileMode
-	Vacuum          bool
-	Module          string
-	WSGIFile        string
-	Callable        string
-	PythonPath      []string
-	Chdir           string
-	Processes       int
+	HTTPSockets    []string
+	HTTPSSockets   []string // "ADDR,CERT,KEY"
+	UWSGISockets   []string
+	SCGISockets    []string
+	FastCGISockets []string
+	ChmodSocket    fs.FileMode
+	Vacuum         bool
+	Module         string
+	WSGIFile       string
+	Callable       string
+	PythonPath     []string
+	Chdir          string
+	Processes      int
+	// ProcessesFrom says where --processes auto took its count from.
+	ProcessesFrom   string
+	ShutdownDelay   time.Duration
+	HealthSockets   []string
 	Threads         int
 	GracefulTimeout time.Duration
 	DisableLogging  bool
@@ -175,12 +179,16 @@ func optionTable(o *options) []option {
 			help: "add DIR to the front of sys.path; repeatable"},
 		{names: []string{"--chdir"}, kind: kindString, arg: "DIR", target: &o.Chdir,
 			help: "change to DIR before starting the workers"},
-		{names: []string{"--processes", "--workers", "-p"}, kind: kindInt, arg: "N", min: 1, max: 1024, target: &o.Processes,
-			help: "run N worker processes; default 1"},
+		{names: []string{"--processes", "--workers", "-p"}, kind: kindString, arg: "N|auto", check: o.processes,
+			help: "run N worker processes; auto: one per CPU the cgroup's CPU limit (cpu.max) and the affinity mask allow; default 1"},
 		{names: []string{"--threads"}, kind: kindInt, arg: "N", min: 1, max: 1024, target: &o.Threads,
 			help: "serve N requests at once in each worker; default 1"},
 		{names: []string{"--graceful-timeout"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: 86400, target: &o.GracefulTimeout,
 			help: "on stop, wait this long for requests in flight; default 30"},
+		{names: []string{"--shutdown-delay"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: 86400, target: &o.ShutdownDelay,
+			help: "on SIGTERM, fail /readyz at once but go on accepting and serving for SECONDS (load balancers stop sending), then stop as usual; a second SIGTERM or SIGINT stops at once; default 0"},
+		{names: []string{"--health-socket"}, kind: kindList, arg: "ADDR", target: &o.HealthSockets,
+			help: "answer GET /livez and GET /readyz over HTTP on ADDR (HOST:PORT or a Unix socket path), from the master, with 200 or 503 and a reason; repeatable"},
 		{names: []string{"--disable-logging", "-L"}, kind: kindBool, target: &o.DisableLogging,
 			help: "do not log each request"},
 		{names: []string{"--spool-threshold"}, kind: kindInt, arg: "BYTES", min: 0, max: maxSpoolThreshold, target: &o.SpoolThreshold,
@@ -359,6 +367,25 @@ func (opt *option) number(name, value string) (int64, error) {
 		return 0, fmt.Errorf("%s: %d is out of range (%d to %d)", name, n, opt.min, opt.max)
 	}
 	return n, nil
+}
+
+// maxProcesses bounds --processes.
+const maxProcesses = 1024
+
+// processes reads --processes: a number, or auto for one worker per CPU
+// the process may use (server.AutoProcesses).
+func (o *options) processes(name, value string) error {
+	if value == "auto" {
+		o.Processes, o.ProcessesFrom = server.AutoProcesses()
+		o.Processes = min(o.Processes, maxProcesses)
+		return nil
+	}
+	n, err := (&option{min: 1, max: maxProcesses}).number(name, value)
+	if err != nil {
+		return fmt.Errorf("%w; or auto", err)
+	}
+	o.Processes, o.ProcessesFrom = int(n), ""
+	return nil
 }
 
 // check applies defaults that depend on other options and rejects
