@@ -27,7 +27,7 @@ func AutoProcesses() (n int, from string) {
 func autoProcesses(root string, cpus int) (int, string) {
 	quota, ok := cgroupCPUQuota(root)
 	if !ok || math.Ceil(quota) >= float64(cpus) {
-		return cpus, fmt.Sprintf("--processes auto: %d CPUs", cpus)
+		return cpus, "--processes auto: " + plural(cpus, "CPU")
 	}
 	n := max(int(math.Ceil(quota)), 1)
 	return n, fmt.Sprintf("--processes auto: cgroup CPU limit %s", strconv.FormatFloat(quota, 'f', -1, 64))
