@@ -406,8 +406,8 @@ func TestBadProductionOptionsNameThemselves(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--processes", "many"}, `gowsgi: --processes: "many" is not a number; or auto`},
-		{[]string{"--processes", "0"}, "gowsgi: --processes: 0 is out of range (1 to 1024); or auto"},
+		{[]string{"--processes", "many"}, `gowsgi: --processes: "many" is not a number`},
+		{[]string{"--processes", "0"}, "gowsgi: --processes: 0 is out of range (1 to 1024)"},
 		{[]string{"--shutdown-delay", "soon"}, `gowsgi: --shutdown-delay: "soon" is not a number`},
 		{[]string{"--health-socket", taken.Addr().String()}, "gowsgi: --health-socket " + taken.Addr().String() + ": address already in use"},
 		{[]string{"--http-socket", "fd://nothing"}, `gowsgi: --http-socket fd://nothing: server: no inherited socket is named "nothing"`},

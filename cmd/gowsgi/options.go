@@ -382,7 +382,7 @@ func (o *options) processes(name, value string) error {
 	}
 	n, err := (&option{min: 1, max: maxProcesses}).number(name, value)
 	if err != nil {
-		return fmt.Errorf("%w; or auto", err)
+		return err
 	}
 	o.Processes, o.ProcessesFrom = int(n), ""
 	return nil

@@ -189,3 +189,31 @@ func TestServerConfigSockets(t *testing.T) {
 		})
 	}
 }
+
+func TestProcessesAuto(t *testing.T) {
+	want, from := server.AutoProcesses()
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+	}{
+		{"command line", nil, []string{"--module", "m", "--processes", "auto"}},
+		{"environment", []string{"UWSGI_PROCESSES=auto"}, []string{"--module", "m"}},
+		{"a later number wins", nil, []string{"--module", "m", "--processes", "auto", "-p", "3"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseConfig(tt.env, tt.args, t.TempDir())
+			require.NoError(t, err)
+			cfg := o.serverConfig()
+			if tt.name == "a later number wins" {
+				assert.Equal(t, 3, cfg.Processes)
+				assert.Empty(t, cfg.ProcessesFrom)
+				return
+			}
+			assert.Equal(t, want, cfg.Processes)
+			assert.Equal(t, from, cfg.ProcessesFrom)
+			assert.Equal(t, want > 1, cfg.Spec.Multiprocess)
+		})
+	}
+}
