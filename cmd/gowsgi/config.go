@@ -45,7 +45,11 @@ type configParser struct {
 	unknown  []unknownKey
 	used     map[string]bool // keys a %(name) resolved
 	getenv   func(string) (string, bool)
-	baseDir  string // relative ini paths start here
+	baseDir  string      // relative ini paths start here
+	lastINI  string      // the ini file read last, for "ini = :SECTION"
+	firstINI string      // the first ini file read, for %D and its kin
+	logic    *logicBlock // the open if or for block (config_logic.go)
+	ifFailed bool        // the last if failed, for else
 	hostname string
 	depth    int
 }
@@ -168,10 +172,16 @@ func (p *configParser) takesNextArg(name string, rest []string) bool {
 	}
 }
 
-// loadINI applies the entries of the ini file "FILE[:SECTION]" in order.
+// loadINI applies the entries of the ini file "FILE[:SECTION]" in order;
+// ":SECTION" is a section of the ini file read last, as in uWSGI.
 func (p *configParser) loadINI(arg string) error {
 	path, section := splitINIArg(arg)
-	if !filepath.IsAbs(path) {
+	switch {
+	case path == "" && p.lastINI == "":
+		return fmt.Errorf("--ini %s: no ini file was read before to take the section from", arg)
+	case path == "":
+		path = p.lastINI
+	case !filepath.IsAbs(path):
 		path = filepath.Join(p.baseDir, path)
 	}
 	if p.depth == maxINIDepth {
@@ -181,16 +191,31 @@ func (p *configParser) loadINI(arg string) error {
 	if err != nil {
 		return fmt.Errorf("--ini: %w", err)
 	}
+	p.lastINI = path
+	if p.firstINI == "" {
+		p.firstINI = path
+	}
 	entries, found := parseINI(string(content), section)
 	if !found {
 		return fmt.Errorf("--ini: %s has no [%s] section", path, section)
 	}
-	sub := &substituter{path: path, hostname: p.hostname, getenv: p.getenv, lookup: p.lookup}
+	sub := &substituter{path: path, first: p.firstINI, hostname: p.hostname, getenv: p.getenv, lookup: p.lookup}
+	if strings.Contains(arg, ":") {
+		sub.section = section
+	}
 	p.depth++
 	defer func() { p.depth-- }()
 	for _, e := range entries {
 		where := fmt.Sprintf("%s:%d", path, e.line)
-		if err := p.apply(e.key, e.key, where, sub.expand(e.value), e.value != ""); err != nil {
+		if e.bare && strings.ContainsAny(e.key, " \t") {
+			key, value, _ := strings.Cut(e.key, " ")
+			return fmt.Errorf("%s: %q has no \"=\"; write %s = %s", where, e.key, key, strings.TrimSpace(value))
+		}
+		value, err := sub.expand(e.value)
+		if err != nil {
+			return fmt.Errorf("%s: %s: %w", where, e.key, err)
+		}
+		if err := p.apply(e.key, e.key, where, value, e.value != ""); err != nil {
 			return err
 		}
 	}
@@ -223,6 +248,14 @@ func (p *configParser) lookup(key string) (string, bool) {
 // where is the ini file and line, if any. An ini include loads where it
 // appears.
 func (p *configParser) apply(key, spelling, where, value string, hasValue bool) error {
+	if handled, err := p.applyLogic(key, spelling, where, value, hasValue); handled || err != nil {
+		return err
+	}
+	return p.applyOption(key, spelling, where, value, hasValue)
+}
+
+// applyOption sets one option, with no config logic around it.
+func (p *configParser) applyOption(key, spelling, where, value string, hasValue bool) error {
 	p.record(key, spelling, value, hasValue)
 	opt := p.byName["--"+key]
 	if opt == nil && len(key) == 1 {
