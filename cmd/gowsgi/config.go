@@ -135,12 +135,29 @@ func (p *configParser) commandLine(args []string) error {
 			}
 			continue
 		}
+		if isGunicornApp(arg) {
+			return fmt.Errorf("unexpected argument %q: pass --module %s; %s", arg, arg, gunicornHint)
+		}
 		if !strings.HasPrefix(arg, "-") {
 			return fmt.Errorf("unexpected argument %q (see gowsgi --help)", arg)
 		}
 		name, value, hasValue := strings.Cut(arg, "=")
 		if long, ok := uwsgiOnlyShorts[name]; ok && p.byName[name] == nil {
 			name = long
+		}
+		next := ""
+		if i+1 < len(args) {
+			next = args[i+1]
+		}
+		if hasValue {
+			next = value
+		}
+		if why := gunicornArg(name, next); why != "" {
+			return fmt.Errorf("%s; %s", why, gunicornHint)
+		}
+		name, err := p.resolveName(name)
+		if err != nil {
+			return err
 		}
 		if !hasValue && p.takesNextArg(name, args[i+1:]) {
 			if i+1 == len(args) {
@@ -154,6 +171,51 @@ func (p *configParser) commandLine(args []string) error {
 		}
 	}
 	return nil
+}
+
+// resolveName returns the option a command-line name means. As uWSGI's
+// getopt_long does, it takes an unambiguous prefix of a long option
+// ("--modul" is --module) and refuses a name no option has: unlike an ini
+// file's custom keys, an unknown option on the command line is a typo.
+func (p *configParser) resolveName(name string) (string, error) {
+	key, long := strings.CutPrefix(name, "--")
+	if p.byName[name] != nil || isUWSGIOption(strings.TrimLeft(name, "-")) || isLogicKey(key) {
+		return name, nil
+	}
+	if !long {
+		if _, ok := uwsgiShortOptions[strings.TrimPrefix(name, "-")]; ok {
+			return name, nil
+		}
+		return "", fmt.Errorf("unrecognized option %s (see gowsgi --help)", name)
+	}
+	var matches []string
+	for _, candidate := range p.longNames() {
+		if strings.HasPrefix(candidate, key) && !slices.Contains(matches, candidate) {
+			matches = append(matches, candidate)
+		}
+	}
+	switch len(matches) {
+	case 0:
+		return "", fmt.Errorf("unrecognized option %s (see gowsgi --help)", name)
+	case 1:
+		return "--" + matches[0], nil
+	}
+	slices.Sort(matches)
+	return "", fmt.Errorf("option %s is ambiguous; possibilities: --%s", name, strings.Join(matches, " --"))
+}
+
+// longNames lists, without dashes, the long options gowsgi or uWSGI knows.
+func (p *configParser) longNames() []string {
+	var names []string
+	for name := range p.byName {
+		if key, ok := strings.CutPrefix(name, "--"); ok {
+			names = append(names, key)
+		}
+	}
+	for name := range uwsgiOptions() {
+		names = append(names, name)
+	}
+	return names
 }
 
 // takesNextArg says whether the option name, given without "=value", takes

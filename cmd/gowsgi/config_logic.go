@@ -38,6 +38,12 @@ var logicOpeners = map[string]string{
 // logicClosers end a block.
 var logicClosers = map[string]bool{"end": true, "endif": true, "end-if": true, "endfor": true, "end-for": true}
 
+// isLogicKey says whether key opens or closes a block.
+func isLogicKey(key string) bool {
+	_, opens := logicOpeners[key]
+	return opens || logicClosers[key]
+}
+
 // applyLogic handles key when it opens or closes a block, or is a line of
 // an open block; it reports whether it did.
 func (p *configParser) applyLogic(key, spelling, where, value string, hasValue bool) (bool, error) {

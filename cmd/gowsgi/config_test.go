@@ -201,11 +201,10 @@ disable-logging = off
 		},
 		{
 			name: "unknown options on the command line, with and without values",
-			args: []string{"-w", "m", "--spooler", "/var/spool", "--reaper", "--reapr", "-R", "100", "--spooler=x", "-L"},
+			args: []string{"-w", "m", "--spooler", "/var/spool", "--reaper", "-R", "100", "--spooler=x", "-L", "--modul", "n", "--proces=2"},
 			edit: func(o *options) {
-				o.Module, o.DisableLogging, o.MaxRequests = "m", true, 100
+				o.Module, o.DisableLogging, o.MaxRequests, o.Processes = "n", true, 100, 2
 				o.Unimplemented = []string{"--spooler", "--reaper"} // uWSGI's
-				o.Unknown = []string{"--reapr"}                     // nobody's
 			},
 		},
 	}
@@ -283,6 +282,14 @@ func TestParseConfigErrors(t *testing.T) {
 		{[]string{"app.ini:prod"}, "--ini: " + dir + "/app.ini has no [prod] section"},
 		{[]string{"-w", "m", "loop.ini"}, dir + "/loop.ini: ini files include each other more than 16 deep"},
 		{[]string{"-w", "m", "app.py"}, `unexpected argument "app.py" (see gowsgi --help)`},
+		{[]string{"-w", "m", "--procesess", "2"}, "unrecognized option --procesess (see gowsgi --help)"},
+		{[]string{"-w", "m", "-Z"}, "unrecognized option -Z (see gowsgi --help)"},
+		{[]string{"-w", "m", "--proc", "2"}, "option --proc is ambiguous; possibilities: --processes --procname --procname-append --procname-master --procname-prefix --procname-prefix-spaced"},
+		{[]string{"app:app", "-w", "4"}, `unexpected argument "app:app": pass --module app:app; ` + gunicornHint},
+		{[]string{"-w", "4", "--module", "app"}, "-w 4: -w is uWSGI's --module; for 4 workers pass -p 4; " + gunicornHint},
+		{[]string{"--module", "app", "-b", ":8000"}, "-b :8000: -b is uWSGI's --buffer-size; to listen on :8000 pass --http-socket :8000; " + gunicornHint},
+		{[]string{"--module", "app", "--bind=0.0.0.0:8000"}, "--bind is Gunicorn's option; gowsgi takes --http-socket ADDR; " + gunicornHint},
+		{[]string{"--module", "app", "--access-logfile", "-"}, "--access-logfile is Gunicorn's option; gowsgi takes nothing: requests are logged to stderr, or --logto FILE; " + gunicornHint},
 		{[]string{"bare.ini"}, dir + `/bare.ini:3: "module forkapp" has no "="; write module = forkapp`},
 		{[]string{"-w", "m", "--ini", ":base"}, "--ini :base: no ini file was read before to take the section from"},
 		{[]string{"nested.ini"}, dir + "/nested.ini:3: if-env: recursive logic in options is not supported (if-env inside if-exists)"},

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math"
 	"os"
 	"slices"
@@ -441,5 +442,10 @@ func helpText() string {
 		}
 		fmt.Fprintf(&b, "  %-44s %s\n", spec, opt.help)
 	}
+	b.WriteString("\nConfig logic (ini files, the command line, UWSGI_*): the lines up to endif apply when\n")
+	for _, key := range slices.Sorted(maps.Keys(logicOpeners)) {
+		fmt.Fprintf(&b, "  --%-42s %s\n", key+" VALUE", logicOpeners[key])
+	}
+	b.WriteString("  --endif, --endfor, --end                     close the block; in a for block %(_) is the item\n")
 	return b.String()
 }
