@@ -25,7 +25,7 @@ func main() {
 	case err != nil:
 		// The options read before a check failed (a virtualenv missing on
 		// this machine, say) may explain it: their warnings come first.
-		if opts != nil {
+		if opts != nil && !errors.Is(err, errStrictUnknown) {
 			printWarnings(opts)
 		}
 		fmt.Fprintf(os.Stderr, "gowsgi: %v\n", err)

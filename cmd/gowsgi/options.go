@@ -308,6 +308,9 @@ func defaultOptions() *options {
 	}
 }
 
+// errStrictUnknown is --strict's refusal, which says all the warnings would.
+var errStrictUnknown = errors.New("unknown options (--strict)")
+
 var errNoApp = errors.New("no application given: pass --module MODULE or --wsgi-file FILE")
 
 // parseOptions parses the UWSGI_* environment and then args (without the
@@ -413,7 +416,7 @@ func (o *options) check() error {
 	}
 	switch {
 	case o.Strict && len(o.Unknown) > 0:
-		return fmt.Errorf("unknown options (--strict): %s", strings.Join(o.Unknown, ", "))
+		return fmt.Errorf("%w: %s", errStrictUnknown, strings.Join(o.Unknown, ", "))
 	case o.Module == "" && o.WSGIFile == "" && len(o.Mounts) == 0:
 		return errNoApp
 	case o.Module != "" && o.WSGIFile != "":
