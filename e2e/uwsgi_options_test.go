@@ -81,12 +81,13 @@ processes = 2
 	assert.NotContains(t, inst.Stderr(), "project")
 }
 
-// --strict refuses what uWSGI's refuses, a key neither knows; a uWSGI
-// option gowsgi does not implement is warned about, as it always is.
+// On the command line, an option neither gowsgi nor uWSGI knows stops
+// the start, as uWSGI's getopt does; a uWSGI option gowsgi does not
+// implement is warned about, as it always is.
 func TestConfigStrictRefusesUnknown(t *testing.T) {
 	code, out := harness.RunToExit(t, "-w", "hello_world_app", "--strict", "--spooler-processes", "2", "--foo")
 	assert.Equal(t, 2, code)
-	assert.Equal(t, "gowsgi: unknown options (--strict): --foo\n", out)
+	assert.Equal(t, "gowsgi: unrecognized option --foo (see gowsgi --help)\n", out)
 }
 
 // productionINI is the shape of a widely copied production config: strict

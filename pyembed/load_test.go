@@ -55,6 +55,11 @@ func TestLoad(t *testing.T) {
 		{"missing callable", AppSpec{Module: "cases_app:app"}, `module "cases_app" has no callable "app" (use --callable or module:callable)`, false},
 		{"--callable", AppSpec{Module: "cases_app", Callable: "app"}, `module "cases_app" has no callable "app" (use --callable or module:callable)`, false},
 		{"not callable", AppSpec{Module: "cases_app", Callable: "closed"}, `"closed" in module "cases_app" is not callable`, false},
+		// uWSGI's factory form: "name()" calls name for the app.
+		{"factory", AppSpec{Module: "cases_app:make_app()"}, "ok", false},
+		{"factory through --callable", AppSpec{Module: "cases_app", Callable: "make_app()"}, "ok", false},
+		{"missing factory", AppSpec{Module: "cases_app:nope()"}, `module "cases_app" has no callable "nope" (use --callable or module:callable)`, false},
+		{"factory raises", AppSpec{Module: "cases_app:broken_factory()"}, `calling broken_factory() in module "cases_app" failed: RuntimeError: no settings`, true},
 		// A file that is not there is one line, without importlib's
 		// traceback; one that is there and raises keeps its traceback.
 		{"missing file", AppSpec{WSGIFile: missing}, fmt.Sprintf(`--wsgi-file %s: there is no file %s; pass the path of the file that defines the app`, missing, missing), false},

@@ -45,7 +45,11 @@ type configParser struct {
 	unknown  []unknownKey
 	used     map[string]bool // keys a %(name) resolved
 	getenv   func(string) (string, bool)
-	baseDir  string // relative ini paths start here
+	baseDir  string      // relative ini paths start here
+	lastINI  string      // the ini file read last, for "ini = :SECTION"
+	firstINI string      // the first ini file read, for %D and its kin
+	logic    *logicBlock // the open if or for block (config_logic.go)
+	ifFailed bool        // the last if failed, for else
 	hostname string
 	depth    int
 }
@@ -131,12 +135,29 @@ func (p *configParser) commandLine(args []string) error {
 			}
 			continue
 		}
+		if isGunicornApp(arg) {
+			return fmt.Errorf("unexpected argument %q: pass --module %s; %s", arg, arg, gunicornHint)
+		}
 		if !strings.HasPrefix(arg, "-") {
 			return fmt.Errorf("unexpected argument %q (see gowsgi --help)", arg)
 		}
 		name, value, hasValue := strings.Cut(arg, "=")
 		if long, ok := uwsgiOnlyShorts[name]; ok && p.byName[name] == nil {
 			name = long
+		}
+		next := ""
+		if i+1 < len(args) {
+			next = args[i+1]
+		}
+		if hasValue {
+			next = value
+		}
+		if why := gunicornArg(name, next); why != "" {
+			return fmt.Errorf("%s; %s", why, gunicornHint)
+		}
+		name, err := p.resolveName(name)
+		if err != nil {
+			return err
 		}
 		if !hasValue && p.takesNextArg(name, args[i+1:]) {
 			if i+1 == len(args) {
@@ -150,6 +171,51 @@ func (p *configParser) commandLine(args []string) error {
 		}
 	}
 	return nil
+}
+
+// resolveName returns the option a command-line name means. As uWSGI's
+// getopt_long does, it takes an unambiguous prefix of a long option
+// ("--modul" is --module) and refuses a name no option has: unlike an ini
+// file's custom keys, an unknown option on the command line is a typo.
+func (p *configParser) resolveName(name string) (string, error) {
+	key, long := strings.CutPrefix(name, "--")
+	if p.byName[name] != nil || isUWSGIOption(strings.TrimLeft(name, "-")) || isLogicKey(key) {
+		return name, nil
+	}
+	if !long {
+		if _, ok := uwsgiShortOptions[strings.TrimPrefix(name, "-")]; ok {
+			return name, nil
+		}
+		return "", fmt.Errorf("unrecognized option %s (see gowsgi --help)", name)
+	}
+	var matches []string
+	for _, candidate := range p.longNames() {
+		if strings.HasPrefix(candidate, key) && !slices.Contains(matches, candidate) {
+			matches = append(matches, candidate)
+		}
+	}
+	switch len(matches) {
+	case 0:
+		return "", fmt.Errorf("unrecognized option %s (see gowsgi --help)", name)
+	case 1:
+		return "--" + matches[0], nil
+	}
+	slices.Sort(matches)
+	return "", fmt.Errorf("option %s is ambiguous; possibilities: --%s", name, strings.Join(matches, " --"))
+}
+
+// longNames lists, without dashes, the long options gowsgi or uWSGI knows.
+func (p *configParser) longNames() []string {
+	var names []string
+	for name := range p.byName {
+		if key, ok := strings.CutPrefix(name, "--"); ok {
+			names = append(names, key)
+		}
+	}
+	for name := range uwsgiOptions() {
+		names = append(names, name)
+	}
+	return names
 }
 
 // takesNextArg says whether the option name, given without "=value", takes
@@ -168,10 +234,16 @@ func (p *configParser) takesNextArg(name string, rest []string) bool {
 	}
 }
 
-// loadINI applies the entries of the ini file "FILE[:SECTION]" in order.
+// loadINI applies the entries of the ini file "FILE[:SECTION]" in order;
+// ":SECTION" is a section of the ini file read last, as in uWSGI.
 func (p *configParser) loadINI(arg string) error {
 	path, section := splitINIArg(arg)
-	if !filepath.IsAbs(path) {
+	switch {
+	case path == "" && p.lastINI == "":
+		return fmt.Errorf("--ini %s: no ini file was read before to take the section from", arg)
+	case path == "":
+		path = p.lastINI
+	case !filepath.IsAbs(path):
 		path = filepath.Join(p.baseDir, path)
 	}
 	if p.depth == maxINIDepth {
@@ -181,16 +253,31 @@ func (p *configParser) loadINI(arg string) error {
 	if err != nil {
 		return fmt.Errorf("--ini: %w", err)
 	}
+	p.lastINI = path
+	if p.firstINI == "" {
+		p.firstINI = path
+	}
 	entries, found := parseINI(string(content), section)
 	if !found {
 		return fmt.Errorf("--ini: %s has no [%s] section", path, section)
 	}
-	sub := &substituter{path: path, hostname: p.hostname, getenv: p.getenv, lookup: p.lookup}
+	sub := &substituter{path: path, first: p.firstINI, hostname: p.hostname, getenv: p.getenv, lookup: p.lookup}
+	if strings.Contains(arg, ":") {
+		sub.section = section
+	}
 	p.depth++
 	defer func() { p.depth-- }()
 	for _, e := range entries {
 		where := fmt.Sprintf("%s:%d", path, e.line)
-		if err := p.apply(e.key, e.key, where, sub.expand(e.value), e.value != ""); err != nil {
+		if e.bare && strings.ContainsAny(e.key, " \t") {
+			key, value, _ := strings.Cut(e.key, " ")
+			return fmt.Errorf("%s: %q has no \"=\"; write %s = %s", where, e.key, key, strings.TrimSpace(value))
+		}
+		value, err := sub.expand(e.value)
+		if err != nil {
+			return fmt.Errorf("%s: %s: %w", where, e.key, err)
+		}
+		if err := p.apply(e.key, e.key, where, value, e.value != ""); err != nil {
 			return err
 		}
 	}
@@ -223,6 +310,14 @@ func (p *configParser) lookup(key string) (string, bool) {
 // where is the ini file and line, if any. An ini include loads where it
 // appears.
 func (p *configParser) apply(key, spelling, where, value string, hasValue bool) error {
+	if handled, err := p.applyLogic(key, spelling, where, value, hasValue); handled || err != nil {
+		return err
+	}
+	return p.applyOption(key, spelling, where, value, hasValue)
+}
+
+// applyOption sets one option, with no config logic around it.
+func (p *configParser) applyOption(key, spelling, where, value string, hasValue bool) error {
 	p.record(key, spelling, value, hasValue)
 	opt := p.byName["--"+key]
 	if opt == nil && len(key) == 1 {

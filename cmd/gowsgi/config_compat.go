@@ -95,7 +95,10 @@ const (
 	loggerWarning = "gowsgi writes its log to stderr, or to the file --logto or logger = file:PATH names; " +
 		"collect it from there (systemd's journal, syslog, a pipe)"
 	reqLoggerWarning = "gowsgi writes request lines to the same log as the rest (--logto)"
-	memoryWarning    = "gowsgi reports each worker's RSS and address space; USS and PSS (memory-report = 2) are not reported"
+	// uWSGI loads --module first; the --wsgi-file app wants the same mount
+	// point, so uWSGI skips it ("mountpoint already configured") unread.
+	bothAppsWarning = "--module and --wsgi-file are both given; as uWSGI does, gowsgi serves the module and does not load the file"
+	memoryWarning   = "gowsgi reports each worker's RSS and address space; USS and PSS (memory-report = 2) are not reported"
 )
 
 // warnedOptions are uWSGI options gowsgi accepts with a warning: it runs

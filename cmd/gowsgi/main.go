@@ -23,6 +23,11 @@ func main() {
 	opts, err := parseOptions(args)
 	switch {
 	case err != nil:
+		// The options read before a check failed (a virtualenv missing on
+		// this machine, say) may explain it: their warnings come first.
+		if opts != nil && !errors.Is(err, errStrictUnknown) {
+			printWarnings(opts)
+		}
 		fmt.Fprintf(os.Stderr, "gowsgi: %v\n", err)
 		os.Exit(2)
 	case opts.Help:

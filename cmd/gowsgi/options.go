@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -52,9 +54,12 @@ type option struct {
 
 // options are the parsed command line.
 type options struct {
-	HTTPSockets    []string
-	HTTPSSockets   []string // "ADDR,CERT,KEY"
-	UWSGISockets   []string
+	HTTPSockets  []string
+	HTTPSSockets []string // "ADDR,CERT,KEY"
+	UWSGISockets []string
+	// Sockets are --socket's, served as SocketProtocol (uwsgi by default).
+	Sockets        []string
+	SocketProtocol server.Protocol
 	SCGISockets    []string
 	FastCGISockets []string
 	ChmodSocket    fs.FileMode
@@ -145,6 +150,11 @@ const addrHelp = "HOST:PORT, :PORT, [::1]:PORT or a Unix socket path; repeatable
 // in uWSGI.
 const defaultChmodSocket fs.FileMode = 0o666
 
+// maxSeconds bounds the options in seconds where uWSGI does: it reads them
+// into a C int, so "harakiri = 172800" or "http-timeout = 3600000" are
+// taken as given.
+const maxSeconds = math.MaxInt32
+
 // maxSpoolThreshold keeps an inline body well inside one frame.
 const maxSpoolThreshold = wsgi.MaxFramePayload / 2
 
@@ -157,13 +167,19 @@ func optionTable(o *options) []option {
 			help: "as --http-socket: the master serves HTTP itself, where uWSGI starts its HTTP router"},
 		{names: []string{"--https-socket"}, kind: kindList, arg: "ADDR,CERT,KEY", target: &o.HTTPSSockets,
 			help: "serve HTTPS and HTTP/2 on ADDR with the PEM certificate CERT and key KEY; repeatable"},
-		{names: []string{"--uwsgi-socket", "--socket", "-s"}, kind: kindList, arg: "ADDR", target: &o.UWSGISockets,
+		{names: []string{"--http11-socket"}, kind: kindList, arg: "ADDR", target: &o.HTTPSockets,
+			help: "as --http-socket, which keeps HTTP/1.1 connections alive"},
+		{names: []string{"--uwsgi-socket"}, kind: kindList, arg: "ADDR", target: &o.UWSGISockets,
 			help: "serve the uwsgi protocol on ADDR (" + addrHelp + ")"},
+		{names: []string{"--socket", "-s"}, kind: kindList, arg: "ADDR", target: &o.Sockets,
+			help: "serve the --protocol (uwsgi by default) on ADDR (" + addrHelp + ")"},
+		{names: []string{"--protocol", "--socket-protocol"}, kind: kindString, arg: "PROTO", check: o.protocol,
+			help: "the protocol of the --socket sockets: uwsgi (the default), http, http11, fastcgi or scgi"},
 		{names: []string{"--scgi-socket"}, kind: kindList, arg: "ADDR", target: &o.SCGISockets,
 			help: "serve SCGI on ADDR (" + addrHelp + ")"},
 		{names: []string{"--fastcgi-socket"}, kind: kindList, arg: "ADDR", target: &o.FastCGISockets,
 			help: "serve FastCGI on ADDR (" + addrHelp + "); with no socket given, a listening socket on fd 0 is served as FastCGI"},
-		{names: []string{"--chmod-socket", "-C"}, kind: kindMode, arg: "[MODE]", target: &o.ChmodSocket, bare: defaultChmodSocket,
+		{names: []string{"--chmod-socket", "--chmod", "-C"}, kind: kindMode, arg: "[MODE]", target: &o.ChmodSocket, bare: defaultChmodSocket,
 			help: "set the mode of Unix socket files to octal MODE; 666 when bare"},
 		{names: []string{"--chown-socket"}, kind: kindString, arg: "USER[:GROUP]", target: &o.ChownSocket,
 			help: "give the Unix socket files to USER (and GROUP), names or numbers"},
@@ -183,7 +199,7 @@ func optionTable(o *options) []option {
 			help: "run N worker processes; auto: one per CPU the cgroup's CPU limit (cpu.max) and the affinity mask allow; default 1"},
 		{names: []string{"--threads"}, kind: kindInt, arg: "N", min: 1, max: 1024, target: &o.Threads,
 			help: "serve N requests at once in each worker; default 1"},
-		{names: []string{"--graceful-timeout"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: 86400, target: &o.GracefulTimeout,
+		{names: []string{"--graceful-timeout"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: maxSeconds, target: &o.GracefulTimeout,
 			help: "on stop, wait this long for requests in flight; default 30"},
 		{names: []string{"--shutdown-delay"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: 86400, target: &o.ShutdownDelay,
 			help: "on SIGTERM, fail /readyz at once but go on accepting and serving for SECONDS (load balancers stop sending), then stop as usual; a second SIGTERM or SIGINT stops at once; default 0"},
@@ -197,15 +213,15 @@ func optionTable(o *options) []option {
 			help: "past 4 MiB of a response waiting for a slow client, spool up to BYTES more to a temporary file before its worker waits; 0: the worker waits at 4 MiB; default 1073741824"},
 		{names: []string{"--buffer-size", "-b"}, kind: kindInt, arg: "BYTES", min: 1024, max: 1 << 24, target: &o.BufferSize,
 			help: "refuse request headers larger than BYTES with 431; default 65536"},
-		{names: []string{"--harakiri", "-t"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: 86400, target: &o.Harakiri,
+		{names: []string{"--harakiri", "-t"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: maxSeconds, target: &o.Harakiri,
 			help: "kill a worker whose request runs longer than SECONDS, answer 504 and start a new worker; 0 never"},
 		{names: []string{"--max-requests", "-R"}, kind: kindInt, arg: "N", min: 0, max: 1 << 40, target: &o.MaxRequests,
 			help: "replace a worker once it has served N requests; 0 never"},
-		{names: []string{"--max-worker-lifetime"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: 1 << 31, target: &o.MaxWorkerLifetime,
+		{names: []string{"--max-worker-lifetime"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: maxSeconds, target: &o.MaxWorkerLifetime,
 			help: "replace a worker once it has run for SECONDS; 0 never"},
 		{names: []string{"--reload-on-rss"}, kind: kindInt, arg: "MB", min: 0, max: 1 << 30, target: &o.ReloadOnRSS,
 			help: "replace a worker whose resident memory exceeds MB mebibytes; 0 never"},
-		{names: []string{"--worker-reload-mercy"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: 86400, target: &o.WorkerReloadMercy,
+		{names: []string{"--worker-reload-mercy"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: maxSeconds, target: &o.WorkerReloadMercy,
 			help: "kill a replaced or reloaded worker still busy after SECONDS; default 60, 0 waits"},
 		{names: []string{"--pidfile"}, kind: kindString, arg: "PATH", target: &o.PidFile,
 			help: "write the master's pid to PATH once the sockets are bound; removed on exit"},
@@ -223,13 +239,13 @@ func optionTable(o *options) []option {
 			help: "reload the workers gracefully, as SIGHUP does, when FILE's modification time changes; repeatable"},
 		{names: []string{"--touch-logreopen"}, kind: kindList, arg: "FILE", target: &o.TouchLogReopen,
 			help: "reopen the --logto file, as SIGUSR1 does, when FILE's modification time changes (after logrotate); repeatable"},
-		{names: []string{"--py-autoreload"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: 86400, target: &o.PyAutoReload,
+		{names: []string{"--py-autoreload"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: maxSeconds, target: &o.PyAutoReload,
 			help: "every SECONDS, reload the workers gracefully if a Python module the app imported has changed; 0 is off"},
 		{names: []string{"--listen", "-l"}, kind: kindInt, arg: "N", min: 0, max: 65535, target: &o.Listen,
 			help: "listen backlog of the sockets; requests waiting for a worker beyond N get 503 at once; default: the system's, no bound"},
-		{names: []string{"--http-timeout"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: 86400, target: &o.HTTPTimeout,
+		{names: []string{"--http-timeout"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: maxSeconds, target: &o.HTTPTimeout,
 			help: "close an HTTP connection idle, or slow to send a request head, for SECONDS; default 30 (90 between keep-alive requests)"},
-		{names: []string{"--socket-timeout"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: 86400, target: &o.SocketTimeout,
+		{names: []string{"--socket-timeout"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: maxSeconds, target: &o.SocketTimeout,
 			help: "close a uwsgi, SCGI or FastCGI connection idle, or slow to send a request head, for SECONDS; default 30 (FastCGI: no bound)"},
 		{names: []string{"--reload"}, kind: kindString, arg: "PIDFILE", target: &o.Reload,
 			help: "reload the gowsgi whose pid PIDFILE holds (SIGHUP) and exit"},
@@ -300,6 +316,9 @@ func defaultOptions() *options {
 	}
 }
 
+// errStrictUnknown is --strict's refusal, which says all the warnings would.
+var errStrictUnknown = errors.New("unknown options (--strict)")
+
 var errNoApp = errors.New("no application given: pass --module MODULE or --wsgi-file FILE")
 
 // parseOptions parses the UWSGI_* environment and then args (without the
@@ -357,9 +376,12 @@ func uwsgiBool(value string) bool {
 	return true
 }
 
-// number parses a whole number within the option's bounds.
+// number parses a whole number within the option's bounds. As uWSGI's
+// atoi-based option parsers do, it reads the leading number and ignores
+// what follows, so "harakiri = 60 ; seconds" is 60; a value that does not
+// start with a number is refused rather than read as uWSGI's 0.
 func (opt *option) number(name, value string) (int64, error) {
-	n, err := strconv.ParseInt(value, 10, 64)
+	n, err := strconv.ParseInt(leadingNumber(value), 10, 64)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %q is not a number", name, value)
 	}
@@ -388,6 +410,20 @@ func (o *options) processes(name, value string) error {
 	return nil
 }
 
+// leadingNumber returns the optionally signed digits value starts with,
+// after blanks, as atoi(3) reads them.
+func leadingNumber(value string) string {
+	value = strings.TrimLeft(value, " \t")
+	end := 0
+	if end < len(value) && (value[end] == '-' || value[end] == '+') {
+		end++
+	}
+	for end < len(value) && value[end] >= '0' && value[end] <= '9' {
+		end++
+	}
+	return value[:end]
+}
+
 // check applies defaults that depend on other options and rejects
 // combinations that cannot run.
 func (o *options) check() error {
@@ -407,11 +443,12 @@ func (o *options) check() error {
 	}
 	switch {
 	case o.Strict && len(o.Unknown) > 0:
-		return fmt.Errorf("unknown options (--strict): %s", strings.Join(o.Unknown, ", "))
+		return fmt.Errorf("%w: %s", errStrictUnknown, strings.Join(o.Unknown, ", "))
 	case o.Module == "" && o.WSGIFile == "" && len(o.Mounts) == 0:
 		return errNoApp
 	case o.Module != "" && o.WSGIFile != "":
-		return errors.New("pass only one of --module and --wsgi-file")
+		o.warn("wsgi-file", "wsgi-file", bothAppsWarning)
+		o.WSGIFile = ""
 	}
 	for _, spec := range o.HTTPSSockets {
 		if _, err := httpsSocket(spec); err != nil {
@@ -435,5 +472,10 @@ func helpText() string {
 		}
 		fmt.Fprintf(&b, "  %-44s %s\n", spec, opt.help)
 	}
+	b.WriteString("\nConfig logic (ini files, the command line, UWSGI_*): the lines up to endif apply when\n")
+	for _, key := range slices.Sorted(maps.Keys(logicOpeners)) {
+		fmt.Fprintf(&b, "  --%-42s %s\n", key+" VALUE", logicOpeners[key])
+	}
+	b.WriteString("  --endif, --endfor, --end                     close the block; in a for block %(_) is the item\n")
 	return b.String()
 }

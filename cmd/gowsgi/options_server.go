@@ -36,9 +36,31 @@ func (o *options) sockets() []server.Socket {
 		out = append(out, s)
 	}
 	add(server.ProtocolUWSGI, o.UWSGISockets)
+	protocol := o.SocketProtocol
+	if protocol == "" {
+		protocol = server.ProtocolUWSGI
+	}
+	add(protocol, o.Sockets)
 	add(server.ProtocolSCGI, o.SCGISockets)
 	add(server.ProtocolFastCGI, o.FastCGISockets)
 	return out
+}
+
+// socketProtocols are the values of uWSGI's --protocol that gowsgi serves.
+var socketProtocols = map[string]server.Protocol{
+	"uwsgi": server.ProtocolUWSGI, "http": server.ProtocolHTTP, "http11": server.ProtocolHTTP,
+	"fastcgi": server.ProtocolFastCGI, "scgi": server.ProtocolSCGI,
+}
+
+// protocol reads uWSGI's --protocol, the protocol of the sockets --socket
+// names ("socket = :8080" with "protocol = http" serves HTTP, as in uWSGI).
+func (o *options) protocol(name, value string) error {
+	p, ok := socketProtocols[strings.ToLower(strings.TrimSpace(value))]
+	if !ok {
+		return fmt.Errorf("%s: gowsgi serves the protocols uwsgi, http, http11, fastcgi and scgi, not %q", name, value)
+	}
+	o.SocketProtocol = p
+	return nil
 }
 
 // appName names the application as the banner shows it.

@@ -59,14 +59,14 @@ func TestParseOptions(t *testing.T) {
 			want: defaults(func(o *options) {
 				o.Module, o.Vacuum = "m", true
 				o.HTTPSockets, o.HTTPSSockets = []string{":80"}, []string{":443,c.pem,k.pem"}
-				o.UWSGISockets = []string{"/run/a.sock", ":3031", "b.sock"}
+				o.Sockets, o.UWSGISockets = []string{"/run/a.sock", ":3031"}, []string{"b.sock"}
 				o.SCGISockets, o.FastCGISockets = []string{"127.0.0.1:4000"}, []string{"[::1]:9000"}
 			}),
 		},
 		{
 			name: "bare --chmod-socket is 666",
 			args: []string{"-w", "m", "--chmod-socket", "--socket", "a.sock"},
-			want: defaults(func(o *options) { o.Module, o.ChmodSocket, o.UWSGISockets = "m", 0o666, []string{"a.sock"} }),
+			want: defaults(func(o *options) { o.Module, o.ChmodSocket, o.Sockets = "m", 0o666, []string{"a.sock"} }),
 		},
 		{
 			name: "--chmod-socket=MODE is octal",
@@ -77,6 +77,23 @@ func TestParseOptions(t *testing.T) {
 			name: "--chmod-socket MODE as the next argument, last one wins",
 			args: []string{"--chmod-socket=600", "--chmod-socket", "0644", "-w", "m"},
 			want: defaults(func(o *options) { o.Module, o.ChmodSocket = "m", 0o644 }),
+		},
+		{
+			name: "numbers read as uWSGI's atoi does, without gowsgi's own limits",
+			args: []string{"-w", "m", "--harakiri", "172800", "--http-timeout=3600000", "--max-requests", "1000  ; restart workers",
+				"--processes", " 4 # cores", "--chmod", "660"},
+			want: defaults(func(o *options) {
+				o.Module, o.Harakiri, o.HTTPTimeout = "m", 172800*time.Second, 3600000*time.Second
+				o.MaxRequests, o.Processes, o.ChmodSocket = 1000, 4, 0o660
+			}),
+		},
+		{
+			name: "module and wsgi-file: the module is served, as in uWSGI",
+			args: []string{"--wsgi-file", "f.py", "--module", "m"},
+			want: defaults(func(o *options) {
+				o.Module = "m"
+				o.Notices = []notice{{kind: "wsgi-file", names: []string{"wsgi-file"}, text: bothAppsWarning}}
+			}),
 		},
 		{
 			name: "help needs no application",
@@ -104,18 +121,18 @@ func TestParseOptionsErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--module", "m", "--foo", "--strict", "--spooler-processes", "2"}, "unknown options (--strict): --foo"},
+		{[]string{"--module", "m", "--foo", "--strict", "--spooler-processes", "2"}, "unrecognized option --foo (see gowsgi --help)"},
 		{[]string{"--module", "m", "--emperor", "/etc/vassals"}, "--emperor: gowsgi has no Emperor; run one gowsgi per application (systemd, supervisord, a container each)"},
 		{[]string{"--module", "m", "--gevent=100"}, "--gevent: gowsgi does not run gevent; use --threads N to serve requests concurrently"},
 		{[]string{"--module", "m", "--plugins", "python3,rack"}, `--plugins: gowsgi runs Python WSGI applications only; there is no "rack" plugin`},
 		{[]string{"--module", "m", "--ini", "/nonexistent/app.ini"}, "--ini: open /nonexistent/app.ini: no such file or directory"},
 		{[]string{"--module", "m", "--processes", "x"}, `--processes: "x" is not a number`},
 		{[]string{"--module", "m", "-p", "0"}, "-p: 0 is out of range (1 to 1024)"},
-		{[]string{"--module", "m", "--graceful-timeout", "1.5"}, `--graceful-timeout: "1.5" is not a number`},
 		{[]string{"--module"}, "--module needs a value (MOD[:CALLABLE])"},
 		{[]string{"--module", "m", "stray"}, `unexpected argument "stray" (see gowsgi --help)`},
 		{[]string{"--processes", "2"}, "no application given: pass --module MODULE or --wsgi-file FILE"},
-		{[]string{"--module", "m", "--wsgi-file", "f.py"}, "pass only one of --module and --wsgi-file"},
+		{[]string{"--module", "m", "--protocol", "raw"}, `--protocol: gowsgi serves the protocols uwsgi, http, http11, fastcgi and scgi, not "raw"`},
+		{[]string{"--module", "m", "--harakiri", "; 60"}, `--harakiri: "; 60" is not a number`},
 		{[]string{"--module", "m", "--chmod-socket=rw"}, `--chmod-socket: "rw" is not an octal mode such as 660`},
 		{[]string{"--module", "m", "--chmod-socket", "1777"}, `--chmod-socket: "1777" is not an octal mode such as 660`},
 		{[]string{"--module", "m", "--https-socket", ":443,cert.pem"}, `--https-socket: ":443,cert.pem" is not ADDR,CERT,KEY`},
@@ -176,6 +193,20 @@ func TestServerConfigSockets(t *testing.T) {
 				{Protocol: server.ProtocolSCGI, Address: ":4000"},
 				{Protocol: server.ProtocolFastCGI, Address: "f.sock"},
 			},
+		},
+		{
+			name: "--protocol is --socket's, not --uwsgi-socket's; --http11-socket is HTTP",
+			args: []string{"--socket", ":8080", "--protocol=http", "--uwsgi-socket", ":3031", "--http11-socket", ":9090"},
+			want: []server.Socket{
+				{Protocol: server.ProtocolHTTP, Address: ":9090"},
+				{Protocol: server.ProtocolUWSGI, Address: ":3031"},
+				{Protocol: server.ProtocolHTTP, Address: ":8080"},
+			},
+		},
+		{
+			name: "--socket-protocol fastcgi",
+			args: []string{"-s", "f.sock", "--socket-protocol", "FastCGI"},
+			want: []server.Socket{{Protocol: server.ProtocolFastCGI, Address: "f.sock"}},
 		},
 	}
 	for _, tt := range tests {

@@ -416,3 +416,13 @@ ROUTES.update({
     "/head-of": head_of,
     "/swapped-file": swapped_file,
 })
+
+
+def make_app():
+    """A factory, as in module = cases_app:make_app(): returns the app."""
+    return application
+
+
+def broken_factory():
+    """A factory that raises, for the loader's error line."""
+    raise RuntimeError("no settings")
