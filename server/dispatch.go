@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -46,6 +47,13 @@ type job struct {
 
 	// timedOut is set by harakiri (harakiri.go) before it kills the worker.
 	timedOut atomic.Bool
+
+	// client, for a direct request (the worker writes the response to the
+	// client itself, wsgi.FlagDirect), is the connection whose descriptor
+	// goes with the request frame; req then points at directReq, the
+	// gateway's request with its framing set.
+	client    syscall.RawConn
+	directReq wsgi.Request
 }
 
 // jobs recycles jobs and their response queues: a request would otherwise
@@ -55,7 +63,7 @@ var jobs = sync.Pool{New: func() any { return &job{resp: newResponse()} }}
 // newJob returns an empty job for req with a fresh id.
 func (d *dispatcher) newJob(req *wsgi.Request) *job {
 	j := jobs.Get().(*job)
-	j.id, j.req, j.servedBefore = d.newID(), req, 0
+	j.id, j.req, j.servedBefore, j.client = d.newID(), req, 0, nil
 	j.timedOut.Store(false)
 	j.setSlot(nil)
 	j.resp.reset()
@@ -65,7 +73,7 @@ func (d *dispatcher) newJob(req *wsgi.Request) *job {
 // release gives j back for reuse once its relay has returned: its slot has
 // dropped it by then, having delivered its last frame.
 func (j *job) release() {
-	j.req = nil
+	j.req, j.client, j.directReq = nil, nil, wsgi.Request{}
 	j.setSlot(nil)
 	jobs.Put(j)
 }
@@ -82,6 +90,13 @@ func (j *job) taker() *slot {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.slot
+}
+
+// goDirect makes j a direct request on conn, framed so.
+func (j *job) goDirect(conn syscall.RawConn, framing wsgi.Framing) {
+	j.directReq = *j.req
+	j.directReq.Framing = framing
+	j.req, j.client = &j.directReq, conn
 }
 
 // lost tells j's relay that the worker went away before the response ended;
@@ -145,12 +160,19 @@ func (d *dispatcher) newID() uint32 {
 func (d *dispatcher) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, req *wsgi.Request) error {
 	start := time.Now()
 	r := relay{w: w, log: d.log, cutting: &d.cutting}
+	conn, framing, direct := directTo(w)
+	if direct {
+		r.direct = w.(wsgi.DirectResponder)
+	}
 	var err error
 	for attempt := 0; ; attempt++ {
 		if r.job != nil {
 			r.job.release()
 		}
 		r.job = d.newJob(req)
+		if direct {
+			r.job.goDirect(conn, framing)
+		}
 		r.lastAttempt = attempt == maxRetries
 		if d.waiting.Add(1) > d.maxWaiting && d.maxWaiting > 0 {
 			d.waiting.Add(-1)
@@ -181,6 +203,16 @@ func (d *dispatcher) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, req *
 	d.finished(w, &r, start)
 	r.job.release()
 	return err
+}
+
+// directTo returns the connection a worker may write w's response to, and
+// its framing; ok is false when the response must go through the master.
+func directTo(w wsgi.ResponseWriter) (conn syscall.RawConn, framing wsgi.Framing, ok bool) {
+	dr, ok := w.(wsgi.DirectResponder)
+	if !ok {
+		return nil, wsgi.FramingNone, false
+	}
+	return dr.Direct()
 }
 
 // finished counts a request that has ended for --stats, and tells the
@@ -216,6 +248,9 @@ type relay struct {
 	// cutting is the dispatcher's flag of the same name; nil for a relay
 	// that only answers.
 	cutting *atomic.Bool
+	// direct is w when the worker writes the response to the client
+	// itself; the relay then writes only what the worker hands back.
+	direct wsgi.DirectResponder
 }
 
 // run relays frames until the response ends. When ctx is done or the client
@@ -258,6 +293,9 @@ func (r *relay) handle(it *item, data []byte) (end bool, err error) {
 		if s := r.job.taker(); s != nil {
 			s.board.responseEnded()
 		}
+		if r.direct != nil && it.end-it.start == wsgi.CompletionLen {
+			r.complete(it.flags, data[it.start:it.end])
+		}
 		switch {
 		case r.failure != nil:
 			return true, r.failure
@@ -271,6 +309,10 @@ func (r *relay) handle(it *item, data []byte) (end bool, err error) {
 		}
 		fallthrough
 	case frameLost:
+		// Bytes of the head may have reached the client from the worker
+		// of a direct request: then only closing the connection tells the
+		// client the response is incomplete.
+		r.headSent = r.headSent || r.workerWrote()
 		switch {
 		case r.failure != nil:
 			return true, r.failure
@@ -322,10 +364,54 @@ func (r *relay) write(it *item, payload []byte) error {
 		if err != nil {
 			return fmt.Errorf("server: file frame: %w", err)
 		}
+		if r.direct != nil {
+			return r.direct.SendFileRaw(it.file, offset, count)
+		}
 		r.bytes += fileBytes(it.file, offset, count)
 		return r.w.SendFile(it.file, offset, count)
+	case wsgi.FrameHandoff:
+		if r.direct == nil {
+			break
+		}
+		// The client's socket was full: the worker hands the rest over,
+		// having written the start of the response itself.
+		r.headSent = true
+		return nil
+	case wsgi.FrameRaw:
+		if r.direct == nil {
+			break
+		}
+		return r.direct.WriteRaw(payload)
 	}
 	return fmt.Errorf("server: unexpected frame kind %q from a worker", byte(it.kind))
+}
+
+// workerWrote reports whether the worker of a direct request, lost, may
+// have written bytes of its response to the client, which the scoreboard
+// records before the worker's first write; if so, the writer learns the
+// status that went out, since no completion record will come.
+func (r *relay) workerWrote() bool {
+	s := r.job.taker()
+	if r.direct == nil || s == nil {
+		return false
+	}
+	left, code := s.headMayHaveLeft(r.job)
+	if left {
+		r.direct.Completed(wsgi.Completion{Status: code, Broken: true})
+	}
+	return left
+}
+
+// complete takes the completion record of a response the worker wrote, for
+// --stats and for the access log and metrics, which the writer tells.
+func (r *relay) complete(flags uint8, payload []byte) {
+	c, err := wsgi.ParseCompletion(flags, payload)
+	if err != nil {
+		return
+	}
+	r.headSent = r.headSent || c.Status != 0
+	r.headBytes, r.bytes = c.HeadBytes, c.BodyBytes
+	r.direct.Completed(c)
 }
 
 // checkHead applies PEP 3333's rules to a head from a worker. The worker's C
