@@ -1,5 +1,5 @@
-// The connection core of the gateways whose peer is a web server (uwsgi,
-// SCGI: stream.go; FastCGI: fastcgi.go): the accept loop over any number of
+// The connection core of the gateways: uwsgi and SCGI (stream.go), FastCGI
+// (fastcgi.go) and plain HTTP/1.x (http1conn.go): the accept loop over any number of
 // listeners, the set of open connections, and the two ways to stop, Shutdown
 // (idle connections close, requests in flight finish) and Close (everything
 // closes at once). Accepting waits out the errors that pass (patientListener),
@@ -155,6 +155,16 @@ func (c *connCore[C]) beginRequest(begun *bool) bool {
 	}
 	*begun = true
 	return true
+}
+
+// endRequest clears *begun once a connection's request has ended, under
+// the same lock, and reports whether another request may begin on it: not
+// once the gateway is stopping, when the connection closes instead.
+func (c *connCore[C]) endRequest(begun *bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	*begun = false
+	return !c.closing
 }
 
 // stop closes every listener, marks the gateway stopping and calls each

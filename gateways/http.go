@@ -1,9 +1,10 @@
-// The HTTP/1.x gateway. Go's net/http parses requests (keep-alive,
-// pipelining, HTTP/1.0, HEAD, Expect: 100-continue, chunked bodies); this
-// file turns each one into CGI variables and a fully read body, hands it to
-// the server, and writes the WSGI response back through net/http. Requests
-// whose framing net/http would silently repair are refused first
-// (framedconn.go, httpframing.go).
+// The HTTP gateway. Plain HTTP/1.x is served by gowsgi's own connection
+// loop (http1conn.go), which reads and checks each request itself and owns
+// the socket, so that a worker can later be handed it. HTTPS, with HTTP/2
+// or HTTP/1.1 negotiated by ALPN, is served by Go's net/http: this file
+// turns each of its requests into CGI variables and a fully read body,
+// hands it to the server, and writes the WSGI response back through
+// net/http.
 package gateways
 
 import (
@@ -47,8 +48,8 @@ const keptBodyCap = 64 << 10
 // HTTPOptions configures an HTTP gateway.
 type HTTPOptions struct {
 	// MaxHeaderBytes bounds a request's line and headers; a larger head gets
-	// 431. Zero means net/http's default of 1 MiB. Below 4097 it is 4097,
-	// the least net/http can bound a head to.
+	// 431. Zero means 1 MiB. Over HTTPS, where net/http reads the head, it
+	// is at least 4097 bytes, the least net/http can bound a head to.
 	MaxHeaderBytes int
 	// SpoolThreshold is the largest body kept in memory; a larger one goes
 	// to a temporary file. Zero spools every non-empty body.
@@ -64,8 +65,8 @@ type HTTPOptions struct {
 	// may take to send a request head and how long a keep-alive connection
 	// may stay idle (--http-timeout).
 	Timeout time.Duration
-	// Logger receives net/http's own error messages; nil means slog's
-	// default logger.
+	// Logger receives the gateway's and net/http's messages; nil means
+	// slog's default logger.
 	Logger *slog.Logger
 }
 
@@ -77,11 +78,12 @@ type HTTP struct {
 	limit     int64       // --limit-post; 0 for none
 	tls       *tls.Config // nil for plain HTTP/1.x
 	log       *slog.Logger
-	srv       *http.Server
-	requests  sync.Pool // *httpRequest, reused across requests
+	srv       *http.Server // HTTPS only
+	plain     *http1Server // plain HTTP/1.x only
+	requests  sync.Pool    // *httpRequest, reused across HTTPS requests
 }
 
-// httpRequest is the per-request state a gateway goroutine reuses.
+// httpRequest is the per-request state a net/http goroutine reuses.
 type httpRequest struct {
 	req  wsgi.Request
 	name []byte // scratch for building HTTP_* names
@@ -96,11 +98,13 @@ func NewHTTP(handler wsgi.Handler, opts HTTPOptions) *HTTP {
 		logger = slog.Default()
 	}
 	g := &HTTP{handler: handler, threshold: opts.SpoolThreshold, limit: opts.LimitPost, log: logger}
-	if opts.TLSConfig != nil {
-		g.tls = opts.TLSConfig.Clone()
-		// net/http serves HTTP/2 on a *tls.Conn that negotiated "h2".
-		g.tls.NextProtos = []string{"h2", "http/1.1"}
+	if opts.TLSConfig == nil {
+		g.plain = newHTTP1Server(handler, opts, logger)
+		return g
 	}
+	g.tls = opts.TLSConfig.Clone()
+	// net/http serves HTTP/2 on a *tls.Conn that negotiated "h2".
+	g.tls.NextProtos = []string{"h2", "http/1.1"}
 	g.requests.New = func() any { return new(httpRequest) }
 	g.srv = &http.Server{
 		Handler:           g,
@@ -111,9 +115,6 @@ func NewHTTP(handler wsgi.Handler, opts HTTPOptions) *HTTP {
 		// 9.3.7); the application answers it, as under uWSGI and Gunicorn.
 		DisableGeneralOptionsHandler: true,
 		ErrorLog:                     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	if g.tls == nil {
-		g.srv.ConnContext, g.srv.ConnState = withFramedConn, noteConnState
 	}
 	return g
 }
@@ -138,39 +139,36 @@ func netHTTPMaxHeaderBytes(limit int) int {
 // waited out as for every gateway (conncore.go), before net/http, which
 // would end on some of them, sees them.
 func (g *HTTP) Serve(ln net.Listener) error {
-	patient := newPatientListener(ln, g.log, "http")
-	served := net.Listener(framingListener{patient})
-	if g.tls != nil {
-		// Not under the framing scanner: it would see only ciphertext,
-		// and HTTP/2 frames its messages itself (RFC 9113 section 4).
-		served = tls.NewListener(patient, g.tls)
+	if g.plain != nil {
+		return g.plain.Serve(ln)
 	}
-	if err := g.srv.Serve(served); !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("gateways: serving http on %s: %w", ln.Addr(), err)
+	patient := newPatientListener(ln, g.log, "https")
+	if err := g.srv.Serve(tls.NewListener(patient, g.tls)); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("gateways: serving https on %s: %w", ln.Addr(), err)
 	}
 	return nil
 }
 
 // Shutdown stops accepting connections and waits, until ctx is done, for
 // the requests in flight to finish.
-func (g *HTTP) Shutdown(ctx context.Context) error { return g.srv.Shutdown(ctx) }
+func (g *HTTP) Shutdown(ctx context.Context) error {
+	if g.plain != nil {
+		return g.plain.Shutdown(ctx)
+	}
+	return g.srv.Shutdown(ctx)
+}
 
 // Close closes every listener and connection at once.
-func (g *HTTP) Close() error { return g.srv.Close() }
+func (g *HTTP) Close() error {
+	if g.plain != nil {
+		return g.plain.Close()
+	}
+	return g.srv.Close()
+}
 
-// ServeHTTP turns r into a wsgi.Request and serves it.
+// ServeHTTP turns r, an HTTPS request, into a wsgi.Request and serves it.
 func (g *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var conn *framedConn // nil over TLS, which has no framing scanner
-	var n int64
-	if g.tls == nil {
-		conn = framedConnOf(r)
-		n = conn.beginRequest()
-	}
-	if conn != nil && conn.malformedFrom(n) {
-		refuse(w, http.StatusBadRequest)
-		return
-	}
-	if code := refusal(r); code != 0 {
+	if code := refusal(r.Method, r.RequestURI, len(r.Header["Content-Type"])); code != 0 {
 		refuse(w, code)
 		return
 	}
@@ -194,11 +192,6 @@ func (g *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else if cap(b.data) <= keptBodyCap {
 		x.body = b.data[:0]
 	}
-	// The scanner has now seen the body and its trailers too.
-	if conn != nil && conn.malformedFrom(n) {
-		refuse(w, http.StatusBadRequest)
-		return
-	}
 	if code := trailerRefusal(r); code != 0 {
 		refuse(w, code)
 		return
@@ -210,14 +203,11 @@ func (g *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x.req.Body, x.req.BodyFile = b.data, b.file
-	x.resp = httpResponse{w: w, conn: conn}
+	x.resp = httpResponse{w: w}
 	err = g.handler.ServeWSGI(r.Context(), &x.resp, &x.req)
 	if err != nil {
-		// The head is out but the body is not whole. What was written
-		// still goes out (PEP 3333: every block the app yielded is
-		// transmitted), then only closing the connection tells the client
-		// the response is broken: a chunked body lacks its last chunk, a
-		// Content-Length one is short (RFC 9112 section 8).
+		// The head is out but the body is not whole: what was written
+		// goes out (PEP 3333), then the stream or connection is reset.
 		x.resp.flushWritten()
 		x.req.Body, x.resp = nil, httpResponse{}
 		panic(http.ErrAbortHandler)
@@ -225,64 +215,33 @@ func (g *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.req.Body, x.resp = nil, httpResponse{}
 }
 
-// addHTTPVars adds r's CGI variables to v (PEP 3333 "environ Variables").
-// bodySize is the body's decoded length, which CONTENT_LENGTH carries even
-// for a chunked request since the whole body has been read. scratch is
-// reused storage for header names; the grown slice is returned.
+// addHTTPVars adds r's CGI variables to v through the translator the
+// plain-HTTP server uses (addHeadVars), so both give the same environ.
 func addHTTPVars(v *wsgi.Vars, r *http.Request, bodySize int64, scratch []byte) []byte {
-	path, query := splitTarget(r.RequestURI)
-	v.Add("REQUEST_METHOD", r.Method)
-	v.Add("SCRIPT_NAME", "")
-	v.Add("PATH_INFO", unescapePath(path))
-	v.Add("QUERY_STRING", query)
-	v.Add("REQUEST_URI", r.RequestURI)
-	if ct, ok := r.Header["Content-Type"]; ok {
-		v.Add("CONTENT_TYPE", strings.Join(ct, ","))
+	h := requestHead{
+		method: []byte(r.Method), target: []byte(r.RequestURI), proto: []byte(r.Proto),
+		host: []byte(r.Host), length: -1, hasTE: len(r.TransferEncoding) > 0,
+		types: len(r.Header["Content-Type"]),
 	}
-	if _, ok := r.Header["Content-Length"]; ok || bodySize > 0 || len(r.TransferEncoding) > 0 {
-		v.Add("CONTENT_LENGTH", strconv.FormatInt(bodySize, 10))
-	}
-	if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		host, port := hostPort(local.String())
-		v.Add("SERVER_NAME", host)
-		v.Add("SERVER_PORT", port)
-	}
-	v.Add("SERVER_PROTOCOL", r.Proto)
-	host, port := hostPort(r.RemoteAddr)
-	v.Add("REMOTE_ADDR", host)
-	v.Add("REMOTE_PORT", port)
-	if r.TLS != nil {
-		v.Add("wsgi.url_scheme", "https")
-	} else {
-		v.Add("wsgi.url_scheme", "http")
-	}
-	if r.Host != "" {
-		v.Add("HTTP_HOST", r.Host)
+	if _, ok := r.Header["Content-Length"]; ok {
+		h.length = r.ContentLength
 	}
 	for name, values := range r.Header {
-		switch name {
-		case "Content-Type", "Content-Length", "Transfer-Encoding":
-			// CONTENT_TYPE and CONTENT_LENGTH carry the first two (RFC 3875
-			// section 4.1.18); the body is already de-chunked, so telling the
-			// app it is chunked would make it look for chunks.
+		if name == "Content-Type" {
+			h.fields = append(h.fields, headField{name: []byte(name), value: []byte(strings.Join(values, ","))})
 			continue
 		}
-		var ok bool
-		if scratch, ok = headerVarName(scratch[:0], name); !ok {
-			continue
+		for _, value := range values {
+			h.fields = append(h.fields, headField{name: []byte(name), value: []byte(value)})
 		}
-		v.Add(string(scratch), joinValues(values))
 	}
-	return scratch
-}
-
-// joinValues joins a repeated header's values with "," (RFC 9110 section
-// 5.3), which is how a CGI variable carries a field sent more than once.
-func joinValues(values []string) string {
-	if len(values) == 1 {
-		return values[0]
+	var c connInfo
+	if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		c.serverName, c.serverPort = hostPort(local.String())
 	}
-	return strings.Join(values, ",")
+	c.remoteAddr, c.remotePort = hostPort(r.RemoteAddr)
+	c.https = r.TLS != nil
+	return addHeadVars(v, &h, &c, bodySize, scratch)
 }
 
 // refuse answers a request that never reaches the application and closes
@@ -295,15 +254,12 @@ func refuse(w http.ResponseWriter, code int) {
 // httpResponse is a wsgi.ResponseWriter over net/http.
 type httpResponse struct {
 	w           http.ResponseWriter
-	conn        *framedConn // nil over TLS
-	headWritten bool        // WriteHead has passed the head to net/http
+	headWritten bool // WriteHead has passed the head to net/http
 }
 
 // serverHeader is shared by every response that does not name its server;
 // net/http only reads header values, never changes them.
 var serverHeader = []string{"gowsgi"}
-
-var errInformational = errors.New("gateways: a 1xx status cannot end a response")
 
 // WriteHead sets the status and headers; net/http adds Date, and chooses
 // Content-Length or chunked framing when the application set neither.
@@ -313,7 +269,7 @@ func (h *httpResponse) WriteHead(status string, headers []byte) error {
 		return fmt.Errorf("gateways: bad status %q", status)
 	}
 	if code < 200 {
-		return errInformational
+		return errInterimStatus
 	}
 	hdr := h.w.Header()
 	named := false
@@ -329,12 +285,8 @@ func (h *httpResponse) WriteHead(status string, headers []byte) error {
 	if !named {
 		hdr["Server"] = serverHeader
 	}
-	// net/http writes its own reason phrase; the connection puts the
-	// application's back ("200 Fine" stays "200 Fine", as under uWSGI and
-	// Gunicorn). HTTP/2 has no reason phrase, and over TLS net/http's stays.
-	if reason := status[min(4, len(status)):]; h.conn != nil && reason != "" && reason != http.StatusText(code) {
-		h.conn.reason = reason
-	}
+	// HTTP/2 has no reason phrase, and over HTTP/1.1 with TLS net/http
+	// writes its own.
 	h.w.WriteHeader(code)
 	h.headWritten = true
 	return nil

@@ -1,8 +1,10 @@
 // The request framing scanner. It watches the bytes of an HTTP/1.x
-// connection on their way to net/http and walks them the way RFC 9112 frames
-// requests (section 2.1: a head of lines up to an empty line, then a body
-// framed by Content-Length or by the chunked coding, section 6.3), to catch
-// what net/http silently repairs or answers with the wrong status:
+// connection as they are read (http1conn.go), before the head parser
+// (http1head.go) sees them, and walks them the way RFC 9112 frames requests
+// (section 2.1: a head of lines up to an empty line, then a body framed by
+// Content-Length or by the chunked coding, section 6.3), to catch what a
+// lenient parser such as net/http's silently repairs or answers with the
+// wrong status:
 //   - obs-fold, a field line starting with SP or HTAB, which net/http joins
 //     to the previous one; section 5.2 lets a server refuse it with 400;
 //   - Content-Length beside Transfer-Encoding, where net/http drops
@@ -200,8 +202,8 @@ func (s *framingScanner) skipData(p []byte) []byte {
 }
 
 // skipRequestLine passes over the request line, keeping its last 8 bytes
-// for the version. What the line holds is net/http's to judge; only how it
-// ends is the scanner's.
+// for the version. What the line holds is the head parser's to judge; only
+// how it ends is the scanner's.
 func (s *framingScanner) skipRequestLine(p []byte) []byte {
 	end := bytes.IndexByte(p, '\n')
 	line := p
@@ -318,7 +320,7 @@ func (s *framingScanner) matchName(name []byte) {
 }
 
 // skipFieldValue passes over the value of a field that does not frame the
-// body, up to the end of its line. Its bytes are net/http's to judge.
+// body, up to the end of its line. Its bytes are the head parser's to judge.
 func (s *framingScanner) skipFieldValue(p []byte) []byte {
 	end := bytes.IndexByte(p, '\n')
 	if end < 0 {

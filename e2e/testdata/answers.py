@@ -18,7 +18,7 @@ Routes:
                             most 20 s) for release-T, then yields "late;"
 """
 
-from apphelp import query, record, tag, wait_for_file
+from apphelp import query, record, routed, tag, wait_for_file
 
 
 def yield_raise(environ, start_response):
@@ -69,9 +69,4 @@ ROUTES = {
 }
 
 
-def application(environ, start_response):
-    route = ROUTES.get(environ["PATH_INFO"])
-    if route is None:
-        start_response("404 Not Found", [("Content-Type", "text/plain")])
-        return [b"not found\n"]
-    return route(environ, start_response)
+application = routed(ROUTES)

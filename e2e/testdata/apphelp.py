@@ -55,3 +55,16 @@ def text(start_response, body, status="200 OK", content_type="text/plain"):
     """Answers the bytes body with its Content-Length."""
     start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
     return [body]
+
+
+def routed(routes):
+    """A WSGI application that hands each request to routes[PATH_INFO], and
+    answers 404 to a path routes lacks."""
+
+    def application(environ, start_response):
+        route = routes.get(environ["PATH_INFO"])
+        if route is None:
+            return text(start_response, b"not found\n", status="404 Not Found")
+        return route(environ, start_response)
+
+    return application

@@ -27,7 +27,7 @@ import ctypes
 import os
 import time
 
-from apphelp import number, record, tag, text, wait_for_file
+from apphelp import number, record, routed, tag, text, wait_for_file
 
 APP_VERSION = "original"
 RAISE_ON_IMPORT = False
@@ -108,9 +108,4 @@ ROUTES = {
 }
 
 
-def application(environ, start_response):
-    route = ROUTES.get(environ["PATH_INFO"])
-    if route is None:
-        start_response("404 Not Found", [("Content-Type", "text/plain")])
-        return [b"not found\n"]
-    return route(environ, start_response)
+application = routed(ROUTES)

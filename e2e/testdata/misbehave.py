@@ -25,7 +25,7 @@ Routes:
 import json
 import os
 
-from apphelp import query, record, tag, text, wait_for_file
+from apphelp import query, record, routed, tag, text, wait_for_file
 
 APP_VERSION = "original"
 
@@ -107,8 +107,4 @@ ROUTES = {
 }
 
 
-def application(environ, start_response):
-    route = ROUTES.get(environ["PATH_INFO"])
-    if route is None:
-        return text(start_response, b"not found\n", status="404 Not Found")
-    return route(environ, start_response)
+application = routed(ROUTES)

@@ -13,7 +13,7 @@ Routes:
 
 import os
 
-from apphelp import query, text
+from apphelp import query, routed, text
 
 IMPORT_PID = os.getpid()
 
@@ -50,8 +50,4 @@ def write(environ, start_response):
 ROUTES = {"/pid": pid, "/import-pid": import_pid, "/ids": ids, "/env": env, "/write": write}
 
 
-def application(environ, start_response):
-    route = ROUTES.get(environ["PATH_INFO"])
-    if route is None:
-        return text(start_response, b"not found", status="404 Not Found")
-    return route(environ, start_response)
+application = routed(ROUTES)

@@ -173,10 +173,19 @@ func StartIn(t *testing.T, dir string, args ...string) *Instance {
 // Launch starts gowsgi in dir without waiting for the banner.
 func Launch(t *testing.T, dir string, args ...string) *Instance {
 	t.Helper()
+	return launchExactly(t, dir, nil, append([]string{"--http-socket", "127.0.0.1:0"}, args...))
+}
+
+// launchExactly starts gowsgi in dir with exactly args and env added to the
+// test's environment, and stops it when the test ends.
+func launchExactly(t *testing.T, dir string, env []string, args []string) *Instance {
+	t.Helper()
 	inst := &Instance{Dir: dir, Output: &LockedBuffer{}, Exited: make(chan struct{})}
-	full := append([]string{"--http-socket", "127.0.0.1:0"}, args...)
-	inst.Cmd = exec.Command(GowsgiBin, full...)
+	inst.Cmd = exec.Command(GowsgiBin, args...)
 	inst.Cmd.Dir = dir
+	if env != nil {
+		inst.Cmd.Env = append(os.Environ(), env...)
+	}
 	// Its own process group, so a test can signal master and workers at
 	// once as systemd does.
 	inst.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -335,19 +344,7 @@ func RunToExit(t *testing.T, args ...string) (int, string) {
 // waits for its banner.
 func LaunchConfigured(t *testing.T, dir string, env []string, args ...string) *Instance {
 	t.Helper()
-	inst := &Instance{Dir: dir, Output: &LockedBuffer{}, Exited: make(chan struct{})}
-	inst.Cmd = exec.Command(GowsgiBin, args...)
-	inst.Cmd.Dir = dir
-	inst.Cmd.Env = append(os.Environ(), env...)
-	inst.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	inst.Cmd.Stdout = inst.Output
-	inst.Cmd.Stderr = inst.Output
-	require.NoError(t, inst.Cmd.Start(), "starting %s", GowsgiBin)
-	go func() {
-		inst.Err = inst.Cmd.Wait()
-		close(inst.Exited)
-	}()
-	t.Cleanup(func() { inst.Stop(t) })
+	inst := launchExactly(t, dir, env, args)
 	inst.WaitBanner(t)
 	return inst
 }

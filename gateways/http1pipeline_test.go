@@ -14,13 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// net/http only uses sendfile(2) and its lingering close when the
-// connection offers these.
-var (
-	_ io.ReaderFrom                   = (*framedConn)(nil)
-	_ interface{ CloseWrite() error } = (*framedConn)(nil)
-)
-
 const secondGet = "GET /second HTTP/1.1\r\nHost: h\r\n\r\n"
 
 // TestHTTPPipelinedMalformedRequest checks that the requests before a
