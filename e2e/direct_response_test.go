@@ -8,6 +8,8 @@ package e2e
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -40,16 +42,25 @@ func startDirect(t *testing.T, args ...string) (*harness.Instance, map[string]st
 	return inst, addrs
 }
 
-// fetchLater fetches target in the background; the answer arrives on the
-// channel.
-func fetchLater(t *testing.T, gw answerGateway, addr, target string) <-chan answer {
-	got := make(chan answer, 1)
+// carried is what a connection carried until it ended.
+type carried struct {
+	gw  answerGateway
+	raw []byte
+	err error // nil at a clean end
+}
+
+// fetchLater fetches target in the background; what the connection carried
+// arrives on the channel, for receive to read in the test's goroutine.
+func fetchLater(t *testing.T, gw answerGateway, addr, target string) <-chan carried {
+	got := make(chan carried, 1)
 	conn := harness.Dial(t, addr)
 	_, err := conn.Write(gw.request(target))
 	require.NoError(t, err)
 	go func() {
 		defer conn.Close()
-		got <- readAnswer(t, gw, conn)
+		var raw bytes.Buffer
+		_, err := io.Copy(&raw, conn)
+		got <- carried{gw: gw, raw: raw.Bytes(), err: err}
 	}()
 	return got
 }
@@ -70,11 +81,13 @@ func awaitStarted(t *testing.T, inst *harness.Instance, tag string) int {
 }
 
 // receive waits for an answer.
-func receive(t *testing.T, got <-chan answer) answer {
+func receive(t *testing.T, got <-chan carried) answer {
 	t.Helper()
 	select {
-	case a := <-got:
-		return a
+	case c := <-got:
+		reset := errors.Is(c.err, syscall.ECONNRESET)
+		require.True(t, c.err == nil || reset, "reading until the connection ends: %v; got %q", c.err, c.raw)
+		return c.gw.read(t, c.raw, reset)
 	case <-time.After(15 * time.Second):
 		require.FailNow(t, "no answer within 15 s")
 		return answer{}

@@ -54,6 +54,12 @@ type job struct {
 	// gateway's request with its framing set.
 	client    syscall.RawConn
 	directReq wsgi.Request
+	// headLeft and headCode are the scoreboard's head-out words for a
+	// lost direct request, read by the slot before its worker's board is
+	// released: whether bytes of the response may have reached the client
+	// from the worker, and the head's status code.
+	headLeft bool
+	headCode int
 }
 
 // jobs recycles jobs and their response queues: a request would otherwise
@@ -64,6 +70,7 @@ var jobs = sync.Pool{New: func() any { return &job{resp: newResponse()} }}
 func (d *dispatcher) newJob(req *wsgi.Request) *job {
 	j := jobs.Get().(*job)
 	j.id, j.req, j.servedBefore, j.client = d.newID(), req, 0, nil
+	j.headLeft, j.headCode = false, 0
 	j.timedOut.Store(false)
 	j.setSlot(nil)
 	j.resp.reset()
@@ -391,15 +398,11 @@ func (r *relay) write(it *item, payload []byte) error {
 // records before the worker's first write; if so, the writer learns the
 // status that went out, since no completion record will come.
 func (r *relay) workerWrote() bool {
-	s := r.job.taker()
-	if r.direct == nil || s == nil {
+	if r.direct == nil || !r.job.headLeft {
 		return false
 	}
-	left, code := s.headMayHaveLeft(r.job)
-	if left {
-		r.direct.Completed(wsgi.Completion{Status: code, Broken: true})
-	}
-	return left
+	r.direct.Completed(wsgi.Completion{Status: r.job.headCode, Broken: true})
+	return true
 }
 
 // complete takes the completion record of a response the worker wrote, for

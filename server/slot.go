@@ -348,6 +348,10 @@ func (s *slot) stop() {
 	s.inflight, s.closed = nil, true
 	s.mu.Unlock()
 	for _, j := range jobs {
+		if j.client != nil {
+			// Read now: the board is released once the slot is dead.
+			j.headLeft, j.headCode = s.headMayHaveLeft(j)
+		}
 		j.lost(s.begun(j))
 	}
 	close(s.dead)
