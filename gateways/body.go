@@ -58,7 +58,7 @@ func readInline(r io.Reader, n int64, buf []byte) (body, error) {
 
 // spool writes head and then the rest of r to a new spool file.
 func spool(head []byte, r io.Reader) (body, error) {
-	f, err := openSpoolFile()
+	f, err := OpenSpoolFile()
 	if err != nil {
 		return body{}, fmt.Errorf("gateways: spooling request body: %w", err)
 	}

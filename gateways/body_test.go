@@ -50,7 +50,7 @@ func TestSpoolFilesHaveNoName(t *testing.T) {
 		name string
 		open func() (*os.File, error)
 	}{
-		{"O_TMPFILE", openSpoolFile},
+		{"O_TMPFILE", OpenSpoolFile},
 		{"created and unlinked", func() (*os.File, error) { return createUnlinked(os.TempDir()) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

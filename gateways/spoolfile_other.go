@@ -5,6 +5,6 @@ package gateways
 
 import "os"
 
-// openSpoolFile returns a new, empty file in os.TempDir() whose name is
+// OpenSpoolFile returns a new, empty file in os.TempDir() whose name is
 // already gone, open for reading and writing.
-func openSpoolFile() (*os.File, error) { return createUnlinked(os.TempDir()) }
+func OpenSpoolFile() (*os.File, error) { return createUnlinked(os.TempDir()) }

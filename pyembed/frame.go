@@ -16,8 +16,8 @@ import (
 )
 
 // frameConstants pairs each number of gw_frame.h with the wsgi package's.
-// The scoreboard offsets are unexported there; the tests check them by
-// behaviour, through wsgi.Scoreboard.
+// The numbers wsgi keeps unexported (cVarLimit, cSlotOffsets) the tests
+// check by behaviour, through wsgi.Vars and wsgi.Scoreboard.
 var frameConstants = []struct {
 	name    string
 	c, wsgi int64
@@ -38,6 +38,14 @@ var frameConstants = []struct {
 	{"FlagBodySpooled", C.GW_FLAG_BODY_SPOOLED, int64(wsgi.FlagBodySpooled)},
 	{"FlagEndBroken", C.GW_FLAG_END_BROKEN, int64(wsgi.FlagEndBroken)},
 	{"SlotRecordLen", C.GW_SLOT_RECORD_LEN, wsgi.SlotRecordLen},
+}
+
+// cVarLimit is the longest key or value the C side reads from a vars block.
+const cVarLimit = int(C.GW_MAX_VAR_LEN)
+
+// cSlotOffsets are the byte offsets of a slot record's words in C.
+var cSlotOffsets = struct{ currentID, abortID, startedNS, served int }{
+	C.GW_SLOT_CURRENT_ID, C.GW_SLOT_ABORT_ID, C.GW_SLOT_STARTED_NS, C.GW_SLOT_SERVED,
 }
 
 // The stores a slot makes to its scoreboard record over one request

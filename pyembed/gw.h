@@ -59,6 +59,8 @@ typedef struct gw_slot {
     int head_out;           /* the scoreboard says bytes may have left for the client */
     uint64_t written;       /* bytes the worker wrote to the client itself */
     uint64_t head_bytes, body_bytes; /* the response's sizes as framed for the client */
+    PyObject *responder, *write; /* start_response and its write, reused (gw_responder_begin) */
+    uint64_t responders_made; /* pairs of them made; a test of their reuse reads it */
 } gw_slot;
 
 /* What a worker loads: the default app, any mounted ones, and where. */
@@ -114,9 +116,10 @@ PyObject *gw_environ_new(gw_slot *s, const char *vars, size_t vars_len,
                          PyObject **input); /* GIL held */
 
 /* gw_response.c */
-extern PyTypeObject gw_responder_type;
-PyObject *gw_responder_new(gw_slot *s);          /* GIL held */
-void gw_responder_detach(PyObject *responder);    /* GIL held */
+extern PyTypeObject gw_responder_type, gw_writer_type;
+PyObject *gw_responder_begin(gw_slot *s);         /* GIL held: borrowed */
+void gw_responder_end(gw_slot *s);                /* GIL held */
+void gw_responder_clear(gw_slot *s);              /* GIL held */
 int gw_emit_head(gw_slot *s);                     /* GIL held */
 
 /* gw_file_wrapper.c */

@@ -136,7 +136,8 @@ int gw_load(const gw_spec *spec, char *summary, size_t cap)
 {
     PyObject *globals = NULL, *path_list = NULL, *mounts = NULL, *result = NULL;
     int rc = -1;
-    if (PyType_Ready(&gw_responder_type) < 0 || PyType_Ready(&gw_file_wrapper_type) < 0 ||
+    if (PyType_Ready(&gw_responder_type) < 0 || PyType_Ready(&gw_writer_type) < 0 ||
+        PyType_Ready(&gw_file_wrapper_type) < 0 ||
         gw_environ_setup(spec->multithread, spec->multiprocess, spec->run_once,
                          (PyObject *)&gw_file_wrapper_type) < 0 ||
         (globals = gw_loader_globals()) == NULL || (path_list = gw_path_list(spec->paths, spec->npaths)) == NULL ||

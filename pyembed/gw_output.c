@@ -25,8 +25,9 @@
  * pages to the client with sendfile(2) and never copies them itself, where
  * a socket write would cost three copies and a wake-up per socket buffer.
  * Up to GW_MEMFD_MAX bytes of one response travel this way; past it, body
- * frames on the socket again hold the app back when the client is slow,
- * so a slow client cannot make one response pin unbounded memory. */
+ * frames go on the socket again, and the master spools what a slow client
+ * has not read to a file (server/response_spool.go), so a slow client
+ * cannot make one response pin unbounded memory. */
 #define GW_MEMFD_MIN (256 << 10)
 #define GW_MEMFD_MAX (4 << 20)
 

@@ -8,10 +8,20 @@
 #include <limits.h>
 #include <strings.h>
 
+/* start_response and the write callable it returns. A slot makes one pair
+ * and hands it to request after request while the app keeps neither (see
+ * gw_responder_begin); between requests, slot is NULL. Neither type takes
+ * weak references, so a reference count tells whether the app kept one. */
 typedef struct {
     PyObject_HEAD
-    gw_slot *slot; /* NULL once the response has ended */
+    gw_slot *slot; /* NULL outside the request it serves */
 } gw_responder;
+
+typedef struct {
+    PyObject_HEAD
+    gw_slot *slot; /* as the responder's */
+    vectorcallfunc vectorcall;
+} gw_writer;
 
 /* Hop-by-hop headers, which PEP 3333 ("Other HTTP Features") leaves to the
  * server (RFC 9110 section 7.6.1). */
@@ -40,11 +50,15 @@ static int gw_latin1(PyObject *str, const char *what, const char **p, Py_ssize_t
     return 0;
 }
 
-static int gw_has_control(const char *p, Py_ssize_t n, int allow_tab)
+/* A control character other than HTAB: what a reason phrase and a field
+ * value may not contain (RFC 9112 section 4, RFC 9110 section 5.5); bytes
+ * 0x80-0xFF (obs-text) are allowed. wsgi.CheckStatus and CheckHeader apply
+ * the same rules, and a test runs one table through both. */
+static int gw_has_control(const char *p, Py_ssize_t n)
 {
     for (Py_ssize_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
-        if ((c < 0x20 && !(allow_tab && c == '\t')) || c == 0x7f)
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
             return 1;
     }
     return 0;
@@ -74,7 +88,10 @@ static int gw_is_hop_by_hop(const char *p, Py_ssize_t n)
     return 0;
 }
 
-/* GIL held. */
+/* GIL held. PEP 3333's "a status code and a reason phrase, separated by a
+ * single space", as RFC 9112 section 4 spells it: three digits (100 to 999,
+ * no leading zero), SP, and a possibly empty reason phrase of HTAB, SP,
+ * VCHAR and obs-text. */
 static int gw_check_status(PyObject *status, const char **p, Py_ssize_t *n)
 {
     if (!PyUnicode_Check(status)) {
@@ -86,7 +103,7 @@ static int gw_check_status(PyObject *status, const char **p, Py_ssize_t *n)
         return -1;
     const char *s = *p;
     if (*n < 4 || *n > GW_MAX_VAR_LEN || s[0] < '1' || s[0] > '9' || s[1] < '0' || s[1] > '9' ||
-        s[2] < '0' || s[2] > '9' || s[3] != ' ' || gw_has_control(s, *n, 0)) {
+        s[2] < '0' || s[2] > '9' || s[3] != ' ' || gw_has_control(s + 4, *n - 4)) {
         PyErr_Format(PyExc_ValueError,
                      "start_response() status must be a three-digit code, a space and a reason "
                      "phrase, such as '200 OK'; got %R",
@@ -153,7 +170,7 @@ static int gw_add_header(gw_buf *b, PyObject *item, int64_t *content_length)
                      n);
         return -1;
     }
-    if (gw_has_control(value, value_len, 1)) {
+    if (gw_has_control(value, value_len)) {
         PyErr_Format(PyExc_ValueError, "header %R has a control character (such as CR or LF) in its value", n);
         return -1;
     }
@@ -233,7 +250,8 @@ static PyObject *gw_start_response(PyObject *self, PyObject *args, PyObject *kwa
     s->headers = built;
     s->content_length = content_length;
     s->started = 1;
-    return PyObject_GetAttrString(self, "write");
+    Py_INCREF(s->write);
+    return s->write;
 }
 
 /* GIL held. Appends the pending head as a FrameHead, once. On failure the
@@ -259,9 +277,14 @@ int gw_emit_head(gw_slot *s)
 
 /* write(data): PEP 3333 says its data must be transmitted before it
  * returns, so it flushes. GIL held. */
-static PyObject *gw_write(PyObject *self, PyObject *data)
+static PyObject *gw_write(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
-    gw_slot *s = ((gw_responder *)self)->slot;
+    gw_slot *s = ((gw_writer *)self)->slot;
+    if (PyVectorcall_NARGS(nargsf) != 1 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "write() takes exactly one bytes argument");
+        return NULL;
+    }
+    PyObject *data = args[0];
     if (s == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "write() called after the response ended");
         return NULL;
@@ -281,11 +304,6 @@ static PyObject *gw_write(PyObject *self, PyObject *data)
     Py_RETURN_NONE;
 }
 
-static PyMethodDef gw_responder_methods[] = {
-    {"write", gw_write, METH_O, "write(data): send bytes to the client now (PEP 3333)."},
-    {NULL, NULL, 0, NULL},
-};
-
 PyTypeObject gw_responder_type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "gowsgi.start_response",
@@ -294,21 +312,65 @@ PyTypeObject gw_responder_type = {
     .tp_call = gw_start_response,
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "start_response(status, headers, exc_info=None), as PEP 3333 defines it.",
-    .tp_methods = gw_responder_methods,
 };
 
-/* GIL held. */
-PyObject *gw_responder_new(gw_slot *s)
+PyTypeObject gw_writer_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gowsgi.write",
+    .tp_basicsize = sizeof(gw_writer),
+    .tp_dealloc = (destructor)PyObject_Free,
+    .tp_vectorcall_offset = offsetof(gw_writer, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "write(data): send bytes to the client now (PEP 3333).",
+};
+
+/* GIL held. Drops the slot's responder and writer. */
+void gw_responder_clear(gw_slot *s)
 {
-    gw_responder *r = PyObject_New(gw_responder, &gw_responder_type);
-    if (r != NULL)
-        r->slot = s;
-    return (PyObject *)r;
+    Py_CLEAR(s->responder);
+    Py_CLEAR(s->write);
 }
 
-/* GIL held. Cuts a responder off from its slot, so an app that kept it
- * cannot touch a later request. */
-void gw_responder_detach(PyObject *responder)
+/* GIL held. The pair that kept no reference of the app's: the slot's one
+ * and, while an app keeps the responder or its writer (in a global, a
+ * closure, a traceback), nobody else's. */
+static int gw_responder_unshared(gw_slot *s)
 {
-    ((gw_responder *)responder)->slot = NULL;
+    return s->responder != NULL && Py_REFCNT(s->responder) == 1 && Py_REFCNT(s->write) == 1;
+}
+
+/* GIL held. Returns the slot's start_response (borrowed), tied to the
+ * request about to run. One the app kept from an earlier request stays
+ * detached, so it cannot touch this one (gw_responder_end): the slot then
+ * makes a new pair. */
+PyObject *gw_responder_begin(gw_slot *s)
+{
+    if (!gw_responder_unshared(s)) {
+        gw_responder_clear(s);
+        s->responder = (PyObject *)PyObject_New(gw_responder, &gw_responder_type);
+        gw_writer *w = PyObject_New(gw_writer, &gw_writer_type);
+        if (w != NULL)
+            w->vectorcall = gw_write;
+        s->write = (PyObject *)w;
+        if (s->responder == NULL || s->write == NULL) {
+            gw_responder_clear(s);
+            return NULL;
+        }
+        s->responders_made++;
+    }
+    ((gw_responder *)s->responder)->slot = s;
+    ((gw_writer *)s->write)->slot = s;
+    return s->responder;
+}
+
+/* GIL held. Cuts the responder and writer off from the slot once the
+ * request has ended, so an app that kept them cannot touch a later
+ * request. */
+void gw_responder_end(gw_slot *s)
+{
+    if (s->responder != NULL) {
+        ((gw_responder *)s->responder)->slot = NULL;
+        ((gw_writer *)s->write)->slot = NULL;
+    }
 }

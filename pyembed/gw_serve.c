@@ -42,6 +42,7 @@ void gw_slot_close(gw_slot *s)
 {
     gw_send_pending(s);
     PyEval_RestoreThread(s->tstate);
+    gw_responder_clear(s);
     PyGILState_Release(s->gstate);
     gw_buf_free(&s->out);
     gw_buf_free(&s->status);
@@ -253,9 +254,13 @@ static uint8_t gw_send_iterable(gw_slot *s, PyObject *result)
 }
 
 /* GIL held. PEP 3333: close() is called on the iterable however the
- * response ended; an exception from it is logged, not sent. */
+ * response ended; an exception from it is logged, not sent. An exact list,
+ * tuple or bytes, which most apps return, has no close(): looking it up
+ * would raise and clear an AttributeError per request. */
 static void gw_close_result(gw_slot *s, PyObject *result)
 {
+    if (PyList_CheckExact(result) || PyTuple_CheckExact(result) || PyBytes_CheckExact(result))
+        return;
     PyObject *close = PyObject_GetAttrString(result, "close");
     if (close == NULL) {
         PyErr_Clear();
@@ -276,7 +281,7 @@ static uint8_t gw_run(gw_slot *s, const char *vars, size_t vars_len, const char 
     uint8_t flags;
     int spooled = *body_fd >= 0;
     PyObject *environ = gw_environ_new(s, vars, vars_len, body, body_len, body_fd, &input);
-    if (environ == NULL || gw_route(s, environ) < 0 || (responder = gw_responder_new(s)) == NULL) {
+    if (environ == NULL || gw_route(s, environ) < 0 || (responder = gw_responder_begin(s)) == NULL) {
         flags = gw_fail(s, "cannot build environ");
         goto cleanup;
     }
@@ -309,15 +314,13 @@ static uint8_t gw_run(gw_slot *s, const char *vars, size_t vars_len, const char 
         }
     }
 cleanup:
-    if (responder != NULL)
-        gw_responder_detach(responder);
+    gw_responder_end(s);
     if (spooled && input != NULL) {
         PyObject *r = PyObject_CallMethod(input, "close", NULL);
         Py_XDECREF(r);
         PyErr_Clear();
     }
     Py_XDECREF(result);
-    Py_XDECREF(responder);
     Py_XDECREF(input);
     Py_XDECREF(environ);
     return flags;

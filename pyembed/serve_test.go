@@ -3,6 +3,7 @@
 package pyembed
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -29,6 +31,30 @@ func TestFrameConstantsMatchWSGI(t *testing.T) {
 	for _, c := range frameConstants {
 		assert.Equal(t, c.wsgi, c.c, c.name)
 	}
+	t.Run("vars block limit", func(t *testing.T) {
+		var longest, over wsgi.Vars
+		longest.Add("K", strings.Repeat("x", cVarLimit))
+		over.Add("K", strings.Repeat("x", cVarLimit+1))
+		assert.NoError(t, longest.Err(), "wsgi refuses what C reads")
+		assert.ErrorIs(t, over.Err(), wsgi.ErrVarTooLong, "wsgi sends what C refuses")
+	})
+	t.Run("slot record offsets", func(t *testing.T) {
+		// Each word the master stores, read where C reads it.
+		mem := make([]uint64, wsgi.SlotRecordLen/8) // 8-byte aligned, as an mmap is
+		record := unsafe.Slice((*byte)(unsafe.Pointer(&mem[0])), wsgi.SlotRecordLen)
+		board, err := wsgi.NewScoreboard(record)
+		require.NoError(t, err)
+		u32 := func(off int) uint32 { return binary.NativeEndian.Uint32(record[off:]) }
+		u64 := func(off int) uint64 { return binary.NativeEndian.Uint64(record[off:]) }
+		board.Begin(0, 0x01020304, 0x0a0b0c0d0e0f1011)
+		board.Abort(0, 0x05060708)
+		assert.Equal(t, uint32(0x01020304), u32(cSlotOffsets.currentID), "current id")
+		assert.Equal(t, uint64(0x0a0b0c0d0e0f1011), u64(cSlotOffsets.startedNS), "started")
+		assert.Equal(t, uint32(0x05060708), u32(cSlotOffsets.abortID), "abort id")
+		board.Finish(0)
+		assert.Equal(t, uint64(1), u64(cSlotOffsets.served), "served")
+		assert.Equal(t, uint32(0), u32(cSlotOffsets.currentID), "current id once finished")
+	})
 }
 
 func TestServeResponses(t *testing.T) {
@@ -240,6 +266,9 @@ func TestCloseCalledOnEveryPath(t *testing.T) {
 		{"raise", "200 OK", "a", wsgi.FlagEndBroken},
 		{"str", "500 Internal Server Error", errorResponse, 0},
 		{"close-raises", "200 OK", "ab", 0}, // logged; the response already ended
+		// Only an exact list, tuple or bytes goes without the look-up.
+		{"list-subclass", "200 OK", "ab", 0},
+		{"tuple-subclass", "200 OK", "ab", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {
@@ -249,6 +278,42 @@ func TestCloseCalledOnEveryPath(t *testing.T) {
 			assert.Equal(t, tt.body, string(r.body))
 			assert.Equal(t, tt.endFlags, r.endFlags)
 			assert.Equal(t, "1", string(h.get("/closed", token).body))
+		})
+	}
+}
+
+// A slot hands the same start_response and write to request after request,
+// but one an app kept from an earlier request must not touch a later one
+// (PEP 3333: start_response belongs to its request).
+func TestStartResponseReusedUnlessKept(t *testing.T) {
+	h := newSlotHarness(t)
+	const (
+		staleStart = "start_response: RuntimeError: start_response() called after the response ended"
+		staleWrite = "write: RuntimeError: write() called after the response ended"
+	)
+	h.get("/hello", "")
+	made := h.slot.respondersMade()
+	for range 3 {
+		assert.Equal(t, "Hello World!\n", string(h.get("/hello", "").body))
+	}
+	assert.Equal(t, made, h.slot.respondersMade(), "nobody kept it: no new start_response")
+
+	for _, tt := range []struct{ kept, body string }{
+		{"start_response", staleStart},
+		{"write", staleWrite},
+		{"both", staleStart + "\n" + staleWrite},
+	} {
+		t.Run(tt.kept, func(t *testing.T) {
+			made := h.slot.respondersMade()
+			r := h.get("/keep", tt.kept)
+			require.Equal(t, "kept", string(r.body))
+			r = h.get("/use-kept", "")
+			assert.Equal(t, "200 OK", r.status)
+			assert.Equal(t, [][2]string{textPlain}, r.headers, "the stale calls left this request's head alone")
+			assert.Equal(t, tt.body, string(r.body))
+			assert.Equal(t, made+1, h.slot.respondersMade(), "a new start_response once the app kept the last")
+			h.get("/hello", "")
+			assert.Equal(t, made+1, h.slot.respondersMade(), "and that one is reused once nobody keeps it")
 		})
 	}
 }

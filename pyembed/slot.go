@@ -85,3 +85,7 @@ func (s *Slot) Close() {
 	C.gw_slot_close(s.c)
 	s.c = nil
 }
+
+// respondersMade returns how many start_response callables the slot has
+// made: one serves request after request while no app keeps it.
+func (s *Slot) respondersMade() uint64 { return uint64(s.c.responders_made) }

@@ -35,6 +35,10 @@ type Config struct {
 	AccessLog bool
 	// SpoolThreshold is the largest request body kept in memory.
 	SpoolThreshold int64
+	// ResponseSpoolLimit is the most of one response, past the 4 MiB kept
+	// in memory, that waits for a slow client in a temporary file; at it,
+	// the worker waits. 0 spools nothing: the worker waits at 4 MiB.
+	ResponseSpoolLimit int64
 	// BufferSize bounds a request's header block.
 	BufferSize int
 	// PidFile, when set, receives the master's pid once the sockets are

@@ -74,12 +74,14 @@ func (d *dispatcher) newJob(req *wsgi.Request) *job {
 	j.timedOut.Store(false)
 	j.setSlot(nil)
 	j.resp.reset()
+	j.resp.setSpoolLimit(d.spoolLimit, d.log)
 	return j
 }
 
 // release gives j back for reuse once its relay has returned: its slot has
 // dropped it by then, having delivered its last frame.
 func (j *job) release() {
+	j.resp.closeSpool()
 	j.req, j.client, j.directReq = nil, nil, wsgi.Request{}
 	j.setSlot(nil)
 	jobs.Put(j)
@@ -133,6 +135,9 @@ type dispatcher struct {
 	// cutting is set when the graceful timeout has passed: the requests
 	// still in flight lose their workers then and are cut (relay.cut).
 	cutting atomic.Bool
+	// spoolLimit is the most of one response held in its spool file for a
+	// slow client (--response-spool-limit); 0, the default, spools nothing.
+	spoolLimit int64
 }
 
 func newDispatcher(log *slog.Logger) *dispatcher {
@@ -336,16 +341,38 @@ func (r *relay) handle(it *item, data []byte) (end bool, err error) {
 		}
 		return true, errWorkerLost
 	}
-	if r.failure != nil || r.replaced {
-		if it.file != nil {
-			it.file.Close()
-		}
-		return false, nil
+	switch {
+	case r.failure != nil || r.replaced:
+		r.discard(it)
+	case it.spooled:
+		err = r.sendSpooled(it)
+	default:
+		err = r.write(it, data[it.start:it.end])
 	}
-	if err := r.write(it, data[it.start:it.end]); err != nil {
+	if err != nil {
 		r.fail(err)
 	}
 	return false, nil
+}
+
+// discard drops a frame of a response that is not going to the client,
+// letting go of its descriptor or its place in the spool.
+func (r *relay) discard(it *item) {
+	switch {
+	case it.spooled:
+		r.job.resp.unspool(it)
+	case it.file != nil:
+		it.file.Close()
+	}
+}
+
+// sendSpooled sends body frames the reader spooled, then frees their place.
+func (r *relay) sendSpooled(it *item) error {
+	defer r.job.resp.unspool(it)
+	r.dirty = true
+	n := int64(it.end - it.start)
+	r.bytes += n
+	return r.w.SendFile(it.file, int64(it.start), n)
 }
 
 // write sends one head, body or file frame to the client.

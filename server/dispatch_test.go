@@ -387,66 +387,77 @@ func (s *slot) busy() bool {
 	return len(s.inflight) > 0
 }
 
-// slowWriter is a ResponseWriter whose body writes wait for a go-ahead.
-type slowWriter struct {
-	recorder
-	gate chan struct{}
-}
-
-func (w *slowWriter) WriteBody(p []byte) error {
-	<-w.gate
-	w.add(fmt.Sprintf("body %d", len(p)))
-	return nil
-}
-
+// A client that reads slowly holds back its worker only once the master
+// holds all it may of the response: memoryMark bytes in memory with
+// spooling off, that and the spool limit with it.
 func TestDispatchHoldsBackAWorkerAheadOfASlowClient(t *testing.T) {
-	rig := newDispatchRig(t, 1)
-	rec := &slowWriter{gate: make(chan struct{})}
-	done := rig.serve(context.Background(), rec, "/big", "")
-	w := rig.workers[0]
-	id, _, _ := w.nextRequest()
-	w.write(head(id, "200 OK"))
-	chunk := string(make([]byte, 1<<20))
-	frames := 3 * queueHighWater / len(chunk)
-	written := make(chan struct{})
-	go func() {
-		defer close(written)
-		for range frames {
-			if _, err := w.conn.Write(bodyFrame(id, chunk)); err != nil {
-				return
+	tests := []struct {
+		name       string
+		spoolLimit int64
+	}{
+		{"spooling off: at the memory mark", 0},
+		{"at the spool limit", 2 << 20},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("TMPDIR", t.TempDir())
+			rig := newDispatchRig(t, 1)
+			logs := &lockedBuffer{}
+			rig.d.log = slog.New(slog.NewTextHandler(logs, nil))
+			rig.d.spoolLimit = tc.spoolLimit
+			rec := newGatedWriter(t)
+			done := rig.serve(context.Background(), rec, "/big", "")
+			w := rig.workers[0]
+			id, _, _ := w.nextRequest()
+			w.write(head(id, "200 OK"))
+			chunk := string(make([]byte, 1<<20))
+			frames := 3 * (memoryMark + int(tc.spoolLimit)) / len(chunk)
+			written := make(chan struct{})
+			go func() {
+				defer close(written)
+				for range frames {
+					if _, err := w.conn.Write(bodyFrame(id, chunk)); err != nil {
+						return
+					}
+				}
+				w.conn.Write(end(id, 0))
+			}()
+			// With the client stalled, the master holds at most about that
+			// much, and the socket buffers hold the rest back in the worker.
+			bound := memoryMark + int(tc.spoolLimit)
+			eventually(t, func() bool { return rig.slots[0].heldBytes() >= bound }, "the master's share fills up")
+			assert.LessOrEqual(t, rig.slots[0].heldBytes(), bound+2*(len(chunk)+wsgi.FrameHeaderLen))
+			select {
+			case <-written:
+				require.FailNow(t, "the worker wrote everything although the client is stalled")
+			default:
 			}
-		}
-		w.conn.Write(end(id, 0))
-	}()
-	// With the client stalled, the master queues at most about the high
-	// water mark, and the socket buffers hold the rest back in the worker.
-	eventually(t, func() bool { return rig.slots[0].queuedBytes() >= queueHighWater }, "the queue fills up")
-	assert.LessOrEqual(t, rig.slots[0].queuedBytes(), queueHighWater+len(chunk)+wsgi.FrameHeaderLen)
-	select {
-	case <-written:
-		require.FailNow(t, "the worker wrote everything although the client is stalled")
-	default:
+			rec.open()
+			require.NoError(t, wait(t, done))
+			<-written
+			assert.Equal(t, frames*len(chunk), rec.body.Len())
+			warnings := strings.Count(logs.String(), "reached --response-spool-limit")
+			if tc.spoolLimit > 0 {
+				assert.Equal(t, 1, warnings, "the limit is logged once per response")
+			} else {
+				assert.Zero(t, warnings, "no spool, no limit to log")
+			}
+		})
 	}
-	close(rec.gate)
-	require.NoError(t, wait(t, done))
-	<-written
-	bodies := 0
-	for _, call := range rec.log() {
-		if strings.HasPrefix(call, "body ") {
-			bodies++
-		}
-	}
-	assert.Equal(t, frames, bodies)
 }
 
-// queuedBytes returns the bytes queued for the request in flight.
-func (s *slot) queuedBytes() int {
+// heldBytes returns the bytes the master holds for the request in flight
+// and its relay has not taken or sent: in memory and in the spool.
+func (s *slot) heldBytes() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.inflight) == 0 {
 		return 0
 	}
-	return s.inflight[0].resp.queued()
+	r := s.inflight[0].resp
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.data) + int(r.spool.held)
 }
 
 // A head that breaks PEP 3333's rules can only come from a worker whose

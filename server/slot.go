@@ -1,8 +1,9 @@
 // A worker slot as the master sees it: one socketpair end, a writer
 // goroutine that takes requests from the global queue, and a reader
-// goroutine that queues the response frames for the request's relay; it
-// waits only while more than 4 MiB of one response are queued for a slow
-// client (response.go), which holds back the worker streaming to it.
+// goroutine that queues the response frames for the request's relay, in
+// memory and past 4 MiB in a spool file; it waits only when a slow client's
+// response has reached its spool limit (response.go), which holds back the
+// worker streaming to it.
 //
 // An idle slot waits on the queue. A busy slot takes one more request, up
 // to slotDepth in flight, but only from a request that is already waiting

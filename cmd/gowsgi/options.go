@@ -68,9 +68,12 @@ type options struct {
 	GracefulTimeout time.Duration
 	DisableLogging  bool
 	SpoolThreshold  int
-	BufferSize      int
-	Help            bool
-	Version         bool
+	// ResponseSpoolLimit bounds the spool of a response waiting for a slow
+	// client (--response-spool-limit).
+	ResponseSpoolLimit int
+	BufferSize         int
+	Help               bool
+	Version            bool
 	// The process options (process.go).
 	PidFile        string
 	UID, GID       string
@@ -177,6 +180,8 @@ func optionTable(o *options) []option {
 			help: "do not log each request"},
 		{names: []string{"--spool-threshold"}, kind: kindInt, arg: "BYTES", min: 0, max: maxSpoolThreshold, target: &o.SpoolThreshold,
 			help: "keep request bodies up to BYTES in memory, spool larger ones to a file; default 1048576"},
+		{names: []string{"--response-spool-limit"}, kind: kindInt, arg: "BYTES", min: 0, max: 1 << 50, target: &o.ResponseSpoolLimit,
+			help: "past 4 MiB of a response waiting for a slow client, spool up to BYTES more to a temporary file before its worker waits; 0: the worker waits at 4 MiB; default 1073741824"},
 		{names: []string{"--buffer-size", "-b"}, kind: kindInt, arg: "BYTES", min: 1024, max: 1 << 24, target: &o.BufferSize,
 			help: "refuse request headers larger than BYTES with 431; default 65536"},
 		{names: []string{"--harakiri", "-t"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: 86400, target: &o.Harakiri,
@@ -275,6 +280,8 @@ func defaultOptions() *options {
 		GracefulTimeout: 30 * time.Second,
 		SpoolThreshold:  1 << 20,
 		BufferSize:      65536,
+
+		ResponseSpoolLimit: 1 << 30,
 
 		WorkerReloadMercy: 60 * time.Second, // uWSGI's default
 	}

@@ -18,6 +18,13 @@ Routes:
     GET /brokenpipe     writes to a pipe whose reader has closed and answers
                         with the exception that raised (BrokenPipeError, as
                         under plain Python, which ignores SIGPIPE)
+    GET /stream?mib=N&tag=T
+                        streams N * 16 chunks of 65,528 bytes (N at most 64),
+                        with its Content-Length: chunk i is b"%07d\n" % i
+                        repeated; not a page's multiple, so the chunks
+                        straddle pages wherever the server keeps them;
+                        writes streamed-T once the worker has handed over
+                        the last chunk
 
 The reload tests set RAISE_ON_IMPORT to True to make the import fail, and
 IMPORT_SECONDS to make it slow.
@@ -96,6 +103,21 @@ def broken_pipe(environ, start_response):
     return [outcome.encode()]
 
 
+STREAM_CHUNK = 8 * 8191
+
+
+def stream(environ, start_response):
+    chunks = number(environ, "mib", 64) * 16
+    name = tag(environ)
+    start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                              ("Content-Length", str(chunks * STREAM_CHUNK))])
+    for i in range(chunks):
+        yield b"%07d\n" % i * (STREAM_CHUNK // 8)
+    # Reached when the worker asks for the chunk after the last: it has
+    # written every chunk to the master.
+    record("streamed-" + name)
+
+
 ROUTES = {
     "/work": work,
     "/version": version,
@@ -105,6 +127,7 @@ ROUTES = {
     "/abort": abort,
     "/segv": segv,
     "/brokenpipe": broken_pipe,
+    "/stream": stream,
 }
 
 

@@ -16,8 +16,9 @@ Routes (PATH_INFO; QUERY_STRING picks a variant where noted):
   /raise               raises before start_response (-> 500)
   /raise-after-head    yields a chunk, then raises
   /no-start            returns a body without calling start_response
-  /close?<mode>&<tok>  an iterable with close(); mode ok, raise, str or
-                       close-raises
+  /close?<mode>&<tok>  an iterable with close(); mode ok, raise, str,
+                       close-raises, or list-subclass and tuple-subclass
+                       (a subclass of list or tuple with close())
   /closed?<tok>        "1" if the iterable of token tok was closed
   /stream?<fd>         yields b"first", waits for a byte on fd, yields
                        b"second"
@@ -35,6 +36,15 @@ Routes (PATH_INFO; QUERY_STRING picks a variant where noted):
   /head-of?<n>         a head whose frame payload is exactly n bytes
   /swapped-file?<a>&<b> wsgi.file_wrapper of file a, whose tell() puts
                        file b under a's descriptor number
+  /keep?<what>         keeps its start_response, its write or both
+                       (what: start_response, write, both) in kept
+  /use-kept            calls what /keep kept, then answers 200 with a
+                       line "<name>: <ExceptionType>: <message>" (or
+                       "<name>: accepted") for each, and forgets them
+  /check-head          start_response(CHECK_STATUS, [(CHECK_NAME,
+                       CHECK_VALUE)]) from environ (no header without
+                       CHECK_NAME): answers that head with b"accepted", or
+                       200 with "<ExceptionType>: <message>" if refused
 """
 import io
 import json
@@ -185,9 +195,23 @@ class Closing:
             raise RuntimeError("close failed")
 
 
+class ClosingList(list):
+    def close(self):
+        closed.add(self.token)
+
+
+class ClosingTuple(tuple):
+    def close(self):
+        closed.add(self.token)
+
+
 def close_route(environ, start_response):
     mode, token = environ["QUERY_STRING"].split("&")
     start_response("200 OK", [])
+    if mode in ("list-subclass", "tuple-subclass"):
+        result = (ClosingList if mode == "list-subclass" else ClosingTuple)([b"a", b"b"])
+        result.token = token
+        return result
     items = {"ok": [b"a", b"b"], "raise": [b"a", None], "str": ["a"], "close-raises": [b"a", b"b"]}[mode]
     return Closing(token, items, close_raises=mode == "close-raises")
 
@@ -345,7 +369,48 @@ def swapped_file(environ, start_response):
     return environ["wsgi.file_wrapper"](SwappingFile(a, b))
 
 
+def check_head(environ, start_response):
+    headers = []
+    if "CHECK_NAME" in environ:
+        headers.append((environ["CHECK_NAME"], environ["CHECK_VALUE"]))
+    try:
+        start_response(environ["CHECK_STATUS"], headers)
+    except Exception as exc:
+        return ok(start_response, ("%s: %s" % (type(exc).__name__, exc)).encode())
+    return [b"accepted"]
+
+
+kept = {}
+
+
+def keep(environ, start_response):
+    what = environ["QUERY_STRING"]
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+    if what in ("start_response", "both"):
+        kept["start_response"] = start_response
+    if what in ("write", "both"):
+        kept["write"] = write
+    return [b"kept"]
+
+
+def use_kept(environ, start_response):
+    calls = {"start_response": lambda f: f("200 OK", []), "write": lambda f: f(b"stale")}
+    lines = []
+    for name, call in calls.items():
+        if name in kept:
+            try:
+                call(kept[name])
+                lines.append("%s: accepted" % name)
+            except Exception as exc:
+                lines.append("%s: %s: %s" % (name, type(exc).__name__, exc))
+    kept.clear()
+    return ok(start_response, "\n".join(lines).encode())
+
+
 ROUTES.update({
+    "/keep": keep,
+    "/use-kept": use_kept,
+    "/check-head": check_head,
     "/emptied-list": emptied_list,
     "/bad-len-block": bad_len_block,
     "/head-of": head_of,
