@@ -225,7 +225,9 @@ func (s *streamServer) serveRequest(c *streamConn) error {
 
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
-	go watchPeer(c.conn, cancel)
+	conn := c.conn // not c.conn in the func: c is reused once this returns
+	watch := time.AfterFunc(peerWatchDelay, func() { watchPeer(conn, cancel) })
+	defer watch.Stop()
 	c.resp = plainResponse{w: c.w, raw: c.conn, appendHead: s.proto.appendHead, head: c.resp.head}
 	err = s.handler.ServeWSGI(ctx, &c.resp, &c.req)
 	// Flushed even when the response broke: every block the app yielded
@@ -274,6 +276,12 @@ func readDeclaredBody(r io.Reader, n, threshold int64, buf []byte) (body, error)
 	}
 	return b, err
 }
+
+// peerWatchDelay is how long a request runs before its connection is
+// watched for the web server leaving: most requests end sooner, and a
+// goroutine blocked reading each connection costs the master a wake-up per
+// request.
+const peerWatchDelay = 20 * time.Millisecond
 
 // watchPeer reads conn until it fails and then cancels the request: the web
 // server resets or closes the connection when its client goes away. A clean

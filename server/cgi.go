@@ -136,7 +136,7 @@ func serveCGI(gateway func(context.Context, wsgi.Handler) error, log *slog.Logge
 	d := newDispatcher(log)
 	s := newSlot(0, 0, conn, b)
 	go s.read(func(err error) { log.Error("cgi: bad response frames", "error", err) })
-	go s.serve(d.queue, nil)
+	go s.serve(d, nil)
 	err = gateway(ctx, d)
 	if cause := context.Cause(ctx); cause != nil && err != nil {
 		err = fmt.Errorf("%w (%w)", err, cause)

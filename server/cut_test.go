@@ -66,7 +66,7 @@ func TestDispatchCutAtTheGracefulTimeout(t *testing.T) {
 // TestDispatchCutAnswersQueuedRequests: a request still waiting for a
 // slot when the dispatcher is cut gets 503, and the cut is logged.
 func TestDispatchCutAnswersQueuedRequests(t *testing.T) {
-	rig, _ := newRig(t, 1, nil) // its slot never takes a request
+	rig, _ := newRig(t, 1) // its slot never takes a request
 	var logs bytes.Buffer
 	rig.d.log = slog.New(slog.NewTextHandler(&logs, nil))
 	rec := &recorder{}

@@ -1,7 +1,8 @@
-// Dispatch: the server's side of wsgi.Handler. Every request goes on one
-// global queue that idle slots wait on, so no request waits behind a busy
-// worker while another is idle; a busy slot takes a second one only when it
-// already found every slot busy (slot.go). The gateway's goroutine then
+// Dispatch: the server's side of wsgi.Handler. A request takes an idle
+// slot off the idle list (idle.go) and sends its frame itself; one that
+// finds none goes on one global queue that the slots' writers wait on, so
+// no request waits behind a busy worker while another is idle; a busy slot
+// takes a second one only when it already found every slot busy (slot.go). The gateway's goroutine then
 // relays the response frames its slot's reader hands over.
 package server
 
@@ -43,6 +44,10 @@ type job struct {
 	// servedBefore is the slot's served count when the request was sent,
 	// which tells whether the worker finished anything since.
 	servedBefore uint64
+
+	// queuedAt is when it went on the waiting list, for the queue-wait
+	// metric.
+	queuedAt time.Time
 
 	// timedOut is set by harakiri (harakiri.go) before it kills the worker.
 	timedOut atomic.Bool
@@ -97,9 +102,9 @@ func (j *job) lost(begun bool) {
 	j.resp.notify()
 }
 
-// dispatcher implements wsgi.Handler over the slots that read its queue.
+// dispatcher implements wsgi.Handler over the slots its scheduler holds.
 type dispatcher struct {
-	queue    chan *job
+	sched    scheduler     // the slots and the requests waiting for one (sched.go)
 	stopped  chan struct{} // closed once no worker will take a request again
 	stopOnce sync.Once
 	nextID   atomic.Uint32
@@ -120,7 +125,6 @@ type dispatcher struct {
 
 func newDispatcher(log *slog.Logger) *dispatcher {
 	return &dispatcher{
-		queue:   make(chan *job),
 		stopped: make(chan struct{}),
 		log:     log,
 	}
@@ -146,7 +150,8 @@ func (d *dispatcher) newID() uint32 {
 	}
 }
 
-// ServeWSGI queues req for the next idle slot and relays its response to w.
+// ServeWSGI sends req to an idle slot, or queues it for the next slot to
+// take it when none is idle, and relays its response to w.
 func (d *dispatcher) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, req *wsgi.Request) error {
 	start := time.Now()
 	r := relay{w: w, log: d.log, cutting: &d.cutting}
@@ -157,27 +162,10 @@ func (d *dispatcher) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, req *
 		}
 		r.job = d.newJob(req)
 		r.lastAttempt = attempt == maxRetries
-		if d.waiting.Add(1) > d.maxWaiting && d.maxWaiting > 0 {
-			d.waiting.Add(-1)
-			err = r.answer(503, "Service Unavailable")
-			break
-		}
-		queued := time.Now()
-		select {
-		case d.queue <- r.job:
-			d.waiting.Add(-1)
-			d.metrics.observeQueueWait(time.Since(queued))
-			err = r.run(ctx)
-		case <-ctx.Done():
-			d.waiting.Add(-1)
+		err = d.dispatch(ctx, &r)
+		if errors.Is(err, errLeftQueued) {
 			r.job.release()
-			return fmt.Errorf("server: client left while its request was queued: %w", context.Cause(ctx))
-		case <-d.stopped:
-			d.waiting.Add(-1)
-			if d.cutting.Load() {
-				r.logCut("503")
-			}
-			err = r.answer(503, "Service Unavailable")
+			return err
 		}
 		if !errors.Is(err, errRetry) {
 			break
@@ -186,6 +174,44 @@ func (d *dispatcher) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, req *
 	d.finished(w, &r, start)
 	r.job.release()
 	return err
+}
+
+var errLeftQueued = errors.New("server: client left while its request was queued")
+
+// dispatch sends r's job to a slot, from this goroutine when one has room,
+// else through the waiting list, and relays its response. A client that
+// leaves while its request waits gets errLeftQueued; past --listen requests
+// waiting, and once no worker is left, the answer is 503.
+func (d *dispatcher) dispatch(ctx context.Context, r *relay) error {
+	full := d.maxWaiting > 0 && d.waiting.Load() >= d.maxWaiting
+	if s := d.take(r.job, !full); s != nil {
+		// No hop: this goroutine writes the frame itself.
+		d.metrics.observeQueueWait(0)
+		s.sendNow(r.job)
+		return r.run(ctx)
+	}
+	if full {
+		return r.answer(503, "Service Unavailable")
+	}
+	// Waiting: the slot that takes the job sends its frame, and this
+	// goroutine sleeps until the response's first frames arrive.
+	resp := r.job.resp
+	select {
+	case <-resp.wake:
+		resp.notify() // for run
+	case <-ctx.Done():
+		if d.withdraw(r.job) {
+			return fmt.Errorf("%w: %w", errLeftQueued, context.Cause(ctx))
+		}
+	case <-d.stopped:
+		if d.withdraw(r.job) {
+			if d.cutting.Load() {
+				r.logCut("503")
+			}
+			return r.answer(503, "Service Unavailable")
+		}
+	}
+	return r.run(ctx)
 }
 
 // finished counts a request that has ended for --stats, and tells the

@@ -71,7 +71,7 @@ func BenchmarkDispatchRoundTrip(b *testing.B) {
 		file.Close()
 		s := newSlot(1, i, conn, board)
 		go s.read(func(error) {})
-		go s.serve(d.queue, retire)
+		go s.serve(d, retire)
 		go answerHello(wc, board.sb, i)
 		ours, theirs = append(ours, s), append(theirs, wc)
 	}

@@ -122,22 +122,19 @@ type dispatchRig struct {
 }
 
 func newDispatchRig(t *testing.T, slots int) *dispatchRig {
-	rig, start := newRig(t, slots, nil)
+	rig, start := newRig(t, slots)
 	for i := range slots {
 		start(i)
 	}
 	return rig
 }
 
-// newRig builds a dispatchRig whose slots' writers wait for start(i); a
-// non-nil queue replaces the dispatcher's own.
-func newRig(t *testing.T, slots int, queue chan *job) (*dispatchRig, func(i int)) {
+// newRig builds a dispatchRig whose slots take requests once start(i) is
+// called.
+func newRig(t *testing.T, slots int) (*dispatchRig, func(i int)) {
 	rig := &dispatchRig{
 		d:      newDispatcher(slog.New(slog.NewTextHandler(io.Discard, nil))),
 		broken: make(chan error, slots),
-	}
-	if queue != nil {
-		rig.d.queue = queue
 	}
 	b, boardFile, err := newBoard(slots)
 	require.NoError(t, err)
@@ -164,7 +161,7 @@ func newRig(t *testing.T, slots int, queue chan *job) (*dispatchRig, func(i int)
 		}
 		b.release()
 	})
-	return rig, func(i int) { go rig.slots[i].serve(rig.d.queue, retire) }
+	return rig, func(i int) { go rig.slots[i].serve(rig.d, retire) }
 }
 
 // serve runs one request in the background; the result arrives on the

@@ -169,7 +169,7 @@ func newMaster(cfg Config) (*master, error) {
 	m.dispatch = newDispatcher(m.log)
 	m.dispatch.maxWaiting = int64(cfg.Listen)
 	m.dispatch.spoolLimit = cfg.ResponseSpoolLimit
-	m.pool = newPool(cfg.Processes, cfg.Threads, m.launcher(exe, args), m.dispatch.queue, m.log)
+	m.pool = newPool(cfg.Processes, cfg.Threads, m.launcher(exe, args), m.dispatch, m.log)
 	m.pool.limits = cfg.Limits
 	if err := m.prepareAccessStaticStats(); err != nil {
 		return m, err

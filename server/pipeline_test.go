@@ -11,11 +11,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// newWaitingRig is a dispatchRig whose queue holds requests until the test
-// starts a slot's writer, so requests can be made to wait on the queue
-// before any slot looks at it, as they do when every slot is busy.
+// newWaitingRig is a dispatchRig whose requests wait until the test starts
+// a slot, as they do when every slot is busy.
 func newWaitingRig(t *testing.T, slots int) (*dispatchRig, func(i int)) {
-	return newRig(t, slots, make(chan *job, 8))
+	return newRig(t, slots)
 }
 
 func TestDispatchSendsAWaitingRequestToABusySlot(t *testing.T) {
@@ -23,9 +22,9 @@ func TestDispatchSendsAWaitingRequestToABusySlot(t *testing.T) {
 	w := rig.workers[0]
 	recA, recB := &recorder{}, &recorder{}
 	doneA := rig.serve(context.Background(), recA, "/a", "")
-	eventually(t, func() bool { return len(rig.d.queue) == 1 }, "A waits")
+	eventually(t, func() bool { return rig.d.waiting.Load() == 1 }, "A waits")
 	doneB := rig.serve(context.Background(), recB, "/b", "")
-	eventually(t, func() bool { return len(rig.d.queue) == 2 }, "B waits")
+	eventually(t, func() bool { return rig.d.waiting.Load() == 2 }, "B waits")
 	start(0)
 	idA, _, _ := w.nextRequest()
 	// B reaches the worker while A is still unanswered.
@@ -65,9 +64,9 @@ func TestDispatchRetriesARequestQueuedBehindOneWhoseWorkerDied(t *testing.T) {
 	rig, start := newWaitingRig(t, 2)
 	recA, recB := &recorder{}, &recorder{}
 	doneA := rig.serve(context.Background(), recA, "/a", "")
-	eventually(t, func() bool { return len(rig.d.queue) == 1 }, "A waits")
+	eventually(t, func() bool { return rig.d.waiting.Load() == 1 }, "A waits")
 	doneB := rig.serve(context.Background(), recB, "/b", "")
-	eventually(t, func() bool { return len(rig.d.queue) == 2 }, "B waits")
+	eventually(t, func() bool { return rig.d.waiting.Load() == 2 }, "B waits")
 	start(0)
 	rig.workers[0].nextRequest()
 	rig.workers[0].peekRequest()

@@ -80,7 +80,7 @@ type respawnRequest struct{ num, gen int }
 type pool struct {
 	processes, threads int
 	launcher           launcher
-	queue              chan *job
+	dispatch           *dispatcher // whose scheduler its slots take requests from
 	log                *slog.Logger
 	limits             WorkerLimits // set before start
 	// reloadBegan and reloadEnded, when set (before start), are called by
@@ -116,12 +116,12 @@ type pool struct {
 	counts   map[int]*workerCounts // by worker number
 }
 
-func newPool(processes, threads int, l launcher, queue chan *job, log *slog.Logger) *pool {
+func newPool(processes, threads int, l launcher, d *dispatcher, log *slog.Logger) *pool {
 	return &pool{
 		processes: processes,
 		threads:   threads,
 		launcher:  l,
-		queue:     queue,
+		dispatch:  d,
 		log:       log,
 		events:    make(chan event, 16),
 		reloads:   make(chan struct{}, 1),
@@ -371,7 +371,7 @@ func (p *pool) readyCount(gen int) int {
 func (p *pool) activate(w *worker) {
 	w.active = true
 	for _, s := range w.slots {
-		go s.serve(p.queue, w.retire)
+		go s.serve(p.dispatch, w.retire)
 	}
 }
 

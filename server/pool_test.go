@@ -53,7 +53,7 @@ func startPool(t *testing.T, processes, threads int, module string) *poolRig {
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	d := newDispatcher(log)
 	l := newZygoteLauncher(os.Args[0], []string{"-test.run=^$"}, zygoteSpec(t, module), log)
-	p := newPool(processes, threads, l, d.queue, log)
+	p := newPool(processes, threads, l, d, log)
 	p.start()
 	t.Cleanup(func() {
 		p.kill()

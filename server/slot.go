@@ -1,16 +1,9 @@
-// A worker slot as the master sees it: one socketpair end, a writer
-// goroutine that takes requests from the global queue, and a reader
-// goroutine that queues the response frames for the request's relay, in
-// memory and past 4 MiB in a spool file; it waits only when a slow client's
-// response has reached its spool limit (response.go), which holds back the
-// worker streaming to it.
-//
-// An idle slot waits on the queue. A busy slot takes one more request, up
-// to slotDepth in flight, but only from a request that is already waiting
-// on the queue: an unbuffered send blocks only while no slot is parked on
-// the receive, so such a request found every slot busy. Sending it at once
-// lets the worker start it the moment the previous response is written,
-// instead of sleeping through a round trip to the master.
+// A worker slot as the master sees it: one socketpair end that request
+// frames are written to by whichever goroutine the scheduler (sched.go)
+// gives the request, and a reader goroutine that queues the response frames
+// for the request's relay, in memory and past 4 MiB in a spool file; it
+// waits only when a slow client's response has reached its spool limit
+// (response.go), which holds back the worker streaming to it.
 package server
 
 import (
@@ -29,16 +22,6 @@ import (
 // keptFrameCap is the largest request frame buffer a slot keeps for reuse.
 const keptFrameCap = 256 << 10
 
-// slotDepth bounds the requests sent to one slot and not yet answered. Two
-// keep a busy worker fed; more would only queue requests behind a slow one
-// that another slot might free up for sooner.
-const slotDepth = 2
-
-// pipelineFrameCap is the largest request frame sent to a busy slot: the
-// worker reads it only after the response before it, so it must fit the
-// socket's buffer, never holding the writer up while a slot elsewhere idles.
-const pipelineFrameCap = 64 << 10
-
 // maxFDsPerRead bounds the descriptors one read can carry; a worker sends one
 // per FrameFile, so a read holding more frames than this is not expected.
 const maxFDsPerRead = 64
@@ -54,12 +37,15 @@ type slot struct {
 	board  *board
 
 	mu       sync.Mutex
-	inflight []*job // requests sent and not yet ended, oldest first
-	closed   bool   // the reader has stopped; nothing more will be delivered
+	inflight []*job      // requests sent and not yet ended, oldest first
+	closed   bool        // the reader has stopped; nothing more will be delivered
+	d        *dispatcher // whose requests it takes; nil until it serves
 
-	ended chan struct{} // one token: a request in flight has ended
-	dead  chan struct{} // closed when the reader stops
-	out   []byte        // reused request frame buffer
+	sched  schedState // guarded by d.sched.mu
+	sendMu sync.Mutex // held while a request frame is built in out and written
+
+	dead chan struct{} // closed when the reader stops
+	out  []byte        // reused request frame buffer
 }
 
 func newSlot(worker, index int, conn *net.UnixConn, b *board) *slot {
@@ -69,97 +55,33 @@ func newSlot(worker, index int, conn *net.UnixConn, b *board) *slot {
 		conn:     conn,
 		rx:       fdReader{conn: conn, oob: make([]byte, unix.CmsgSpace(4*maxFDsPerRead))},
 		board:    b,
-		ended:    make(chan struct{}, 1),
 		inflight: make([]*job, 0, slotDepth),
 		dead:     make(chan struct{}),
 	}
 }
 
-// serve takes requests from queue until the slot dies or retire is closed;
-// retiring shuts the socket's write side once the slot is idle, which tells
-// the worker to finish and exit.
-func (s *slot) serve(queue chan *job, retire <-chan struct{}) {
-	for {
-		n := s.pending()
-		if n == 0 {
-			if !s.serveIdle(queue, retire) {
-				return
-			}
-			continue
-		}
-		if n < slotDepth && !closedYet(retire) {
-			select {
-			case j := <-queue:
-				if !s.sendBehind(queue, j) {
-					return
-				}
-				continue
-			default:
-			}
-		}
-		select {
-		case <-s.ended:
-		case <-s.dead:
-			return
-		}
+// serve lets the slot take requests from d (sched.go) until the slot dies
+// or retire is closed; a retiring slot is shut once the requests it has are
+// done, which tells the worker to finish and exit.
+func (s *slot) serve(d *dispatcher, retire <-chan struct{}) {
+	s.mu.Lock()
+	s.d = d
+	s.mu.Unlock()
+	d.register(s)
+	select {
+	case <-s.dead:
+	case <-retire:
+		d.retire(s)
 	}
 }
 
-// serveIdle waits, with nothing in flight, for a request or for the end. It
-// returns false when the slot is finished.
-func (s *slot) serveIdle(queue <-chan *job, retire <-chan struct{}) bool {
-	select {
-	case <-s.dead:
-		return false
-	case <-retire:
-		s.conn.CloseWrite()
-		return false
-	default:
-	}
-	select {
-	case <-s.dead:
-		return false
-	case <-retire:
-		s.conn.CloseWrite()
-		return false
-	case j := <-queue:
-		s.out = wsgi.AppendRequest(s.out[:0], j.id, j.req)
-		return s.send(j)
-	}
-}
-
-// sendBehind sends j, taken from the queue while the slot is busy, when its
-// frame is small enough to wait in the socket's buffer. A larger one would
-// hold this writer up until the worker reads it, so it goes back to the
-// queue for the next slot to go idle, this one included.
-func (s *slot) sendBehind(queue chan<- *job, j *job) bool {
+// sendNow builds j's request frame and writes it. It returns what send
+// does.
+func (s *slot) sendNow(j *job) bool {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
 	s.out = wsgi.AppendRequest(s.out[:0], j.id, j.req)
-	if len(s.out) <= pipelineFrameCap {
-		return s.send(j)
-	}
-	for {
-		select {
-		case queue <- j:
-			return true
-		case <-s.ended:
-			if s.pending() == 0 {
-				return s.send(j)
-			}
-		case <-s.dead:
-			j.lost(false)
-			return false
-		}
-	}
-}
-
-// closedYet reports whether c is closed, without waiting.
-func closedYet(c <-chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
+	return s.send(j)
 }
 
 // pending returns how many requests are in flight.
@@ -169,7 +91,8 @@ func (s *slot) pending() int {
 	return len(s.inflight)
 }
 
-// send writes j's request frame, already built in s.out. It returns false
+// send writes j's request frame, already built in s.out, with s.sendMu
+// held. It returns false
 // when the slot has died, in which case j has been or will be told its
 // worker is lost.
 func (s *slot) send(j *job) bool {
@@ -299,12 +222,12 @@ func (s *slot) deliver(f wsgi.Frame, more bool) error {
 	n := copy(s.inflight, s.inflight[1:])
 	s.inflight[n] = nil
 	s.inflight = s.inflight[:n]
+	d := s.d
 	s.mu.Unlock()
 	j.resp.push(f, nil)
 	j.resp.notify()
-	select {
-	case s.ended <- struct{}{}:
-	default:
+	if d != nil {
+		d.ended(s)
 	}
 	return nil
 }
@@ -317,7 +240,11 @@ func (s *slot) stop() {
 	s.mu.Lock()
 	jobs := s.inflight
 	s.inflight, s.closed = nil, true
+	d := s.d
 	s.mu.Unlock()
+	if d != nil {
+		d.unlist(s, false)
+	}
 	for _, j := range jobs {
 		j.lost(s.begun(j))
 	}
