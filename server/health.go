@@ -24,7 +24,7 @@ type health struct {
 	listeners []*listener
 	servers   []*http.Server
 	snapshot  func(time.Duration) (poolSnapshot, bool)
-	waiting   func() int64
+	waiting   func() int64 // requests no worker has begun (dispatcher.notBegun)
 	draining  *atomic.Bool
 	log       *slog.Logger
 }

@@ -182,7 +182,7 @@ func newMaster(cfg Config) (*master, error) {
 		return m, err
 	}
 	if m.health != nil {
-		m.health.snapshot, m.health.waiting, m.health.draining, m.health.log = m.pool.snapshotWithin, m.dispatch.waiting.Load, &m.draining, m.log
+		m.health.snapshot, m.health.waiting, m.health.draining, m.health.log = m.pool.snapshotWithin, m.dispatch.notBegun, &m.draining, m.log
 	}
 	m.notify = notifier{log: m.log}
 	m.pool.reloadBegan = m.notify.reloading

@@ -83,6 +83,20 @@ func (d *dispatcher) take(j *job, wait bool) *slot {
 	return nil
 }
 
+// notBegun counts the requests no worker has begun: those on the waiting
+// list and those sent behind another request on a busy slot. Readiness
+// reads it; it walks the slots, so it stays off the request path.
+func (d *dispatcher) notBegun() int64 {
+	q := &d.sched
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := int64(len(q.waiting))
+	for _, s := range q.slots {
+		n += int64(max(s.sched.load-1, 0))
+	}
+	return n
+}
+
 // withdraw takes j off the waiting list; false means a slot took it.
 func (d *dispatcher) withdraw(j *job) bool {
 	q := &d.sched
