@@ -259,3 +259,21 @@ func isTransientAcceptError(err error) bool {
 		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM) ||
 		errors.Is(err, syscall.ECONNABORTED) || errors.As(err, &ne) && ne.Timeout()
 }
+
+// sequentialConn is the part of a connection that serves one request at a
+// time (HTTP/1.x, uwsgi, SCGI) which the core sweeps on Shutdown.
+type sequentialConn struct {
+	conn  net.Conn
+	begun bool // a request began; guarded by the core's lock
+}
+
+// stopIdle wakes the read of a connection whose next request has not
+// begun, so it never begins; a request in flight carries on and its
+// connection closes after it.
+func (c *sequentialConn) stopIdle() {
+	if !c.begun {
+		c.conn.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
+func (c *sequentialConn) closeNow() { c.conn.Close() }

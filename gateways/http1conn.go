@@ -51,12 +51,11 @@ type http1Server struct {
 
 // http1Conn is one connection and the storage reused for its requests.
 type http1Conn struct {
-	conn  net.Conn
-	begun bool // a request began; guarded by the core's lock
-	in    scanningReader
-	r     *bufio.Reader
-	w     *bufio.Writer
-	info  connInfo
+	sequentialConn
+	in   scanningReader
+	r    *bufio.Reader
+	w    *bufio.Writer
+	info connInfo
 	// lastPOST says the previous request was a POST, after which stray
 	// line ends are skipped (RFC 9112 section 2.2, for old clients).
 	lastPOST bool
@@ -118,16 +117,6 @@ func (s *http1Server) open(conn net.Conn) *http1Conn {
 	conn.SetReadDeadline(time.Now().Add(s.headerTimeout))
 	return c
 }
-
-// stopIdle wakes the read of a connection between requests, so no other
-// begins; a request in flight carries on and its connection closes after.
-func (c *http1Conn) stopIdle() {
-	if !c.begun {
-		c.conn.SetReadDeadline(time.Unix(1, 0))
-	}
-}
-
-func (c *http1Conn) closeNow() { c.conn.Close() }
 
 func (s *http1Server) recycle(c *http1Conn) {
 	c.conn, c.in = nil, scanningReader{}

@@ -78,8 +78,7 @@ type streamServer struct {
 
 // streamConn is one connection and the storage reused for its request.
 type streamConn struct {
-	conn   net.Conn
-	begun  bool // the request began; guarded by the core's lock
+	sequentialConn
 	r      *bufio.Reader
 	w      *bufio.Writer
 	req    wsgi.Request
@@ -136,16 +135,6 @@ func (s *streamServer) open(conn net.Conn) *streamConn {
 	conn.SetReadDeadline(time.Now().Add(s.timeout))
 	return c
 }
-
-// stopIdle wakes the read of a connection whose request has not begun, so
-// it never begins; a request that has carries on.
-func (c *streamConn) stopIdle() {
-	if !c.begun {
-		c.conn.SetReadDeadline(time.Unix(1, 0))
-	}
-}
-
-func (c *streamConn) closeNow() { c.conn.Close() }
 
 // recycle keeps c's storage for a later connection.
 func (s *streamServer) recycle(c *streamConn) {

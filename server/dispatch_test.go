@@ -399,7 +399,7 @@ func TestDispatchHoldsBackAWorkerAheadOfASlowClient(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("TMPDIR", t.TempDir())
 			rig := newDispatchRig(t, 1)
-			logs := &lockedBuffer{}
+			logs := &syncBuffer{}
 			rig.d.log = slog.New(slog.NewTextHandler(logs, nil))
 			rig.d.spoolLimit = tc.spoolLimit
 			rec := newGatedWriter(t)

@@ -71,24 +71,6 @@ func (w *gatedWriter) SendFile(f *os.File, offset, count int64) error {
 	return nil
 }
 
-// lockedBuffer is a log destination tests read while the server writes.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // A worker streaming to a client that reads nothing writes its whole
 // response and is free: past the memory mark its body frames wait in a
 // spool file with no name, and the client then gets every byte in the
