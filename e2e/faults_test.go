@@ -438,20 +438,7 @@ func faultsApp(t *testing.T) (path string, source string) {
 // or from an ini file.
 func startFaults(t *testing.T, fromINI bool, settings ...setting) *harness.Instance {
 	t.Helper()
-	app := harness.TestdataPath(t, "faults.py")
-	if !fromINI {
-		args := []string{"--wsgi-file", app}
-		for _, s := range settings {
-			args = append(args, s.flag, s.value)
-		}
-		return harness.Start(t, args...)
-	}
-	lines := []string{"[uwsgi]", "wsgi-file = " + app}
-	for _, s := range settings {
-		lines = append(lines, s.key+" = "+s.value)
-	}
-	dir := t.TempDir()
-	return harness.StartIn(t, dir, "--ini", harness.WriteFile(t, dir, "faults.ini", strings.Join(lines, "\n")+"\n"))
+	return startWithSettings(t, "faults.py", fromINI, settings...)
 }
 
 // awaitServed waits until the load has had n more answers of body than now.

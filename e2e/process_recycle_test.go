@@ -45,21 +45,28 @@ func forEachSource(t *testing.T, test func(t *testing.T, fromINI bool)) {
 // line or from an ini file.
 func startRecycleApp(t *testing.T, fromINI bool, settings ...setting) *harness.Instance {
 	t.Helper()
-	app := harness.TestdataPath(t, "recycle.py")
+	return startWithSettings(t, "recycle.py", fromINI, settings...)
+}
+
+// startWithSettings starts the testdata app named app with settings, given
+// on the command line or, with fromINI, as the keys of an ini file, so a
+// test checks both ways a user sets an option.
+func startWithSettings(t *testing.T, app string, fromINI bool, settings ...setting) *harness.Instance {
+	t.Helper()
+	path := harness.TestdataPath(t, app)
 	if !fromINI {
-		args := []string{"--wsgi-file", app}
+		args := []string{"--wsgi-file", path}
 		for _, s := range settings {
 			args = append(args, s.flag, s.value)
 		}
 		return harness.Start(t, args...)
 	}
-	dir := t.TempDir()
-	lines := []string{"[uwsgi]", "wsgi-file = " + app}
+	lines := []string{"[uwsgi]", "wsgi-file = " + path}
 	for _, s := range settings {
 		lines = append(lines, s.key+" = "+s.value)
 	}
-	ini := harness.WriteFile(t, dir, "app.ini", strings.Join(lines, "\n")+"\n")
-	return harness.StartIn(t, dir, "--ini", ini)
+	dir := t.TempDir()
+	return harness.StartIn(t, dir, "--ini", harness.WriteFile(t, dir, "app.ini", strings.Join(lines, "\n")+"\n"))
 }
 
 // fetchPID asks the app for the pid of the worker that serves the request.
