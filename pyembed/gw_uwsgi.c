@@ -14,6 +14,8 @@
  * of names read better there, and they are built once per import.
  */
 #include "gw.h"
+#include "gw_aux.h"
+#include "gw_aux_decorators_source.h"
 #include "gw_uwsgi_source.h"
 
 #include <signal.h>
@@ -262,6 +264,18 @@ static PyObject *gw_run_in_module(PyObject *module, const char *source, const ch
     return module;
 }
 
+/* GIL held. Runs source in module's namespace, as the other parts of a
+ * built-in module (gw_spooler.c, gw_mule.c) add theirs: 0, or -1 with the
+ * exception set. */
+int gw_uwsgi_run_source(PyObject *module, const char *source, const char *filename)
+{
+    Py_INCREF(module);
+    if (gw_run_in_module(module, source, filename) == NULL)
+        return -1;
+    Py_DECREF(module);
+    return 0;
+}
+
 /* GIL held. Builds "uwsgi" on its first import. */
 static PyObject *gw_uwsgi_init(void)
 {
@@ -270,7 +284,13 @@ static PyObject *gw_uwsgi_init(void)
         Py_XDECREF(module);
         return NULL;
     }
-    return gw_run_in_module(module, gw_uwsgi_source, "<gowsgi uwsgi>");
+    if (gw_run_in_module(module, gw_uwsgi_source, "<gowsgi uwsgi>") == NULL)
+        return NULL;
+    if (gw_spooler_module_init(module) < 0 || gw_mule_module_init(module) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }
 
 /* GIL held. Builds "uwsgidecorators" on its first import. */
@@ -279,7 +299,9 @@ static PyObject *gw_decorators_init(void)
     PyObject *module = PyModule_Create(&gw_decorators_def);
     if (module == NULL)
         return NULL;
-    return gw_run_in_module(module, gw_decorators_source, "<gowsgi uwsgidecorators>");
+    if (gw_run_in_module(module, gw_decorators_source, "<gowsgi uwsgidecorators>") == NULL)
+        return NULL;
+    return gw_run_in_module(module, gw_aux_decorators_source, "<gowsgi uwsgidecorators spooler and mules>");
 }
 
 /* GIL not held; before Python starts. Makes both modules importable. */

@@ -28,13 +28,14 @@ import (
 type optionKind int
 
 const (
-	kindString  optionKind = iota
-	kindInt                // a whole number within [min, max]
-	kindBool               // a bare flag; "--flag=false" also works
-	kindList               // each use appends
-	kindSeconds            // a whole number of seconds
-	kindMode               // an octal file mode; the value is optional
-	kindINI                // an ini file to read where the option appears
+	kindString   optionKind = iota
+	kindInt                 // a whole number within [min, max]
+	kindBool                // a bare flag; "--flag=false" also works
+	kindList                // each use appends
+	kindSeconds             // a whole number of seconds
+	kindMode                // an octal file mode; the value is optional
+	kindINI                 // an ini file to read where the option appears
+	kindOptional            // a value only as "--opt=value": bare is a use of its own
 )
 
 // option is one row of the option table.
@@ -137,6 +138,15 @@ type options struct {
 	LimitPost int
 	// MaxFD, when not 0, is the open-file limit to run with (--max-fd).
 	MaxFD int
+
+	// The spooler and the mules (options_aux.go).
+	Spoolers         []string
+	SpoolerProcesses int
+	SpoolerFrequency int
+	SpoolerOrdered   bool
+	SpoolerChdir     string
+	Mules            []string // per mule: a .py program, or "" for a message loop
+	Farms            []string // NAME:ID[,ID...]
 
 	// Given is every option as given, in order, as uWSGI's Python module
 	// shows them in uwsgi.opt (config.go records them).
@@ -296,6 +306,7 @@ func optionTable(o *options) []option {
 		{names: []string{"--version"}, kind: kindBool, target: &o.Version,
 			help: "show gowsgi's version"},
 	}
+	table = append(table, auxOptions(o)...)
 	table = append(table, warnedOptions(o)...)
 	return append(table, noEffectOptions()...)
 }
@@ -458,7 +469,7 @@ func (o *options) check() error {
 	if err := o.checkApps(); err != nil {
 		return err
 	}
-	return nil
+	return o.checkAux()
 }
 
 // helpText lists the options from the table.
