@@ -10,5 +10,7 @@ while True:
     message = uwsgi.mule_get_msg()
     if message == b"exit":
         break
-    with open("echo-" + message.decode(), "w") as f:
+    name = "echo-" + message.decode()
+    with open(name + ".tmp", "w") as f:
         f.write("%d %d" % (os.getpid(), uwsgi.mule_id()))
+    os.rename(name + ".tmp", name)  # whole, as a test sees it

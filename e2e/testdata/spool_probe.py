@@ -42,13 +42,16 @@ def answer(start_response, value):
 
 
 def spool_route(environ, start_response):
-    job = {b"a": b"1", b"empty": b"", b"list": [104, 105], b"body": b"BODY-BYTES"}
-    path = uwsgi.spool(job)
+    # A job for 2100 stays in the folder to be read; the other is run.
+    later = {b"a": b"1", b"empty": b"", b"list": [104, 105], b"at": b"4102444800.5", b"body": b"BODY-BYTES"}
+    path = uwsgi.spool(later)
     with open(path, "rb") as f:
         content = f.read()
+    now = uwsgi.spool({b"a": b"1", b"list": [104, 105], b"body": b"NOW"})
     return answer(start_response, {
         "path": path.decode(), "type": type(path).__name__, "file": content.hex(),
-        "body_left_dict": b"body" not in job, "dir": os.path.dirname(path).decode(),
+        "mtime": os.stat(path).st_mtime, "body_left_dict": b"body" not in later,
+        "dir": os.path.dirname(path).decode(), "now": now.decode(),
     })
 
 

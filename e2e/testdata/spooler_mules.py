@@ -30,8 +30,11 @@ HERE = os.getcwd()
 
 
 def record(name, content):
-    with open(os.path.join(HERE, name), "w") as f:
+    """Writes the record whole: a test that sees it sees its content."""
+    path = os.path.join(HERE, name)
+    with open(path + ".tmp", "w") as f:
         f.write(content)
+    os.rename(path + ".tmp", path)
 
 
 @spool(pass_arguments=True)
