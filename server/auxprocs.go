@@ -10,13 +10,34 @@
 package server
 
 import (
+	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/gowsgi/gowsgi/pyembed"
 )
+
+// spoolerDirs makes the spooler folders that are missing, as uWSGI does,
+// and returns their real paths, which is how uwsgi.spool(spooler=...)
+// names them.
+func spoolerDirs(dirs []string) ([]string, error) {
+	out := make([]string, len(dirs))
+	for i, dir := range dirs {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("--spooler %s: %w", dir, err)
+		}
+		real, err := filepath.EvalSymlinks(dir)
+		if err != nil {
+			return nil, fmt.Errorf("--spooler %s: %w", dir, err)
+		}
+		out[i] = real
+	}
+	return out, nil
+}
 
 // auxKind is what the zygote's fork command calls a kind of process.
 type auxKind byte

@@ -160,6 +160,9 @@ func newMaster(cfg Config) (*master, error) {
 	// shows: it never reaches main nor parses them, and takes the app from
 	// the GOWSGI_APP_* environment instead (pyembed/gw_zygote.c).
 	args := os.Args[1:]
+	if m.cfg.Spec.Spooler.Dirs, err = spoolerDirs(cfg.Spec.Spooler.Dirs); err != nil {
+		return m, err
+	}
 	if m.listeners, err = bindSockets(cfg); err != nil {
 		return m, err
 	}
@@ -176,7 +179,7 @@ func newMaster(cfg Config) (*master, error) {
 	m.pool = newPool(cfg.Processes, cfg.Threads, l, m.dispatch, m.log)
 	m.pool.limits = cfg.Limits
 	if al, ok := l.(auxLauncher); ok {
-		m.aux = newAuxPool(cfg.Spec, al, m.log)
+		m.aux = newAuxPool(m.cfg.Spec, al, m.log)
 		m.pool.tookOver = m.aux.serveGeneration
 	}
 	if err := m.prepareAccessStaticStats(); err != nil {

@@ -66,7 +66,7 @@ func (o *options) addMules(name, value string) error {
 }
 
 // checkAux validates the spooler's and mules' options and makes the
-// spooler folders absolute, creating them as uWSGI does.
+// spooler folders absolute (the master creates them: server.Run).
 func (o *options) checkAux() error {
 	if len(o.Mules) > maxMules {
 		return fmt.Errorf("--mule: %d mules; gowsgi runs at most %d", len(o.Mules), maxMules)
@@ -91,32 +91,16 @@ func (o *options) checkAux() error {
 		return fmt.Errorf("--spooler: gowsgi runs at most %d folders and %d spooler processes", maxSpoolerDirs, maxSpoolerProcesses)
 	}
 	for i, dir := range o.Spoolers {
-		abs, err := spoolerDir(dir)
+		if dir == "" {
+			return errors.New("--spooler needs a folder")
+		}
+		abs, err := filepath.Abs(dir)
 		if err != nil {
-			return err
+			return fmt.Errorf("--spooler %s: %w", dir, err)
 		}
 		o.Spoolers[i] = abs
 	}
 	return nil
-}
-
-// spoolerDir makes dir if it is missing and returns its real path, which
-// is how uwsgi.spool(spooler=...) names it.
-func spoolerDir(dir string) (string, error) {
-	if dir == "" {
-		return "", errors.New("--spooler needs a folder")
-	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return "", fmt.Errorf("--spooler %s: %w", dir, err)
-	}
-	abs, err := filepath.Abs(dir)
-	if err == nil {
-		abs, err = filepath.EvalSymlinks(abs)
-	}
-	if err != nil {
-		return "", fmt.Errorf("--spooler %s: %w", dir, err)
-	}
-	return abs, nil
 }
 
 // farms reads the --farm values: "NAME:ID[,ID...]", each ID a mule's.
