@@ -380,3 +380,23 @@ func TestSpoolAPIAsUnderUWSGI(t *testing.T) {
 	assert.Equal(t, uwsgi.refused, gowsgi.refused, "what spool() and mule_msg() refuse")
 	assert.Equal(t, uwsgi.api, gowsgi.api, "the rest of the API")
 }
+
+// TestSpoolerAndMuleFollowAReload: after SIGHUP the spooler and the mule
+// are forked again from the reloaded generation, and go on working.
+func TestSpoolerAndMuleFollowAReload(t *testing.T) {
+	inst := startAux(t, auxDir(t), "--spooler", "spool", "--spooler-frequency", "1", "--mules", "1")
+	before := readAuxStats(t, inst)
+	inst.Signal(t, syscall.SIGHUP)
+	inst.AwaitLogged(t, "reloaded")
+	var after auxStats
+	harness.Eventually(t, auxWait, func() bool {
+		after = readAuxStats(t, inst)
+		return after.Spoolers[0].PID != 0 && after.Spoolers[0].PID != before.Spoolers[0].PID &&
+			after.Mules[0].PID != 0 && after.Mules[0].PID != before.Mules[0].PID
+	}, "not forked again after the reload; stderr:\n%s", inst.Stderr())
+	assert.NotContains(t, inst.Stderr(), "exited, respawning", "a reload's restart is no crash")
+	getOK(t, inst.URL+"/spool?tag=reloaded&n=1")
+	assert.Equal(t, strconv.Itoa(after.Spoolers[0].PID), strings.Fields(awaitRecord(t, inst, "job-reloaded"))[0])
+	getOK(t, inst.URL+"/mulefunc?tag=reloaded")
+	assert.Equal(t, strconv.Itoa(after.Mules[0].PID), strings.Fields(awaitRecord(t, inst, "mulefunc-reloaded"))[0])
+}
