@@ -11,7 +11,9 @@
  * the request's log variables. The rest — uWSGI's option dict, the
  * constants, and a function for every feature gowsgi lacks, which raises
  * NotImplementedError naming it — is Python (gw_uwsgi_source.h): tables
- * of names read better there, and they are built once per import.
+ * of names read better there, and they are built once per import. The
+ * spooler's and the mules' parts are added after it (gw_spooler.c,
+ * gw_mule.c), and their decorators after uwsgidecorators' own.
  */
 #include "gw.h"
 #include "gw_aux.h"
