@@ -400,3 +400,25 @@ func TestSpoolerAndMuleFollowAReload(t *testing.T) {
 	getOK(t, inst.URL+"/mulefunc?tag=reloaded")
 	assert.Equal(t, strconv.Itoa(after.Mules[0].PID), strings.Fields(awaitRecord(t, inst, "mulefunc-reloaded"))[0])
 }
+
+// TestSpoolerOrderedRunsPriorityFoldersFirst: with --spooler-ordered the
+// jobs due at once run priority folder by priority folder, lowest number
+// first, then the folder's own, in --spooler-chdir's folder; none runs
+// before its "at".
+func TestSpoolerOrderedRunsPriorityFoldersFirst(t *testing.T) {
+	dir := auxDir(t)
+	inst := startAux(t, dir, "--spooler", "spool", "--spooler-ordered", "--spooler-frequency", "1",
+		"--spooler-chdir", dir)
+	assert.Equal(t, "queued\n", getOK(t, inst.URL+"/ordered?tag=o"))
+	_, ran := inst.Record("order-o")
+	assert.False(t, ran, "a job ran before its at")
+	assert.Len(t, strings.Fields(getOK(t, inst.URL+"/jobs")), 1, "the job outside a priority folder waits")
+	harness.Eventually(t, auxWait, func() bool {
+		order, _ := inst.Record("order-o")
+		return strings.Count(order, "\n") == 3
+	}, "the jobs did not all run; stderr:\n%s", inst.Stderr())
+	order, _ := inst.Record("order-o")
+	assert.Equal(t, fmt.Sprintf("high %[1]s\nlow %[1]s\nplain %[1]s\n", dir), order, "the order, and --spooler-chdir")
+	_, err := os.Stat(filepath.Join(dir, "spool", "1"))
+	assert.NoError(t, err, "the priority folder")
+}

@@ -9,6 +9,10 @@ Routes:
                              then waits for the file release-T (30 s at most)
     GET /retry?tag=T&n=N     queues @spoolraw job_retry: it records attempt-T-K at
                              each run K and returns SPOOL_RETRY until run N
+    GET /ordered?tag=T       queues @spoolraw job_order three times, all due in 3 s:
+                             "low" (priority 2), "high" (priority 1), "plain"; each
+                             run appends its name and working folder to the
+                             record order-T
     GET /jobs                the job files waiting (uwsgi.spooler_jobs()), one a line
     GET /spooler-pid         uwsgi.spooler_pid()
     GET /mulefunc?tag=T      calls @mulefunc mule_record(T) (runs in a mule)
@@ -58,6 +62,13 @@ def job_retry(args):
     return uwsgi.SPOOL_OK if runs >= last else uwsgi.SPOOL_RETRY
 
 
+@spoolraw
+def job_order(args):
+    with open(os.path.join(HERE, "order-" + args["tag"]), "a") as f:
+        f.write("%s %s\n" % (args["name"], os.getcwd()))
+    return uwsgi.SPOOL_OK
+
+
 @mulefunc
 def mule_record(tag):
     record("mulefunc-" + tag, "%d %d" % (os.getpid(), uwsgi.mule_id()))
@@ -74,6 +85,16 @@ def block_route(environ, start_response):
 
 def retry_route(environ, start_response):
     return text(start_response, job_retry({"tag": tag(environ), "n": query(environ, "n")}))
+
+
+def ordered_route(environ, start_response):
+    due = str(int(time.time()) + 3)
+    for name, priority in (("low", "2"), ("high", "1"), ("plain", None)):
+        job = {"tag": tag(environ), "name": name, "at": due}
+        if priority:
+            job["priority"] = priority
+        job_order(job)
+    return text(start_response, b"queued\n")
 
 
 def jobs_route(environ, start_response):
@@ -101,6 +122,7 @@ application = routed({
     "/spool": spool_route,
     "/block": block_route,
     "/retry": retry_route,
+    "/ordered": ordered_route,
     "/jobs": jobs_route,
     "/spooler-pid": spooler_pid_route,
     "/mulefunc": mulefunc_route,
