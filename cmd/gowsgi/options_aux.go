@@ -87,6 +87,7 @@ func (o *options) checkAux() error {
 	if _, err := o.farms(); err != nil {
 		return err
 	}
+	o.warnIdleSpoolerOptions()
 	if len(o.Spoolers) > maxSpoolerDirs || len(o.Spoolers)*max(o.SpoolerProcesses, 1) > maxSpoolerProcesses {
 		return fmt.Errorf("--spooler: gowsgi runs at most %d folders and %d spooler processes", maxSpoolerDirs, maxSpoolerProcesses)
 	}
@@ -102,6 +103,29 @@ func (o *options) checkAux() error {
 	}
 	return nil
 }
+
+// warnIdleSpoolerOptions warns about spooler options given without a
+// spooler to apply to, which uWSGI takes silently.
+func (o *options) warnIdleSpoolerOptions() {
+	if len(o.Spoolers) > 0 {
+		return
+	}
+	given := []struct {
+		name string
+		set  bool
+	}{
+		{"spooler-processes", o.SpoolerProcesses != 0}, {"spooler-frequency", o.SpoolerFrequency != 0},
+		{"spooler-ordered", o.SpoolerOrdered}, {"spooler-chdir", o.SpoolerChdir != ""},
+	}
+	for _, g := range given {
+		if g.set {
+			o.warn("idle-spooler", g.name, idleSpoolerWarning)
+		}
+	}
+}
+
+// idleSpoolerWarning is said of the spooler options given without --spooler.
+const idleSpoolerWarning = "no spooler runs without --spooler DIR, so these options do nothing"
 
 // farms reads the --farm values: "NAME:ID[,ID...]", each ID a mule's.
 func (o *options) farms() ([]pyembed.Farm, error) {
