@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gowsgi/gowsgi/wsgi"
@@ -61,6 +62,9 @@ type streamProtocol struct {
 	readHead func(r *bufio.Reader, buf []byte, limit int, p *params) ([]byte, error)
 	// appendHead appends the response head for status and headers to dst.
 	appendHead func(dst []byte, status string, headers []byte) ([]byte, error)
+	// framing is appendHead's framing, for a worker that writes the
+	// response to the connection itself (wsgi.DirectResponder).
+	framing wsgi.Framing
 }
 
 // streamServer serves one streamProtocol on any number of listeners.
@@ -217,7 +221,11 @@ func (s *streamServer) serveRequest(c *streamConn) error {
 	conn := c.conn // not c.conn in the func: c is reused once this returns
 	watch := time.AfterFunc(peerWatchDelay, func() { watchPeer(conn, cancel) })
 	defer watch.Stop()
-	c.resp = plainResponse{w: c.w, raw: c.conn, appendHead: s.proto.appendHead, head: c.resp.head}
+	c.resp = plainResponse{w: c.w, raw: c.conn, appendHead: s.proto.appendHead, head: c.resp.head,
+		framing: s.proto.framing}
+	if sc, ok := c.conn.(syscall.Conn); ok {
+		c.resp.conn, _ = sc.SyscallConn()
+	}
 	err = s.handler.ServeWSGI(ctx, &c.resp, &c.req)
 	// Flushed even when the response broke: every block the app yielded
 	// before it broke is transmitted (PEP 3333) before the reset.

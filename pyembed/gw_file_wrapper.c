@@ -169,7 +169,8 @@ int gw_try_send_file(gw_slot *s, PyObject *obj)
     }
     if (gw_emit_head(s) < 0)
         goto done;
-    if (!s->is_head && count > 0 && gw_out_send_fd(s, fd, (uint64_t)offset, count) < 0)
+    if (!s->is_head && count > 0 &&
+        (s->client_fd >= 0 ? gw_direct_file(s, fd, (uint64_t)offset, count) : gw_out_send_fd(s, fd, (uint64_t)offset, count)) < 0)
         goto done;
     rc = 1;
 done:

@@ -1,6 +1,6 @@
-"""Responses the master relays behind uwsgi and SCGI: what the client gets
-when the worker dies, when the client leaves, and when the client reads
-slowly.
+"""Responses a worker writes to the client's connection itself (uwsgi and
+SCGI): what the client gets when the worker dies, when the client leaves,
+and when the client reads slowly.
 
 Routes:
     GET /hello              200 "hello"

@@ -1,9 +1,9 @@
-// What the master's relay guarantees behind uwsgi and SCGI, through the
-// real binary: a worker that dies before any byte of its head was relayed
-// gets the client a whole 502 (504 under harakiri), one that dies after
-// gets a connection that ends as incomplete, a request no worker began is
-// queued again and never run twice, a client that leaves gets the app's
-// iterable closed, and a client that reads slowly never holds the worker.
+// The direct response through the real binary: behind uwsgi and SCGI the
+// worker writes the response to the client's connection itself, and the
+// master, which keeps its own descriptor, still answers for a worker that
+// dies before any byte of its head left (502, 504 under harakiri), closes
+// the connection when one had, queues again a request no worker began,
+// and finishes what a worker hands back when the client reads slowly.
 package e2e
 
 import (
@@ -23,21 +23,20 @@ import (
 	"github.com/gowsgi/gowsgi/e2e/internal/harness"
 )
 
-// streamGateways are the uwsgi and SCGI gateways, which web servers sit
-// in front of.
-var streamGateways = []answerGateway{answerGateways[1], answerGateways[2]}
+// directGateways are the gateways whose responses the worker writes itself.
+var directGateways = []answerGateway{answerGateways[1], answerGateways[2]}
 
-// startStreamRelay runs testdata/stream_relay.py with the uwsgi and SCGI gateways on
+// startDirect runs testdata/direct.py with the uwsgi and SCGI gateways on
 // loopback TCP ports and returns each one's address.
-func startStreamRelay(t *testing.T, args ...string) (*harness.Instance, map[string]string) {
+func startDirect(t *testing.T, args ...string) (*harness.Instance, map[string]string) {
 	t.Helper()
-	args = append([]string{"--wsgi-file", harness.TestdataPath(t, "stream_relay.py")}, args...)
-	for _, gw := range streamGateways {
+	args = append([]string{"--wsgi-file", harness.TestdataPath(t, "direct.py")}, args...)
+	for _, gw := range directGateways {
 		args = append(args, gw.flag, "127.0.0.1:0")
 	}
 	inst := harness.Start(t, args...)
 	addrs := bannerSockets(t, inst.Stderr())
-	for _, gw := range streamGateways {
+	for _, gw := range directGateways {
 		require.Contains(t, addrs, gw.name, "banner: %s", inst.Stderr())
 	}
 	return inst, addrs
@@ -95,13 +94,12 @@ func receive(t *testing.T, got <-chan carried) answer {
 	}
 }
 
-// TestWorkerKilledMidResponse: kill -9 of a worker before any byte of its
-// head was relayed gives the client a whole 502 from the master; after, the
-// client gets what the worker wrote and a connection that ends as
-// incomplete.
-func TestWorkerKilledMidResponse(t *testing.T) {
+// TestDirectWorkerKilled: kill -9 of a worker before any byte of its head
+// left gives the client a whole 502 from the master; after, the client gets
+// what the worker wrote and a connection that ends as incomplete.
+func TestDirectWorkerKilled(t *testing.T) {
 	t.Parallel()
-	inst, addrs := startStreamRelay(t, "-p", "1", "--threads", "2")
+	inst, addrs := startDirect(t, "-p", "1", "--threads", "2")
 	cases := []struct {
 		route string
 		want  answer
@@ -109,7 +107,7 @@ func TestWorkerKilledMidResponse(t *testing.T) {
 		{"/hold", answer{status: "502 Bad Gateway", body: "502 Bad Gateway\n", whole: true}},
 		{"/stream-hold", answer{status: "200 OK", body: "streamed;", whole: false}},
 	}
-	for _, gw := range streamGateways {
+	for _, gw := range directGateways {
 		for i, c := range cases {
 			tag := gw.name + strconv.Itoa(i)
 			got := fetchLater(t, gw, addrs[gw.name], c.route+"?tag="+tag)
@@ -121,12 +119,12 @@ func TestWorkerKilledMidResponse(t *testing.T) {
 	}
 }
 
-// TestHarakiriBeforeTheHeadAnswers504: a worker harakiri kills before its
-// head was relayed gives the client a whole 504 from the master.
-func TestHarakiriBeforeTheHeadAnswers504(t *testing.T) {
+// TestDirectHarakiri: a worker harakiri kills before its head left gives
+// the client 504 from the master.
+func TestDirectHarakiri(t *testing.T) {
 	t.Parallel()
-	inst, addrs := startStreamRelay(t, "-p", "1", "--threads", "2", "--harakiri", "1")
-	for _, gw := range streamGateways {
+	inst, addrs := startDirect(t, "-p", "1", "--threads", "2", "--harakiri", "1")
+	for _, gw := range directGateways {
 		got := fetchLater(t, gw, addrs[gw.name], "/hold?tag=harakiri"+gw.name)
 		awaitStarted(t, inst, "harakiri"+gw.name)
 		a := receive(t, got)
@@ -135,13 +133,13 @@ func TestHarakiriBeforeTheHeadAnswers504(t *testing.T) {
 	}
 }
 
-// TestRequestNotBegunIsQueuedAgain: with one slot busy, a request
+// TestDirectRequestNotBegunIsQueuedAgain: with one slot busy, a request
 // that waits for it while its worker is killed goes to the next worker and
 // is answered; the one that ran gets 502 and is not run again.
-func TestRequestNotBegunIsQueuedAgain(t *testing.T) {
+func TestDirectRequestNotBegunIsQueuedAgain(t *testing.T) {
 	t.Parallel()
-	inst, addrs := startStreamRelay(t, "-p", "1", "--threads", "1")
-	for _, gw := range streamGateways {
+	inst, addrs := startDirect(t, "-p", "1", "--threads", "1")
+	for _, gw := range directGateways {
 		tag := "retry" + gw.name
 		held := fetchLater(t, gw, addrs[gw.name], "/hold?tag="+tag)
 		pid := awaitStarted(t, inst, tag)
@@ -155,13 +153,13 @@ func TestRequestNotBegunIsQueuedAgain(t *testing.T) {
 	}
 }
 
-// TestClientLeavesMidResponseClosesTheIterable: a client that goes away
-// while the worker streams to it stops the response, and the app's iterable is
+// TestDirectClientLeavesMidResponse: a client that goes away while the
+// worker streams to it stops the response, and the app's iterable is
 // closed (PEP 3333).
-func TestClientLeavesMidResponseClosesTheIterable(t *testing.T) {
+func TestDirectClientLeavesMidResponse(t *testing.T) {
 	t.Parallel()
-	inst, addrs := startStreamRelay(t, "-p", "1", "--threads", "2")
-	for _, gw := range streamGateways {
+	inst, addrs := startDirect(t, "-p", "1", "--threads", "2")
+	for _, gw := range directGateways {
 		tag := "gone" + gw.name
 		conn := harness.Dial(t, addrs[gw.name])
 		_, err := conn.Write(gw.request("/endless?tag=" + tag))
@@ -178,17 +176,17 @@ func TestClientLeavesMidResponseClosesTheIterable(t *testing.T) {
 	}
 }
 
-// TestSlowReaderDoesNotHoldTheWorker: a response far larger than a Unix
-// socket's buffer, to a client that does not read, is taken by the master
-// while one worker with one thread answers other requests, each within a
-// second, and the slow client gets every byte.
-func TestSlowReaderDoesNotHoldTheWorker(t *testing.T) {
+// TestDirectSlowReaderGetsTheHandoff: a response far larger than a Unix
+// socket's buffer, to a client that does not read, is handed to the master
+// when the socket fills; one worker with one thread then answers other
+// requests, each within a second, and the slow client gets every byte.
+func TestDirectSlowReaderGetsTheHandoff(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "uwsgi.sock")
-	inst := harness.Start(t, "--wsgi-file", harness.TestdataPath(t, "stream_relay.py"), "-p", "1", "--threads", "1",
+	inst := harness.Start(t, "--wsgi-file", harness.TestdataPath(t, "direct.py"), "-p", "1", "--threads", "1",
 		"--uwsgi-socket", sock)
-	gw := streamGateways[0]
+	gw := directGateways[0]
 	const mib = 3
 	slow, err := net.Dial("unix", sock)
 	require.NoError(t, err)
