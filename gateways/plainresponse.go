@@ -72,8 +72,8 @@ func (r *plainResponse) Flush() error { return r.w.Flush() }
 // Direct offers the connection to a worker, unless nothing was set up for
 // it (CGI's stdout) or something is already buffered ahead of the worker's
 // bytes.
-func (r *plainResponse) Direct() (syscall.RawConn, wsgi.Framing, bool) {
-	return r.conn, r.framing, r.conn != nil && r.framing != wsgi.FramingNone && r.w.Buffered() == 0
+func (r *plainResponse) Direct() (syscall.RawConn, wsgi.Framing, wsgi.HTTPFlags, bool) {
+	return r.conn, r.framing, 0, r.conn != nil && r.framing != wsgi.FramingNone && r.w.Buffered() == 0
 }
 
 // WriteRaw writes bytes the worker framed already: for these protocols the

@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"net"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/gowsgi/gowsgi/wsgi"
@@ -63,7 +62,12 @@ type streamProtocol struct {
 	// appendHead appends the response head for status and headers to dst.
 	appendHead func(dst []byte, status string, headers []byte) ([]byte, error)
 	// framing is appendHead's framing, for a worker that writes the
-	// response to the connection itself (wsgi.DirectResponder).
+	// response to a TCP connection itself (wsgi.DirectResponder). A
+	// unix-socket connection's response goes through the master: while a
+	// unix socket's descriptor is in flight to a worker, every close of a
+	// unix socket makes the kernel queue its garbage collection of
+	// in-flight sockets, which cost more than the relay saved (measured
+	// behind nginx uwsgi_pass: 15.5k against 20k requests a second).
 	framing wsgi.Framing
 }
 
@@ -223,8 +227,8 @@ func (s *streamServer) serveRequest(c *streamConn) error {
 	defer watch.Stop()
 	c.resp = plainResponse{w: c.w, raw: c.conn, appendHead: s.proto.appendHead, head: c.resp.head,
 		framing: s.proto.framing}
-	if sc, ok := c.conn.(syscall.Conn); ok {
-		c.resp.conn, _ = sc.SyscallConn()
+	if tc, ok := c.conn.(*net.TCPConn); ok {
+		c.resp.conn, _ = tc.SyscallConn()
 	}
 	err = s.handler.ServeWSGI(ctx, &c.resp, &c.req)
 	// Flushed even when the response broke: every block the app yielded

@@ -60,6 +60,17 @@ typedef struct gw_slot {
     int head_out;           /* the scoreboard says bytes may have left for the client */
     uint64_t written;       /* bytes the worker wrote to the client itself */
     uint64_t head_bytes, body_bytes; /* the response's sizes as framed for the client */
+
+    /* FramingHTTP1 (gw_http.c): the head waits until the framing is known. */
+    uint8_t http_flags;     /* GW_HTTP_*, from the master */
+    int http_status;        /* the status code */
+    int64_t http_declared;  /* the first Content-Length, -1 for none or a status without a body */
+    int http_has_server, http_has_date;
+    int http_committed;     /* the framed head is in out */
+    int http_length_sent;   /* a Content-Length is in the head being built */
+    int http_bodyless, http_chunked, http_keep_alive;
+    gw_buf held;            /* body held back before the head (GW_HTTP_HELD) */
+    uint64_t http_counted;  /* body bytes the app gave, HEAD's included */
     PyObject *responder, *write; /* start_response and its write, reused (gw_responder_begin) */
     uint64_t responders_made; /* pairs of them made; a test of their reuse reads it */
 } gw_slot;
@@ -167,5 +178,15 @@ int gw_direct_body(gw_slot *s, const char *p, size_t n); /* GIL held, released w
 int gw_direct_flush(gw_slot *s);                  /* GIL held, released while writing */
 int gw_direct_file(gw_slot *s, int fd, uint64_t offset, int64_t count); /* GIL held, released while writing */
 uint8_t gw_direct_finish(gw_slot *s, uint8_t end_flags); /* GIL held, released while writing */
+int gw_direct_raw(gw_slot *s, const char *p, size_t n); /* GIL held, released while writing */
+void gw_mark_head_out(gw_slot *s);                /* GIL: any */
+
+/* gw_http.c */
+void gw_http_begin(gw_slot *s, uint8_t flags);    /* GIL: any */
+int gw_http_head(gw_slot *s);                     /* GIL held */
+int gw_http_commit(gw_slot *s, int ended);        /* GIL held, released while writing */
+int gw_http_body(gw_slot *s, const char *p, size_t n); /* GIL held, released while writing */
+int gw_http_file(gw_slot *s, int fd, uint64_t offset, int64_t count); /* GIL held, released while writing */
+int gw_http_end(gw_slot *s, int whole);           /* GIL held, released while writing */
 
 #endif

@@ -6,6 +6,7 @@
  * block, what is left of the response goes to the master as a FrameHandoff
  * and then FrameRaw/FrameFile frames of bytes already framed, which the
  * master forwards, so a client that reads slowly never holds the worker.
+ * HTTP/1.x framing for the plain-HTTP socket is gw_http.c's.
  * Before the first byte goes to the client the slot's scoreboard record
  * says so (GW_SLOT_HEAD_OUT): a master that finds the worker dead answers
  * 502/504 itself only when no byte can have left.
@@ -35,7 +36,7 @@ static uint32_t gw_status_code(gw_slot *s);
  * reader who sees the id sees the status with it; a master that sees the
  * worker dead and the record without the id knows nothing left
  * (docs/internals.md, "The scoreboard"). */
-static void gw_mark_head_out(gw_slot *s)
+void gw_mark_head_out(gw_slot *s)
 {
     if (s->head_out)
         return;
@@ -55,6 +56,8 @@ int gw_direct_head(gw_slot *s)
         PyErr_SetString(PyExc_ValueError, "a 1xx status cannot end a response; send the final status");
         return -1;
     }
+    if (s->framing == GW_FRAMING_HTTP1)
+        return gw_http_head(s);
     if (gw_buf_append(&s->out, prefix, strlen(prefix)) < 0 || gw_buf_append(&s->out, s->status.data, s->status.len) < 0 ||
         gw_buf_append(&s->out, "\r\n", 2) < 0)
         goto fail;
@@ -175,6 +178,12 @@ int gw_direct_flush(gw_slot *s)
         PyErr_SetString(PyExc_ConnectionError, "the client has gone");
         return -1;
     }
+    /* A flush sends the head too: a stream's first chunk must reach the
+     * client without waiting for held bytes to fill. */
+    if (s->framing == GW_FRAMING_HTTP1 && s->head_sent && !s->http_committed && gw_http_commit(s, 0) < 0)
+        return -1;
+    if (s->handed_off)
+        return gw_out_flush(s);
     return gw_direct_write(s, NULL, 0);
 }
 
@@ -190,6 +199,13 @@ int gw_direct_body(gw_slot *s, const char *p, size_t n)
     if (gw_buf_append(&s->out, p, n) < 0)
         return -1;
     return s->out.len >= GW_CLIENT_BATCH ? gw_direct_write(s, NULL, 0) : 0;
+}
+
+/* GIL held, released while writing. Bytes already framed for the client:
+ * to the client, or after a hand-off to the master as raw frames. */
+int gw_direct_raw(gw_slot *s, const char *p, size_t n)
+{
+    return s->handed_off ? gw_out_frames(s, GW_FRAME_RAW, p, n) : gw_direct_body(s, p, n);
 }
 
 /* GIL not held. sendfile(2)s the range to the client, advancing *offset
@@ -253,10 +269,18 @@ static uint32_t gw_status_code(gw_slot *s)
  * record (wsgi.Completion). Returns the FrameEnd's flags. */
 uint8_t gw_direct_finish(gw_slot *s, uint8_t end_flags)
 {
+    int http = s->framing == GW_FRAMING_HTTP1;
+    if (s->client_gone)
+        end_flags = GW_FLAG_END_BROKEN;
+    if (http && !s->client_gone && !s->broken && gw_http_end(s, end_flags == 0) < 0) {
+        PyErr_Clear();
+        end_flags = GW_FLAG_END_BROKEN;
+    }
     if (!s->client_gone && !s->broken && gw_out_flush(s) < 0)
         PyErr_Clear();
     if (s->client_gone)
         end_flags = GW_FLAG_END_BROKEN;
+    int keep_alive = http && end_flags == 0 && s->http_keep_alive;
     close(s->client_fd);
     s->client_fd = -1;
     if (gw_buf_reserve(&s->out, GW_FRAME_HEADER_LEN + GW_COMPLETION_LEN) < 0 ||
@@ -266,7 +290,7 @@ uint8_t gw_direct_finish(gw_slot *s, uint8_t end_flags)
     }
     char *p = s->out.data + s->out.len;
     gw_put_u32(p, gw_status_code(s));
-    gw_put_u32(p + 4, 0); /* keep-alive: never, on these framings */
+    gw_put_u32(p + 4, keep_alive ? GW_COMPLETION_KEEP_ALIVE : 0);
     gw_put_u64(p + 8, s->head_bytes);
     gw_put_u64(p + 16, s->body_bytes);
     s->out.len += GW_COMPLETION_LEN;

@@ -31,7 +31,16 @@
 #define GW_DIRECT_PARAMS_LEN 4
 #define GW_FRAMING_HTTP_HEAD 1 /* HTTP/1.1 status line, headers, body to the close: uwsgi */
 #define GW_FRAMING_CGI 2       /* "Status:" head, headers, body to the close: SCGI */
+#define GW_FRAMING_HTTP1 3     /* HTTP/1.x with keep-alive, chunking, Date and Server: the HTTP socket */
+/* FramingHTTP1's second parameter byte: what the request decided
+ * (wsgi.HTTPFlags, gateways/http1response.go's responseParams). */
+#define GW_HTTP_11 1           /* HTTP/1.1 or later: chunked allowed, keep-alive by default */
+#define GW_HTTP_HEAD 2         /* a HEAD request: no body goes out */
+#define GW_HTTP_WANTS_CLOSE 4  /* the client asked to close, or is HTTP/1.0 without keep-alive */
+#define GW_HTTP_KEEP10 8       /* an HTTP/1.0 client asked for keep-alive */
+#define GW_HTTP_STOPPING 16    /* the server is shutting down: close after this response */
 #define GW_COMPLETION_LEN 24
+#define GW_COMPLETION_KEEP_ALIVE 1 /* the completion's flags: the connection may carry another request */
 
 /* Scoreboard slot record: byte offsets of its naturally aligned words. */
 #define GW_SLOT_RECORD_LEN 64

@@ -51,6 +51,7 @@ void gw_slot_close(gw_slot *s)
     gw_buf_free(&s->status);
     gw_buf_free(&s->headers);
     gw_buf_free(&s->scratch);
+    gw_buf_free(&s->held);
     free(s);
 }
 
@@ -348,10 +349,12 @@ int gw_slot_serve(gw_slot *s, uint32_t id, uint8_t flags, const char *payload, s
     s->framing = 0;
     if (direct && len >= GW_DIRECT_PARAMS_LEN) {
         s->framing = (uint8_t)payload[0];
+        gw_http_begin(s, (uint8_t)payload[1]);
         payload += GW_DIRECT_PARAMS_LEN;
         len -= GW_DIRECT_PARAMS_LEN;
     }
-    if (client_fd >= 0 && s->framing != GW_FRAMING_HTTP_HEAD && s->framing != GW_FRAMING_CGI) {
+    if (client_fd >= 0 && s->framing != GW_FRAMING_HTTP_HEAD && s->framing != GW_FRAMING_CGI &&
+        s->framing != GW_FRAMING_HTTP1) {
         /* Not a direct request, or one framed in a way this worker does not
          * know: the response goes through the master, which handles both. */
         close(client_fd);

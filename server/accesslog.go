@@ -325,7 +325,7 @@ func headSize(status string, headers []byte) int64 {
 // Direct, WriteRaw, SendFileRaw and Completed pass a direct response
 // through (wsgi.DirectResponder); its status and sizes come from the
 // worker's completion record.
-func (lw *loggedWriter) Direct() (syscall.RawConn, wsgi.Framing, bool) {
+func (lw *loggedWriter) Direct() (syscall.RawConn, wsgi.Framing, wsgi.HTTPFlags, bool) {
 	return directTo(lw.ResponseWriter)
 }
 

@@ -107,9 +107,9 @@ func (j *job) taker() *slot {
 }
 
 // goDirect makes j a direct request on conn, framed so.
-func (j *job) goDirect(conn syscall.RawConn, framing wsgi.Framing) {
+func (j *job) goDirect(conn syscall.RawConn, framing wsgi.Framing, flags wsgi.HTTPFlags) {
 	j.directReq = *j.req
-	j.directReq.Framing = framing
+	j.directReq.Framing, j.directReq.HTTPFlags = framing, flags
 	j.req, j.client = &j.directReq, conn
 }
 
@@ -177,7 +177,7 @@ func (d *dispatcher) newID() uint32 {
 func (d *dispatcher) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, req *wsgi.Request) error {
 	start := time.Now()
 	r := relay{w: w, log: d.log, cutting: &d.cutting}
-	conn, framing, direct := directTo(w)
+	conn, framing, flags, direct := directTo(w)
 	if direct {
 		r.direct = w.(wsgi.DirectResponder)
 	}
@@ -188,7 +188,7 @@ func (d *dispatcher) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, req *
 		}
 		r.job = d.newJob(req)
 		if direct {
-			r.job.goDirect(conn, framing)
+			r.job.goDirect(conn, framing, flags)
 		}
 		r.lastAttempt = attempt == maxRetries
 		err = d.dispatch(ctx, &r)
@@ -245,10 +245,10 @@ func (d *dispatcher) dispatch(ctx context.Context, r *relay) error {
 
 // directTo returns the connection a worker may write w's response to, and
 // its framing; ok is false when the response must go through the master.
-func directTo(w wsgi.ResponseWriter) (conn syscall.RawConn, framing wsgi.Framing, ok bool) {
+func directTo(w wsgi.ResponseWriter) (conn syscall.RawConn, framing wsgi.Framing, flags wsgi.HTTPFlags, ok bool) {
 	dr, ok := w.(wsgi.DirectResponder)
 	if !ok {
-		return nil, wsgi.FramingNone, false
+		return nil, wsgi.FramingNone, 0, false
 	}
 	return dr.Direct()
 }

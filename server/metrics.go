@@ -209,7 +209,7 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 // Direct, WriteRaw, SendFileRaw and Completed pass a direct response
 // through (wsgi.DirectResponder); its status comes from the worker's
 // completion record.
-func (sw *statusWriter) Direct() (syscall.RawConn, wsgi.Framing, bool) {
+func (sw *statusWriter) Direct() (syscall.RawConn, wsgi.Framing, wsgi.HTTPFlags, bool) {
 	return directTo(sw.ResponseWriter)
 }
 

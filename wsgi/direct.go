@@ -25,19 +25,36 @@ const (
 	// FramingCGI: a CGI head (RFC 3875 section 6.3, "Status:"), then the
 	// body as it is, ended by the end of the connection: SCGI.
 	FramingCGI Framing = 2
+	// FramingHTTP1: HTTP/1.x as the plain-HTTP socket frames it
+	// (gateways/http1response.go): keep-alive, chunked encoding, Date and
+	// Server, decided with the request's HTTPFlags.
+	FramingHTTP1 Framing = 3
+)
+
+// HTTPFlags are what an HTTP/1.x request decides about its response, sent
+// with a FramingHTTP1 request as its second parameter byte.
+type HTTPFlags uint8
+
+// The HTTP flags; pyembed/gw_frame.h mirrors the numbers.
+const (
+	HTTP11         HTTPFlags = 1 << iota // HTTP/1.1 or later: chunked allowed, keep-alive by default
+	HTTPHead                             // a HEAD request: no body goes out
+	HTTPWantsClose                       // the client asked to close, or is HTTP/1.0 without keep-alive
+	HTTPKeep10                           // an HTTP/1.0 client asked for keep-alive
+	HTTPStopping                         // the server is shutting down: close after this response
 )
 
 // directParamsLen is the size of a FlagDirect request's framing
 // parameters.
 const directParamsLen = 4
 
-// ParseDirect splits a FlagDirect request payload into its framing and the
-// rest, which ParseRequest reads.
-func ParseDirect(payload []byte) (Framing, []byte, error) {
+// ParseDirect splits a FlagDirect request payload into its framing, its
+// HTTP flags and the rest, which ParseRequest reads.
+func ParseDirect(payload []byte) (Framing, HTTPFlags, []byte, error) {
 	if len(payload) < directParamsLen {
-		return FramingNone, nil, errShortPayload
+		return FramingNone, 0, nil, errShortPayload
 	}
-	return Framing(payload[0]), payload[directParamsLen:], nil
+	return Framing(payload[0]), HTTPFlags(payload[1]), payload[directParamsLen:], nil
 }
 
 // Completion is how a response the worker wrote to the client ended: the
@@ -60,8 +77,8 @@ type Completion struct {
 // CompletionLen is the size of a completion record.
 const CompletionLen = 24
 
-// completionKeepAlive is the flags bit of Completion.KeepAlive.
-const completionKeepAlive = 1
+// CompletionKeepAlive is the flags bit of Completion.KeepAlive.
+const CompletionKeepAlive = 1
 
 var errCompletionLen = errors.New("wsgi: completion record of the wrong size")
 
@@ -72,7 +89,7 @@ func AppendCompletion(buf []byte, id uint32, c Completion) []byte {
 		flags = FlagEndBroken
 	}
 	if c.KeepAlive {
-		bits = completionKeepAlive
+		bits = CompletionKeepAlive
 	}
 	buf = AppendFrameHeader(buf, FrameEnd, flags, id, CompletionLen)
 	buf = binary.LittleEndian.AppendUint32(buf, uint32(c.Status))
@@ -88,7 +105,7 @@ func ParseCompletion(flags uint8, payload []byte) (Completion, error) {
 	}
 	return Completion{
 		Status:    int(binary.LittleEndian.Uint32(payload)),
-		KeepAlive: binary.LittleEndian.Uint32(payload[4:])&completionKeepAlive != 0,
+		KeepAlive: binary.LittleEndian.Uint32(payload[4:])&CompletionKeepAlive != 0,
 		HeadBytes: int64(binary.LittleEndian.Uint64(payload[8:])),
 		BodyBytes: int64(binary.LittleEndian.Uint64(payload[16:])),
 		Broken:    flags&FlagEndBroken != 0,

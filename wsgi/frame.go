@@ -125,6 +125,8 @@ type Request struct {
 	// to the client itself, framed so (FlagDirect); the caller sends the
 	// connection's descriptor with the frame.
 	Framing Framing
+	// HTTPFlags go with FramingHTTP1.
+	HTTPFlags HTTPFlags
 }
 
 // AppendRequest appends req as a FrameRequest with the given id to buf.
@@ -141,7 +143,7 @@ func AppendRequest(buf []byte, id uint32, req *Request) []byte {
 	}
 	buf = AppendFrameHeader(buf, FrameRequest, flags, id, params+4+len(vars)+len(body))
 	if params != 0 {
-		buf = append(buf, byte(req.Framing), 0, 0, 0)
+		buf = append(buf, byte(req.Framing), byte(req.HTTPFlags), 0, 0)
 	}
 	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(vars)))
 	buf = append(buf, vars...)

@@ -45,7 +45,7 @@ type DirectResponder interface {
 	// the worker, and how the response must be framed; ok is false when
 	// the worker may not write to it (the response goes through the
 	// master).
-	Direct() (conn syscall.RawConn, framing Framing, ok bool)
+	Direct() (conn syscall.RawConn, framing Framing, flags HTTPFlags, ok bool)
 	// WriteRaw writes bytes already framed for the client.
 	WriteRaw(p []byte) error
 	// SendFileRaw sends count bytes of f from offset as they are, as
