@@ -88,11 +88,20 @@ static int gw_note_field(gw_slot *s, const unsigned char *name, size_t name_len,
     return 0;
 }
 
-/* GIL held. The head is known: notes what the framing needs. The head
- * itself waits in s->status and s->headers until gw_http_commit. */
+/* The most the fields gowsgi adds to a head take: Server, Date,
+ * Content-Length, Connection, Transfer-Encoding and the line ends. */
+#define GW_HTTP_ADDED 160
+
+/* GIL held. The head is known: notes what the framing needs, and makes room
+ * for the whole framed head now, while failing can still be answered with a
+ * 500. The head itself waits in s->status and s->headers until
+ * gw_http_commit. */
 int gw_http_head(gw_slot *s)
 {
     const char *st = s->status.data;
+    /* A vars field's two length bytes stand for ": " or "\r\n". */
+    if (gw_buf_reserve(&s->out, 9 + s->status.len + 2 + s->headers.len + GW_HTTP_ADDED) < 0)
+        return -1;
     s->http_status = (st[0] - '0') * 100 + (st[1] - '0') * 10 + (st[2] - '0');
     gw_each_header(s, gw_note_field);
     s->head_sent = 1;

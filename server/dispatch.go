@@ -397,6 +397,9 @@ func (r *relay) sendSpooled(it *item) error {
 	defer r.job.resp.unspool(it)
 	r.dirty = true
 	n := int64(it.end - it.start)
+	if it.kind == wsgi.FrameRaw && r.direct != nil {
+		return r.direct.SendFileRaw(it.file, int64(it.start), n)
+	}
 	r.bytes += n
 	return r.w.SendFile(it.file, int64(it.start), n)
 }
