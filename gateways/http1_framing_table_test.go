@@ -15,7 +15,7 @@ import (
 )
 
 // framingTable is the table of HTTP/1.x responses that the master's writer
-// here and a worker writing the response itself (pyembed/gw_http.c, whose
+// here and a worker writing the response itself (pyembed/gw_worker_http.c, whose
 // test reads the same file) must frame byte for byte alike.
 const framingTable = "../wsgi/testdata/http1_framing.json"
 

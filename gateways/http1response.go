@@ -5,7 +5,7 @@
 // the body. What the framing decision needs from the request is
 // responseParams, which is also what a worker writing the response itself
 // is handed with the client's socket (wsgi.DirectResponder): the worker
-// frames it the same way (pyembed/gw_http.c), and this writer then carries
+// frames it the same way (pyembed/gw_worker_http.c), and this writer then carries
 // only what the master answers itself and what the worker hands back when
 // the client reads slowly.
 package gateways

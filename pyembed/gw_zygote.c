@@ -4,7 +4,7 @@
  * Go cannot fork a running runtime, so this runs as a constructor, before
  * the Go runtime starts any thread, and only when GOWSGI_ZYGOTE is set. A
  * forked worker never returns from the constructor: it serves its slots in
- * C (gw_worker.c) and exits, so no Go runtime ever starts in it.
+ * C (gw_worker_loop.c) and exits, so no Go runtime ever starts in it.
  *
  * The master talks to the zygote over fd 3, a SOCK_SEQPACKET socket (one
  * message per send, descriptors attached with SCM_RIGHTS):

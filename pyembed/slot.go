@@ -1,6 +1,6 @@
 // Slots: each is one OS thread with its own Python thread state that serves
 // the requests of one slot socket. A worker serves its slots in C without
-// Go (gw_worker.c, from the zygote); Slot serves one request at a time from
+// Go (gw_worker_loop.c, from the zygote); Slot serves one request at a time from
 // Go, for CGI mode and for tests and benchmarks of the per-request path.
 package pyembed
 

@@ -14,7 +14,7 @@ import (
 
 // Slot record layout, in bytes from the start of a slot's record. Each field
 // is naturally aligned and accessed atomically by both processes. Over one
-// request the worker stores, in this order (pyembed/gw_serve.c,
+// request the worker stores, in this order (pyembed/gw_wsgi_serve.c,
 // gw_record_stores, and Begin and Finish below): started, the id, then after
 // the app's response the served count, and only then the id back to 0. Begun
 // relies on that order. A worker writing a response to the client itself

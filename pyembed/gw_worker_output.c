@@ -249,7 +249,7 @@ static int gw_out_body_memfd(gw_slot *s, const char *p, size_t n)
 
 /* GIL held. Appends body frames for p, or sends p as a memfd
  * (gw_out_body_memfd); a direct response's body goes to the client
- * (gw_direct.c), or after a hand-off to the master as raw frames. */
+ * (gw_worker_direct.c), or after a hand-off to the master as raw frames. */
 int gw_out_body(gw_slot *s, const char *p, size_t n)
 {
     if (s->client_fd >= 0 && s->framing == GW_FRAMING_HTTP1)

@@ -1,7 +1,7 @@
 /*
  * The callables an app talks back through: start_response and the write
  * callable it returns (PEP 3333, "The start_response() Callable"), with the
- * checks of status and headers. wsgi.file_wrapper is in gw_file_wrapper.c.
+ * checks of status and headers. wsgi.file_wrapper is in gw_wsgi_file_wrapper.c.
  */
 #include "gw.h"
 

@@ -9,7 +9,7 @@
  * HTTP/1.1 or a body ended by the close on HTTP/1.0, Connection when the
  * default does not hold, and no body for HEAD, 1xx, 204 and 304 (RFC 9110
  * section 15, RFC 9112 sections 6.3, 7.1 and 9.3). The bytes go through
- * gw_direct.c, which writes them without blocking and hands the rest to
+ * gw_worker_direct.c, which writes them without blocking and hands the rest to
  * the master when the client reads slowly.
  */
 #include "gw.h"

@@ -334,7 +334,7 @@ cleanup:
  * appends the response's frames; writes them out when flush is set or the
  * response streams. client_fd and body_fd are the descriptors that came
  * with the frame, -1 when none did; the slot takes them over. With
- * GW_FLAG_DIRECT the response goes to client_fd (gw_direct.c) and only its
+ * GW_FLAG_DIRECT the response goes to client_fd (gw_worker_direct.c) and only its
  * FrameEnd, with the completion record, to the master; without the
  * descriptor it goes through the master as usual. Returns 0, or -1
  * with errno set when the slot socket is broken (the master is gone). */

@@ -6,7 +6,7 @@
  * block, what is left of the response goes to the master as a FrameHandoff
  * and then FrameRaw/FrameFile frames of bytes already framed, which the
  * master forwards, so a client that reads slowly never holds the worker.
- * HTTP/1.x framing for the plain-HTTP socket is gw_http.c's.
+ * HTTP/1.x framing for the plain-HTTP socket is gw_worker_http.c's.
  * Before the first byte goes to the client the slot's scoreboard record
  * says so (GW_SLOT_HEAD_OUT): a master that finds the worker dead answers
  * 502/504 itself only when no byte can have left.
