@@ -50,6 +50,13 @@ var frameConstants = []struct {
 // cVarLimit is the longest key or value the C side reads from a vars block.
 const cVarLimit = int(C.GW_MAX_VAR_LEN)
 
+// The zygote's message limits, shared with gw_zygote.c: how many
+// descriptors one message to it carries, and the longest message it sends.
+const (
+	ZygoteFDsPerMsg = int(C.GW_ZYGOTE_FDS_PER_MSG)
+	ZygoteMsgCap    = int(C.GW_ZYGOTE_MSG_CAP)
+)
+
 // cSlotOffsets are the byte offsets of a slot record's words in C.
 var cSlotOffsets = struct{ currentID, abortID, startedNS, served int }{
 	C.GW_SLOT_CURRENT_ID, C.GW_SLOT_ABORT_ID, C.GW_SLOT_STARTED_NS, C.GW_SLOT_SERVED,

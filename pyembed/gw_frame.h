@@ -61,4 +61,9 @@ static inline uint32_t gw_get_u32(const void *p)
     return (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
 }
 
+/* The zygote's messages (gw_zygote.c; the master's side is
+ * server/zygote_linux.go, which reads these through pyembed). */
+#define GW_ZYGOTE_FDS_PER_MSG 250 /* descriptors one message carries, under the kernel's SCM_MAX_FD (253) */
+#define GW_ZYGOTE_MSG_CAP 1100    /* the longest message the zygote sends */
+
 #endif

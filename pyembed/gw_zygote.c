@@ -43,8 +43,8 @@
 #include <unistd.h>
 
 #define ZYGOTE_FD 3
-#define ZYGOTE_FDS_PER_MSG 250 /* under the kernel's SCM_MAX_FD, 253 */
-#define ZYGOTE_MSG_CAP 1100
+#define ZYGOTE_FDS_PER_MSG GW_ZYGOTE_FDS_PER_MSG
+#define ZYGOTE_MSG_CAP GW_ZYGOTE_MSG_CAP
 #define ZYGOTE_MAX_PATHS 256
 #define GW_ZYGOTE_MAX_FDS (2 + 1024) /* control, scoreboard, up to 1024 slots */
 
