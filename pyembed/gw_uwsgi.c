@@ -12,12 +12,12 @@
  * constants, and a function for every feature gowsgi lacks, which raises
  * NotImplementedError naming it — is Python (gw_uwsgi_source.h): tables
  * of names read better there, and they are built once per import. The
- * spooler's and the mules' parts are added after it (gw_spooler.c,
- * gw_mule.c), and their decorators after uwsgidecorators' own.
+ * spooler's and the mules' parts are added after it (gw_uwsgi_spooler.c,
+ * gw_uwsgi_mule.c), and their decorators after uwsgidecorators' own.
  */
 #include "gw.h"
-#include "gw_aux.h"
-#include "gw_aux_decorators_source.h"
+#include "gw_uwsgi_aux.h"
+#include "gw_uwsgi_aux_decorators_source.h"
 #include "gw_uwsgi_source.h"
 
 #include <signal.h>
@@ -267,7 +267,7 @@ static PyObject *gw_run_in_module(PyObject *module, const char *source, const ch
 }
 
 /* GIL held. Runs source in module's namespace, as the other parts of a
- * built-in module (gw_spooler.c, gw_mule.c) add theirs: 0, or -1 with the
+ * built-in module (gw_uwsgi_spooler.c, gw_uwsgi_mule.c) add theirs: 0, or -1 with the
  * exception set. */
 int gw_uwsgi_run_source(PyObject *module, const char *source, const char *filename)
 {

@@ -13,8 +13,8 @@
  * gw_decorators_source is the "uwsgidecorators" module: @postfork and
  * @thread work; the decorators of features gowsgi lacks raise as those
  * functions do when applied. The spooler's and the mules' functions and
- * decorators come after, from gw_spooler_source.h, gw_mule_source.h and
- * gw_aux_decorators_source.h.
+ * decorators come after, from gw_uwsgi_spooler_source.h, gw_uwsgi_mule_source.h and
+ * gw_uwsgi_aux_decorators_source.h.
  */
 #ifndef GW_UWSGI_SOURCE_H
 #define GW_UWSGI_SOURCE_H

@@ -19,7 +19,7 @@
  *                     follow as descriptors over this and further messages
  *                     (a message carries at most ZYGOTE_FDS_PER_MSG)
  *                     "S<num>", "M<num>"    fork spooler num or mule num
- *                     (gw_aux.h); no descriptors; answered with P or N,
+ *                     (gw_uwsgi_aux.h); no descriptors; answered with P or N,
  *                     and its exit reported with X, as a worker's
  *
  * The app spec, and what uWSGI's Python API tells of the server
@@ -30,7 +30,7 @@
  * says (docs/internals.md).
  */
 #include "gw.h"
-#include "gw_aux.h"
+#include "gw_uwsgi_aux.h"
 
 #include <errno.h>
 #include <fcntl.h>

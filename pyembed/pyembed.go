@@ -69,7 +69,7 @@ type AppSpec struct {
 	// one thread and no options.
 	UWSGI UWSGIInfo
 	// Spooler and Mules are the processes the zygote forks beside the
-	// workers (gw_spooler.c, gw_mule.c); the zero values run none.
+	// workers (gw_uwsgi_spooler.c, gw_uwsgi_mule.c); the zero values run none.
 	Spooler Spooler
 	Mules   Mules
 }
@@ -310,7 +310,7 @@ func ZygoteEnv(spec AppSpec) []string {
 	}
 }
 
-// farmLines encodes farms as gw_mule.c reads them: "NAME:ID,ID" lines.
+// farmLines encodes farms as gw_uwsgi_mule.c reads them: "NAME:ID,ID" lines.
 func farmLines(farms []Farm) string {
 	var b strings.Builder
 	for _, f := range farms {

@@ -1,12 +1,12 @@
 // The spoolers and mules: processes the zygote forks beside the workers
-// (pyembed/gw_spooler.c, gw_mule.c) that serve no requests. One goroutine
+// (pyembed/gw_uwsgi_spooler.c, gw_uwsgi_mule.c) that serve no requests. One goroutine
 // owns their table, as the pool's owns the workers': it forks them from the
 // generation that serves, respawns one that exits (at once when it had run
 // a while, else after a doubling backoff, since uWSGI never gives up on a
 // spooler or a mule either), forks them again from a reload's generation
 // once it takes over, and kills them when the master stops. The master
 // passes them nothing: the queues and folders they read are the zygote's
-// (gw_aux.h).
+// (gw_uwsgi_aux.h).
 package server
 
 import (

@@ -15,7 +15,7 @@ import (
 	"github.com/gowsgi/gowsgi/pyembed"
 )
 
-// The bounds gw_spooler.c and gw_mule.c keep room for.
+// The bounds gw_uwsgi_spooler.c and gw_uwsgi_mule.c keep room for.
 const (
 	maxSpoolerDirs      = 64
 	maxSpoolerProcesses = 512 // over all folders

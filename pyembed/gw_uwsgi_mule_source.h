@@ -1,5 +1,5 @@
 /*
- * The Python part of the mules (gw_mule.c), run in the "uwsgi" module after
+ * The Python part of the mules (gw_uwsgi_mule.c), run in the "uwsgi" module after
  * its C functions are in place, with uWSGI 2.0's names and results:
  * mule_msg() writes one message into a mule's queue (a number), a farm's
  * (its name) or the queue every mule reads (none, or 0) and says True, or
@@ -8,8 +8,8 @@
  * program hands each message to uwsgi.mule_msg_hook, which
  * uwsgidecorators' @mulefunc sets.
  */
-#ifndef GW_MULE_SOURCE_H
-#define GW_MULE_SOURCE_H
+#ifndef GW_UWSGI_MULE_SOURCE_H
+#define GW_UWSGI_MULE_SOURCE_H
 
 static const char gw_mule_source[] =
     "import select as _select\n"

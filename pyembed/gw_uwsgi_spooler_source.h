@@ -1,5 +1,5 @@
 /*
- * The Python part of the spooler (gw_spooler.c), run in the "uwsgi" module
+ * The Python part of the spooler (gw_uwsgi_spooler.c), run in the "uwsgi" module
  * after its C functions are in place, with uWSGI 2.0's names and results:
  * spool() writes a job file in uWSGI's format — a uwsgi packet (modifier1
  * 17, the vars' size, modifier2 0) of bytes keys and values, then the body —
@@ -9,8 +9,8 @@
  * SPOOL_OK. A job file is locked (fcntl) while it is written and while a
  * spooler runs it, so no two processes take one job.
  */
-#ifndef GW_SPOOLER_SOURCE_H
-#define GW_SPOOLER_SOURCE_H
+#ifndef GW_UWSGI_SPOOLER_SOURCE_H
+#define GW_UWSGI_SPOOLER_SOURCE_H
 
 static const char gw_spooler_source[] =
     "import fcntl as _fcntl\n"

@@ -7,15 +7,15 @@
  * spoolers at once instead of at the next scan), and a shared page with
  * each spooler's pid and the frequency uwsgi.set_spooler_frequency() set,
  * which every process reads. Writing, scanning and running jobs is Python
- * (gw_spooler_source.h), as uWSGI's job files are a small byte format.
+ * (gw_uwsgi_spooler_source.h), as uWSGI's job files are a small byte format.
  *
  * Where a signal for the spooler would arrive: the spooler waits between
- * scans in _spooler_wait (gw_spooler_source.h), polling its folder's wake-up
+ * scans in _spooler_wait (gw_uwsgi_spooler_source.h), polling its folder's wake-up
  * socket; a signal socket belongs in that poll.
  */
 #include "gw.h"
-#include "gw_aux.h"
-#include "gw_spooler_source.h"
+#include "gw_uwsgi_aux.h"
+#include "gw_uwsgi_spooler_source.h"
 
 #include <errno.h>
 #include <stdlib.h>

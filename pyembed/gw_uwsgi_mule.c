@@ -8,15 +8,15 @@
  * them, so uwsgi.mule_msg() in a worker writes straight into a mule's
  * queue and the master passes no message. A respawned mule inherits the
  * same queue, with what was waiting in it. Sending and receiving is Python
- * (gw_mule_source.h).
+ * (gw_uwsgi_mule_source.h).
  *
  * Where a signal for a mule would arrive: a mule waits for messages in
- * _mule_wait (gw_mule_source.h), polling its queues; a signal socket
+ * _mule_wait (gw_uwsgi_mule_source.h), polling its queues; a signal socket
  * belongs in that poll, as uWSGI's mule_get_msg(signals=True) has it.
  */
 #include "gw.h"
-#include "gw_aux.h"
-#include "gw_mule_source.h"
+#include "gw_uwsgi_aux.h"
+#include "gw_uwsgi_mule_source.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /*
  * The processes the zygote forks beside the workers: spoolers
- * (gw_spooler.c) and mules (gw_mule.c). Each kind reads its part of the
+ * (gw_uwsgi_spooler.c) and mules (gw_uwsgi_mule.c). Each kind reads its part of the
  * GOWSGI_APP_* environment in the zygote, makes there what its processes
  * and the workers share (the mules' message queues, the spoolers' wake-up
  * sockets and pid table: every fork inherits them), adds its functions to
@@ -9,19 +9,19 @@
  * The master asks the zygote for one with "S<num>" (spooler num, from 1)
  * or "M<num>" (mule num, from 1); no descriptors go with the command.
  */
-#ifndef GW_AUX_H
-#define GW_AUX_H
+#ifndef GW_UWSGI_AUX_H
+#define GW_UWSGI_AUX_H
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-/* gw_spooler.c */
+/* gw_uwsgi_spooler.c */
 void gw_spooler_read_env(void);                 /* GIL: any; in the zygote, before its env is hidden */
 int gw_spooler_setup(void);                     /* GIL: any; in the zygote, before any fork; -1 with errno */
 int gw_spooler_module_init(PyObject *uwsgi);    /* GIL held: adds the spooler's part of "uwsgi" */
 int gw_spooler_run(int num, int post_fork);     /* GIL held; in the forked spooler; returns its exit status */
 
-/* gw_mule.c */
+/* gw_uwsgi_mule.c */
 void gw_mule_read_env(void);                    /* GIL: any; in the zygote, before its env is hidden */
 int gw_mule_setup(void);                        /* GIL: any; in the zygote, before any fork; -1 with errno */
 int gw_mule_module_init(PyObject *uwsgi);       /* GIL held: adds the mules' part of "uwsgi" */

@@ -1,5 +1,5 @@
 /*
- * uwsgidecorators' spooler and mule decorators (gw_spooler.c, gw_mule.c),
+ * uwsgidecorators' spooler and mule decorators (gw_uwsgi_spooler.c, gw_uwsgi_mule.c),
  * run in that module after gw_decorators_source: @spool, @spoolforever and
  * @spoolraw (uwsgi.spooler becomes their dispatcher; with
  * pass_arguments=True the call's arguments travel pickled in the job's
@@ -8,8 +8,8 @@
  * @muleloop, @mulemsg and @farm, which run in the mules after the fork.
  * Names and behaviour are uWSGI 2.0's uwsgidecorators.py.
  */
-#ifndef GW_AUX_DECORATORS_SOURCE_H
-#define GW_AUX_DECORATORS_SOURCE_H
+#ifndef GW_UWSGI_AUX_DECORATORS_SOURCE_H
+#define GW_UWSGI_AUX_DECORATORS_SOURCE_H
 
 static const char gw_aux_decorators_source[] =
     "import functools as _functools\n"
