@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -294,7 +293,7 @@ func (a *auxPool) killAll() {
 				running--
 			}
 		case <-deadline:
-			a.log.Error("spoolers or mules did not exit after SIGKILL", "left", strconv.Itoa(running))
+			a.log.Error("spoolers or mules did not exit after SIGKILL", "left", running)
 			return
 		}
 	}

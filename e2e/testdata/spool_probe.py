@@ -47,11 +47,14 @@ def spool_route(environ, start_response):
     path = uwsgi.spool(later)
     with open(path, "rb") as f:
         content = f.read()
+    task = uwsgi.spooler_get_task(path.decode())
+    task_name = task.pop("spooler_task_name")
     now = uwsgi.spool({b"a": b"1", b"list": [104, 105], b"body": b"NOW"})
     return answer(start_response, {
         "path": path.decode(), "type": type(path).__name__, "file": content.hex(),
         "mtime": os.stat(path).st_mtime, "body_left_dict": b"body" not in later,
         "dir": os.path.dirname(path).decode(), "now": now.decode(),
+        "task": {repr(k): repr(v) for k, v in task.items()}, "task_name_is_path": task_name == path,
     })
 
 
@@ -64,6 +67,8 @@ def refused_route(environ, start_response):
         "unknown spooler": lambda: uwsgi.spool({b"spooler": b"/nonexistent"}),
         "mule_get_msg in a worker": lambda: uwsgi.mule_get_msg(),
         "mule_msg to a farm nobody has": lambda: uwsgi.mule_msg(b"x", b"nofarm"),
+        "spooler_get_task of bytes": lambda: uwsgi.spooler_get_task(b"/nonexistent"),
+        "spooler_get_task of no file": lambda: uwsgi.spooler_get_task("/nonexistent"),
     }
     raised = {}
     for name, call in calls.items():
