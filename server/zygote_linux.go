@@ -1,8 +1,9 @@
 // Starting workers by fork from a zygote: one process per generation that
 // imports the app once and forks workers sharing it copy-on-write, so a
 // worker costs little memory and a respawn after a crash is a fork, not a
-// fresh import. The zygote's side and its message protocol are in package
-// pyembed (gw_zygote.c); this is the master's side.
+// fresh import. It forks the spoolers and mules too (auxprocs.go). The
+// zygote's side and its message protocol are in package pyembed
+// (gw_zygote.c); this is the master's side.
 package server
 
 import (
