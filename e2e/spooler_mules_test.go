@@ -115,12 +115,14 @@ func spoolFiles(t *testing.T, dir string) []string {
 
 func TestSpoolerRunsASpoolJobWithItsArguments(t *testing.T) {
 	tests := []struct {
-		name string
-		ini  string
-		args []string
+		name  string
+		ini   string
+		args  []string
+		quiet bool
 	}{
 		{name: "command line", args: []string{"--spooler", "spool", "--spooler-frequency", "1"}},
 		{name: "ini file", ini: "[uwsgi]\nspooler = spool\nspooler-freq = 1\nspooler-processes = 2\n"},
+		{name: "quiet", args: []string{"-Q", "spool", "--spooler-quiet"}, quiet: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -147,6 +149,16 @@ func TestSpoolerRunsASpoolJobWithItsArguments(t *testing.T) {
 			assert.Contains(t, spoolers, pid, "the job ran in a spooler")
 			harness.Eventually(t, auxWait, func() bool { return len(spoolFiles(t, filepath.Join(dir, "spool"))) == 0 },
 				"the done job's file was not deleted")
+			// uWSGI's lines, which --spooler-quiet leaves out.
+			lines := []string{"[spooler] written ", "] managing request uwsgi_spoolfile_on_", "] done with task uwsgi_spoolfile_on_"}
+			if !tt.quiet {
+				inst.AwaitLogged(t, lines...)
+				return
+			}
+			inst.Stop(t)
+			for _, line := range lines {
+				assert.NotContains(t, inst.Stderr(), line)
+			}
 		})
 	}
 }

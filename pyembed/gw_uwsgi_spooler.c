@@ -35,7 +35,7 @@ typedef struct {
 
 static const char *gw_spooler_dirs_env; /* "DIR\nDIR..." */
 static char *gw_spooler_dirs[GW_SPOOLER_MAX_DIRS];
-static int gw_spooler_ndirs, gw_spooler_procs = 1, gw_spooler_frequency = 30, gw_spooler_ordered;
+static int gw_spooler_ndirs, gw_spooler_procs = 1, gw_spooler_frequency = 30, gw_spooler_ordered, gw_spooler_quiet;
 static const char *gw_spooler_chdir = "";
 static int gw_spooler_wake[GW_SPOOLER_MAX_DIRS][2]; /* [0] written by spool(), [1] polled by the spoolers */
 static gw_spooler_board *gw_spooler_shared;
@@ -55,6 +55,7 @@ void gw_spooler_read_env(void)
     gw_spooler_procs = (int)gw_env_long("GOWSGI_APP_SPOOLER_PROCESSES", 1);
     gw_spooler_frequency = (int)gw_env_long("GOWSGI_APP_SPOOLER_FREQUENCY", 30);
     gw_spooler_ordered = gw_env_long("GOWSGI_APP_SPOOLER_ORDERED", 0) == 1;
+    gw_spooler_quiet = gw_env_long("GOWSGI_APP_SPOOLER_QUIET", 0) == 1;
     const char *chdir_to = getenv("GOWSGI_APP_SPOOLER_CHDIR");
     gw_spooler_chdir = chdir_to != NULL ? strdup(chdir_to) : "";
     if (gw_spooler_procs < 1)
@@ -110,9 +111,10 @@ static PyObject *gw_sp_config(PyObject *self, PyObject *unused)
         PyTuple_SET_ITEM(wake, i, w);
         PyTuple_SET_ITEM(wait, i, r);
     }
-    config = Py_BuildValue("{s:O,s:O,s:O,s:i,s:i,s:O,s:y}", "dirs", dirs, "wake", wake, "wait", wait, "processes",
-                           gw_spooler_procs, "frequency", gw_spooler_frequency, "ordered",
-                           gw_spooler_ordered ? Py_True : Py_False, "chdir", gw_spooler_chdir);
+    config = Py_BuildValue("{s:O,s:O,s:O,s:i,s:i,s:O,s:O,s:y}", "dirs", dirs, "wake", wake, "wait", wait,
+                           "processes", gw_spooler_procs, "frequency", gw_spooler_frequency, "ordered",
+                           gw_spooler_ordered ? Py_True : Py_False, "quiet", gw_spooler_quiet ? Py_True : Py_False,
+                           "chdir", gw_spooler_chdir);
 done:
     Py_XDECREF(wait);
     Py_XDECREF(wake);

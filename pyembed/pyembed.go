@@ -86,6 +86,8 @@ type Spooler struct {
 	Frequency int
 	// Ordered scans in version order, priority subfolders included.
 	Ordered bool
+	// Quiet leaves out the log lines of each job written, run and done.
+	Quiet bool
 	// Chdir is where a spooler runs each job; empty: in its folder.
 	Chdir string
 }
@@ -303,6 +305,7 @@ func ZygoteEnv(spec AppSpec) []string {
 		"GOWSGI_APP_SPOOLER_PROCESSES=" + strconv.Itoa(max(spec.Spooler.Processes, 1)),
 		"GOWSGI_APP_SPOOLER_FREQUENCY=" + strconv.Itoa(cmp.Or(spec.Spooler.Frequency, 30)),
 		"GOWSGI_APP_SPOOLER_ORDERED=" + flag(spec.Spooler.Ordered),
+		"GOWSGI_APP_SPOOLER_QUIET=" + flag(spec.Spooler.Quiet),
 		"GOWSGI_APP_SPOOLER_CHDIR=" + spec.Spooler.Chdir,
 		"GOWSGI_APP_MULES=" + strconv.Itoa(len(spec.Mules.Programs)),
 		"GOWSGI_APP_MULE_PROGRAMS=" + strings.Join(spec.Mules.Programs, "\n"),

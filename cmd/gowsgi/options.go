@@ -144,6 +144,7 @@ type options struct {
 	SpoolerProcesses int
 	SpoolerFrequency int
 	SpoolerOrdered   bool
+	SpoolerQuiet     bool
 	SpoolerChdir     string
 	Mules            []string // per mule: a .py program, or "" for a message loop
 	Farms            []string // NAME:ID[,ID...]

@@ -36,6 +36,8 @@ func auxOptions(o *options) []option {
 			help: "run the spooler's jobs in version order of their names, the numbered priority subfolders too"},
 		{names: []string{"--spooler-chdir"}, kind: kindString, arg: "DIR", target: &o.SpoolerChdir,
 			help: "run each spooler job in DIR instead of the spooler's folder"},
+		{names: []string{"--spooler-quiet"}, kind: kindBool, target: &o.SpoolerQuiet,
+			help: "do not log each spooler job written, run and done"},
 		{names: []string{"--mule"}, kind: kindOptional, arg: "[=FILE.py]", check: o.addMule,
 			help: "add a mule: bare, a process that hands each message to uwsgi.mule_msg_hook (@mulefunc); =FILE.py, one that runs FILE.py; repeatable"},
 		{names: []string{"--mules"}, kind: kindInt, arg: "N", min: 0, max: maxMules, check: o.addMules,
@@ -115,7 +117,7 @@ func (o *options) warnIdleSpoolerOptions() {
 		set  bool
 	}{
 		{"spooler-processes", o.SpoolerProcesses != 0}, {"spooler-frequency", o.SpoolerFrequency != 0},
-		{"spooler-ordered", o.SpoolerOrdered}, {"spooler-chdir", o.SpoolerChdir != ""},
+		{"spooler-ordered", o.SpoolerOrdered}, {"spooler-chdir", o.SpoolerChdir != ""}, {"spooler-quiet", o.SpoolerQuiet},
 	}
 	for _, g := range given {
 		if g.set {
@@ -161,6 +163,7 @@ func (o *options) auxSpec() (pyembed.Spooler, pyembed.Mules) {
 			Processes: o.SpoolerProcesses,
 			Frequency: o.SpoolerFrequency,
 			Ordered:   o.SpoolerOrdered,
+			Quiet:     o.SpoolerQuiet,
 			Chdir:     o.SpoolerChdir,
 		}, pyembed.Mules{
 			Programs: o.Mules,
