@@ -28,7 +28,7 @@ import time
 import uwsgi
 from uwsgidecorators import mulefunc, spool, spoolraw
 
-from apphelp import number, query, routed, tag, text
+from apphelp import number, query, routed, tag, text, wait_for_file
 
 HERE = os.getcwd()
 
@@ -49,9 +49,7 @@ def job_args(tag, n=0):
 @spool(pass_arguments=True)
 def job_block(tag):
     record("block-%s-%d" % (tag, os.getpid()), "")
-    deadline = time.monotonic() + 30
-    while not os.path.exists(os.path.join(HERE, "release-" + tag)) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for_file(os.path.join(HERE, "release-" + tag), 30)
 
 
 @spoolraw
