@@ -68,6 +68,7 @@ type gateway interface {
 // status: 0 after a stop by signal, 1 when serving failed, 2 when it could
 // not start (a socket would not bind, the app would not load).
 func Run(cfg Config) int {
+	limitMasterThreads()
 	if err := openLog(cfg.LogTo); err != nil {
 		fmt.Fprintf(os.Stderr, "gowsgi: %v\n", err)
 		return 2
