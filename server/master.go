@@ -152,7 +152,8 @@ func newMaster(cfg Config) (*master, error) {
 	m := &master{cfg: cfg, stderr: MasterOutput(cfg.LogJSON), signals: make(chan os.Signal, 4), touched: make(chan string),
 		logTouched: make(chan string)}
 	if cfg.LogJSON {
-		m.log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+		// "source" as on the lines logjson.go wraps: master or app.
+		m.log = slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("source", "master")
 	} else {
 		m.log = slog.New(slog.NewTextHandler(m.stderr, nil))
 	}
