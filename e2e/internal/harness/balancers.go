@@ -85,3 +85,23 @@ func startBalancer(t *testing.T, addr, binary string, args ...string) *Balancer 
 		}
 	}
 }
+
+// LaunchInNetns starts gowsgi with exactly args inside the network
+// namespace ns (ip netns exec runs it in place, so the pid is gowsgi's),
+// in dir, waits for its banner, and stops it when the test ends.
+func LaunchInNetns(t *testing.T, ns, dir string, args ...string) *Instance {
+	t.Helper()
+	inst := &Instance{Dir: dir, Output: &LockedBuffer{}, Exited: make(chan struct{})}
+	inst.Cmd = exec.Command(RequireBinary(t, "ip"), append([]string{"netns", "exec", ns, GowsgiBin}, args...)...)
+	inst.Cmd.Dir = dir
+	inst.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	inst.Cmd.Stdout, inst.Cmd.Stderr = inst.Output, inst.Output
+	require.NoError(t, inst.Cmd.Start(), "starting %s in %s", GowsgiBin, ns)
+	go func() {
+		inst.Err = inst.Cmd.Wait()
+		close(inst.Exited)
+	}()
+	t.Cleanup(func() { inst.Stop(t) })
+	inst.WaitBanner(t)
+	return inst
+}
