@@ -523,7 +523,10 @@ func helpText() string {
 	b.WriteString("Usage: gowsgi --module MODULE [options]\n       gowsgi app.ini [options]\n\nRuns a Python WSGI application (PEP 3333).\n\nOptions:\n")
 	for _, opt := range optionTable(defaultOptions()) {
 		spec := strings.Join(opt.names, ", ")
-		if opt.arg != "" {
+		switch {
+		case strings.HasPrefix(opt.arg, "[="): // an optional value, given as --opt=VALUE
+			spec += opt.arg
+		case opt.arg != "":
 			spec += " " + opt.arg
 		}
 		fmt.Fprintf(&b, "  %-44s %s\n", spec, opt.help)
