@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os/exec"
 	"regexp"
 	"strings"
 	"syscall"
@@ -132,4 +133,18 @@ func TestLogJSONFailedStart(t *testing.T) {
 	assert.NotEmpty(t, find(objs, func(o map[string]any) bool {
 		return o["level"] == "ERROR" && strings.Contains(o["msg"].(string), "app.py")
 	}), "%s", out)
+}
+
+// TestLogJSONRefusedInCGIMode: a CGI program's app writes to the web
+// server's error log itself, so --log-json could not keep its promise
+// there and stops the run with one line.
+func TestLogJSONRefusedInCGIMode(t *testing.T) {
+	cmd := exec.Command(harness.GowsgiBin, "--log-json", "--wsgi-file", harness.TestdataPath(t, "proxied_app.py"))
+	cmd.Dir = t.TempDir()
+	cmd.Env = cgiRequest{method: "GET", pathInfo: "/hello"}.env()
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "%s", out)
+	assert.Equal(t, 2, exit.ExitCode())
+	assert.Equal(t, "gowsgi: --log-json: not in CGI mode, where the app writes to the web server's error log itself; drop the option\n", string(out))
 }

@@ -36,6 +36,11 @@ func main() {
 		fmt.Println("gowsgi " + server.Version)
 	case opts.Reload != "" || opts.Stop != "":
 		os.Exit(signalPidFile(opts))
+	case cgi && opts.LogJSON:
+		// The app runs in this process and writes to the web server's
+		// error log itself: there is no pipe to turn its lines into JSON.
+		fmt.Fprintln(os.Stderr, "gowsgi: --log-json: not in CGI mode, where the app writes to the web server's error log itself; drop the option")
+		os.Exit(2)
 	case cgi:
 		if err := chdir(opts.Chdir); err != nil {
 			fmt.Fprintf(os.Stderr, "gowsgi: %v\n", err)
