@@ -9,6 +9,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -231,4 +232,37 @@ func TestKeepaliveIdleTimeout(t *testing.T) {
 	closed, _ := harness.WaitEOF(shortConn, shortR, 20*time.Second)
 	require.True(t, closed, "--http-keepalive=2 closes an idle connection")
 	assert.NoError(t, ask(usualConn, usualR), "the default keeps a connection idle for longer")
+}
+
+// TestProxyProtocolOnHTTPSFromHAProxy: HAProxy passes TLS through in TCP
+// mode with a PROXY header before it; --enable-proxy-protocol reads it on
+// the HTTPS socket before the handshake.
+func TestProxyProtocolOnHTTPSFromHAProxy(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, roots := writeCertificate(t, dir)
+	httpsAddr := harness.FreeAddr(t)
+	// The harness's own HTTP socket expects a header too, so the banner
+	// has no plain http:// to wait for: wait for the HTTPS socket's.
+	inst := harness.Launch(t, t.TempDir(), "--wsgi-file", harness.TestdataPath(t, "proxied_app.py"),
+		"--https-socket", httpsAddr+","+certFile+","+keyFile, "--enable-proxy-protocol")
+	harness.WaitLine(t, inst, "https+proxy://"+httpsAddr)
+	front := harness.FreeAddr(t)
+	cfg := writeConfig(t, dir, "haproxy.cfg", fmt.Sprintf(`defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend front
+    bind %s
+    default_backend app
+backend app
+    server gowsgi %s send-proxy-v2
+`, front, httpsAddr))
+	harness.StartHAProxy(t, front, cfg)
+	c, ports := clientFrom("127.0.0.6")
+	c.Transport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: roots}
+	w := askWhoami(t, c, "https://"+front, nil)
+	assert.Equal(t, "127.0.0.6", w.RemoteAddr)
+	assert.Equal(t, strconv.Itoa(<-ports), w.RemotePort)
+	assert.Equal(t, "https", w.Scheme)
 }

@@ -71,9 +71,10 @@ type HTTPOptions struct {
 	// connection, so that the balancer, not gowsgi, closes it first and
 	// never sends a request on a connection gowsgi is closing.
 	IdleTimeout time.Duration
-	// ProxyProtocol makes every plain HTTP connection open with a PROXY
-	// protocol header, version 1 or 2, whose source becomes REMOTE_ADDR
-	// and REMOTE_PORT; a connection without one is refused with 400.
+	// ProxyProtocol makes every connection open with a PROXY protocol
+	// header, version 1 or 2, whose source becomes REMOTE_ADDR and
+	// REMOTE_PORT; a plain HTTP connection without one is refused with
+	// 400, an HTTPS one (the header comes before TLS) is closed.
 	ProxyProtocol bool
 	// ForwardedAllow, when not nil, lists the peers whose X-Forwarded-For
 	// and X-Forwarded-Proto set REMOTE_ADDR and wsgi.url_scheme.
@@ -91,10 +92,12 @@ type HTTP struct {
 	limit     int64       // --limit-post; 0 for none
 	tls       *tls.Config // nil for plain HTTP/1.x
 	trust     *ForwardedAllow
-	log       *slog.Logger
-	srv       *http.Server // HTTPS only
-	plain     *http1Server // plain HTTP/1.x only
-	requests  sync.Pool    // *httpRequest, reused across HTTPS requests
+	// proxyProtocol: HTTPS connections open with a PROXY header.
+	proxyProtocol bool
+	log           *slog.Logger
+	srv           *http.Server // HTTPS only
+	plain         *http1Server // plain HTTP/1.x only
+	requests      sync.Pool    // *httpRequest, reused across HTTPS requests
 }
 
 // httpRequest is the per-request state a net/http goroutine reuses.
@@ -111,7 +114,8 @@ func NewHTTP(handler wsgi.Handler, opts HTTPOptions) *HTTP {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	g := &HTTP{handler: handler, threshold: opts.SpoolThreshold, limit: opts.LimitPost, log: logger, trust: opts.ForwardedAllow}
+	g := &HTTP{handler: handler, threshold: opts.SpoolThreshold, limit: opts.LimitPost, log: logger,
+		trust: opts.ForwardedAllow, proxyProtocol: opts.ProxyProtocol}
 	if opts.TLSConfig == nil {
 		g.plain = newHTTP1Server(handler, opts, logger)
 		return g
@@ -156,8 +160,11 @@ func (g *HTTP) Serve(ln net.Listener) error {
 	if g.plain != nil {
 		return g.plain.Serve(ln)
 	}
-	patient := newPatientListener(ln, g.log, "https")
-	if err := g.srv.Serve(tls.NewListener(patient, g.tls)); !errors.Is(err, http.ErrServerClosed) {
+	var accepted net.Listener = newPatientListener(ln, g.log, "https")
+	if g.proxyProtocol {
+		accepted = &proxyListener{Listener: accepted, timeout: g.srv.ReadHeaderTimeout, log: g.log}
+	}
+	if err := g.srv.Serve(tls.NewListener(accepted, g.tls)); !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("gateways: serving https on %s: %w", ln.Addr(), err)
 	}
 	return nil

@@ -2,7 +2,8 @@
 // cloud load balancers send at the start of a connection to say whom they
 // are passing it on for: https://www.haproxy.org/download/2.8/doc/proxy-protocol.txt
 // An HTTP socket switched to it (--enable-proxy-protocol) reads one header
-// before the first request and takes REMOTE_ADDR and REMOTE_PORT from it.
+// before the first request and takes REMOTE_ADDR and REMOTE_PORT from it;
+// an HTTPS socket reads it before the TLS handshake (proxyListener).
 package gateways
 
 import (
@@ -11,8 +12,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/netip"
 	"strconv"
+	"sync"
+	"time"
 )
 
 // proxyV2Signature opens every version 2 header (section 2.2).
@@ -169,4 +174,78 @@ func proxyV2Source(r *bufio.Reader, family byte, length int) (proxyHeader, error
 	ip = ip.Unmap() // an IPv4 client shows as one, however the proxy sent it
 	port := binary.BigEndian.Uint16(addrs[2*size:])
 	return proxyHeader{source: netip.AddrPortFrom(ip, port)}, nil
+}
+
+// proxyListener hands out connections that read their PROXY header
+// before anything else, for net/http's HTTPS server, where the header
+// comes before the TLS handshake. The header is read in the connection's
+// own goroutine (net/http asks RemoteAddr there first), never in Accept,
+// so a slow proxy holds no other connection back.
+type proxyListener struct {
+	net.Listener
+	timeout time.Duration
+	log     *slog.Logger
+}
+
+func (l *proxyListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &proxyConn{Conn: c, timeout: l.timeout, log: l.log}, nil
+}
+
+// proxyConn is a connection whose PROXY header is read on first use.
+// A connection without a valid one is closed: before TLS, no HTTP answer
+// can reach the client.
+type proxyConn struct {
+	net.Conn
+	timeout time.Duration
+	log     *slog.Logger
+	once    sync.Once
+	r       *bufio.Reader // what came after the header, then the connection
+	remote  net.Addr
+	err     error
+}
+
+// readHeader reads the header once, within the timeout.
+func (c *proxyConn) readHeader() error {
+	c.once.Do(func() {
+		c.remote = c.Conn.RemoteAddr()
+		c.Conn.SetReadDeadline(time.Now().Add(c.timeout))
+		defer c.Conn.SetReadDeadline(time.Time{})
+		c.r = bufio.NewReaderSize(c.Conn, proxyHeaderBuffer)
+		h, err := readProxyHeader(c.r)
+		if err != nil {
+			c.log.Debug("request refused", "protocol", "https", "remote", c.remote.String(), "error", err)
+			c.err = err
+			c.Conn.Close()
+			return
+		}
+		if h.source.IsValid() {
+			c.remote = net.TCPAddrFromAddrPort(h.source)
+		}
+	})
+	return c.err
+}
+
+// proxyHeaderBuffer holds a header (v2 TLVs past it are discarded through
+// it) and the start of the TLS handshake after it.
+const proxyHeaderBuffer = 1 << 10
+
+func (c *proxyConn) Read(p []byte) (int, error) {
+	if err := c.readHeader(); err != nil {
+		return 0, err
+	}
+	if c.r.Buffered() > 0 {
+		return c.r.Read(p)
+	}
+	return c.Conn.Read(p)
+}
+
+// RemoteAddr is the header's source, or the peer's own address for a
+// header that names none.
+func (c *proxyConn) RemoteAddr() net.Addr {
+	c.readHeader()
+	return c.remote
 }

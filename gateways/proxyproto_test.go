@@ -2,10 +2,18 @@ package gateways
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"io"
+	"math/big"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -143,4 +151,63 @@ func TestHTTP1WithoutProxyProtocolRefusesAHeader(t *testing.T) {
 		assert.Contains(t, out, "Connection: close\r\n")
 	}
 	assert.Empty(t, rec.requests())
+}
+
+// selfSigned returns a TLS configuration serving a certificate for
+// 127.0.0.1, and a client configuration trusting it.
+func selfSigned(t *testing.T) (server, client *tls.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	template := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, template, template, &key.PublicKey, key)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
+		&tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}}
+}
+
+// TestHTTPSProxyProtocol: on an HTTPS socket the PROXY header comes before
+// the TLS handshake; its source is REMOTE_ADDR, and a connection without
+// one is closed before any handshake.
+func TestHTTPSProxyProtocol(t *testing.T) {
+	serverTLS, clientTLS := selfSigned(t)
+	rec := &recorder{}
+	addr := startHTTP(t, rec, HTTPOptions{TLSConfig: serverTLS, ProxyProtocol: true})
+	for _, header := range []string{"PROXY TCP4 192.0.2.7 127.0.0.1 4711 443\r\n", proxyV2(proxyV2Proxy, 0x11, inet4Block)} {
+		conn, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		require.NoError(t, conn.SetDeadline(time.Now().Add(5*time.Second)))
+		_, err = io.WriteString(conn, header)
+		require.NoError(t, err)
+		tc := tls.Client(conn, clientTLS)
+		_, err = io.WriteString(tc, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+		require.NoError(t, err)
+		out, err := io.ReadAll(tc)
+		require.NoError(t, err)
+		assert.True(t, strings.HasPrefix(string(out), "HTTP/1.1 200 OK\r\n"), "%q", out)
+		tc.Close()
+	}
+	seen := rec.requests()
+	require.Len(t, seen, 2)
+	for _, s := range seen {
+		assert.Equal(t, "192.0.2.7:4711", s.vars["REMOTE_ADDR"]+":"+s.vars["REMOTE_PORT"])
+		assert.Equal(t, "https", s.vars["wsgi.url_scheme"])
+	}
+
+	conn, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, conn.SetDeadline(time.Now().Add(5*time.Second)))
+	assert.Error(t, tls.Client(conn, clientTLS).Handshake(), "a handshake without a PROXY header first is not answered")
+	assert.Len(t, rec.requests(), 2)
 }

@@ -41,8 +41,9 @@ type Socket struct {
 	// CertFile and KeyFile are the PEM certificate chain and its key, for
 	// ProtocolHTTPS.
 	CertFile, KeyFile string
-	// ProxyProtocol, for ProtocolHTTP, says every connection opens with a
-	// PROXY protocol header (gateways/proxyproto.go).
+	// ProxyProtocol, for ProtocolHTTP and ProtocolHTTPS, says every
+	// connection opens with a PROXY protocol header
+	// (gateways/proxyproto.go).
 	ProxyProtocol bool
 }
 

@@ -260,7 +260,7 @@ func (m *master) newGateway(socket Socket, tlsConfig *tls.Config) gateway {
 		TLSConfig:      tlsConfig,
 		Timeout:        m.cfg.HTTPTimeout,
 		IdleTimeout:    m.cfg.HTTPKeepalive,
-		ProxyProtocol:  socket.ProxyProtocol && tlsConfig == nil,
+		ProxyProtocol:  socket.ProxyProtocol,
 		ForwardedAllow: m.forwardedAllow,
 		Logger:         m.log,
 	})

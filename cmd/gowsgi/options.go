@@ -260,7 +260,7 @@ func optionTable(o *options) []option {
 		{names: []string{"--http-keepalive"}, kind: kindBool, arg: "[=SECONDS]", check: o.httpKeepalive,
 			help: "keep an idle HTTP connection open SECONDS for its next request (uWSGI's: a number above 1); default 90, above the 60 s load balancers keep one, so the balancer closes it first; bare, HTTP/1.1 connections are kept alive as always"},
 		{names: []string{"--enable-proxy-protocol", "--http-enable-proxy-protocol"}, kind: kindBool, target: &o.ProxyProtocol,
-			help: "every connection to a plain HTTP socket opens with a PROXY protocol header (v1 or v2, as HAProxy's send-proxy sends), whose source becomes REMOTE_ADDR and REMOTE_PORT; a connection without one gets 400"},
+			help: "every connection to an HTTP or HTTPS socket opens with a PROXY protocol header (v1 or v2, as HAProxy's send-proxy sends; before TLS), whose source becomes REMOTE_ADDR and REMOTE_PORT; a connection without one gets 400 (HTTPS: is closed)"},
 		{names: []string{"--proxy-protocol-socket"}, kind: kindList, arg: "ADDR", target: &o.ProxyProtocolSockets,
 			help: "serve HTTP on ADDR (" + addrHelp + "), every connection opening with a PROXY protocol header: --enable-proxy-protocol for one socket, beside plain ones"},
 		{names: []string{"--forwarded-allow-ips"}, kind: kindList, arg: "LIST", target: &o.ForwardedAllowIPs,
@@ -502,10 +502,7 @@ func (o *options) check() error {
 	if _, err := gateways.ParseForwardedAllow(o.ForwardedAllowIPs); err != nil {
 		return err
 	}
-	if o.ProxyProtocol && len(o.HTTPSSockets) > 0 {
-		return errors.New("--enable-proxy-protocol: PROXY headers are read on plain HTTP sockets only, not on --https-socket; end TLS at the proxy or serve HTTP behind it")
-	}
-	if o.ProxyProtocol && len(o.HTTPSockets) == 0 && (len(o.Sockets) == 0 || o.SocketProtocol != server.ProtocolHTTP) {
+	if o.ProxyProtocol && len(o.HTTPSockets)+len(o.HTTPSSockets) == 0 && (len(o.Sockets) == 0 || o.SocketProtocol != server.ProtocolHTTP) {
 		return errors.New("--enable-proxy-protocol: no HTTP socket to read PROXY headers on; name one with --http-socket")
 	}
 	if o.LogJSON && o.LogFormat != "" {

@@ -48,7 +48,8 @@ func (o *options) sockets() []server.Socket {
 	add(server.ProtocolFastCGI, o.FastCGISockets)
 	for i := range out {
 		// uWSGI's --enable-proxy-protocol is for every HTTP parser.
-		out[i].ProxyProtocol = out[i].ProxyProtocol || o.ProxyProtocol && out[i].Protocol == server.ProtocolHTTP
+		isHTTP := out[i].Protocol == server.ProtocolHTTP || out[i].Protocol == server.ProtocolHTTPS
+		out[i].ProxyProtocol = out[i].ProxyProtocol || o.ProxyProtocol && isHTTP
 	}
 	return out
 }

@@ -310,7 +310,6 @@ func TestProxyAndLogOptionRefusals(t *testing.T) {
 		want string
 	}{
 		{[]string{"--forwarded-allow-ips", "proxy.example"}, "--forwarded-allow-ips"},
-		{[]string{"--enable-proxy-protocol", "--https-socket", ":443,c.pem,k.pem"}, "--https-socket"},
 		{[]string{"--enable-proxy-protocol", "--socket", ":3031"}, "no HTTP socket"},
 		{[]string{"--log-json", "--log-format", "%(uri)"}, "--log-format"},
 		{[]string{"--http-keepalive=soon"}, "not a number"},
@@ -320,4 +319,13 @@ func TestProxyAndLogOptionRefusals(t *testing.T) {
 		require.Error(t, err, "%q", tt.args)
 		assert.Contains(t, err.Error(), tt.want)
 	}
+}
+
+func TestEnableProxyProtocolCoversHTTPSSockets(t *testing.T) {
+	o, err := parseConfig(nil, []string{"--module", "m", "--https-socket", ":443,c.pem,k.pem", "--socket", ":3031", "--enable-proxy-protocol"}, t.TempDir())
+	require.NoError(t, err)
+	assert.Equal(t, []server.Socket{
+		{Protocol: server.ProtocolHTTPS, Address: ":443", CertFile: "c.pem", KeyFile: "k.pem", ProxyProtocol: true},
+		{Protocol: server.ProtocolUWSGI, Address: ":3031"},
+	}, o.serverConfig().Sockets)
 }
