@@ -150,7 +150,7 @@ func (h *lbHost) start(t *testing.T) {
 		"--http-socket", ip+":8000", "--proxy-protocol-socket", ip+":8002",
 		"--health-socket", ip+":8001", "--metrics", ip+":9100",
 		"--wsgi-file", harness.TestdataPath(t, "proxied_app.py"), "--env", fmt.Sprintf("HOST_NAME=host%d", h.n),
-		"--processes", "2", "--threads", "4", "--shutdown-delay", "3", "--graceful-timeout", "20",
+		"--processes", "2", "--threads", "4", "--shutdown-delay", "5", "--graceful-timeout", "20",
 		"--forwarded-allow-ips", "198.18.0.0/15", "--disable-logging")
 }
 
