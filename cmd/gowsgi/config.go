@@ -229,8 +229,6 @@ func (p *configParser) takesNextArg(name string, rest []string) bool {
 		return nextIsValue
 	case opt.kind == kindMode:
 		return nextIsValue
-	case opt.kind == kindOptional:
-		return false
 	default:
 		return opt.kind != kindBool
 	}

@@ -38,7 +38,7 @@ func auxOptions(o *options) []option {
 			help: "run each spooler job in DIR instead of the spooler's folder"},
 		{names: []string{"--spooler-quiet"}, kind: kindBool, target: &o.SpoolerQuiet,
 			help: "do not log each spooler job written, run and done"},
-		{names: []string{"--mule"}, kind: kindOptional, arg: "[=FILE.py]", check: o.addMule,
+		{names: []string{"--mule"}, kind: kindBool, arg: "[=FILE.py]", check: o.addMule,
 			help: "add a mule: bare, a process that hands each message to uwsgi.mule_msg_hook (@mulefunc); =FILE.py, one that runs FILE.py; repeatable"},
 		{names: []string{"--mules"}, kind: kindInt, arg: "N", min: 0, max: maxMules, check: o.addMules,
 			help: "add N mules waiting for messages"},
