@@ -34,6 +34,7 @@ type master struct {
 	listeners []*listener
 	dispatch  *dispatcher
 	pool      *pool
+	aux       *auxPool          // the spoolers and mules; nil when none
 	gateways  []protocolGateway // each listener's, once
 	signals   chan os.Signal
 	// handler serves the gateways: the dispatcher, behind the static files
@@ -140,7 +141,9 @@ func Run(cfg Config) int {
 		defer os.Remove(m.cfg.Spec.ModuleList)
 		go watchModules(m.cfg.Spec.ModuleList, cfg.PyAutoReload, func(path string) { m.touched <- path }, stopWatching)
 	}
-	return m.serve()
+	code := m.serve()
+	m.aux.stop()
+	return code
 }
 
 // newMaster binds every listener before any worker starts, so a socket that
@@ -166,6 +169,9 @@ func newMaster(cfg Config) (*master, error) {
 	// shows: it never reaches main nor parses them, and takes the app from
 	// the GOWSGI_APP_* environment instead (pyembed/gw_zygote.c).
 	args := os.Args[1:]
+	if m.cfg.Spec.Spooler.Dirs, err = spoolerDirs(cfg.Spec.Spooler.Dirs); err != nil {
+		return m, err
+	}
 	if m.listeners, err = bindSockets(cfg); err != nil {
 		return m, err
 	}
@@ -178,8 +184,13 @@ func newMaster(cfg Config) (*master, error) {
 	m.dispatch = newDispatcher(m.log)
 	m.dispatch.maxWaiting = int64(cfg.Listen)
 	m.dispatch.spoolLimit = cfg.ResponseSpoolLimit
-	m.pool = newPool(cfg.Processes, cfg.Threads, m.launcher(exe, args), m.dispatch, m.log)
+	l := m.launcher(exe, args)
+	m.pool = newPool(cfg.Processes, cfg.Threads, l, m.dispatch, m.log)
 	m.pool.limits = cfg.Limits
+	if al, ok := l.(auxLauncher); ok {
+		m.aux = newAuxPool(m.cfg.Spec, al, m.log)
+		m.pool.tookOver = m.aux.serveGeneration
+	}
 	if err := m.prepareAccessStaticStats(); err != nil {
 		return m, err
 	}
@@ -294,6 +305,7 @@ func (m *master) startWorkers() (code int, ok bool) {
 	}
 	m.pool.kill()
 	<-m.pool.done
+	m.aux.stop()
 	if failure != nil {
 		// Last, after the workers' own messages, so it is what the user sees.
 		fmt.Fprintf(m.stderr, "gowsgi: %v\n", failure)

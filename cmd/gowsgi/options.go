@@ -150,6 +150,16 @@ type options struct {
 	// MaxFD, when not 0, is the open-file limit to run with (--max-fd).
 	MaxFD int
 
+	// The spooler and the mules (options_aux.go).
+	Spoolers         []string
+	SpoolerProcesses int
+	SpoolerFrequency int
+	SpoolerOrdered   bool
+	SpoolerQuiet     bool
+	SpoolerChdir     string
+	Mules            []string // per mule: a .py program, or "" for a message loop
+	Farms            []string // NAME:ID[,ID...]
+
 	// Given is every option as given, in order, as uWSGI's Python module
 	// shows them in uwsgi.opt (config.go records them).
 	Given []pyembed.Option
@@ -318,6 +328,7 @@ func optionTable(o *options) []option {
 		{names: []string{"--version"}, kind: kindBool, target: &o.Version,
 			help: "show gowsgi's version"},
 	}
+	table = append(table, auxOptions(o)...)
 	table = append(table, warnedOptions(o)...)
 	return append(table, noEffectOptions()...)
 }
@@ -511,7 +522,7 @@ func (o *options) check() error {
 	if err := o.checkApps(); err != nil {
 		return err
 	}
-	return nil
+	return o.checkAux()
 }
 
 // helpText lists the options from the table.

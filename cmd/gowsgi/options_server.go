@@ -88,7 +88,10 @@ func (o *options) appName() string {
 
 // appSpec is what a worker imports.
 func (o *options) appSpec() pyembed.AppSpec {
+	spooler, mules := o.auxSpec()
 	return pyembed.AppSpec{
+		Spooler:          spooler,
+		Mules:            mules,
 		Module:           o.Module,
 		WSGIFile:         o.WSGIFile,
 		Callable:         o.Callable,
