@@ -8,7 +8,7 @@
  *
  * The module is C where it reads the worker's own state: which worker and
  * request this is (the slot a thread serves and its scoreboard record),
- * the request's log variables. The rest — uWSGI's option dict, the
+ * the request's log variables; the signal functions are in gw_signal.c. The rest — uWSGI's option dict, the
  * constants, and a function for every feature gowsgi lacks, which raises
  * NotImplementedError naming it — is Python (gw_uwsgi_source.h): tables
  * of names read better there, and they are built once per import.
@@ -49,6 +49,12 @@ void gw_uwsgi_set_worker(int num)
 {
     gw_worker_id = num;
     gw_worker_spawned = (long)time(NULL);
+}
+
+/* GIL: any. This worker's number, 0 outside a worker. */
+int gw_uwsgi_worker_id(void)
+{
+    return gw_worker_id;
 }
 
 /* GIL: any. The worker's scoreboard, for total_requests(). */
@@ -266,7 +272,8 @@ static PyObject *gw_run_in_module(PyObject *module, const char *source, const ch
 static PyObject *gw_uwsgi_init(void)
 {
     PyObject *module = PyModule_Create(&gw_uwsgi_def);
-    if (module == NULL || PyModule_AddStringConstant(module, "__file__", "<gowsgi>") < 0) {
+    if (module == NULL || PyModule_AddStringConstant(module, "__file__", "<gowsgi>") < 0 ||
+        PyModule_AddFunctions(module, gw_signal_methods) < 0) {
         Py_XDECREF(module);
         return NULL;
     }

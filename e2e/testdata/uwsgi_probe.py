@@ -125,12 +125,12 @@ def missing(environ, start_response):
     calls = {
         "cache_get": lambda: uwsgi.cache_get("key"),
         "lock": uwsgi.lock,
-        "register_signal": lambda: uwsgi.register_signal(1, "workers", print),
+        "set_user_harakiri": lambda: uwsgi.set_user_harakiri(5),
         "spool": lambda: uwsgi.spool({b"a": b"b"}),
         "mule_msg": lambda: uwsgi.mule_msg(b"hello"),
         "websocket_handshake": uwsgi.websocket_handshake,
         "metric_inc": lambda: uwsgi.metric_inc("m"),
-        "decorators.timer": lambda: uwsgidecorators.timer(5)(print),
+        "decorators.harakiri": lambda: uwsgidecorators.harakiri(5)(print),
         "decorators.spool": lambda: uwsgidecorators.spool(print),
     }
     raised = {}
