@@ -290,3 +290,185 @@ func TestSignalsAsUnderUWSGI(t *testing.T) {
 		})
 	}
 }
+
+// gowsgiSignals starts gowsgi on app with args in a fresh directory.
+func gowsgiSignals(t *testing.T, app string, args ...string) (signalServer, *harness.Instance) {
+	t.Helper()
+	dir := signalsDir(t, app)
+	inst := harness.StartIn(t, dir, append([]string{"--wsgi-file", app}, args...)...)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("gowsgi output:\n%s", inst.Stderr())
+		}
+	})
+	return signalServer{url: inst.URL, dir: dir}, inst
+}
+
+// TestSignalsSurviveWorkerRespawn: a worker forked again after it was
+// killed has the handlers the zygote registered as it imported the app, as
+// a respawned uWSGI worker has the master's: the timer and a raised signal
+// reach it.
+func TestSignalsSurviveWorkerRespawn(t *testing.T) {
+	s, _ := gowsgiSignals(t, "signals_app.py", "--master", "-p", "2")
+	var first signalEvent
+	s.await(t, "a timer signal in worker 1", func(events []signalEvent) bool {
+		for _, e := range events {
+			if e.name == "timer" && e.worker == 1 {
+				first = e
+				return true
+			}
+		}
+		return false
+	})
+	require.NoError(t, syscall.Kill(first.pid, syscall.SIGKILL))
+	respawned := func(name string) func([]signalEvent) bool {
+		return func(events []signalEvent) bool {
+			for _, e := range events {
+				if e.name == name && e.worker == 1 && e.pid != first.pid {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	s.await(t, "the timer reaches the respawned worker 1", respawned("timer"))
+	s.raise(t, 10)
+	s.await(t, "signal 10 reaches the respawned worker 1", respawned("broadcast"))
+}
+
+// TestSignalsLazyApps: with --lazy-apps each worker imports the app and
+// registers its own handlers; a signal to every worker still runs once in
+// each, and one to worker2 there only. (uWSGI's master routes only what it
+// registered itself, so under --lazy-apps it sends every signal to any one
+// worker: gowsgi's master takes the first registration a worker makes.)
+func TestSignalsLazyApps(t *testing.T) {
+	s, _ := gowsgiSignals(t, "signals_app.py", "--master", "-p", "2", "--lazy-apps")
+	s.raise(t, 10)
+	s.raise(t, 11)
+	s.await(t, "signals 10 and 11 ran", func(e []signalEvent) bool {
+		return countEvents(e, "broadcast", 1) > 0 && countEvents(e, "broadcast", 2) > 0 && countEvents(e, "only2", 2) > 0
+	})
+	s.barrier(t)
+	assert.Equal(t, 1, s.count(t, "broadcast", 1))
+	assert.Equal(t, 1, s.count(t, "broadcast", 2))
+	assert.Equal(t, 0, s.count(t, "only2", 1))
+	assert.Equal(t, 1, s.count(t, "only2", 2))
+}
+
+// TestSignalHandlersRunBetweenRequests: a handler runs on an idle slot's
+// thread, never in the middle of a request on the same slot: in a worker
+// of two threads while the other holds a request, in a worker of one only
+// once that request has ended (uWSGI's idle cores take signals the same
+// way).
+func TestSignalHandlersRunBetweenRequests(t *testing.T) {
+	tests := []struct {
+		threads string
+		want    string // what the handler saw in the worker holding a request
+	}{
+		{threads: "2", want: "during-hold"},
+		{threads: "1", want: "idle"},
+	}
+	for _, tc := range tests {
+		t.Run("threads "+tc.threads, func(t *testing.T) {
+			s, inst := gowsgiSignals(t, "signals_app.py", "--master", "-p", "2", "--threads", tc.threads)
+			held := make(chan int, 1)
+			go func() {
+				resp, err := http.Get(s.url + "/hold?tag=h")
+				if err != nil {
+					held <- 0
+					return
+				}
+				resp.Body.Close()
+				held <- resp.StatusCode
+			}()
+			var holder int
+			s.await(t, "a request holds", func(events []signalEvent) bool {
+				for _, e := range events {
+					if e.name == "holding" {
+						holder = e.worker
+						return true
+					}
+				}
+				return false
+			})
+			other := 3 - holder
+			s.raise(t, 15) // to every worker
+			s.await(t, "the other worker ran the handler", func(e []signalEvent) bool { return countEvents(e, "idle", other) > 0 })
+			if tc.threads == "2" {
+				s.await(t, "the holding worker ran the handler", func(e []signalEvent) bool {
+					return countEvents(e, "during-hold", holder) > 0
+				})
+			} else {
+				assert.Zero(t, s.count(t, "idle", holder)+s.count(t, "during-hold", holder), "the handler ran while its slot served a request")
+			}
+			inst.Release(t, "h")
+			select {
+			case status := <-held:
+				require.Equal(t, http.StatusOK, status)
+			case <-time.After(signalWait):
+				require.FailNow(t, "the held request did not end")
+			}
+			s.await(t, "the holding worker ran the handler", func(e []signalEvent) bool {
+				return countEvents(e, "during-hold", holder)+countEvents(e, "idle", holder) > 0
+			})
+			s.barrier(t)
+			assert.Equal(t, 1, s.count(t, tc.want, holder))
+			assert.Equal(t, 1, s.count(t, "during-hold", holder)+s.count(t, "idle", holder))
+		})
+	}
+}
+
+// TestSignalTargetsGowsgiLacks: registering a handler for a process kind
+// gowsgi does not run yet raises NotImplementedError naming it; an unknown
+// target is a ValueError (uWSGI takes any name and logs at each signal
+// that it cannot route it).
+func TestSignalTargetsGowsgiLacks(t *testing.T) {
+	s, _ := gowsgiSignals(t, "signals_app.py", "--master", "-p", "1")
+	tests := []struct {
+		target string
+		want   string
+	}{
+		{"mule1", "NotImplementedError: uwsgi.register_signal: gowsgi does not implement mules (--mule) yet"},
+		{"mules", "NotImplementedError: uwsgi.register_signal: gowsgi does not implement mules (--mule) yet"},
+		{"spooler", "NotImplementedError: uwsgi.register_signal: gowsgi does not implement the spooler (--spooler) yet"},
+		{"nowhere", "ValueError: unable to register signal: unknown target 'nowhere'"},
+		{"worker1", "ok"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.target, func(t *testing.T) {
+			status, body := harness.GetText(t, s.url+"/register?sig=60&target="+tc.target)
+			require.Equal(t, http.StatusOK, status)
+			assert.Contains(t, body, tc.want)
+		})
+	}
+	_, body := harness.GetText(t, s.url+"/registered?sig=60")
+	assert.Equal(t, "True", body, "the handler a worker registered is its own")
+	_, body = harness.GetText(t, s.url+"/registered?sig=99")
+	assert.Equal(t, "None", body)
+}
+
+// TestSignalDecorators: uwsgidecorators' @signal, @timer, @mstimer,
+// @rbtimer, @cron and @filemon register their function, each on the first
+// free signal unless told, and it runs in its target.
+func TestSignalDecorators(t *testing.T) {
+	awaitMinuteStart(t)
+	s, _ := gowsgiSignals(t, "signals_decorators.py", "--master", "-p", "2")
+	var free struct {
+		Taken map[string]int `json:"taken"`
+		Free  int            `json:"free"`
+	}
+	getJSON(t, s.url+"/free", &free)
+	assert.Equal(t, map[string]int{"broadcast": 40, "timer": 0, "mstimer": 1, "rbtimer": 2, "cron": 3, "filemon": 4}, free.Taken)
+	assert.Equal(t, 5, free.Free)
+	s.raise(t, 40)
+	now := time.Now()
+	require.NoError(t, os.Chtimes(filepath.Join(s.dir, "watched"), now, now))
+	s.await(t, "every decorated handler ran in its target", func(e []signalEvent) bool {
+		return countEvents(e, "broadcast", 1) == 1 && countEvents(e, "broadcast", 2) == 1 &&
+			countEvents(e, "timer", 1) >= 2 && countEvents(e, "mstimer", 2) >= 2 && countEvents(e, "rbtimer", 2) >= 2 &&
+			countEvents(e, "cron", 1) == 1 && countEvents(e, "cron", 2) == 1 && countEvents(e, "filemon", 0) >= 1
+	})
+	events := s.events(t)
+	assert.Zero(t, countEvents(events, "timer", 2), "@timer(target='worker1') ran in worker 2")
+	assert.Zero(t, countEvents(events, "mstimer", 1)+countEvents(events, "rbtimer", 1), "worker2's timers ran in worker 1")
+}

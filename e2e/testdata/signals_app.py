@@ -15,6 +15,8 @@ At import it registers handlers, timers, crons and a file monitor:
                target 'worker2'                                "cron"
     signal 23  cron 30 minutes from now, target 'workers'      "cron-later"
     signal 24  file monitor on ./watched, target ''            "filemon"
+    signal 15  target 'workers'  "during-hold" while this process holds a
+               request (GET /hold), else "idle"
 
 Each handler appends "<name> <worker id> <pid> <unix time>" to ./events.
 
@@ -26,6 +28,8 @@ Each handler appends "<name> <worker id> <pid> <unix time>" to ./events.
     GET /registered?sig=N repr(uwsgi.signal_registered(N))
     GET /register?sig=N&target=T  registers a handler for N in this worker;
                           answers the exception's type and message, or "ok"
+    GET /hold?tag=T       notes "holding", then waits (30 s at most) for the
+                          test's file release-T
 """
 
 import os
@@ -33,7 +37,7 @@ import time
 
 import uwsgi
 
-from apphelp import query, text
+from apphelp import query, tag, text, wait_for_file
 
 EVENTS = os.path.abspath("events")
 WATCHED = os.path.abspath("watched")
@@ -54,6 +58,15 @@ def handler(name):
 
     return handle
 
+
+holding = 0  # requests of this process in GET /hold
+
+
+def hold_aware(signum):
+    note("during-hold" if holding else "idle")
+
+
+uwsgi.register_signal(15, "workers", hold_aware)
 
 for _sig, _target, _name in [
     (10, "workers", "broadcast"),
@@ -98,6 +111,15 @@ def application(environ, start_response):
         note("waiting")
         got = uwsgi.signal_wait(sig(environ))
         return text(start_response, ("%r %r" % (got, uwsgi.signal_received())).encode())
+    if path == "/hold":
+        global holding
+        holding += 1
+        note("holding")
+        try:
+            wait_for_file("release-" + tag(environ), 30)
+        finally:
+            holding -= 1
+        return text(start_response, b"released")
     if path == "/registered":
         return text(start_response, repr(uwsgi.signal_registered(sig(environ))).encode())
     if path == "/register":
