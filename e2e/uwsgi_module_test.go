@@ -212,9 +212,9 @@ func TestUWSGIModuleMissingFeaturesRaise(t *testing.T) {
 	var raised map[string][]string
 	getJSON(t, inst.URL+"/missing", &raised)
 	features := map[string]string{
-		"cache_get": "the shared cache", "lock": "locks", "set_user_harakiri": "per-request harakiri", "spool": "the spooler",
+		"cache_get": "the shared cache", "lock": "locks", "alarm": "alarms", "spool": "the spooler",
 		"mule_msg": "mules", "websocket_handshake": "WebSockets", "metric_inc": "metrics",
-		"decorators.harakiri": "per-request harakiri", "decorators.spool": "the spooler",
+		"decorators.rpc": "RPC", "decorators.spool": "the spooler",
 	}
 	require.Len(t, raised, len(features))
 	for name, feature := range features {

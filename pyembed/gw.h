@@ -120,6 +120,7 @@ void gw_uwsgi_post_fork(void);               /* GIL held */
 void gw_uwsgi_atexit(void);                  /* GIL not held */
 int gw_uwsgi_environ(PyObject *template_environ); /* GIL held: adds uwsgi.version and uwsgi.node */
 int gw_uwsgi_worker_id(void);                /* GIL: any; 0 outside a worker */
+void gw_uwsgi_user_harakiri(gw_slot *s, int64_t deadline_ns); /* GIL: any */
 
 /* gw_signal.c */
 extern PyMethodDef gw_signal_methods[];      /* uWSGI's signal functions, added to "uwsgi" */

@@ -29,6 +29,7 @@
 #define GW_SLOT_ABORT_ID 4   /* u32, master writes */
 #define GW_SLOT_STARTED_NS 8 /* i64, worker writes */
 #define GW_SLOT_SERVED 16    /* u64, worker writes */
+#define GW_SLOT_USER_HARAKIRI_NS 24 /* i64, worker writes: uwsgi.set_user_harakiri's deadline, 0 none */
 
 /* Largest key or value in a vars block (16-bit lengths). */
 #define GW_MAX_VAR_LEN 0xffff

@@ -124,6 +124,7 @@ void gw_signal_take(gw_slot *s, int fd)
         PyEval_RestoreThread(s->tstate);
         gw_signal_run(sig);
         s->tstate = PyEval_SaveThread();
+        gw_uwsgi_user_harakiri(s, 0); /* one the handler set is its own */
         return;
     }
     PyGILState_STATE g = PyGILState_Ensure();

@@ -11,8 +11,8 @@
  * nothing quietly.
  *
  * gw_decorators_source is the "uwsgidecorators" module: @postfork,
- * @thread and the signal decorators (@signal, @timer, @mstimer, @rbtimer,
- * @cron, @filemon) work; the decorators of features gowsgi lacks raise as
+ * @thread, @harakiri and the signal decorators (@signal, @timer, @mstimer,
+ * @rbtimer, @cron, @filemon) work; the decorators of features gowsgi lacks raise as
  * those functions do when applied.
  */
 #ifndef GW_UWSGI_SOURCE_H
@@ -139,7 +139,6 @@ static const char gw_uwsgi_source[] =
     "    \"reading a chunked request body\": ('chunked_read', 'chunked_read_nb'),\n"
     "    \"offloading\": ('sendfile', 'offload'),\n"
     "    \"internal routing\": ('route', 'add_var'),\n"
-    "    \"per-request harakiri\": ('set_user_harakiri',),\n"
     "    \"control over the request log\": ('log_this_request', 'logsize'),\n"
     "    \"closing the client connection from the app\": ('disconnect', 'cl'),\n"
     "    \"the master's warning message\": ('set_warning_message',),\n"
@@ -260,6 +259,25 @@ static const char gw_decorators_source[] =
     "    add = uwsgi.add_file_monitor\n"
     "\n"
     "\n"
+    "class harakiri:\n"
+    "    \"\"\"Kills the worker (the request gets 504) when a call of the function\n"
+    "    runs longer than seconds (uwsgi.set_user_harakiri).\"\"\"\n"
+    "\n"
+    "    def __init__(self, seconds):\n"
+    "        self.s = seconds\n"
+    "\n"
+    "    def real_call(self, *args, **kwargs):\n"
+    "        uwsgi.set_user_harakiri(self.s)\n"
+    "        try:\n"
+    "            return self.f(*args, **kwargs)\n"
+    "        finally:\n"
+    "            uwsgi.set_user_harakiri(0)\n"
+    "\n"
+    "    def __call__(self, f):\n"
+    "        self.f = f\n"
+    "        return self.real_call\n"
+    "\n"
+    "\n"
     "class thread:\n"
     "    \"\"\"Runs each call of the function in a new daemon thread.\"\"\"\n"
     "\n"
@@ -284,7 +302,6 @@ static const char gw_decorators_source[] =
     "    'the spooler (--spooler)': ('spool', 'spoolforever', 'spoolraw'),\n"
     "    'mules (--mule)': ('mulefunc', 'mule', 'muleloop', 'mulemsg', 'farm'),\n"
     "    'locks (--locks)': ('lock',),\n"
-    "    'per-request harakiri': ('harakiri',),\n"
     "    'RPC': ('rpc',),\n"
     "}.items():\n"
     "    for _name in _names:\n"

@@ -25,6 +25,9 @@ const (
 	slotAbortID   = 4  // uint32: id of a request whose client left (master writes)
 	slotStartedNS = 8  // int64: CLOCK_REALTIME nanoseconds the request started (worker writes)
 	slotServed    = 16 // uint64: requests completed by this slot (worker writes)
+	// int64: CLOCK_REALTIME nanoseconds by which what the slot runs must
+	// have ended, set by uwsgi.set_user_harakiri; 0 for none (worker writes)
+	slotUserHarakiriNS = 24
 )
 
 // Scoreboard is a view of the shared table. The zero Scoreboard has no slots.
@@ -63,6 +66,12 @@ func (s Scoreboard) CurrentID(slot int) uint32 { return atomic.LoadUint32(s.u32(
 // StartedNS returns when slot's current request started, in Unix nanoseconds.
 func (s Scoreboard) StartedNS(slot int) int64 {
 	return int64(atomic.LoadUint64(s.u64(slot, slotStartedNS)))
+}
+
+// UserHarakiriNS returns the deadline the app set for what slot runs
+// (uwsgi.set_user_harakiri), in Unix nanoseconds; 0 when none.
+func (s Scoreboard) UserHarakiriNS(slot int) int64 {
+	return int64(atomic.LoadUint64(s.u64(slot, slotUserHarakiriNS)))
 }
 
 // Served returns how many requests slot has completed.

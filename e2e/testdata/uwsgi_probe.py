@@ -125,12 +125,12 @@ def missing(environ, start_response):
     calls = {
         "cache_get": lambda: uwsgi.cache_get("key"),
         "lock": uwsgi.lock,
-        "set_user_harakiri": lambda: uwsgi.set_user_harakiri(5),
+        "alarm": lambda: uwsgi.alarm("a", "b"),
         "spool": lambda: uwsgi.spool({b"a": b"b"}),
         "mule_msg": lambda: uwsgi.mule_msg(b"hello"),
         "websocket_handshake": uwsgi.websocket_handshake,
         "metric_inc": lambda: uwsgi.metric_inc("m"),
-        "decorators.harakiri": lambda: uwsgidecorators.harakiri(5)(print),
+        "decorators.rpc": lambda: uwsgidecorators.rpc("name")(print),
         "decorators.spool": lambda: uwsgidecorators.spool(print),
     }
     raised = {}
