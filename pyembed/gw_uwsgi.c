@@ -8,8 +8,9 @@
  *
  * The module is C where it reads the worker's own state: which worker and
  * request this is (the slot a thread serves and its scoreboard record),
- * the request's log variables; the signal functions are in gw_signal.c. The rest — uWSGI's option dict, the
- * constants, and a function for every feature gowsgi lacks, which raises
+ * the request's log variables; the signal functions are in
+ * gw_uwsgi_signal.c. The rest — uWSGI's option dict, the constants, and a
+ * function for every feature gowsgi lacks, which raises
  * NotImplementedError naming it — is Python (gw_uwsgi_source.h): tables
  * of names read better there, and they are built once per import.
  */

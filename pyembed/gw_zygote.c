@@ -4,7 +4,7 @@
  * Go cannot fork a running runtime, so this runs as a constructor, before
  * the Go runtime starts any thread, and only when GOWSGI_ZYGOTE is set. A
  * forked worker never returns from the constructor: it serves its slots in
- * C (gw_worker.c) and exits, so no Go runtime ever starts in it.
+ * C (gw_worker_loop.c) and exits, so no Go runtime ever starts in it.
  *
  * The master talks to the zygote over fd 3, a SOCK_SEQPACKET socket (one
  * message per send, descriptors attached with SCM_RIGHTS):
@@ -21,7 +21,7 @@
  *                     most ZYGOTE_FDS_PER_MSG)
  *
  * The socket every process of the generation shares with the master for
- * uWSGI's signals (gw_signal.c) is the descriptor GOWSGI_APP_SIGNAL_FD
+ * uWSGI's signals (gw_uwsgi_signal.c) is the descriptor GOWSGI_APP_SIGNAL_FD
  * names; the workers inherit it by the fork.
  *
  * The app spec, and what uWSGI's Python API tells of the server
@@ -48,8 +48,8 @@
 #include <unistd.h>
 
 #define ZYGOTE_FD 3
-#define ZYGOTE_FDS_PER_MSG 250 /* under the kernel's SCM_MAX_FD, 253 */
-#define ZYGOTE_MSG_CAP 1100
+#define ZYGOTE_FDS_PER_MSG GW_ZYGOTE_FDS_PER_MSG
+#define ZYGOTE_MSG_CAP GW_ZYGOTE_MSG_CAP
 #define ZYGOTE_MAX_PATHS 256
 /* Before the slot sockets: the control pipe, the scoreboard and the
  * worker's signal socket. */

@@ -3,7 +3,7 @@
 // generation keeps which target each of the 256 signals goes to, runs the
 // clock and the file watches, and delivers each signal as one byte to the
 // processes its target names. No Python runs here: the handlers are the
-// processes' own (pyembed/gw_signal.c).
+// processes' own (pyembed/gw_uwsgi_signal.c).
 //
 // The processes of a generation share one SOCK_SEQPACKET socket with the
 // hub, inherited from their zygote. On it they send text messages:
