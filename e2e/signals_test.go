@@ -472,3 +472,50 @@ func TestSignalDecorators(t *testing.T) {
 	assert.Zero(t, countEvents(events, "timer", 2), "@timer(target='worker1') ran in worker 2")
 	assert.Zero(t, countEvents(events, "mstimer", 1)+countEvents(events, "rbtimer", 1), "worker2's timers ran in worker 1")
 }
+
+// TestSignalsAfterReload: a reload's generation imports the app again and
+// so registers its handlers and timers again, with a hub of its own: a
+// signal to every worker reaches each new worker once, and the timer runs
+// once a second in each, not once per generation.
+func TestSignalsAfterReload(t *testing.T) {
+	s, inst := gowsgiSignals(t, "signals_app.py", "--master", "-p", "2")
+	var old []signalEvent
+	s.await(t, "a timer signal in each worker", func(e []signalEvent) bool {
+		old = e
+		return countEvents(e, "timer", 1) > 0 && countEvents(e, "timer", 2) > 0
+	})
+	oldPIDs := map[int]bool{}
+	for _, e := range old {
+		oldPIDs[e.pid] = true
+	}
+	inst.Signal(t, syscall.SIGHUP)
+	newTimers := func(e []signalEvent, worker int) []float64 {
+		var at []float64
+		for _, ev := range e {
+			if ev.name == "timer" && ev.worker == worker && !oldPIDs[ev.pid] {
+				at = append(at, ev.at)
+			}
+		}
+		return at
+	}
+	s.await(t, "three timer signals in each new worker", func(e []signalEvent) bool {
+		return len(newTimers(e, 1)) >= 3 && len(newTimers(e, 2)) >= 3
+	})
+	events := s.events(t)
+	for worker := 1; worker <= 2; worker++ {
+		at := newTimers(events, worker)
+		for i := 1; i < len(at); i++ {
+			assert.GreaterOrEqual(t, at[i]-at[i-1], 0.9, "worker %d: timer %d came early", worker, i)
+		}
+	}
+	before := map[int]int{1: 0, 2: 0}
+	for _, e := range events {
+		if e.name == "broadcast" {
+			before[e.worker]++
+		}
+	}
+	s.raise(t, 10)
+	s.barrier(t)
+	assert.Equal(t, before[1]+1, s.count(t, "broadcast", 1))
+	assert.Equal(t, before[2]+1, s.count(t, "broadcast", 2))
+}
