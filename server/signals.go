@@ -30,6 +30,7 @@ import (
 	"maps"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -413,11 +414,13 @@ func (h *signalHub) addFileMonitor(sig uint8, path string) {
 		return
 	}
 	h.watched++
+	path = filepath.Clean(path)
 	h.monitors[path] = append(h.monitors[path], sig)
 	h.log.Info("file monitor added", "signal", sig, "path", path)
 }
 
-// watchFiles raises the signals of each changed file.
+// watchFiles raises the signals of each changed file, and of the
+// monitored directory a changed file is in.
 func (h *signalHub) watchFiles(w *fsnotify.Watcher) {
 	for {
 		select {
@@ -425,8 +428,12 @@ func (h *signalHub) watchFiles(w *fsnotify.Watcher) {
 			if !ok {
 				return
 			}
+			name := filepath.Clean(ev.Name)
 			h.mu.Lock()
-			sigs := slices.Clone(h.monitors[ev.Name])
+			sigs := slices.Clone(h.monitors[name])
+			if dir := filepath.Dir(name); dir != name {
+				sigs = append(sigs, h.monitors[dir]...)
+			}
 			h.mu.Unlock()
 			for _, sig := range sigs {
 				h.route(sig)

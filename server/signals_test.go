@@ -3,6 +3,8 @@ package server
 import (
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -157,4 +159,55 @@ func TestSignalHubRoutes(t *testing.T) {
 	assert.Equal(t, []byte{1}, received(workers[1]))
 	assert.Equal(t, []byte{1, 2}, received(workers[2]))
 	assert.Equal(t, []byte{9}, received(shared))
+}
+
+// TestSignalHubFileMonitors: a monitored file raises its signal when it
+// changes, and a monitored directory when a file in it does, however the
+// path was written.
+func TestSignalHubFileMonitors(t *testing.T) {
+	tests := []struct {
+		name    string
+		monitor func(dir string) string // what to monitor, once dir/file exists
+		change  func(t *testing.T, dir string)
+	}{
+		{
+			name:    "a touched file",
+			monitor: func(dir string) string { return dir + "/./file" },
+			change: func(t *testing.T, dir string) {
+				now := time.Now()
+				require.NoError(t, os.Chtimes(filepath.Join(dir, "file"), now, now))
+			},
+		},
+		{
+			name:    "a new file in a directory",
+			monitor: func(dir string) string { return dir + "/" },
+			change: func(t *testing.T, dir string) {
+				require.NoError(t, os.WriteFile(filepath.Join(dir, "new"), nil, 0o644))
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			hub, err := newSignalHub(slog.New(slog.DiscardHandler))
+			require.NoError(t, err)
+			defer hub.close()
+			shared, err := net.FileConn(hub.shared)
+			require.NoError(t, err)
+			defer shared.Close()
+			hub.shared.Close()
+			mine, theirs, err := unixSocketpair(unix.SOCK_SEQPACKET, "signal")
+			require.NoError(t, err)
+			theirs.Close()
+			hub.attach(kindWorker, 1, mine) // starts the hub
+			dir := t.TempDir()
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "file"), nil, 0o644))
+			hub.addFileMonitor(7, tc.monitor(dir))
+			tc.change(t, dir)
+			require.NoError(t, shared.SetReadDeadline(time.Now().Add(5*time.Second)))
+			buf := make([]byte, 1)
+			_, err = shared.Read(buf)
+			require.NoError(t, err, "no signal")
+			assert.Equal(t, byte(7), buf[0])
+		})
+	}
 }
