@@ -4,7 +4,8 @@
 // would name — protocols, web servers in front, PEP 3333, frameworks,
 // process management, reload and signals, faults, limits, uWSGI options,
 // mounts and virtualenvs, logging, static files, stats and metrics, CGI,
-// uWSGI's Python module, the spooler and mules —
+// uWSGI's Python API (its module, the spooler and mules, its signals, the
+// app's own harakiri) —
 // and internal/harness starts and watches the binary for all of them.
 //
 // The test apps of testdata/ share their helpers through testdata/apphelp.py;

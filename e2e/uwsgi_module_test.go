@@ -212,9 +212,8 @@ func TestUWSGIModuleMissingFeaturesRaise(t *testing.T) {
 	var raised map[string][]string
 	getJSON(t, inst.URL+"/missing", &raised)
 	features := map[string]string{
-		"cache_get": "the shared cache", "lock": "locks", "register_signal": "signals", "register_rpc": "RPC",
-		"alarm": "alarms", "websocket_handshake": "WebSockets", "metric_inc": "metrics",
-		"decorators.timer": "timers", "decorators.rpc": "RPC",
+		"cache_get": "the shared cache", "lock": "locks", "register_rpc": "RPC", "alarm": "alarms",
+		"websocket_handshake": "WebSockets", "metric_inc": "metrics", "decorators.rpc": "RPC",
 	}
 	require.Len(t, raised, len(features))
 	for name, feature := range features {

@@ -15,12 +15,17 @@
  *                     "N<error>"            it could not be forked
  *                     "X<pid> <status>"     a worker exited; status as wait(2)
  *   master -> zygote  "F<num> <slots>"      fork worker num with slots slots;
- *                     the control pipe, the scoreboard and the slot sockets
- *                     follow as descriptors over this and further messages
- *                     (a message carries at most ZYGOTE_FDS_PER_MSG)
+ *                     the control pipe, the scoreboard, the worker's signal
+ *                     socket and the slot sockets follow as descriptors
+ *                     over this and further messages (a message carries at
+ *                     most ZYGOTE_FDS_PER_MSG)
  *                     "S<num>", "M<num>"    fork spooler num or mule num
  *                     (gw_uwsgi_aux.h); no descriptors; answered with P or N,
  *                     and its exit reported with X, as a worker's
+ *
+ * The socket every process of the generation shares with the master for
+ * uWSGI's signals (gw_uwsgi_signal.c) is the descriptor GOWSGI_APP_SIGNAL_FD
+ * names; the workers inherit it by the fork.
  *
  * The app spec, and what uWSGI's Python API tells of the server
  * (gw_uwsgi.c), come in GOWSGI_APP_* variables (pyembed.ZygoteEnv). With
@@ -50,7 +55,10 @@
 #define ZYGOTE_FDS_PER_MSG GW_ZYGOTE_FDS_PER_MSG
 #define ZYGOTE_MSG_CAP GW_ZYGOTE_MSG_CAP
 #define ZYGOTE_MAX_PATHS 256
-#define GW_ZYGOTE_MAX_FDS (2 + 1024) /* control, scoreboard, up to 1024 slots */
+/* Before the slot sockets: the control pipe, the scoreboard and the
+ * worker's signal socket. */
+#define GW_WORKER_FIXED_FDS 3
+#define GW_ZYGOTE_MAX_FDS (GW_WORKER_FIXED_FDS + 1024) /* up to 1024 slots */
 
 
 static void zygote_send(const char *kind, const char *text)
@@ -175,6 +183,8 @@ static void zygote_read_spec(void)
         .started_on = env_long("GOWSGI_APP_STARTED_ON"),
         .masterpid = (long)getppid(),
     });
+    if (*env_str("GOWSGI_APP_SIGNAL_FD") != '\0')
+        gw_signal_set_hub((int)env_long("GOWSGI_APP_SIGNAL_FD"));
 }
 
 /* Starts Python and imports the app. Returns 0 with the GIL held, or -1
@@ -262,7 +272,7 @@ static ssize_t zygote_recv(char *buf, size_t len, int *fds, int *nfds, int cap)
 }
 
 /* In the forked worker: serves its slots and exits. fds are the control
- * pipe, the scoreboard and the slot sockets. */
+ * pipe, the scoreboard, the worker's signal socket and the slot sockets. */
 static void zygote_become_worker(pid_t zygote, int sigfd, const sigset_t *oldmask, int num, int slots, int *fds)
 {
     if (!zygote_lazy)
@@ -285,13 +295,14 @@ static void zygote_become_worker(pid_t zygote, int sigfd, const sigset_t *oldmas
         _exit(1);
     }
     gw_uwsgi_set_worker(num);
+    gw_signal_set_own(fds[2]);
     if (zygote_lazy)
         zygote_worker_import(fds[0]);
     else
         gw_uwsgi_post_fork(); /* the app set it when the zygote imported it */
     /* The slots' threads take the GIL with their own thread states. */
     PyEval_SaveThread();
-    _exit(gw_worker_serve(num, fds[0], board, fds + 2, slots));
+    _exit(gw_worker_serve(num, fds[0], board, fds + GW_WORKER_FIXED_FDS, slots));
 }
 
 /* In a forked spooler or mule: becomes it and exits. */
@@ -365,12 +376,12 @@ static int zygote_handle(pid_t self, int sigfd, const sigset_t *oldmask, const c
         goto malformed;
     memcpy(buf, cmd, len);
     buf[len] = '\0';
-    if (sscanf(buf, "F%d %d", &num, &slots) != 2 || num < 1 || slots < 1 || slots > GW_ZYGOTE_MAX_FDS - 2)
+    if (sscanf(buf, "F%d %d", &num, &slots) != 2 || num < 1 || slots < 1 || slots > GW_ZYGOTE_MAX_FDS - GW_WORKER_FIXED_FDS)
         goto malformed;
-    while (nfds < 2 + slots) {
+    while (nfds < GW_WORKER_FIXED_FDS + slots) {
         char more[8];
         int before = nfds;
-        ssize_t n = zygote_recv(more, sizeof more, fds, &nfds, 2 + slots);
+        ssize_t n = zygote_recv(more, sizeof more, fds, &nfds, GW_WORKER_FIXED_FDS + slots);
         if (n <= 0)
             return -1;
         if (nfds == before)

@@ -329,3 +329,8 @@ func farmLines(farms []Farm) string {
 // ZygoteReloadEnv is the variable that tells a zygote it starts the workers
 // of a reload (uwsgi.is_a_reload), added to ZygoteEnv's.
 const ZygoteReloadEnv = "GOWSGI_APP_RELOAD=1"
+
+// ZygoteSignalFDEnv names the descriptor a zygote inherits as the socket
+// its processes share with the master for uWSGI's signals (the second of
+// its ExtraFiles, after the zygote socket on fd 3).
+const ZygoteSignalFDEnv = "GOWSGI_APP_SIGNAL_FD=4"

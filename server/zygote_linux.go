@@ -111,6 +111,7 @@ func (l *zygoteLauncher) launch(num, gen, threads int) (*launched, error) {
 		files.closeMaster()
 		return nil, fmt.Errorf("server: starting worker %d: %w", num, err)
 	}
+	z.attachSignals(w, num, files.signal)
 	return files.launched(w), nil
 }
 
@@ -153,6 +154,7 @@ type zygote struct {
 	// forking is held from a fork command to its reply: the pool and the
 	// spoolers' and mules' supervisor (auxprocs.go) both fork.
 	forking sync.Mutex
+	signals *signalHub // uWSGI's signals among the zygote's processes
 
 	mu       sync.Mutex
 	workers  map[int]*zygoteWorker // by pid, until they exit
@@ -174,10 +176,16 @@ func startZygote(exe string, args, env []string, output childOutput, log *slog.L
 		return nil, fmt.Errorf("server: zygote socketpair: %w", err)
 	}
 	conn := c.(*net.UnixConn)
+	hub, err := newSignalHub(log)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	defer hub.shared.Close()
 	cmd := exec.Command(exe, args...)
-	cmd.Env = env
+	cmd.Env = append(slices.Clip(env), pyembed.ZygoteSignalFDEnv)
 	output.attach(cmd)
-	cmd.ExtraFiles = []*os.File{theirs}
+	cmd.ExtraFiles = []*os.File{theirs, hub.shared} // fds 3 and 4
 	// Pdeathsig fires when the thread that started the zygote exits
 	// (prctl(2), PR_SET_PDEATHSIG), and no thread of the master exits
 	// before the master: Go ends a thread only when a goroutine locked to
@@ -186,12 +194,19 @@ func startZygote(exe string, args, env []string, output childOutput, log *slog.L
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := startChild(cmd); err != nil {
 		conn.Close()
+		hub.close()
 		return nil, fmt.Errorf("server: starting the zygote: %w", err)
 	}
 	theirs.Close()
-	z := &zygote{proc: cmd.Process, conn: conn, replies: make(chan any, 1), log: log, workers: make(map[int]*zygoteWorker)}
+	hub.shared.Close()
+	// The hub reads while the zygote imports the app, which registers
+	// signals and adds timers.
+	go hub.run()
+	z := &zygote{proc: cmd.Process, conn: conn, replies: make(chan any, 1), log: log, signals: hub,
+		workers: make(map[int]*zygoteWorker)}
 	if err := z.awaitLoaded(); err != nil {
 		conn.Close()
+		hub.close()
 		cmd.Process.Kill()
 		cmd.Wait()
 		return nil, err
@@ -321,6 +336,7 @@ func (z *zygote) exited(text string) {
 	z.mu.Unlock()
 	if w != nil {
 		w.end(syscall.WaitStatus(status))
+		z.detachSignals(w)
 	}
 	z.endIfDone()
 }
@@ -330,6 +346,7 @@ func (z *zygote) exited(text string) {
 // taken to be that signal.
 func (z *zygote) died() {
 	z.conn.Close()
+	z.signals.close()
 	z.mu.Lock()
 	z.dead = true
 	workers := z.workers
@@ -389,6 +406,31 @@ func processStatus(state *os.ProcessState) *syscall.WaitStatus {
 	return &status
 }
 
+// attachSignals gives the signal hub worker num's signal socket, until the
+// worker exits.
+func (z *zygote) attachSignals(w *zygoteWorker, num int, conn *net.UnixConn) {
+	z.mu.Lock()
+	w.num, w.signals = num, conn
+	z.mu.Unlock()
+	z.signals.attach(kindWorker, num, conn)
+	select {
+	case <-w.exited: // before it was attached
+		z.detachSignals(w)
+	default:
+	}
+}
+
+// detachSignals takes an exited worker's signal socket from the hub.
+func (z *zygote) detachSignals(w *zygoteWorker) {
+	z.mu.Lock()
+	conn := w.signals
+	w.signals = nil
+	z.mu.Unlock()
+	if conn != nil {
+		z.signals.detach(kindWorker, w.num, conn)
+	}
+}
+
 // zygoteWorker is a worker the zygote forked: its child, not the master's,
 // so its exit arrives as the zygote's X message.
 type zygoteWorker struct {
@@ -396,6 +438,10 @@ type zygoteWorker struct {
 	once   sync.Once
 	exited chan struct{}
 	status syscall.WaitStatus
+	// num and signals: its number and the master's end of its signal
+	// socket, attached to the zygote's hub; guarded by the zygote's mu.
+	num     int
+	signals *net.UnixConn
 }
 
 func (w *zygoteWorker) pid() int { return w.id }
