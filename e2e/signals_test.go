@@ -515,8 +515,11 @@ func TestSignalsAfterReload(t *testing.T) {
 	events := s.events(t)
 	for worker := 1; worker <= 2; worker++ {
 		at := newTimers(events, worker)
+		// The i-th firing comes no sooner than i periods after the first,
+		// give or take half of one: a handler that ran late (its thread
+		// was busy, the machine loaded) shortens one gap, not the rate.
 		for i := 1; i < len(at); i++ {
-			assert.GreaterOrEqual(t, at[i]-at[i-1], 0.9, "worker %d: timer %d came early", worker, i)
+			assert.GreaterOrEqual(t, at[i]-at[0], float64(i)-0.5, "worker %d: timer %d came early", worker, i)
 		}
 	}
 	before := map[int]int{1: 0, 2: 0}
