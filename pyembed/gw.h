@@ -120,6 +120,12 @@ void gw_uwsgi_post_fork(void);               /* GIL held */
 void gw_uwsgi_atexit(void);                  /* GIL not held */
 int gw_uwsgi_environ(PyObject *template_environ); /* GIL held: adds uwsgi.version and uwsgi.node */
 
+/* gw_uwsgi_cache.c */
+int gw_uwsgi_cache_add(PyObject *module); /* GIL held: the cache_* and lock functions */
+
+/* gw_uwsgi_metrics.c */
+int gw_uwsgi_metrics_add(PyObject *module); /* GIL held: the metric_* functions */
+
 /* gw_environ.c */
 int gw_environ_setup(int multithread, int multiprocess, int run_once, PyObject *file_wrapper); /* GIL held */
 PyObject *gw_environ_new(gw_slot *s, const char *vars, size_t vars_len,

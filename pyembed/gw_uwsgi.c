@@ -266,7 +266,8 @@ static PyObject *gw_run_in_module(PyObject *module, const char *source, const ch
 static PyObject *gw_uwsgi_init(void)
 {
     PyObject *module = PyModule_Create(&gw_uwsgi_def);
-    if (module == NULL || PyModule_AddStringConstant(module, "__file__", "<gowsgi>") < 0) {
+    if (module == NULL || PyModule_AddStringConstant(module, "__file__", "<gowsgi>") < 0 ||
+        gw_uwsgi_cache_add(module) < 0 || gw_uwsgi_metrics_add(module) < 0) {
         Py_XDECREF(module);
         return NULL;
     }

@@ -67,6 +67,9 @@ type AppSpec struct {
 	// of the server (gw_uwsgi.c); the zero value describes one worker of
 	// one thread and no options.
 	UWSGI UWSGIInfo
+	// Shared is what each generation's shared area holds (shared.go): the
+	// user locks, caches and metrics of uWSGI's Python API.
+	Shared SharedSpec
 }
 
 // UWSGIInfo is what the uwsgi module tells of the server.

@@ -138,6 +138,13 @@ type options struct {
 	// MaxFD, when not 0, is the open-file limit to run with (--max-fd).
 	MaxFD int
 
+	// The shared state of uWSGI's Python API (options_shared.go).
+	Caches         []pyembed.CacheSpec // --cache2's
+	CacheItems     int                 // --cache
+	CacheBlockSize int
+	Locks          int
+	MetricSpecs    []pyembed.MetricSpec // --metric's
+
 	// Given is every option as given, in order, as uWSGI's Python module
 	// shows them in uwsgi.opt (config.go records them).
 	Given []pyembed.Option
@@ -296,6 +303,7 @@ func optionTable(o *options) []option {
 		{names: []string{"--version"}, kind: kindBool, target: &o.Version,
 			help: "show gowsgi's version"},
 	}
+	table = append(table, sharedOptions(o)...)
 	table = append(table, warnedOptions(o)...)
 	return append(table, noEffectOptions()...)
 }
