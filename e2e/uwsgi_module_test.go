@@ -212,8 +212,8 @@ func TestUWSGIModuleMissingFeaturesRaise(t *testing.T) {
 	var raised map[string][]string
 	getJSON(t, inst.URL+"/missing", &raised)
 	features := map[string]string{
-		"cache_get": "the shared cache", "lock": "locks", "register_signal": "signals", "spool": "the spooler",
-		"mule_msg": "mules", "websocket_handshake": "WebSockets", "metric_inc": "metrics",
+		"register_signal": "signals", "spool": "the spooler",
+		"mule_msg": "mules", "websocket_handshake": "WebSockets",
 		"decorators.timer": "timers", "decorators.spool": "the spooler",
 	}
 	require.Len(t, raised, len(features))

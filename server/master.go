@@ -41,8 +41,11 @@ type master struct {
 	// (accesslog.go).
 	handler wsgi.Handler
 	stats   *statsServer // nil without --stats
-	metrics *metrics     // nil without --metrics
-	health  *health      // nil without --health-socket
+	// appMetrics reads the app's --metric values from the newest
+	// generation's shared area (app_metrics.go).
+	appMetrics func() []metricValue
+	metrics    *metrics // nil without --metrics
+	health     *health  // nil without --health-socket
 	// draining is set once a stop began: /readyz fails from then on.
 	draining atomic.Bool
 	notify   notifier    // systemd's NOTIFY_SOCKET, when set
@@ -178,6 +181,7 @@ func newMaster(cfg Config) (*master, error) {
 		return m, err
 	}
 	m.dispatch.metrics = m.metrics
+	m.metrics.addAppMetrics(m.appMetrics)
 	if m.health, err = listenHealth(cfg.HealthSockets); err != nil {
 		return m, err
 	}
@@ -212,6 +216,12 @@ func newMaster(cfg Config) (*master, error) {
 func (m *master) launcher(exe string, args []string) launcher {
 	l := newZygoteLauncher(exe, args, m.cfg.Spec, m.log)
 	l.output = m.cfg.childOutput
+	m.appMetrics = func() []metricValue {
+		if a := l.newestArea(); a != nil {
+			return a.metrics()
+		}
+		return nil
+	}
 	return l
 }
 

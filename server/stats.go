@@ -89,14 +89,16 @@ func (s *statsServer) close() {
 
 // statsDocument is uWSGI's stats JSON, with the keys gowsgi can fill.
 type statsDocument struct {
-	Version     string        `json:"version"`
-	ListenQueue int64         `json:"listen_queue"`
-	PID         int           `json:"pid"`
-	UID         int           `json:"uid"`
-	GID         int           `json:"gid"`
-	CWD         string        `json:"cwd"`
-	Sockets     []statsSocket `json:"sockets"`
-	Workers     []statsWorker `json:"workers"`
+	Version     string `json:"version"`
+	ListenQueue int64  `json:"listen_queue"`
+	PID         int    `json:"pid"`
+	UID         int    `json:"uid"`
+	GID         int    `json:"gid"`
+	CWD         string `json:"cwd"`
+	// Metrics are the app's --metric ones (uWSGI also lists its own).
+	Metrics map[string]statsMetric `json:"metrics,omitempty"`
+	Sockets []statsSocket          `json:"sockets"`
+	Workers []statsWorker          `json:"workers"`
 }
 
 type statsSocket struct {
@@ -138,6 +140,9 @@ func (m *master) statsDocument() statsDocument {
 		CWD:         cwd,
 		Sockets:     []statsSocket{},
 		Workers:     []statsWorker{},
+	}
+	if m.appMetrics != nil {
+		doc.Metrics = statsMetrics(m.appMetrics())
 	}
 	for _, l := range m.listeners {
 		name := strings.TrimPrefix(socketURL(l), string(l.socket.Protocol)+"://")

@@ -123,13 +123,10 @@ def logvar(environ, start_response):
 
 def missing(environ, start_response):
     calls = {
-        "cache_get": lambda: uwsgi.cache_get("key"),
-        "lock": uwsgi.lock,
         "register_signal": lambda: uwsgi.register_signal(1, "workers", print),
         "spool": lambda: uwsgi.spool({b"a": b"b"}),
         "mule_msg": lambda: uwsgi.mule_msg(b"hello"),
         "websocket_handshake": uwsgi.websocket_handshake,
-        "metric_inc": lambda: uwsgi.metric_inc("m"),
         "decorators.timer": lambda: uwsgidecorators.timer(5)(print),
         "decorators.spool": lambda: uwsgidecorators.spool(print),
     }
