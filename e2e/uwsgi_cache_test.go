@@ -351,3 +351,91 @@ func TestUWSGICacheUnderDjango(t *testing.T) {
 	harness.Eventually(t, 10*time.Second, func() bool { return get("/get?key=t") == "<missing>" },
 		"the timeout did not expire the key")
 }
+
+// workersAnswer is /workers: uwsgi.total_requests() and uwsgi.workers().
+type workersAnswer struct {
+	PID     int `json:"pid"`
+	Total   int `json:"total"`
+	Workers []struct {
+		ID           int    `json:"id"`
+		PID          int    `json:"pid"`
+		Requests     int    `json:"requests"`
+		Status       string `json:"status"`
+		LastSpawn    int64  `json:"last_spawn"`
+		RespawnCount int    `json:"respawn_count"`
+	} `json:"workers"`
+}
+
+// TestUWSGIWorkersAndTotalRequests: total_requests() counts every
+// worker's requests, and workers() tells each worker's pid, requests,
+// status and respawns, a killed worker's requests included, as uWSGI's
+// master keeps them.
+func TestUWSGIWorkersAndTotalRequests(t *testing.T) {
+	inst := harness.StartIn(t, cacheDir(t, "uwsgi_cache.py"), "--wsgi-file", "uwsgi_cache.py", "-p", "2")
+	const sent = 20
+	pids := hammer(t, inst.URL+"/inc?n=0", 4, sent/4)
+	var answer workersAnswer
+	getJSON(t, inst.URL+"/workers", &answer)
+	assert.Equal(t, sent, answer.Total, "the requests before this one")
+	require.Len(t, answer.Workers, 2)
+	sum := 0
+	for i, w := range answer.Workers {
+		assert.Equal(t, i+1, w.ID)
+		sum += w.Requests
+		assert.Equal(t, 0, w.RespawnCount)
+		assert.NotZero(t, w.LastSpawn)
+		if w.PID == answer.PID {
+			assert.Equal(t, "busy", w.Status, "the worker answering")
+		} else {
+			assert.Equal(t, "idle", w.Status)
+		}
+	}
+	assert.Equal(t, sent, sum)
+	for pid := range pids {
+		n := int(atoi(t, pid))
+		assert.True(t, answer.Workers[0].PID == n || answer.Workers[1].PID == n, "pid %s is a worker's", pid)
+	}
+
+	require.NoError(t, syscall.Kill(answer.PID, syscall.SIGKILL))
+	harness.Eventually(t, harness.StartTimeout, func() bool {
+		getJSON(t, inst.URL+"/workers", &answer)
+		return answer.Workers[0].RespawnCount+answer.Workers[1].RespawnCount == 1 &&
+			answer.Workers[0].PID != 0 && answer.Workers[1].PID != 0
+	}, "the killed worker was not respawned; stderr:\n%s", inst.Stderr())
+	assert.GreaterOrEqual(t, answer.Total, sent+1, "the killed worker's requests still count")
+}
+
+// TestUWSGIListenQueue: listen_queue() tells the requests waiting for a
+// slot in the master: with both slots busy, one blocked and one asking,
+// the requests sent then wait.
+func TestUWSGIListenQueue(t *testing.T) {
+	dir := cacheDir(t, "uwsgi_cache.py")
+	inst := harness.StartIn(t, dir, "--wsgi-file", "uwsgi_cache.py", "--threads", "2")
+	started := func(name string) func() bool {
+		return func() bool {
+			_, err := os.Stat(filepath.Join(dir, name))
+			return err == nil
+		}
+	}
+	blocked := make(chan string, 1)
+	go func() { _, body := harness.GetText(t, inst.URL+"/block?tag=q"); blocked <- body }()
+	harness.Eventually(t, 10*time.Second, started("q-started"), "the blocking request did not start")
+	asked := make(chan string, 1)
+	go func() { _, body := harness.GetText(t, inst.URL+"/queue"); asked <- body }()
+	harness.Eventually(t, 10*time.Second, started("queue-started"), "/queue did not start")
+	const waiting = 4
+	done := make(chan struct{}, waiting)
+	for range waiting {
+		go func() { harness.GetText(t, inst.URL+"/inc?n=0"); done <- struct{}{} }()
+	}
+	most := <-asked
+	harness.WriteFile(t, dir, "q-go", "")
+	assert.Equal(t, "True", <-blocked)
+	for range waiting {
+		<-done
+	}
+	n, err := strconv.Atoi(most)
+	require.NoError(t, err)
+	assert.Positive(t, n, "listen_queue() saw the waiting requests")
+	assert.LessOrEqual(t, n, waiting)
+}

@@ -114,6 +114,8 @@ int gw_worker_serve(int worker, int control, uint8_t *board, const int *slot_fds
 void gw_uwsgi_configure(const gw_uwsgi_info *info); /* GIL: any; before gw_start */
 int gw_register_uwsgi(void);                 /* GIL not held; before Python starts */
 void gw_uwsgi_set_worker(int num);           /* GIL: any */
+void gw_uwsgi_request_begun(void);           /* GIL: any: counts for uwsgi.workers() */
+void gw_uwsgi_request_ended(void);           /* GIL: any */
 void gw_uwsgi_set_board(uint8_t *board, int slots); /* GIL: any */
 void gw_uwsgi_bind_slot(gw_slot *s);         /* GIL: any; on the slot's thread */
 void gw_uwsgi_post_fork(void);               /* GIL held */

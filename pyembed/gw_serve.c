@@ -101,12 +101,14 @@ void gw_record_stores(uint8_t *record, uint32_t id, int from, int to)
 static void gw_record_begin(gw_slot *s)
 {
     gw_record_stores(s->record, s->id, 0, GW_STORES_BEFORE_APP);
+    gw_uwsgi_request_begun();
 }
 
 /* GIL: any. The stores made once the response is complete. */
 static void gw_record_finish(gw_slot *s)
 {
     gw_record_stores(s->record, s->id, GW_STORES_BEFORE_APP, GW_STORES);
+    gw_uwsgi_request_ended();
 }
 
 static int gw_aborted(gw_slot *s)

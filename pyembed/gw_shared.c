@@ -41,7 +41,7 @@ static int gw_reserve(uint64_t *off, uint64_t n, uint64_t size)
 static uint64_t gw_shared_layout(const gw_shared_spec *spec, gw_shared_header *h)
 {
     uint64_t off = gw_align(sizeof(gw_shared_header));
-    uint64_t locks_off = off, caches_off, metrics_off;
+    uint64_t locks_off = off, caches_off, metrics_off, workers_off;
     if (gw_reserve(&off, (uint64_t)spec->locks + 1, sizeof(gw_shared_lock)) < 0)
         return 0;
     caches_off = off;
@@ -49,6 +49,9 @@ static uint64_t gw_shared_layout(const gw_shared_spec *spec, gw_shared_header *h
         return 0;
     metrics_off = off;
     if (gw_reserve(&off, (uint64_t)spec->nmetrics, sizeof(gw_metric)) < 0)
+        return 0;
+    workers_off = off;
+    if (gw_reserve(&off, (uint64_t)spec->workers, sizeof(gw_shared_worker)) < 0)
         return 0;
     for (int i = 0; i < spec->ncaches; i++) {
         const gw_cache_spec *cs = &spec->caches[i];
@@ -88,6 +91,8 @@ static uint64_t gw_shared_layout(const gw_shared_spec *spec, gw_shared_header *h
         h->nlocks = (uint32_t)spec->locks + 1;
         h->ncaches = (uint32_t)spec->ncaches;
         h->nmetrics = (uint32_t)spec->nmetrics;
+        h->nworkers = (uint32_t)spec->workers;
+        h->workers_off = workers_off;
         h->locks_off = locks_off;
         h->caches_off = caches_off;
         h->metrics_off = metrics_off;
@@ -154,6 +159,36 @@ int64_t gw_shared_metric_value(void *mem, int index)
     gw_shared_header *h = mem;
     gw_metric *m = (gw_metric *)((char *)mem + h->metrics_off) + index;
     return __atomic_load_n(&m->value, __ATOMIC_RELAXED);
+}
+
+/* The line of worker num (from 1) in the area at h, NULL past the table. */
+static gw_shared_worker *gw_worker_line_in(gw_shared_header *h, int num)
+{
+    if (h == NULL || num < 1 || (uint32_t)num > h->nworkers)
+        return NULL;
+    return (gw_shared_worker *)((char *)h + h->workers_off) + (num - 1);
+}
+
+void gw_shared_worker_spawned(void *mem, int num, int64_t pid, int64_t when)
+{
+    gw_shared_worker *w = gw_worker_line_in(mem, num);
+    if (w == NULL)
+        return;
+    __atomic_store_n(&w->pid, pid, __ATOMIC_RELAXED);
+    __atomic_store_n(&w->last_spawn, when, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&w->spawns, 1, __ATOMIC_RELAXED);
+    /* A worker killed mid-request never ended it. */
+    __atomic_store_n(&w->running, 0, __ATOMIC_RELAXED);
+}
+
+void gw_shared_set_listen_queue(void *mem, int64_t n)
+{
+    __atomic_store_n(&((gw_shared_header *)mem)->listen_queue, n, __ATOMIC_RELAXED);
+}
+
+gw_shared_worker *gw_shared_worker_line(int num)
+{
+    return gw_worker_line_in(gw_shared, num);
 }
 
 int gw_shared_attach(int fd)

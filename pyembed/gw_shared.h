@@ -15,6 +15,7 @@
  *                                    hash table, free stack, items and
  *                                    blocks follow in its own region
  *   nmetrics x gw_metric
+ *   nworkers x gw_shared_worker      uwsgi.workers() and total_requests()
  * Every lock is a pthread mutex made PTHREAD_PROCESS_SHARED and
  * PTHREAD_MUTEX_ROBUST, so a worker killed while holding one does not
  * leave the others waiting: the next taker gets EOWNERDEAD and goes on.
@@ -38,9 +39,21 @@ typedef union {
 typedef struct {
     uint64_t magic;
     uint64_t size;
-    uint32_t nlocks, ncaches, nmetrics, pad;
-    uint64_t locks_off, caches_off, metrics_off;
+    uint32_t nlocks, ncaches, nmetrics, nworkers;
+    uint64_t locks_off, caches_off, metrics_off, workers_off;
+    int64_t listen_queue; /* the master: requests waiting for a slot, sampled */
 } gw_shared_header;
+
+/* What uwsgi.workers() tells of worker number i + 1, on its own cache
+ * line: the master writes at each spawn, the worker counts its requests,
+ * so nothing is written per request but by the worker, to its own line. */
+typedef struct {
+    uint64_t requests; /* the worker: served by every worker of this number */
+    uint64_t running;  /* the worker: requests it is running now */
+    int64_t pid, last_spawn; /* the master: the latest spawn, Unix seconds */
+    uint64_t spawns;         /* the master */
+    char pad[24];
+} gw_shared_worker;
 
 /* One cache, as uWSGI's --cache2 describes it. Items are numbered from 1
  * (0 means none, as in uWSGI, so items=N holds N - 1 keys); item i's value
@@ -89,7 +102,8 @@ typedef struct {
 } gw_metric_spec;
 
 typedef struct {
-    int locks; /* --locks: user locks 0 .. locks */
+    int locks;   /* --locks: user locks 0 .. locks */
+    int workers; /* the most worker numbers there may be */
     const gw_cache_spec *caches;
     int ncaches;
     const gw_metric_spec *metrics;
@@ -101,6 +115,11 @@ typedef struct {
 uint64_t gw_shared_size(const gw_shared_spec *spec); /* GIL: any */
 int gw_shared_format(void *mem, uint64_t len, const gw_shared_spec *spec); /* GIL: any; 0 or an errno */
 int64_t gw_shared_metric_value(void *mem, int index); /* GIL: any */
+void gw_shared_worker_spawned(void *mem, int num, int64_t pid, int64_t when); /* GIL: any */
+void gw_shared_set_listen_queue(void *mem, int64_t n); /* GIL: any */
+
+/* In a worker: its line, NULL when none (CGI mode, tests). */
+gw_shared_worker *gw_shared_worker_line(int num); /* GIL: any */
 
 /* In the zygote, before Python starts: maps the area the master passed on
  * fd and closes fd. Returns 0, or -1 with errno set. */

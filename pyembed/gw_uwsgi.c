@@ -14,6 +14,7 @@
  * of names read better there, and they are built once per import.
  */
 #include "gw.h"
+#include "gw_shared.h"
 #include "gw_uwsgi_source.h"
 
 #include <signal.h>
@@ -44,11 +45,31 @@ void gw_uwsgi_configure(const gw_uwsgi_info *info)
     gw_info = *info;
 }
 
+/* This worker's line of the shared area's worker table, NULL without one. */
+static gw_shared_worker *gw_my_line;
+
 /* GIL: any. Records that this process is worker num, forked now. */
 void gw_uwsgi_set_worker(int num)
 {
     gw_worker_id = num;
     gw_worker_spawned = (long)time(NULL);
+    gw_my_line = gw_shared_worker_line(num);
+}
+
+/* GIL: any. A request begins and ends: the counts uwsgi.workers() and
+ * total_requests() read, on this worker's own cache line. */
+void gw_uwsgi_request_begun(void)
+{
+    if (gw_my_line != NULL)
+        __atomic_add_fetch(&gw_my_line->running, 1, __ATOMIC_RELAXED);
+}
+
+void gw_uwsgi_request_ended(void)
+{
+    if (gw_my_line == NULL)
+        return;
+    __atomic_add_fetch(&gw_my_line->requests, 1, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&gw_my_line->running, 1, __ATOMIC_RELAXED);
 }
 
 /* GIL: any. The worker's scoreboard, for total_requests(). */
@@ -90,13 +111,16 @@ static PyObject *gw_uw_request_id(PyObject *self, PyObject *unused)
     return PyLong_FromUnsignedLongLong(s != NULL ? gw_record_served(s->record) : 0);
 }
 
-/* GIL held. uwsgi.total_requests(): the requests this worker has served.
- * uWSGI counts every worker's; the others' counts are the master's, which
- * a worker cannot read yet. */
+/* GIL held. uwsgi.total_requests(): the requests every worker of this
+ * generation has served, as uWSGI counts them, from the shared area's
+ * worker table; without one (CGI mode, tests), this worker's. */
 static PyObject *gw_uw_total_requests(PyObject *self, PyObject *unused)
 {
     uint64_t n = 0;
-    if (gw_board != NULL) {
+    if (gw_shared != NULL) {
+        for (uint32_t i = 1; i <= gw_shared->nworkers; i++)
+            n += __atomic_load_n(&gw_shared_worker_line((int)i)->requests, __ATOMIC_RELAXED);
+    } else if (gw_board != NULL) {
         for (int i = 0; i < gw_board_slots; i++)
             n += gw_record_served(gw_board + (size_t)i * GW_SLOT_RECORD_LEN);
     } else if (gw_this_slot != NULL) {
@@ -198,6 +222,38 @@ static PyObject *gw_uw_stop(PyObject *self, PyObject *unused)
     return gw_signal_master(SIGTERM);
 }
 
+/* GIL held. _gowsgi_workers(): for each worker number up to numproc, a
+ * tuple (pid, requests, running, last_spawn, spawns) from the shared
+ * area's worker table; None without one. */
+static PyObject *gw_uw_workers_table(PyObject *self, PyObject *unused)
+{
+    if (gw_shared == NULL)
+        Py_RETURN_NONE;
+    int n = gw_info.numproc < (int)gw_shared->nworkers ? gw_info.numproc : (int)gw_shared->nworkers;
+    PyObject *table = PyTuple_New(n);
+    for (int i = 0; table != NULL && i < n; i++) {
+        gw_shared_worker *w = gw_shared_worker_line(i + 1);
+        PyObject *row = Py_BuildValue(
+            "(LKKLK)", (long long)__atomic_load_n(&w->pid, __ATOMIC_RELAXED),
+            (unsigned long long)__atomic_load_n(&w->requests, __ATOMIC_RELAXED),
+            (unsigned long long)__atomic_load_n(&w->running, __ATOMIC_RELAXED),
+            (long long)__atomic_load_n(&w->last_spawn, __ATOMIC_RELAXED),
+            (unsigned long long)__atomic_load_n(&w->spawns, __ATOMIC_RELAXED));
+        if (row == NULL)
+            Py_CLEAR(table);
+        else
+            PyTuple_SET_ITEM(table, i, row); /* steals row */
+    }
+    return table;
+}
+
+/* GIL held. _gowsgi_listen_queue(): the requests waiting for a slot in
+ * the master, as it last sampled them; 0 without a shared area. */
+static PyObject *gw_uw_listen_queue(PyObject *self, PyObject *unused)
+{
+    return PyLong_FromLongLong(gw_shared != NULL ? __atomic_load_n(&gw_shared->listen_queue, __ATOMIC_RELAXED) : 0);
+}
+
 /* GIL held. The numbers the Python part needs, as a dict. */
 static PyObject *gw_uw_config(PyObject *self, PyObject *unused)
 {
@@ -233,13 +289,15 @@ static PyMethodDef gw_uwsgi_methods[] = {
     {"worker_id", gw_uw_worker_id, METH_NOARGS, "The worker's number, from 1; 0 outside a worker."},
     {"masterpid", gw_uw_masterpid, METH_NOARGS, "The master's pid; 0 without one."},
     {"request_id", gw_uw_request_id, METH_NOARGS, "Requests this thread served before this one."},
-    {"total_requests", gw_uw_total_requests, METH_NOARGS, "Requests this worker has served."},
+    {"total_requests", gw_uw_total_requests, METH_NOARGS, "Requests every worker has served."},
     {"set_logvar", gw_uw_set_logvar, METH_VARARGS, "Set a variable of this request's log line."},
     {"get_logvar", gw_uw_get_logvar, METH_VARARGS, "A variable set_logvar set in this request, or None."},
     {"setprocname", gw_uw_setprocname, METH_VARARGS, "Set the process name."},
     {"reload", gw_uw_reload, METH_NOARGS, "Reload the workers gracefully."},
     {"stop", gw_uw_stop, METH_NOARGS, "Stop the server."},
     {"_gowsgi_config", gw_uw_config, METH_NOARGS, NULL},
+    {"_gowsgi_workers", gw_uw_workers_table, METH_NOARGS, NULL},
+    {"_gowsgi_listen_queue", gw_uw_listen_queue, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 

@@ -28,6 +28,9 @@ const SharedFDEnv = "GOWSGI_APP_SHARED_FD=4"
 type SharedSpec struct {
 	// Locks is uWSGI's --locks: user locks 0 to Locks exist.
 	Locks int
+	// Workers is the most worker numbers the pool may use, each with a
+	// line of uwsgi.workers() (the master sets it).
+	Workers int
 	// Caches are the caches, the default (first) one first.
 	Caches []CacheSpec
 	// Metrics are the --metric metrics.
@@ -80,7 +83,7 @@ func cSharedSpec(spec SharedSpec) (cspec *C.gw_shared_spec, free func()) {
 		return p
 	}
 	cspec = (*C.gw_shared_spec)(alloc(unsafe.Sizeof(C.gw_shared_spec{})))
-	cspec.locks = C.int(spec.Locks)
+	cspec.locks, cspec.workers = C.int(spec.Locks), C.int(spec.Workers)
 	caches := unsafe.Slice((*C.gw_cache_spec)(alloc(uintptr(len(spec.Caches))*unsafe.Sizeof(C.gw_cache_spec{}))), len(spec.Caches))
 	for i, c := range spec.Caches {
 		caches[i] = C.gw_cache_spec{
@@ -132,4 +135,16 @@ func FormatShared(mem []byte, spec SharedSpec) error {
 // order) in mem, a formatted shared area.
 func SharedMetric(mem []byte, index int) int64 {
 	return int64(C.gw_shared_metric_value(unsafe.Pointer(&mem[0]), C.int(index)))
+}
+
+// SharedWorkerSpawned records in mem, a formatted shared area, that worker
+// num (from 1) was started as pid at when (Unix seconds).
+func SharedWorkerSpawned(mem []byte, num, pid int, when int64) {
+	C.gw_shared_worker_spawned(unsafe.Pointer(&mem[0]), C.int(num), C.int64_t(pid), C.int64_t(when))
+}
+
+// SetSharedListenQueue records in mem, a formatted shared area, how many
+// requests wait for a slot: uwsgi.listen_queue().
+func SetSharedListenQueue(mem []byte, n int64) {
+	C.gw_shared_set_listen_queue(unsafe.Pointer(&mem[0]), C.int64_t(n))
 }

@@ -44,8 +44,11 @@ type master struct {
 	// appMetrics reads the app's --metric values from the newest
 	// generation's shared area (app_metrics.go).
 	appMetrics func() []metricValue
-	metrics    *metrics // nil without --metrics
-	health     *health  // nil without --health-socket
+	// sampleQueue writes the queue's length where uwsgi.listen_queue()
+	// reads it; the pool calls it at each check.
+	sampleQueue func()
+	metrics     *metrics // nil without --metrics
+	health      *health  // nil without --health-socket
 	// draining is set once a stop began: /readyz fails from then on.
 	draining atomic.Bool
 	notify   notifier    // systemd's NOTIFY_SOCKET, when set
@@ -174,6 +177,7 @@ func newMaster(cfg Config) (*master, error) {
 	m.dispatch.spoolLimit = cfg.ResponseSpoolLimit
 	m.pool = newPool(cfg.Processes, cfg.Threads, m.launcher(exe, args), m.dispatch, m.log)
 	m.pool.limits = cfg.Limits
+	m.pool.onCheck = m.sampleQueue
 	if err := m.prepareAccessStaticStats(); err != nil {
 		return m, err
 	}
@@ -221,6 +225,11 @@ func (m *master) launcher(exe string, args []string) launcher {
 			return a.metrics()
 		}
 		return nil
+	}
+	m.sampleQueue = func() {
+		if a := l.newestArea(); a != nil {
+			a.setListenQueue(m.dispatch.waiting.Load())
+		}
 	}
 	return l
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -62,6 +63,25 @@ func (a *sharedArea) metrics() []metricValue {
 		values[i] = metricValue{spec: m, value: pyembed.SharedMetric(a.mem, i)}
 	}
 	return values
+}
+
+// workerSpawned records worker num's new process for uwsgi.workers().
+func (a *sharedArea) workerSpawned(num, pid int) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.mem != nil {
+		pyembed.SharedWorkerSpawned(a.mem, num, pid, time.Now().Unix())
+	}
+}
+
+// setListenQueue records the requests waiting for a slot, for
+// uwsgi.listen_queue().
+func (a *sharedArea) setListenQueue(n int64) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.mem != nil {
+		pyembed.SetSharedListenQueue(a.mem, n)
+	}
 }
 
 // metricValue is one --metric as the master reads it.

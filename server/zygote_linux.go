@@ -56,7 +56,7 @@ func newZygoteLauncher(exe string, args []string, spec pyembed.AppSpec, log *slo
 		args:     args,
 		env:      append(os.Environ(), pyembed.ZygoteEnv(spec)...),
 		lazy:     spec.Lazy,
-		shared:   spec.Shared,
+		shared:   sharedSpec(spec.Shared),
 		log:      log,
 		zygotes:  make(map[int]*zygote),
 		areas:    make(map[int]*sharedArea),
@@ -117,6 +117,9 @@ func (l *zygoteLauncher) launch(num, gen, threads int) (*launched, error) {
 		files.closeMaster()
 		return nil, fmt.Errorf("server: starting worker %d: %w", num, err)
 	}
+	if a, _ := l.area(gen); a != nil {
+		a.workerSpawned(num, w.pid())
+	}
 	return files.launched(w), nil
 }
 
@@ -152,6 +155,13 @@ func (l *zygoteLauncher) area(gen int) (*sharedArea, error) {
 	}
 	l.areas[gen] = a
 	return a, nil
+}
+
+// sharedSpec is spec with a worker line for every worker number the pool
+// may grow to.
+func sharedSpec(spec pyembed.SharedSpec) pyembed.SharedSpec {
+	spec.Workers = maxProcesses
+	return spec
 }
 
 // releaseArea releases generation gen's shared area, if it has one.

@@ -19,10 +19,15 @@ Routes:
     GET /lock_and_die?n=N  takes user lock N and is SIGKILLed holding it
     GET /metric_set?v=N metric_set("m.gauge", N)
     GET /remote         cache_get from a NAME@SERVER cache
+    GET /workers        JSON {"pid", "total": total_requests(), "workers": workers()}
+    GET /block?tag=T    records T-started, then waits (10 s at most) for the file T-go
+    GET /queue          records queue-started; the most listen_queue() answers
+                        within 5 s, until it is above 0
 """
 import json
 import os
 import signal
+import time
 
 import uwsgi
 
@@ -31,7 +36,7 @@ try:
 except ImportError:  # Debian's uWSGI ships no uwsgidecorators for Python 3
     lock = None
 
-from apphelp import number, query, routed, text
+from apphelp import number, query, record, routed, tag, text, wait_for_file
 
 def _show(value):
     if isinstance(value, bytes):
@@ -238,8 +243,28 @@ def remote(environ, start_response):
     return text(start_response, json.dumps(r).encode())
 
 
+def workers(environ, start_response):
+    answer = {"pid": os.getpid(), "total": uwsgi.total_requests(), "workers": uwsgi.workers()}
+    return text(start_response, json.dumps(answer, default=lambda b: b.decode()).encode())
+
+
+def block(environ, start_response):
+    name = tag(environ)
+    record(name + "-started")
+    return text(start_response, repr(wait_for_file(name + "-go", 10)).encode())
+
+
+def queue(environ, start_response):
+    record("queue-started")
+    most, deadline = 0, time.monotonic() + 5
+    while most == 0 and time.monotonic() < deadline:
+        most = max(most, uwsgi.listen_queue())
+        time.sleep(0.01)
+    return text(start_response, str(most).encode())
+
+
 application = routed({
     "/probe": probe, "/expire_set": expire_set, "/expired": expired, "/inc": inc, "/locked_add": locked_add,
     "/get": get, "/set": set_, "/lock": lock_, "/lock_and_die": lock_and_die, "/metric_set": metric_set,
-    "/remote": remote,
+    "/remote": remote, "/workers": workers, "/block": block, "/queue": queue,
 })
