@@ -8,7 +8,10 @@
  *
  * The module is C where it reads the worker's own state: which worker and
  * request this is (the slot a thread serves and its scoreboard record),
- * the request's log variables. The rest — uWSGI's option dict, the
+ * the request's log variables, and the worker table of the shared area
+ * (gw_shared.h) behind workers(), total_requests() and listen_queue();
+ * the caches and locks are gw_uwsgi_cache.c's, the metrics
+ * gw_uwsgi_metrics.c's. The rest — uWSGI's option dict, the
  * constants, and a function for every feature gowsgi lacks, which raises
  * NotImplementedError naming it — is Python (gw_uwsgi_source.h): tables
  * of names read better there, and they are built once per import.

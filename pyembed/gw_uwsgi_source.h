@@ -10,9 +10,9 @@
  * exists and raises NotImplementedError naming the feature, never doing
  * nothing quietly.
  *
- * gw_decorators_source is the "uwsgidecorators" module: @postfork and
- * @thread work; the decorators of features gowsgi lacks raise as those
- * functions do when applied.
+ * gw_decorators_source is the "uwsgidecorators" module: @postfork,
+ * @thread and @lock work; the decorators of features gowsgi lacks raise as
+ * those functions do when applied.
  */
 #ifndef GW_UWSGI_SOURCE_H
 #define GW_UWSGI_SOURCE_H

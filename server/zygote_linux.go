@@ -1,8 +1,10 @@
 // Starting workers by fork from a zygote: one process per generation that
 // imports the app once and forks workers sharing it copy-on-write, so a
 // worker costs little memory and a respawn after a crash is a fork, not a
-// fresh import. The zygote's side and its message protocol are in package
-// pyembed (gw_zygote.c); this is the master's side.
+// fresh import. Each generation's zygote also gets the generation's
+// shared area (shared_linux.go), created with its first zygote. The
+// zygote's side and its message protocol are in package pyembed
+// (gw_zygote.c); this is the master's side.
 package server
 
 import (
