@@ -439,3 +439,19 @@ func TestUWSGIListenQueue(t *testing.T) {
 	assert.Positive(t, n, "listen_queue() saw the waiting requests")
 	assert.LessOrEqual(t, n, waiting)
 }
+
+// TestUWSGICacheInCGIMode: without a master, the process gets a shared
+// area of its own, so what the options declare works within the request
+// (uWSGI has no CGI mode to compare with).
+func TestUWSGICacheInCGIMode(t *testing.T) {
+	got := gowsgiCGI(t, t.TempDir(), harness.TestdataPath(t, "uwsgi_cache.py"), cgiRequest{method: "GET", pathInfo: "/probe",
+		extraEnv: []string{"UWSGI_CACHE2=name=main,items=10", "UWSGI_LOCKS=2", "UWSGI_METRIC=name=m.gauge,type=gauge,initial_value=7"}})
+	require.Zero(t, got.code, "stderr:\n%s", got.stderr)
+	var steps probeSteps
+	require.NoError(t, json.Unmarshal(got.body, &steps), "%s", got.body)
+	assert.Equal(t, [2]any{"bytes", "three"}, steps["get_after_update"])
+	assert.Equal(t, [2]any{"NoneType", nil}, steps["set_again"])
+	assert.Equal(t, [2]any{"bool", true}, steps["is_locked_2"])
+	assert.Equal(t, [2]any{"raised ValueError", "Invalid lock number"}, steps["lock_3"])
+	assert.Equal(t, [2]any{"int", 7.0}, steps["metric_get_initial_gauge"])
+}

@@ -213,6 +213,26 @@ int gw_shared_attach(int fd)
     return 0;
 }
 
+int gw_shared_private(const gw_shared_spec *spec)
+{
+    uint64_t size = gw_shared_layout(spec, NULL);
+    if (size == 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    void *mem = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED)
+        return -1;
+    int rc = gw_shared_format(mem, size, spec);
+    if (rc != 0) {
+        munmap(mem, (size_t)size);
+        errno = rc;
+        return -1;
+    }
+    gw_shared = mem;
+    return 0;
+}
+
 void gw_shared_lock_take(gw_shared_lock *l)
 {
     /* The holder died (killed, harakiri): what it guarded may be half

@@ -118,14 +118,18 @@ int64_t gw_shared_metric_value(void *mem, int index); /* GIL: any */
 void gw_shared_worker_spawned(void *mem, int num, int64_t pid, int64_t when); /* GIL: any */
 void gw_shared_set_listen_queue(void *mem, int64_t n); /* GIL: any */
 
-/* In a worker: its line, NULL when none (CGI mode, tests). */
+/* In a worker: its line, NULL when none (no master). */
 gw_shared_worker *gw_shared_worker_line(int num); /* GIL: any */
 
 /* In the zygote, before Python starts: maps the area the master passed on
  * fd and closes fd. Returns 0, or -1 with errno set. */
 int gw_shared_attach(int fd); /* GIL: any */
 
-/* The area this process mapped, NULL when none (CGI mode, tests). */
+/* Without a master (CGI mode, tests): an area of this process's own,
+ * formatted here. Returns 0, or -1 with errno set. */
+int gw_shared_private(const gw_shared_spec *spec); /* GIL: any */
+
+/* The area this process mapped, NULL when none. */
 extern gw_shared_header *gw_shared;
 
 /* GIL: any (never held while waiting: callers release it). */

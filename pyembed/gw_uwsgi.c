@@ -116,11 +116,11 @@ static PyObject *gw_uw_request_id(PyObject *self, PyObject *unused)
 
 /* GIL held. uwsgi.total_requests(): the requests every worker of this
  * generation has served, as uWSGI counts them, from the shared area's
- * worker table; without one (CGI mode, tests), this worker's. */
+ * worker table; without a master (CGI mode, tests), this process's. */
 static PyObject *gw_uw_total_requests(PyObject *self, PyObject *unused)
 {
     uint64_t n = 0;
-    if (gw_shared != NULL) {
+    if (gw_shared != NULL && gw_shared->nworkers > 0) {
         for (uint32_t i = 1; i <= gw_shared->nworkers; i++)
             n += __atomic_load_n(&gw_shared_worker_line((int)i)->requests, __ATOMIC_RELAXED);
     } else if (gw_board != NULL) {
@@ -227,10 +227,10 @@ static PyObject *gw_uw_stop(PyObject *self, PyObject *unused)
 
 /* GIL held. _gowsgi_workers(): for each worker number up to numproc, a
  * tuple (pid, requests, running, last_spawn, spawns) from the shared
- * area's worker table; None without one. */
+ * area's worker table; None without a master. */
 static PyObject *gw_uw_workers_table(PyObject *self, PyObject *unused)
 {
-    if (gw_shared == NULL)
+    if (gw_shared == NULL || gw_shared->nworkers == 0)
         Py_RETURN_NONE;
     int n = gw_info.numproc < (int)gw_shared->nworkers ? gw_info.numproc : (int)gw_shared->nworkers;
     PyObject *table = PyTuple_New(n);

@@ -528,16 +528,10 @@ static PyObject *gw_uw_cache_keys(PyObject *self, PyObject *args)
     return list;
 }
 
-/* GIL held. User lock n, or NULL with ValueError set as uWSGI words it;
- * RuntimeError without a shared area (CGI mode). */
-static gw_shared_lock *gw_user_lock(const char *function, int n)
+/* GIL held. User lock n, or NULL with ValueError set as uWSGI words it. */
+static gw_shared_lock *gw_user_lock(int n)
 {
-    if (gw_shared == NULL) {
-        PyErr_Format(PyExc_RuntimeError, "uwsgi.%s() needs gowsgi's master: locks are not available in CGI mode",
-                     function);
-        return NULL;
-    }
-    if (n < 0 || (uint32_t)n >= gw_shared->nlocks) {
+    if (gw_shared == NULL || n < 0 || (uint32_t)n >= gw_shared->nlocks) {
         PyErr_SetString(PyExc_ValueError, "Invalid lock number");
         return NULL;
     }
@@ -550,7 +544,7 @@ static PyObject *gw_uw_lock(PyObject *self, PyObject *args)
     int n = 0;
     if (!PyArg_ParseTuple(args, "|i:lock", &n))
         return NULL;
-    gw_shared_lock *l = gw_user_lock("lock", n);
+    gw_shared_lock *l = gw_user_lock(n);
     if (l == NULL)
         return NULL;
     Py_BEGIN_ALLOW_THREADS
@@ -566,7 +560,7 @@ static PyObject *gw_uw_unlock(PyObject *self, PyObject *args)
     int n = 0;
     if (!PyArg_ParseTuple(args, "|i:unlock", &n))
         return NULL;
-    gw_shared_lock *l = gw_user_lock("unlock", n);
+    gw_shared_lock *l = gw_user_lock(n);
     if (l == NULL)
         return NULL;
     gw_shared_lock_give(l);
@@ -579,7 +573,7 @@ static PyObject *gw_uw_is_locked(PyObject *self, PyObject *args)
     int n = 0;
     if (!PyArg_ParseTuple(args, "|i:is_locked", &n))
         return NULL;
-    gw_shared_lock *l = gw_user_lock("is_locked", n);
+    gw_shared_lock *l = gw_user_lock(n);
     if (l == NULL)
         return NULL;
     return PyBool_FromLong(gw_shared_lock_busy(l));

@@ -186,6 +186,9 @@ func initInterpreter(spec AppSpec) error {
 		multithread:        cBool(spec.Multithread), multiprocess: cBool(spec.Multiprocess), run_once: cBool(spec.RunOnce),
 	}
 	configureUWSGI(spec.UWSGI)
+	if err := sharePrivately(spec.Shared); err != nil {
+		return err
+	}
 	rc := C.gw_init(cstr(os.Args[0]), &cspec, summary, summaryCap)
 	if rc != 0 {
 		return &LoadError{Summary: C.GoString(summary)}

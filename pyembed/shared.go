@@ -148,3 +148,15 @@ func SharedWorkerSpawned(mem []byte, num, pid int, when int64) {
 func SetSharedListenQueue(mem []byte, n int64) {
 	C.gw_shared_set_listen_queue(unsafe.Pointer(&mem[0]), C.int64_t(n))
 }
+
+// sharePrivately gives a process without a master (CGI mode, tests) a
+// shared area of its own, so the caches, locks and metrics its options
+// declare work within it.
+func sharePrivately(spec SharedSpec) error {
+	cspec, free := cSharedSpec(spec)
+	defer free()
+	if rc, err := C.gw_shared_private(cspec); rc != 0 {
+		return fmt.Errorf("pyembed: the shared area: %w", err)
+	}
+	return nil
+}
