@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -454,4 +455,31 @@ func TestUWSGICacheInCGIMode(t *testing.T) {
 	assert.Equal(t, [2]any{"bool", true}, steps["is_locked_2"])
 	assert.Equal(t, [2]any{"raised ValueError", "Invalid lock number"}, steps["lock_3"])
 	assert.Equal(t, [2]any{"int", 7.0}, steps["metric_get_initial_gauge"])
+}
+
+// TestUWSGILogvarsInLogFormat: what the app gives uwsgi.set_logvar shows
+// as %(name) in --log-format lines as under uWSGI, and a name no one set
+// is "-", as any empty variable is.
+func TestUWSGILogvarsInLogFormat(t *testing.T) {
+	bin := requireUWSGI(t)
+	want := []string{"LINE GET /logvar?v=abc [abc] [-] 200\n", "LINE GET /nowhere [-] [-] 404\n"}
+	for _, name := range []string{"uwsgi", "gowsgi"} {
+		t.Run(name, func(t *testing.T) {
+			addr := freeAddr(t)
+			args := []string{"--plugin", "python3,http", "--http-socket", addr, "--wsgi-file", "uwsgi_probe.py", "--master",
+				"--log-format", "LINE %(method) %(uri) [%(probe)] [%(unset)] %(status)"}
+			var s runningServer
+			if name == "uwsgi" {
+				s = startUWSGIServer(t, bin, probeDir(t), addr, args...)
+			} else {
+				s = startGowsgiServer(t, probeDir(t), args...)
+			}
+			harness.GetText(t, s.url+"/logvar?v=abc")
+			harness.GetText(t, s.url+"/nowhere")
+			harness.Eventually(t, 10*time.Second, func() bool {
+				out := s.output.String()
+				return strings.Contains(out, want[0]) && strings.Contains(out, want[1])
+			}, "the lines %q are not in the log:\n%s", want, s.output)
+		})
+	}
 }

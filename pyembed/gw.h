@@ -121,6 +121,7 @@ void gw_uwsgi_bind_slot(gw_slot *s);         /* GIL: any; on the slot's thread *
 void gw_uwsgi_post_fork(void);               /* GIL held */
 void gw_uwsgi_atexit(void);                  /* GIL not held */
 int gw_uwsgi_environ(PyObject *template_environ); /* GIL held: adds uwsgi.version and uwsgi.node */
+int gw_uwsgi_logvars_block(gw_slot *s, gw_buf *b); /* GIL held: set_logvar's, for the end frame */
 
 /* gw_uwsgi_cache.c */
 int gw_uwsgi_cache_add(PyObject *module); /* GIL held: the cache_* and lock functions */

@@ -97,6 +97,23 @@ void gw_record_stores(uint8_t *record, uint32_t id, int from, int to)
     }
 }
 
+/* GIL held. Queues the end frame, with the request's log variables
+ * (uwsgi.set_logvar) as its payload when the app set any. */
+static void gw_out_end(gw_slot *s, uint8_t end_flags)
+{
+    gw_buf logvars = {0};
+    if (gw_uwsgi_logvars_block(s, &logvars) < 0) {
+        PyErr_Print(); /* the line goes without them; the response is whole */
+        logvars.len = 0;
+    }
+    /* Room for both first, so the frame is never left without its payload. */
+    if (gw_buf_reserve(&s->out, GW_FRAME_HEADER_LEN + logvars.len) < 0 ||
+        gw_out_frame(s, GW_FRAME_END, end_flags, logvars.len) < 0 ||
+        (logvars.len > 0 && gw_buf_append(&s->out, logvars.data, logvars.len) < 0))
+        PyErr_Clear(); /* out of memory: the master sees the worker stall */
+    gw_buf_free(&logvars);
+}
+
 /* GIL: any. The stores made before the app is called. */
 static void gw_record_begin(gw_slot *s)
 {
@@ -367,8 +384,7 @@ int gw_slot_serve(gw_slot *s, uint32_t id, uint8_t flags, const char *payload, s
     }
     if (body_fd >= 0)
         close(body_fd); /* wsgi.input could not take it */
-    if (gw_out_frame(s, GW_FRAME_END, end_flags, 0) < 0)
-        PyErr_Clear(); /* out of memory: the master sees the worker stall */
+    gw_out_end(s, end_flags);
     gw_modules_note_new();
     Py_CLEAR(s->logvars); /* uwsgi.set_logvar's are the request's */
     s->tstate = PyEval_SaveThread();

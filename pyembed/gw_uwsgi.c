@@ -191,6 +191,24 @@ static PyObject *gw_uw_get_logvar(PyObject *self, PyObject *args)
     return v;
 }
 
+/* GIL held. The request's log variables as a vars block in b, which the
+ * end frame carries to the master's access log (%(key) in --log-format);
+ * b stays empty when the app set none, so a request that sets none costs
+ * nothing. Returns 0, or -1 with an exception set. */
+int gw_uwsgi_logvars_block(gw_slot *s, gw_buf *b)
+{
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    if (s->logvars == NULL)
+        return 0;
+    while (PyDict_Next(s->logvars, &pos, &key, &value)) { /* borrowed: bytes, as set_logvar stores them */
+        if (gw_buf_append_var(b, PyBytes_AS_STRING(key), (size_t)PyBytes_GET_SIZE(key)) < 0 ||
+            gw_buf_append_var(b, PyBytes_AS_STRING(value), (size_t)PyBytes_GET_SIZE(value)) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* GIL held. uwsgi.setprocname(name): the name ps and top show (the
  * kernel keeps 15 bytes of it). */
 static PyObject *gw_uw_setprocname(PyObject *self, PyObject *args)

@@ -289,6 +289,9 @@ func (r *relay) handle(it *item, data []byte) (end bool, err error) {
 		if s := r.job.taker(); s != nil {
 			s.board.responseEnded()
 		}
+		if noter, ok := r.w.(logvarNoter); ok && it.end > it.start {
+			noter.noteLogvars(data[it.start:it.end])
+		}
 		switch {
 		case r.failure != nil:
 			return true, r.failure

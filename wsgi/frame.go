@@ -29,7 +29,9 @@
 //	              data, and the master sends it with sendfile(2).
 //	FrameEnd      the response is complete. FlagEndBroken: it broke after the
 //	              head was sent, so the client's connection must be closed
-//	              rather than the response ended cleanly.
+//	              rather than the response ended cleanly. Payload: empty,
+//	              or a vars block of the log variables the app set with
+//	              uwsgi.set_logvar, for the access log.
 package wsgi
 
 import (

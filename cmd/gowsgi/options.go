@@ -265,7 +265,7 @@ func optionTable(o *options) []option {
 		{names: []string{"--static-map"}, kind: kindList, arg: "MOUNT=DIR", target: &o.StaticMaps,
 			help: "serve the files of DIR under the URL path MOUNT from the master, with sendfile; repeatable"},
 		{names: []string{"--log-format", "--logformat"}, kind: kindString, arg: "FORMAT", target: &o.LogFormat,
-			help: "write each request's line as FORMAT, with uWSGI's %(addr) %(method) %(uri) %(status) %(size) %(msecs) … variables"},
+			help: "write each request's line as FORMAT, with uWSGI's %(addr) %(method) %(uri) %(status) %(size) %(msecs) … variables and the app's uwsgi.set_logvar ones"},
 		{names: []string{"--log-4xx"}, kind: kindBool, target: &o.Log4xx,
 			help: "log responses with a 4xx status even with --disable-logging"},
 		{names: []string{"--log-5xx"}, kind: kindBool, target: &o.Log5xx,
