@@ -147,7 +147,7 @@ int gw_shared_format(void *mem, uint64_t len, const gw_shared_spec *spec)
     for (int i = 0; i < spec->nmetrics; i++) {
         snprintf(metrics[i].name, sizeof metrics[i].name, "%s", spec->metrics[i].name);
         metrics[i].type = (uint32_t)spec->metrics[i].type;
-        metrics[i].value = spec->metrics[i].initial;
+        metrics[i].value = metrics[i].initial = spec->metrics[i].initial;
     }
     /* Last: an area whose magic is set is whole. */
     __atomic_store_n(&h->magic, GW_SHARED_MAGIC, __ATOMIC_RELEASE);

@@ -84,7 +84,8 @@ typedef struct {
     char name[GW_SHARED_NAME_CAP];
     uint32_t type, pad;
     int64_t value;
-    char pad2[48];
+    int64_t initial; /* initial_value, which metric_set_min compares with */
+    char pad2[40];
 } gw_metric;
 
 /* What the master asks for; see pyembed.SharedSpec. */

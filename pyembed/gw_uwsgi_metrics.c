@@ -29,9 +29,9 @@ static gw_metric *gw_metric_named(const char *name)
 }
 
 /* The value op makes of old and v, wrapping as uWSGI's int64 arithmetic
- * does; set_min changes only for a v above 0, as uWSGI's (which compares
- * with the initial value, 0 for every metric an app can change). */
-static int64_t gw_metric_apply(enum gw_metric_op op, int64_t old, int64_t v)
+ * does; set_min lowers only to a v above the metric's initial value, as
+ * uWSGI's does. */
+static int64_t gw_metric_apply(enum gw_metric_op op, int64_t old, int64_t v, int64_t initial)
 {
     switch (op) {
     case GW_METRIC_SET:
@@ -47,7 +47,7 @@ static int64_t gw_metric_apply(enum gw_metric_op op, int64_t old, int64_t v)
     case GW_METRIC_MAX:
         return v > old ? v : old;
     case GW_METRIC_MIN:
-        return v > 0 && v < old ? v : old;
+        return v > initial && v < old ? v : old;
     }
     return old;
 }
@@ -63,7 +63,7 @@ static PyObject *gw_metric_call(PyObject *args, const char *format, enum gw_metr
     if (m == NULL || (op == GW_METRIC_DIV && v == 0))
         Py_RETURN_NONE;
     int64_t old = __atomic_load_n(&m->value, __ATOMIC_RELAXED);
-    while (!__atomic_compare_exchange_n(&m->value, &old, gw_metric_apply(op, old, (int64_t)v), 0, __ATOMIC_RELAXED,
+    while (!__atomic_compare_exchange_n(&m->value, &old, gw_metric_apply(op, old, (int64_t)v, m->initial), 0, __ATOMIC_RELAXED,
                                         __ATOMIC_RELAXED))
         ;
     Py_RETURN_TRUE;
