@@ -7,9 +7,10 @@
 // scanner (httpframing.go) first. Connections are accepted and stopped by
 // the connection core (conncore.go).
 //
-// The loop owns the connection as a net.Conn whose descriptor can be handed
-// on: serveRequest is where a worker could be given the socket and the
-// responseParams and write the response itself, in place of http1Response.
+// The loop owns the connection and keeps its descriptor for the
+// connection's life; a worker is given a copy with each request and writes
+// the response itself (http1Response.Direct), and the loop reads the next
+// request once the worker's completion says the response has ended.
 package gateways
 
 import (
@@ -25,6 +26,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gowsgi/gowsgi/wsgi"
@@ -66,6 +68,9 @@ type http1Conn struct {
 	body     []byte // reused inline body storage
 	resp     http1Response
 	watch    peerWatch
+	// raw is the connection's descriptor for a worker to write responses
+	// to, nil when it has none (a connection that is not a socket).
+	raw syscall.RawConn
 }
 
 func newHTTP1Server(handler wsgi.Handler, opts HTTPOptions, log *slog.Logger) *http1Server {
@@ -114,12 +119,16 @@ func (s *http1Server) open(conn net.Conn) *http1Conn {
 	c.info = connInfo{}
 	c.info.serverName, c.info.serverPort = hostPort(conn.LocalAddr().String())
 	c.info.remoteAddr, c.info.remotePort = hostPort(conn.RemoteAddr().String())
+	c.raw = nil
+	if sc, ok := conn.(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+	}
 	conn.SetReadDeadline(time.Now().Add(s.headerTimeout))
 	return c
 }
 
 func (s *http1Server) recycle(c *http1Conn) {
-	c.conn, c.in = nil, scanningReader{}
+	c.conn, c.in, c.raw = nil, scanningReader{}, nil
 	c.r.Reset(&c.in)
 	c.w.Reset(nil)
 	s.conns.Put(c)
@@ -217,7 +226,7 @@ func (s *http1Server) serveRequest(c *http1Conn, n int64) bool {
 // respond runs the request through the handler while the peer watch looks
 // out for the client leaving, and ends the response.
 func (s *http1Server) respond(c *http1Conn, h *requestHead) bool {
-	c.resp.begin(c.w, c.conn, responseParams{
+	c.resp.begin(c.w, c.conn, c.raw, responseParams{
 		http11:     h.minor >= 1,
 		head:       string(h.method) == http.MethodHead,
 		wantsClose: h.close,
@@ -235,6 +244,10 @@ func (s *http1Server) respond(c *http1Conn, h *requestHead) bool {
 		// chunk, a Content-Length one is short (RFC 9112 section 8).
 		c.resp.flushBroken()
 		return false
+	}
+	if direct, keep := c.resp.wroteDirect(); direct {
+		// A worker wrote the response; bytes it handed back may wait.
+		return c.w.Flush() == nil && keep
 	}
 	keep, err := c.resp.finish()
 	return err == nil && keep
@@ -388,32 +401,54 @@ func (s *scanningReader) malformedFrom(n int64) bool {
 // does then, to learn that the client left: its close or reset cancels the
 // request, so a queued request is dropped and a running one stopped, its
 // iterable closed (PEP 3333). Bytes that arrive instead are the next
-// pipelined request; they are kept for the loop and the watch ends.
+// pipelined request; they are kept for the loop and the watch ends. It
+// starts once the request has run peerWatchDelay, as for uwsgi and SCGI
+// (stream.go): most requests end sooner, and a reader per request cost the
+// master a goroutine and wake-ups each; a worker writing to a client that
+// left learns it from the write in any case.
 type peerWatch struct {
 	stopping atomic.Bool
 	exited   chan struct{}
 	scratch  [512]byte
+	// timer starts the watch; c and cancel are the request's, set before
+	// the timer is armed.
+	timer  *time.Timer
+	c      *http1Conn
+	cancel context.CancelCauseFunc
 }
 
 func (w *peerWatch) start(c *http1Conn, cancel context.CancelCauseFunc) {
-	go func() {
-		defer func() { w.exited <- struct{}{} }()
-		if len(c.in.pending) > 0 || c.r.Buffered() > 0 {
-			return // the next request is already here
-		}
-		n, err := c.in.readConn(w.scratch[:])
-		if n > 0 {
-			c.in.pending = w.scratch[:n]
-		}
-		var ne net.Error
-		if err != nil && n == 0 && !(w.stopping.Load() && errors.As(err, &ne) && ne.Timeout()) {
-			cancel(fmt.Errorf("gateways: the client closed the connection: %w", err))
-		}
-	}()
+	w.c, w.cancel = c, cancel
+	if w.timer == nil {
+		w.timer = time.AfterFunc(peerWatchDelay, w.run)
+		return
+	}
+	w.timer.Reset(peerWatchDelay)
 }
 
-// stop ends the watch and waits for it, so the loop may read again.
+// run reads once and reports to exited, which stop waits on.
+func (w *peerWatch) run() {
+	c := w.c
+	defer func() { w.exited <- struct{}{} }()
+	if len(c.in.pending) > 0 || c.r.Buffered() > 0 {
+		return // the next request is already here
+	}
+	n, err := c.in.readConn(w.scratch[:])
+	if n > 0 {
+		c.in.pending = w.scratch[:n]
+	}
+	var ne net.Error
+	if err != nil && n == 0 && !(w.stopping.Load() && errors.As(err, &ne) && ne.Timeout()) {
+		w.cancel(fmt.Errorf("gateways: the client closed the connection: %w", err))
+	}
+}
+
+// stop ends the watch and waits for it, so the loop may read again. A
+// watch that never started has nothing to wait for.
 func (w *peerWatch) stop(c *http1Conn) {
+	if w.timer.Stop() {
+		return
+	}
 	w.stopping.Store(true)
 	c.conn.SetReadDeadline(time.Unix(1, 0))
 	<-w.exited

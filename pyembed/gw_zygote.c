@@ -4,7 +4,7 @@
  * Go cannot fork a running runtime, so this runs as a constructor, before
  * the Go runtime starts any thread, and only when GOWSGI_ZYGOTE is set. A
  * forked worker never returns from the constructor: it serves its slots in
- * C (gw_worker.c) and exits, so no Go runtime ever starts in it.
+ * C (gw_worker_loop.c) and exits, so no Go runtime ever starts in it.
  *
  * The master talks to the zygote over fd 3, a SOCK_SEQPACKET socket (one
  * message per send, descriptors attached with SCM_RIGHTS):
@@ -46,8 +46,8 @@
 #include <unistd.h>
 
 #define ZYGOTE_FD 3
-#define ZYGOTE_FDS_PER_MSG 250 /* under the kernel's SCM_MAX_FD, 253 */
-#define ZYGOTE_MSG_CAP 1100
+#define ZYGOTE_FDS_PER_MSG GW_ZYGOTE_FDS_PER_MSG
+#define ZYGOTE_MSG_CAP GW_ZYGOTE_MSG_CAP
 #define ZYGOTE_MAX_PATHS 256
 #define GW_ZYGOTE_MAX_FDS (2 + 1024) /* control, scoreboard, up to 1024 slots */
 

@@ -58,7 +58,7 @@ type AppSpec struct {
 	// watches: after the import it holds the source file of every imported
 	// module, one a line after the file's modification time as the import
 	// read it, and workers append the modules they import later
-	// (gw_modules.c).
+	// (gw_worker_modules.c).
 	ModuleList string
 	// Lazy makes each worker the zygote forks import the app itself
 	// (uWSGI's --lazy-apps) instead of inheriting the zygote's import.

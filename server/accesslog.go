@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gowsgi/gowsgi/wsgi"
@@ -352,4 +353,24 @@ func headSize(status string, headers []byte) int64 {
 		return true
 	})
 	return n
+}
+
+// Direct, WriteRaw, SendFileRaw and Completed pass a direct response
+// through (wsgi.DirectResponder); its status and sizes come from the
+// worker's completion record.
+func (lw *loggedWriter) Direct() (syscall.RawConn, wsgi.Framing, wsgi.HTTPFlags, bool) {
+	return directTo(lw.ResponseWriter)
+}
+
+func (lw *loggedWriter) WriteRaw(p []byte) error {
+	return lw.ResponseWriter.(wsgi.DirectResponder).WriteRaw(p)
+}
+
+func (lw *loggedWriter) SendFileRaw(f *os.File, offset, count int64) error {
+	return lw.ResponseWriter.(wsgi.DirectResponder).SendFileRaw(f, offset, count)
+}
+
+func (lw *loggedWriter) Completed(c wsgi.Completion) {
+	lw.status, lw.headBytes, lw.bodyBytes = c.Status, c.HeadBytes, c.BodyBytes
+	lw.ResponseWriter.(wsgi.DirectResponder).Completed(c)
 }

@@ -25,12 +25,12 @@ import (
 	"github.com/gowsgi/gowsgi/pyembed"
 )
 
-// zygoteFDsPerMsg is how many descriptors one message carries, under the
-// kernel's SCM_MAX_FD (253); gw_zygote.c accepts as many.
-const zygoteFDsPerMsg = 250
+// zygoteFDsPerMsg is how many descriptors one message carries, as many as
+// gw_zygote.c accepts.
+const zygoteFDsPerMsg = pyembed.ZygoteFDsPerMsg
 
 // zygoteMsgCap bounds one message from the zygote.
-const zygoteMsgCap = 2048
+const zygoteMsgCap = pyembed.ZygoteMsgCap
 
 // zygoteLauncher starts workers by asking the zygote of their generation
 // to fork, starting that zygote first when it is not running (in the
