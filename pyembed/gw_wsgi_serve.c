@@ -2,7 +2,9 @@
  * Serving one request on a slot, in one call from Go: build environ, call
  * the app, turn what it returns into response frames (PEP 3333, "The
  * Application/Framework Side" and "Buffering and Streaming"), call close()
- * on every path, and keep the slot's scoreboard record up to date.
+ * on every path, and keep the slot's scoreboard record up to date (and the
+ * worker's line of the shared area's worker table, for uwsgi.workers()).
+ * The end frame carries the log variables the app set, if any.
  */
 #include "gw.h"
 

@@ -1,8 +1,9 @@
 // The stats server (uWSGI's --stats ADDR): each connection gets one JSON
-// document describing the master, its sockets and its workers, and is then
-// closed; with --stats-http the same document is served over HTTP. The
-// document has uWSGI's shape and key names, so uwsgitop and the Prometheus
-// uWSGI exporter read it unchanged.
+// document describing the master, its sockets, its workers and the app's
+// --metric values (app_metrics.go), and is then closed; with --stats-http
+// the same document is served over HTTP. The document has uWSGI's shape
+// and key names, so uwsgitop and the Prometheus uWSGI exporter read it
+// unchanged.
 package server
 
 import (
