@@ -212,8 +212,7 @@ func TestUWSGIModuleMissingFeaturesRaise(t *testing.T) {
 	var raised map[string][]string
 	getJSON(t, inst.URL+"/missing", &raised)
 	features := map[string]string{
-		"cache_get": "the shared cache", "lock": "locks", "register_rpc": "RPC", "alarm": "alarms",
-		"websocket_handshake": "WebSockets", "metric_inc": "metrics", "decorators.rpc": "RPC",
+		"register_rpc": "RPC", "alarm": "alarms", "websocket_handshake": "WebSockets", "decorators.rpc": "RPC",
 	}
 	require.Len(t, raised, len(features))
 	for name, feature := range features {

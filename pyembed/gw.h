@@ -135,6 +135,8 @@ int gw_worker_serve(int worker, int control, uint8_t *board, const int *slot_fds
 void gw_uwsgi_configure(const gw_uwsgi_info *info); /* GIL: any; before gw_start */
 int gw_register_uwsgi(void);                 /* GIL not held; before Python starts */
 void gw_uwsgi_set_worker(int num);           /* GIL: any */
+void gw_uwsgi_request_begun(void);           /* GIL: any: counts for uwsgi.workers() */
+void gw_uwsgi_request_ended(void);           /* GIL: any */
 void gw_uwsgi_set_board(uint8_t *board, int slots); /* GIL: any */
 void gw_uwsgi_bind_slot(gw_slot *s);         /* GIL: any; on the slot's thread */
 void gw_uwsgi_post_fork(void);               /* GIL held */
@@ -149,6 +151,13 @@ void gw_signal_set_hub(int fd);              /* GIL: any */
 void gw_signal_set_own(int fd);              /* GIL: any */
 void gw_signal_take(gw_slot *s, int fd);     /* GIL not held */
 int gw_signal_idle(gw_slot *s, int fd);      /* GIL not held */
+int gw_uwsgi_logvars_block(gw_slot *s, gw_buf *b); /* GIL held: set_logvar's, for the end frame */
+
+/* gw_uwsgi_cache.c */
+int gw_uwsgi_cache_add(PyObject *module); /* GIL held: the cache_* and lock functions */
+
+/* gw_uwsgi_metrics.c */
+int gw_uwsgi_metrics_add(PyObject *module); /* GIL held: the metric_* functions */
 
 /* gw_wsgi_environ.c */
 int gw_environ_setup(int multithread, int multiprocess, int run_once, PyObject *file_wrapper); /* GIL held */
@@ -186,7 +195,7 @@ int gw_direct_head(gw_slot *s);                   /* GIL held */
 int gw_direct_body(gw_slot *s, const char *p, size_t n); /* GIL held, released while writing */
 int gw_direct_flush(gw_slot *s);                  /* GIL held, released while writing */
 int gw_direct_file(gw_slot *s, int fd, uint64_t offset, int64_t count); /* GIL held, released while writing */
-uint8_t gw_direct_finish(gw_slot *s, uint8_t end_flags); /* GIL held, released while writing */
+uint8_t gw_direct_finish(gw_slot *s, uint8_t end_flags, const gw_buf *logvars); /* GIL held, released while writing */
 int gw_direct_raw(gw_slot *s, const char *p, size_t n); /* GIL held, released while writing */
 void gw_mark_head_out(gw_slot *s);                /* GIL: any */
 

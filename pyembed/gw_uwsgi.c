@@ -8,15 +8,19 @@
  *
  * The module is C where it reads the worker's own state: which worker and
  * request this is (the slot a thread serves and its scoreboard record),
- * the request's log variables; the signal functions are in
- * gw_uwsgi_signal.c. The rest — uWSGI's option dict, the constants, and a
- * function for every feature gowsgi lacks, which raises
+ * the request's log variables, and the worker table of the shared area
+ * (gw_shared.h) behind workers(), total_requests() and listen_queue();
+ * the signal functions are in gw_uwsgi_signal.c, the caches and locks in
+ * gw_uwsgi_cache.c, the metrics in gw_uwsgi_metrics.c. The rest — uWSGI's
+ * option dict, the constants, and a function for every feature gowsgi
+ * lacks, which raises
  * NotImplementedError naming it — is Python (gw_uwsgi_source.h): tables
  * of names read better there, and they are built once per import. The
  * spooler's and the mules' parts are added after it (gw_uwsgi_spooler.c,
  * gw_uwsgi_mule.c), and their decorators after uwsgidecorators' own.
  */
 #include "gw.h"
+#include "gw_shared.h"
 #include "gw_uwsgi_aux.h"
 #include "gw_uwsgi_aux_decorators_source.h"
 #include "gw_uwsgi_source.h"
@@ -49,11 +53,31 @@ void gw_uwsgi_configure(const gw_uwsgi_info *info)
     gw_info = *info;
 }
 
+/* This worker's line of the shared area's worker table, NULL without one. */
+static gw_shared_worker *gw_my_line;
+
 /* GIL: any. Records that this process is worker num, forked now. */
 void gw_uwsgi_set_worker(int num)
 {
     gw_worker_id = num;
     gw_worker_spawned = (long)time(NULL);
+    gw_my_line = gw_shared_worker_line(num);
+}
+
+/* GIL: any. A request begins and ends: the counts uwsgi.workers() and
+ * total_requests() read, on this worker's own cache line. */
+void gw_uwsgi_request_begun(void)
+{
+    if (gw_my_line != NULL)
+        __atomic_add_fetch(&gw_my_line->running, 1, __ATOMIC_RELAXED);
+}
+
+void gw_uwsgi_request_ended(void)
+{
+    if (gw_my_line == NULL)
+        return;
+    __atomic_add_fetch(&gw_my_line->requests, 1, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&gw_my_line->running, 1, __ATOMIC_RELAXED);
 }
 
 /* GIL: any. This worker's number, 0 outside a worker. */
@@ -101,13 +125,16 @@ static PyObject *gw_uw_request_id(PyObject *self, PyObject *unused)
     return PyLong_FromUnsignedLongLong(s != NULL ? gw_record_served(s->record) : 0);
 }
 
-/* GIL held. uwsgi.total_requests(): the requests this worker has served.
- * uWSGI counts every worker's; the others' counts are the master's, which
- * a worker cannot read yet. */
+/* GIL held. uwsgi.total_requests(): the requests every worker of this
+ * generation has served, as uWSGI counts them, from the shared area's
+ * worker table; without a master (CGI mode, tests), this process's. */
 static PyObject *gw_uw_total_requests(PyObject *self, PyObject *unused)
 {
     uint64_t n = 0;
-    if (gw_board != NULL) {
+    if (gw_shared != NULL && gw_shared->nworkers > 0) {
+        for (uint32_t i = 1; i <= gw_shared->nworkers; i++)
+            n += __atomic_load_n(&gw_shared_worker_line((int)i)->requests, __ATOMIC_RELAXED);
+    } else if (gw_board != NULL) {
         for (int i = 0; i < gw_board_slots; i++)
             n += gw_record_served(gw_board + (size_t)i * GW_SLOT_RECORD_LEN);
     } else if (gw_this_slot != NULL) {
@@ -173,6 +200,24 @@ static PyObject *gw_uw_get_logvar(PyObject *self, PyObject *args)
         Py_RETURN_NONE;
     Py_INCREF(v);
     return v;
+}
+
+/* GIL held. The request's log variables as a vars block in b, which the
+ * end frame carries to the master's access log (%(key) in --log-format);
+ * b stays empty when the app set none, so a request that sets none costs
+ * nothing. Returns 0, or -1 with an exception set. */
+int gw_uwsgi_logvars_block(gw_slot *s, gw_buf *b)
+{
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    if (s->logvars == NULL)
+        return 0;
+    while (PyDict_Next(s->logvars, &pos, &key, &value)) { /* borrowed: bytes, as set_logvar stores them */
+        if (gw_buf_append_var(b, PyBytes_AS_STRING(key), (size_t)PyBytes_GET_SIZE(key)) < 0 ||
+            gw_buf_append_var(b, PyBytes_AS_STRING(value), (size_t)PyBytes_GET_SIZE(value)) < 0)
+            return -1;
+    }
+    return 0;
 }
 
 /* GIL held. uwsgi.setprocname(name): the name ps and top show (the
@@ -245,6 +290,38 @@ static PyObject *gw_uw_stop(PyObject *self, PyObject *unused)
     return gw_signal_master(SIGTERM);
 }
 
+/* GIL held. _gowsgi_workers(): for each worker number up to numproc, a
+ * tuple (pid, requests, running, last_spawn, spawns) from the shared
+ * area's worker table; None without a master. */
+static PyObject *gw_uw_workers_table(PyObject *self, PyObject *unused)
+{
+    if (gw_shared == NULL || gw_shared->nworkers == 0)
+        Py_RETURN_NONE;
+    int n = gw_info.numproc < (int)gw_shared->nworkers ? gw_info.numproc : (int)gw_shared->nworkers;
+    PyObject *table = PyTuple_New(n);
+    for (int i = 0; table != NULL && i < n; i++) {
+        gw_shared_worker *w = gw_shared_worker_line(i + 1);
+        PyObject *row = Py_BuildValue(
+            "(LKKLK)", (long long)__atomic_load_n(&w->pid, __ATOMIC_RELAXED),
+            (unsigned long long)__atomic_load_n(&w->requests, __ATOMIC_RELAXED),
+            (unsigned long long)__atomic_load_n(&w->running, __ATOMIC_RELAXED),
+            (long long)__atomic_load_n(&w->last_spawn, __ATOMIC_RELAXED),
+            (unsigned long long)__atomic_load_n(&w->spawns, __ATOMIC_RELAXED));
+        if (row == NULL)
+            Py_CLEAR(table);
+        else
+            PyTuple_SET_ITEM(table, i, row); /* steals row */
+    }
+    return table;
+}
+
+/* GIL held. _gowsgi_listen_queue(): the requests waiting for a slot in
+ * the master, as it last sampled them; 0 without a shared area. */
+static PyObject *gw_uw_listen_queue(PyObject *self, PyObject *unused)
+{
+    return PyLong_FromLongLong(gw_shared != NULL ? __atomic_load_n(&gw_shared->listen_queue, __ATOMIC_RELAXED) : 0);
+}
+
 /* GIL held. The numbers the Python part needs, as a dict. */
 static PyObject *gw_uw_config(PyObject *self, PyObject *unused)
 {
@@ -280,7 +357,7 @@ static PyMethodDef gw_uwsgi_methods[] = {
     {"worker_id", gw_uw_worker_id, METH_NOARGS, "The worker's number, from 1; 0 outside a worker."},
     {"masterpid", gw_uw_masterpid, METH_NOARGS, "The master's pid; 0 without one."},
     {"request_id", gw_uw_request_id, METH_NOARGS, "Requests this thread served before this one."},
-    {"total_requests", gw_uw_total_requests, METH_NOARGS, "Requests this worker has served."},
+    {"total_requests", gw_uw_total_requests, METH_NOARGS, "Requests every worker has served."},
     {"set_logvar", gw_uw_set_logvar, METH_VARARGS, "Set a variable of this request's log line."},
     {"get_logvar", gw_uw_get_logvar, METH_VARARGS, "A variable set_logvar set in this request, or None."},
     {"setprocname", gw_uw_setprocname, METH_VARARGS, "Set the process name."},
@@ -288,6 +365,8 @@ static PyMethodDef gw_uwsgi_methods[] = {
     {"reload", gw_uw_reload, METH_NOARGS, "Reload the workers gracefully."},
     {"stop", gw_uw_stop, METH_NOARGS, "Stop the server."},
     {"_gowsgi_config", gw_uw_config, METH_NOARGS, NULL},
+    {"_gowsgi_workers", gw_uw_workers_table, METH_NOARGS, NULL},
+    {"_gowsgi_listen_queue", gw_uw_listen_queue, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 
@@ -327,7 +406,8 @@ static PyObject *gw_uwsgi_init(void)
 {
     PyObject *module = PyModule_Create(&gw_uwsgi_def);
     if (module == NULL || PyModule_AddStringConstant(module, "__file__", "<gowsgi>") < 0 ||
-        PyModule_AddFunctions(module, gw_signal_methods) < 0) {
+        PyModule_AddFunctions(module, gw_signal_methods) < 0 || gw_uwsgi_cache_add(module) < 0 ||
+        gw_uwsgi_metrics_add(module) < 0) {
         Py_XDECREF(module);
         return NULL;
     }

@@ -11,10 +11,10 @@
  * nothing quietly.
  *
  * gw_decorators_source is the "uwsgidecorators" module: @postfork,
- * @thread, @harakiri and the signal decorators (@signal, @timer, @mstimer,
- * @rbtimer, @cron, @filemon) work; the decorators of features gowsgi lacks
- * raise as those functions do when applied. The spooler's and the mules'
- * functions and decorators come after, from gw_uwsgi_spooler_source.h,
+ * @thread, @lock, @harakiri and the signal decorators (@signal, @timer,
+ * @mstimer, @rbtimer, @cron, @filemon) work; the decorators of features
+ * gowsgi lacks raise as those functions do when applied. The spooler's and
+ * the mules' functions and decorators come after, from gw_uwsgi_spooler_source.h,
  * gw_uwsgi_mule_source.h and gw_uwsgi_aux_decorators_source.h.
  */
 #ifndef GW_UWSGI_SOURCE_H
@@ -56,9 +56,10 @@ static const char gw_uwsgi_source[] =
     "\n"
     "\n"
     "def listen_queue(id=0):\n"
-    "    # The requests waiting for a worker are queued in the master, which\n"
-    "    # does not share the count with the workers yet.\n"
-    "    return 0\n"
+    "    # The requests waiting for a slot, which gowsgi queues in the master\n"
+    "    # for every socket at once; it samples the count every 100 ms, as\n"
+    "    # uWSGI's master samples its sockets' backlog every second.\n"
+    "    return _gowsgi_listen_queue()\n"
     "\n"
     "\n"
     "def accepting(accepting=True):\n"
@@ -86,21 +87,21 @@ static const char gw_uwsgi_source[] =
     "\n"
     "\n"
     "def workers():\n"
-    "    # uWSGI's shape for every worker; only the calling worker's entry is\n"
-    "    # live: the others' counters are the master's, not shared yet.\n"
-    "    me = worker_id()\n"
-    "    config = _gowsgi_config()\n"
+    "    # uWSGI's shape for every worker: pid, requests, status and spawns\n"
+    "    # from the shared area's worker table (the master writes a spawn, each\n"
+    "    # worker counts its requests); what gowsgi does not count is 0.\n"
+    "    table = _gowsgi_workers()\n"
+    "    if table is None:  # no master (CGI mode): this process alone\n"
+    "        table = ((_os.getpid(), total_requests(), int(_gowsgi_config()['busy']),\n"
+    "                  _gowsgi_config()['worker_spawned'], 1),)\n"
     "    entries = []\n"
-    "    for wid in range(1, numproc + 1):\n"
-    "        mine = wid == me\n"
-    "        requests = total_requests() if mine else 0\n"
+    "    for wid, (pid, requests, running, last_spawn, spawns) in enumerate(table, 1):\n"
     "        entries.append({\n"
-    "            'id': wid, 'pid': _os.getpid() if mine else 0, 'requests': requests,\n"
+    "            'id': wid, 'pid': pid, 'requests': requests,\n"
     "            'delta_requests': 0, 'signals': 0, 'exceptions': 0,\n"
-    "            'status': (b'busy' if config['busy'] else b'idle') if mine else b'',\n"
+    "            'status': b'busy' if running else b'idle',\n"
     "            'rss': 0, 'vsz': 0, 'running_time': 0,\n"
-    "            'last_spawn': config['worker_spawned'] if mine else 0,\n"
-    "            'respawn_count': 0, 'tx': 0, 'avg_rt': 0,\n"
+    "            'last_spawn': last_spawn, 'respawn_count': max(spawns - 1, 0), 'tx': 0, 'avg_rt': 0,\n"
     "            'apps': ({'id': 0, 'modifier1': 0, 'mountpoint': b'', 'startup_time': 0,\n"
     "                      'interpreter': 0, 'callable': 0, 'requests': requests,\n"
     "                      'exceptions': 0, 'chdir': b''},),\n"
@@ -109,13 +110,6 @@ static const char gw_uwsgi_source[] =
     "\n"
     "\n"
     "_missing_features = {\n"
-    "    \"the shared cache (--cache2)\": (\n"
-    "        'cache_get', 'cache_set', 'cache_update', 'cache_del', 'cache_exists', 'cache_clear',\n"
-    "        'cache_keys', 'cache_inc', 'cache_dec', 'cache_mul', 'cache_div', 'cache_num'),\n"
-    "    \"locks (--locks)\": ('lock', 'unlock', 'is_locked'),\n"
-    "    \"metrics (--metric)\": (\n"
-    "        'metric_inc', 'metric_dec', 'metric_mul', 'metric_div', 'metric_get', 'metric_set',\n"
-    "        'metric_set_max', 'metric_set_min'),\n"
     "    \"WebSockets\": (\n"
     "        'websocket_handshake', 'websocket_recv', 'websocket_recv_nb', 'websocket_send',\n"
     "        'websocket_send_binary'),\n"
@@ -268,6 +262,19 @@ static const char gw_decorators_source[] =
     "        return self.real_call\n"
     "\n"
     "\n"
+    "def lock(f):\n"
+    "    \"\"\"Runs each call of the function holding uWSGI's lock 0.\"\"\"\n"
+    "\n"
+    "    def locked(*args, **kwargs):\n"
+    "        uwsgi.lock()\n"
+    "        try:\n"
+    "            return f(*args, **kwargs)\n"
+    "        finally:\n"
+    "            uwsgi.unlock()\n"
+    "\n"
+    "    return locked\n"
+    "\n"
+    "\n"
     "class thread:\n"
     "    \"\"\"Runs each call of the function in a new daemon thread.\"\"\"\n"
     "\n"
@@ -289,7 +296,6 @@ static const char gw_decorators_source[] =
     "\n"
     "\n"
     "for _feature, _names in {\n"
-    "    'locks (--locks)': ('lock',),\n"
     "    'RPC': ('rpc',),\n"
     "}.items():\n"
     "    for _name in _names:\n"

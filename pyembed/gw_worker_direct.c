@@ -266,8 +266,9 @@ static uint32_t gw_status_code(gw_slot *s)
  * buffered, closes the worker's copy of the client's descriptor (the master
  * keeps its own, and the peer sees the end of a close-delimited body only
  * once both are closed) and appends the FrameEnd carrying the completion
- * record (wsgi.Completion). Returns the FrameEnd's flags. */
-uint8_t gw_direct_finish(gw_slot *s, uint8_t end_flags)
+ * record (wsgi.Completion) and then logvars, the log variables the app set
+ * (a vars block, empty mostly). Returns the FrameEnd's flags. */
+uint8_t gw_direct_finish(gw_slot *s, uint8_t end_flags, const gw_buf *logvars)
 {
     int http = s->framing == GW_FRAMING_HTTP1;
     if (s->client_gone)
@@ -283,8 +284,10 @@ uint8_t gw_direct_finish(gw_slot *s, uint8_t end_flags)
     int keep_alive = http && end_flags == 0 && s->http_keep_alive;
     close(s->client_fd);
     s->client_fd = -1;
-    if (gw_buf_reserve(&s->out, GW_FRAME_HEADER_LEN + GW_COMPLETION_LEN) < 0 ||
-        gw_out_frame(s, GW_FRAME_END, end_flags, GW_COMPLETION_LEN) < 0) {
+    /* The completion record, then the log variables the app set (none
+     * mostly): room for both first, so the frame is always whole. */
+    if (gw_buf_reserve(&s->out, GW_FRAME_HEADER_LEN + GW_COMPLETION_LEN + logvars->len) < 0 ||
+        gw_out_frame(s, GW_FRAME_END, end_flags, GW_COMPLETION_LEN + logvars->len) < 0) {
         PyErr_Clear(); /* out of memory: the master sees the worker stall */
         return end_flags;
     }
@@ -294,5 +297,9 @@ uint8_t gw_direct_finish(gw_slot *s, uint8_t end_flags)
     gw_put_u64(p + 8, s->head_bytes);
     gw_put_u64(p + 16, s->body_bytes);
     s->out.len += GW_COMPLETION_LEN;
+    if (logvars->len > 0) {
+        memcpy(s->out.data + s->out.len, logvars->data, logvars->len);
+        s->out.len += logvars->len;
+    }
     return end_flags;
 }

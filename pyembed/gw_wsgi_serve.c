@@ -2,7 +2,9 @@
  * Serving one request on a slot, in one call from Go: build environ, call
  * the app, turn what it returns into response frames (PEP 3333, "The
  * Application/Framework Side" and "Buffering and Streaming"), call close()
- * on every path, and keep the slot's scoreboard record up to date.
+ * on every path, and keep the slot's scoreboard record up to date (and the
+ * worker's line of the shared area's worker table, for uwsgi.workers()).
+ * The end frame carries the log variables the app set, if any.
  */
 #include "gw.h"
 
@@ -99,16 +101,40 @@ void gw_record_stores(uint8_t *record, uint32_t id, int from, int to)
     }
 }
 
+/* GIL held. The request's log variables (uwsgi.set_logvar) in logvars, a
+ * vars block the end frame carries to the access log; empty when the app
+ * set none. */
+static void gw_end_logvars(gw_slot *s, gw_buf *logvars)
+{
+    if (gw_uwsgi_logvars_block(s, logvars) < 0) {
+        PyErr_Print(); /* the line goes without them; the response is whole */
+        logvars->len = 0;
+    }
+}
+
+/* GIL held. Queues the end frame of a relayed response, with the log
+ * variables as its payload. */
+static void gw_out_end(gw_slot *s, uint8_t end_flags, const gw_buf *logvars)
+{
+    /* Room for both first, so the frame is never left without its payload. */
+    if (gw_buf_reserve(&s->out, GW_FRAME_HEADER_LEN + logvars->len) < 0 ||
+        gw_out_frame(s, GW_FRAME_END, end_flags, logvars->len) < 0 ||
+        (logvars->len > 0 && gw_buf_append(&s->out, logvars->data, logvars->len) < 0))
+        PyErr_Clear(); /* out of memory: the master sees the worker stall */
+}
+
 /* GIL: any. The stores made before the app is called. */
 static void gw_record_begin(gw_slot *s)
 {
     gw_record_stores(s->record, s->id, 0, GW_STORES_BEFORE_APP);
+    gw_uwsgi_request_begun();
 }
 
 /* GIL: any. The stores made once the response is complete. */
 static void gw_record_finish(gw_slot *s)
 {
     gw_record_stores(s->record, s->id, GW_STORES_BEFORE_APP, GW_STORES);
+    gw_uwsgi_request_ended();
 }
 
 static int gw_aborted(gw_slot *s)
@@ -388,10 +414,13 @@ int gw_slot_serve(gw_slot *s, uint32_t id, uint8_t flags, const char *payload, s
     }
     if (body_fd >= 0)
         close(body_fd); /* wsgi.input could not take it */
+    gw_buf logvars = {0};
+    gw_end_logvars(s, &logvars);
     if (s->client_fd >= 0)
-        end_flags = gw_direct_finish(s, end_flags);
-    else if (gw_out_frame(s, GW_FRAME_END, end_flags, 0) < 0)
-        PyErr_Clear(); /* out of memory: the master sees the worker stall */
+        end_flags = gw_direct_finish(s, end_flags, &logvars);
+    else
+        gw_out_end(s, end_flags, &logvars);
+    gw_buf_free(&logvars);
     gw_modules_note_new();
     Py_CLEAR(s->logvars); /* uwsgi.set_logvar's are the request's */
     s->tstate = PyEval_SaveThread();

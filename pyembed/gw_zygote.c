@@ -28,13 +28,16 @@
  * names; the workers inherit it by the fork.
  *
  * The app spec, and what uWSGI's Python API tells of the server
- * (gw_uwsgi.c), come in GOWSGI_APP_* variables (pyembed.ZygoteEnv). With
+ * (gw_uwsgi.c), come in GOWSGI_APP_* variables (pyembed.ZygoteEnv); the
+ * generation's shared area (gw_shared.h), on the descriptor
+ * GOWSGI_APP_SHARED_FD names, which the zygote maps before the import. With
  * --lazy-apps (GOWSGI_APP_LAZY=1) the zygote starts no Python: it reports
  * ready at once, and each worker it forks starts Python and imports the app
  * itself, reporting a failure on its control pipe as the worker contract
  * says (docs/internals.md).
  */
 #include "gw.h"
+#include "gw_shared.h"
 #include "gw_uwsgi_aux.h"
 
 #include <errno.h>
@@ -185,6 +188,15 @@ static void zygote_read_spec(void)
     });
     if (*env_str("GOWSGI_APP_SIGNAL_FD") != '\0')
         gw_signal_set_hub((int)env_long("GOWSGI_APP_SIGNAL_FD"));
+    /* Mapped before the app's import, which may use the cache already, and
+     * inherited by every worker forked from here. */
+    const char *shared_fd = getenv("GOWSGI_APP_SHARED_FD");
+    if (shared_fd != NULL && gw_shared_attach(atoi(shared_fd)) < 0) {
+        char why[160];
+        snprintf(why, sizeof why, "cannot map the shared area (caches, locks, metrics): %s", strerror(errno));
+        zygote_send("E", why);
+        _exit(2);
+    }
 }
 
 /* Starts Python and imports the app. Returns 0 with the GIL held, or -1

@@ -4,6 +4,7 @@
 package pyembed
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -56,6 +57,7 @@ type response struct {
 	files      []sentFile
 	streamed   []byte // the body frames and the files' bytes, in the order sent
 	endFlags   uint8
+	endPayload []byte // the log variables the app set, a vars block
 }
 
 type slotHarness struct {
@@ -277,6 +279,7 @@ func (h *slotHarness) add(r *response, f wsgi.Frame) (done bool, err error) {
 		}
 	case wsgi.FrameEnd:
 		r.endFlags = f.Flags
+		r.endPayload = bytes.Clone(f.Payload)
 		return true, nil
 	default:
 		return false, fmt.Errorf("unexpected frame kind %c", f.Kind)

@@ -68,6 +68,9 @@ type AppSpec struct {
 	// of the server (gw_uwsgi.c); the zero value describes one worker of
 	// one thread and no options.
 	UWSGI UWSGIInfo
+	// Shared is what each generation's shared area holds (shared.go): the
+	// user locks, caches and metrics of uWSGI's Python API.
+	Shared SharedSpec
 	// Spooler and Mules are the processes the zygote forks beside the
 	// workers (gw_uwsgi_spooler.c, gw_uwsgi_mule.c); the zero values run none.
 	Spooler Spooler
@@ -226,6 +229,9 @@ func initInterpreter(spec AppSpec) error {
 		multithread:        cBool(spec.Multithread), multiprocess: cBool(spec.Multiprocess), run_once: cBool(spec.RunOnce),
 	}
 	configureUWSGI(spec.UWSGI)
+	if err := sharePrivately(spec.Shared); err != nil {
+		return err
+	}
 	rc := C.gw_init(cstr(os.Args[0]), &cspec, summary, summaryCap)
 	if rc != 0 {
 		return &LoadError{Summary: C.GoString(summary)}

@@ -457,3 +457,18 @@ func TestServeReportsBrokenSocket(t *testing.T) {
 	err = slot.Serve(1, 0, frame[wsgi.FrameHeaderLen:], -1, true)
 	assert.ErrorIs(t, err, unix.EPIPE)
 }
+
+// TestEndFrameCarriesLogvars: the end frame carries the log variables the
+// app set with uwsgi.set_logvar as a vars block, for the master's access
+// log, and nothing when it set none.
+func TestEndFrameCarriesLogvars(t *testing.T) {
+	h := newSlotHarness(t)
+	var want wsgi.Vars
+	want.Add("a", "1")
+	want.Add("b", "two")
+	r := h.roundTrip(newRequest("GET", "/logvar", ""))
+	require.Equal(t, "200 OK", r.status)
+	assert.Equal(t, want.Block(), r.endPayload)
+	r = h.roundTrip(newRequest("GET", "/hello", ""))
+	assert.Empty(t, r.endPayload)
+}

@@ -1,6 +1,8 @@
 // The access log: one line per request, either gowsgi's own structured
 // line or, with --log-format, a line built from uWSGI's request-log
-// variables (%(addr), %(status), %(msecs), …). -L turns the lines off;
+// variables (%(addr), %(status), %(msecs), …) and the app's own
+// (uwsgi.set_logvar, which the worker sends with the response's end
+// frame only when the app set some). -L turns the lines off;
 // --log-4xx and --log-5xx keep them for error responses, as in uWSGI.
 // --memory-report adds the worker's memory to each line, as uWSGI's
 // default request line does. The log wraps the whole handler, as the
@@ -109,6 +111,7 @@ type entry struct {
 	worker    int // 0 when no worker took it
 	start     time.Time
 	took      time.Duration
+	logvars   []byte // uwsgi.set_logvar's, a vars block
 }
 
 // wrap returns next with the responses it gives logged, or next itself
@@ -132,7 +135,7 @@ func (h *loggedHandler) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, re
 	err := h.next.ServeWSGI(ctx, &lw, req)
 	if h.access.wants(lw.status) {
 		h.access.write(&entry{req: req, status: lw.status, bodyBytes: lw.bodyBytes, headBytes: lw.headBytes,
-			worker: lw.worker, start: start, took: time.Since(start)})
+			worker: lw.worker, start: start, took: time.Since(start), logvars: lw.logvars})
 	}
 	return err
 }
@@ -150,7 +153,8 @@ type loggedWriter struct {
 	wsgi.ResponseWriter
 	status               int
 	headBytes, bodyBytes int64
-	worker               int // 0 when no worker served it
+	worker               int    // 0 when no worker served it
+	logvars              []byte // the app's log variables, a vars block; nil when none
 }
 
 func (lw *loggedWriter) WriteHead(status string, headers []byte) error {
@@ -170,6 +174,15 @@ func (lw *loggedWriter) SendFile(f *os.File, offset, count int64) error {
 }
 
 func (lw *loggedWriter) servedBy(worker int) { lw.worker = worker }
+
+// logvarNoter is a ResponseWriter that is given the log variables the app
+// set (uwsgi.set_logvar), a vars block, when it set any; the relay tells
+// the access log's, for their %(name) in --log-format.
+type logvarNoter interface {
+	noteLogvars(block []byte)
+}
+
+func (lw *loggedWriter) noteLogvars(block []byte) { lw.logvars = bytes.Clone(block) }
 
 // write writes e's line.
 func (a *accessLog) write(e *entry) {
@@ -220,7 +233,13 @@ func (a *accessLog) writeFormatted(e *entry) {
 			b.WriteString(part.literal)
 			continue
 		}
-		b.WriteString(a.variable(e, part.variable))
+		// uWSGI writes "-" for a variable whose value is empty (an
+		// absent header, a log variable the app did not set).
+		value := a.variable(e, part.variable)
+		if value == "" {
+			value = "-"
+		}
+		b.WriteString(value)
 	}
 	if a.memoryReport && !a.usesMemoryVars() {
 		a.appendMemoryReport(&b, e.worker)
@@ -267,8 +286,7 @@ var requestVars = map[string]string{
 // ltimeLayout is Apache's request time, which uWSGI's %(ltime) shows.
 const ltimeLayout = "02/Jan/2006:15:04:05 -0700"
 
-// variable returns one variable's value; an unknown one is empty, as in
-// uWSGI.
+// variable returns one variable's value; an unknown one is empty.
 func (a *accessLog) variable(e *entry, name string) string {
 	if key, ok := requestVars[name]; ok {
 		value, _ := e.req.Vars.Get(key)
@@ -304,7 +322,8 @@ func (a *accessLog) variable(e *entry, name string) string {
 }
 
 // memoryVariable returns %(pid), %(rss), %(vsz), %(rssM) or %(vszM); the
-// memory ones are 0 without --memory-report, as in uWSGI.
+// memory ones are 0 without --memory-report, as in uWSGI. Any other name
+// is a log variable the app may have set (logvar).
 func (a *accessLog) memoryVariable(e *entry, name string) string {
 	pid, rss, vsz, _ := a.workerMemory(e.worker)
 	switch name {
@@ -319,7 +338,21 @@ func (a *accessLog) memoryVariable(e *entry, name string) string {
 	case "vszM":
 		return strconv.FormatInt(vsz>>20, 10)
 	}
-	return ""
+	return logvar(e.logvars, name)
+}
+
+// logvar returns the value the app gave name with uwsgi.set_logvar, or ""
+// as uWSGI writes a variable it does not know.
+func logvar(block []byte, name string) string {
+	value := ""
+	_ = wsgi.EachVar(block, func(k, v []byte) bool {
+		if string(k) == name {
+			value = string(v)
+			return false
+		}
+		return true
+	})
+	return value
 }
 
 // headSize is the size of the HTTP head a response's status and headers

@@ -39,7 +39,7 @@ func newBoard(slots int) (*board, *os.File, error) {
 	}
 	f := os.NewFile(uintptr(fd), "scoreboard")
 	size := slots * wsgi.SlotRecordLen
-	mem, err := mapShared(fd, size)
+	mem, err := mapShared(fd, size, "scoreboard")
 	if err != nil {
 		f.Close()
 		return nil, nil, err
@@ -53,13 +53,14 @@ func newBoard(slots int) (*board, *os.File, error) {
 	return &board{sb: sb, mem: mem}, f, nil
 }
 
-func mapShared(fd, size int) ([]byte, error) {
+// mapShared sizes the memfd fd and maps it shared; what names it in errors.
+func mapShared(fd, size int, what string) ([]byte, error) {
 	if err := unix.Ftruncate(fd, int64(size)); err != nil {
-		return nil, fmt.Errorf("server: scoreboard: %w", err)
+		return nil, fmt.Errorf("server: %s: %w", what, err)
 	}
 	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
-		return nil, fmt.Errorf("server: scoreboard: %w", err)
+		return nil, fmt.Errorf("server: %s: %w", what, err)
 	}
 	return mem, nil
 }

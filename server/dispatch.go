@@ -331,8 +331,15 @@ func (r *relay) handle(it *item, data []byte) (end bool, err error) {
 		if s := r.job.taker(); s != nil {
 			s.board.responseEnded()
 		}
-		if r.direct != nil && it.end-it.start == wsgi.CompletionLen {
-			r.complete(it.flags, data[it.start:it.end])
+		// The payload: a direct response's completion record, then the
+		// log variables the app set, if it set any.
+		payload := data[it.start:it.end]
+		if r.direct != nil && len(payload) >= wsgi.CompletionLen {
+			r.complete(it.flags, payload[:wsgi.CompletionLen])
+			payload = payload[wsgi.CompletionLen:]
+		}
+		if noter, ok := r.w.(logvarNoter); ok && len(payload) > 0 {
+			noter.noteLogvars(payload)
 		}
 		switch {
 		case r.failure != nil:

@@ -42,8 +42,14 @@ type master struct {
 	// (accesslog.go).
 	handler wsgi.Handler
 	stats   *statsServer // nil without --stats
-	metrics *metrics     // nil without --metrics
-	health  *health      // nil without --health-socket
+	// appMetrics reads the app's --metric values from the newest
+	// generation's shared area (app_metrics.go).
+	appMetrics func() []metricValue
+	// sampleQueue writes the queue's length where uwsgi.listen_queue()
+	// reads it; the pool calls it at each check.
+	sampleQueue func()
+	metrics     *metrics // nil without --metrics
+	health      *health  // nil without --health-socket
 	// forwardedAllow are the HTTP peers whose X-Forwarded-* are believed.
 	forwardedAllow *gateways.ForwardedAllow
 	// draining is set once a stop began: /readyz fails from then on.
@@ -187,6 +193,7 @@ func newMaster(cfg Config) (*master, error) {
 	l := m.launcher(exe, args)
 	m.pool = newPool(cfg.Processes, cfg.Threads, l, m.dispatch, m.log)
 	m.pool.limits = cfg.Limits
+	m.pool.onCheck = m.sampleQueue
 	if al, ok := l.(auxLauncher); ok {
 		m.aux = newAuxPool(m.cfg.Spec, al, m.log)
 		m.pool.tookOver = m.aux.serveGeneration
@@ -198,6 +205,7 @@ func newMaster(cfg Config) (*master, error) {
 		return m, err
 	}
 	m.dispatch.metrics = m.metrics
+	m.metrics.addAppMetrics(m.appMetrics)
 	if m.health, err = listenHealth(cfg.HealthSockets); err != nil {
 		return m, err
 	}
@@ -241,6 +249,17 @@ func newMaster(cfg Config) (*master, error) {
 func (m *master) launcher(exe string, args []string) launcher {
 	l := newZygoteLauncher(exe, args, m.cfg.Spec, m.log)
 	l.output = m.cfg.childOutput
+	m.appMetrics = func() []metricValue {
+		if a := l.newestArea(); a != nil {
+			return a.metrics()
+		}
+		return nil
+	}
+	m.sampleQueue = func() {
+		if a := l.newestArea(); a != nil {
+			a.setListenQueue(m.dispatch.waiting.Load())
+		}
+	}
 	return l
 }
 

@@ -81,8 +81,10 @@ type pool struct {
 	processes, threads int
 	launcher           launcher
 	dispatch           *dispatcher // whose scheduler its slots take requests from
-	log                *slog.Logger
-	limits             WorkerLimits // set before start
+	// onCheck, when set, runs at each periodic check (checkInterval).
+	onCheck func()
+	log     *slog.Logger
+	limits  WorkerLimits // set before start
 	// reloadBegan and reloadEnded, when set (before start), are called by
 	// the pool goroutine when a reload starts and when its generation
 	// takes over or fails (with the reason): systemd hears of it
@@ -178,6 +180,9 @@ func (p *pool) run() {
 		select {
 		case now := <-ticker.C:
 			p.checkWorkers(now)
+			if p.onCheck != nil {
+				p.onCheck()
+			}
 		case <-p.kicks:
 			p.checkCounts()
 		case delta := <-p.resizes:

@@ -1,8 +1,9 @@
 // The stats server (uWSGI's --stats ADDR): each connection gets one JSON
-// document describing the master, its sockets and its workers, and is then
-// closed; with --stats-http the same document is served over HTTP. The
-// document has uWSGI's shape and key names, so uwsgitop and the Prometheus
-// uWSGI exporter read it unchanged.
+// document describing the master, its sockets, its workers and the app's
+// --metric values (app_metrics.go), and is then closed; with --stats-http
+// the same document is served over HTTP. The document has uWSGI's shape
+// and key names, so uwsgitop and the Prometheus uWSGI exporter read it
+// unchanged.
 package server
 
 import (
@@ -89,14 +90,16 @@ func (s *statsServer) close() {
 
 // statsDocument is uWSGI's stats JSON, with the keys gowsgi can fill.
 type statsDocument struct {
-	Version     string        `json:"version"`
-	ListenQueue int64         `json:"listen_queue"`
-	PID         int           `json:"pid"`
-	UID         int           `json:"uid"`
-	GID         int           `json:"gid"`
-	CWD         string        `json:"cwd"`
-	Sockets     []statsSocket `json:"sockets"`
-	Workers     []statsWorker `json:"workers"`
+	Version     string `json:"version"`
+	ListenQueue int64  `json:"listen_queue"`
+	PID         int    `json:"pid"`
+	UID         int    `json:"uid"`
+	GID         int    `json:"gid"`
+	CWD         string `json:"cwd"`
+	// Metrics are the app's --metric ones (uWSGI also lists its own).
+	Metrics map[string]statsMetric `json:"metrics,omitempty"`
+	Sockets []statsSocket          `json:"sockets"`
+	Workers []statsWorker          `json:"workers"`
 	// Spoolers and Mules are there when the server runs any.
 	Spoolers []statsSpooler `json:"spoolers,omitempty"`
 	Mules    []statsMule    `json:"mules,omitempty"`
@@ -158,6 +161,9 @@ func (m *master) statsDocument() statsDocument {
 		CWD:         cwd,
 		Sockets:     []statsSocket{},
 		Workers:     []statsWorker{},
+	}
+	if m.appMetrics != nil {
+		doc.Metrics = statsMetrics(m.appMetrics())
 	}
 	for _, l := range m.listeners {
 		name := strings.TrimPrefix(socketURL(l), string(l.socket.Protocol)+"://")

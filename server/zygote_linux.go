@@ -1,7 +1,9 @@
 // Starting workers by fork from a zygote: one process per generation that
 // imports the app once and forks workers sharing it copy-on-write, so a
 // worker costs little memory and a respawn after a crash is a fork, not a
-// fresh import. It forks the spoolers and mules too (auxprocs.go). The
+// fresh import. It forks the spoolers and mules too (auxprocs.go). Each
+// generation's zygote also gets the generation's shared area
+// (shared_linux.go), created with its first zygote. The
 // zygote's side and its message protocol are in package pyembed
 // (gw_zygote.c); this is the master's side.
 package server
@@ -40,13 +42,15 @@ type zygoteLauncher struct {
 	args   []string
 	env    []string // the zygote's environment
 	lazy   bool     // each worker imports the app (--lazy-apps)
+	shared pyembed.SharedSpec
 	output childOutput
 	log    *slog.Logger
 
-	mu       sync.Mutex      // prepare's goroutines add zygotes
-	zygotes  map[int]*zygote // by generation
-	starting map[int]bool    // generations whose zygote prepare is starting
-	released map[int]bool    // of those, the ones released meanwhile
+	mu       sync.Mutex          // prepare's goroutines add zygotes
+	zygotes  map[int]*zygote     // by generation
+	areas    map[int]*sharedArea // by generation: a zygote started again keeps its generation's
+	starting map[int]bool        // generations whose zygote prepare is starting
+	released map[int]bool        // of those, the ones released meanwhile
 }
 
 func newZygoteLauncher(exe string, args []string, spec pyembed.AppSpec, log *slog.Logger) *zygoteLauncher {
@@ -55,8 +59,10 @@ func newZygoteLauncher(exe string, args []string, spec pyembed.AppSpec, log *slo
 		args:     args,
 		env:      append(os.Environ(), pyembed.ZygoteEnv(spec)...),
 		lazy:     spec.Lazy,
+		shared:   sharedSpec(spec.Shared),
 		log:      log,
 		zygotes:  make(map[int]*zygote),
+		areas:    make(map[int]*sharedArea),
 		starting: make(map[int]bool),
 		released: make(map[int]bool),
 	}
@@ -80,6 +86,9 @@ func (l *zygoteLauncher) prepare(gen int, done func(error)) {
 		l.mu.Unlock()
 		if err == nil && gone {
 			z.release()
+		}
+		if gone {
+			l.releaseArea(gen)
 		}
 		done(err)
 	}()
@@ -112,6 +121,9 @@ func (l *zygoteLauncher) launch(num, gen, threads int) (*launched, error) {
 		return nil, fmt.Errorf("server: starting worker %d: %w", num, err)
 	}
 	z.attachSignals(w, num, files.signal)
+	if a, _ := l.area(gen); a != nil {
+		a.workerSpawned(num, w.pid())
+	}
 	return files.launched(w), nil
 }
 
@@ -136,13 +148,63 @@ func (l *zygoteLauncher) release(gen int) {
 	l.mu.Lock()
 	z := l.zygotes[gen]
 	delete(l.zygotes, gen)
-	if z == nil && l.starting[gen] {
-		l.released[gen] = true
+	starting := z == nil && l.starting[gen]
+	if starting {
+		l.released[gen] = true // prepare releases it, and its area
 	}
 	l.mu.Unlock()
 	if z != nil {
 		z.release()
 	}
+	if !starting {
+		l.releaseArea(gen)
+	}
+}
+
+// area returns generation gen's shared area, creating it for the
+// generation's first zygote.
+func (l *zygoteLauncher) area(gen int) (*sharedArea, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if a := l.areas[gen]; a != nil {
+		return a, nil
+	}
+	a, err := newSharedArea(l.shared)
+	if err != nil {
+		return nil, err
+	}
+	l.areas[gen] = a
+	return a, nil
+}
+
+// sharedSpec is spec with a worker line for every worker number the pool
+// may grow to.
+func sharedSpec(spec pyembed.SharedSpec) pyembed.SharedSpec {
+	spec.Workers = maxProcesses
+	return spec
+}
+
+// releaseArea releases generation gen's shared area, if it has one.
+func (l *zygoteLauncher) releaseArea(gen int) {
+	l.mu.Lock()
+	a := l.areas[gen]
+	delete(l.areas, gen)
+	l.mu.Unlock()
+	if a != nil {
+		a.release()
+	}
+}
+
+// newestArea returns the shared area of the newest generation, whose
+// metrics the stats show, or nil.
+func (l *zygoteLauncher) newestArea() *sharedArea {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	newest := -1
+	for gen := range l.areas {
+		newest = max(newest, gen)
+	}
+	return l.areas[newest]
 }
 
 // zygote is one running zygote process.
@@ -163,7 +225,7 @@ type zygote struct {
 }
 
 // startZygote execs the zygote and waits for it to load the app.
-func startZygote(exe string, args, env []string, output childOutput, log *slog.Logger) (*zygote, error) {
+func startZygote(exe string, args, env []string, shared *os.File, output childOutput, log *slog.Logger) (*zygote, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("server: zygote socketpair: %w", err)
@@ -185,7 +247,11 @@ func startZygote(exe string, args, env []string, output childOutput, log *slog.L
 	cmd := exec.Command(exe, args...)
 	cmd.Env = append(slices.Clip(env), pyembed.ZygoteSignalFDEnv)
 	output.attach(cmd)
-	cmd.ExtraFiles = []*os.File{theirs, hub.shared} // fds 3 and 4
+	cmd.ExtraFiles = []*os.File{theirs, hub.shared} // fds 3 and 4: pyembed.ZygoteSignalFDEnv
+	if shared != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, shared) // fd 5: pyembed.SharedFDEnv
+		cmd.Env = append(cmd.Env, pyembed.SharedFDEnv)
+	}
 	// Pdeathsig fires when the thread that started the zygote exits
 	// (prctl(2), PR_SET_PDEATHSIG), and no thread of the master exits
 	// before the master: Go ends a thread only when a goroutine locked to
@@ -223,7 +289,11 @@ func (l *zygoteLauncher) startZygote(gen int) (*zygote, error) {
 	if gen > 1 {
 		env = append(slices.Clip(env), pyembed.ZygoteReloadEnv)
 	}
-	z, err := startZygote(l.exe, l.args, env, l.output, l.log)
+	area, err := l.area(gen)
+	if err != nil {
+		return nil, err
+	}
+	z, err := startZygote(l.exe, l.args, env, area.file, l.output, l.log)
 	switch {
 	case err != nil:
 	case l.lazy:

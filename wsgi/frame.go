@@ -37,6 +37,8 @@
 //	              head was sent, so the client's connection must be closed
 //	              rather than the response ended cleanly. For a FlagDirect
 //	              request its payload is the completion record (Completion).
+//	              Then, when the app set any with uwsgi.set_logvar, a vars
+//	              block of its log variables, for the access log.
 //
 // A FlagDirect request's response is written by the worker to the client,
 // so no FrameHead or FrameBody comes back for it: only the FrameEnd, unless

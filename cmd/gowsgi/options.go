@@ -150,6 +150,13 @@ type options struct {
 	// MaxFD, when not 0, is the open-file limit to run with (--max-fd).
 	MaxFD int
 
+	// The shared state of uWSGI's Python API (options_shared.go).
+	Caches         []pyembed.CacheSpec // --cache2's
+	CacheItems     int                 // --cache
+	CacheBlockSize int
+	Locks          int
+	MetricSpecs    []pyembed.MetricSpec // --metric's
+
 	// The spooler and the mules (options_aux.go).
 	Spoolers         []string
 	SpoolerProcesses int
@@ -290,7 +297,7 @@ func optionTable(o *options) []option {
 		{names: []string{"--static-map"}, kind: kindList, arg: "MOUNT=DIR", target: &o.StaticMaps,
 			help: "serve the files of DIR under the URL path MOUNT from the master, with sendfile; repeatable"},
 		{names: []string{"--log-format", "--logformat"}, kind: kindString, arg: "FORMAT", target: &o.LogFormat,
-			help: "write each request's line as FORMAT, with uWSGI's %(addr) %(method) %(uri) %(status) %(size) %(msecs) … variables"},
+			help: "write each request's line as FORMAT, with uWSGI's %(addr) %(method) %(uri) %(status) %(size) %(msecs) … variables and the app's uwsgi.set_logvar ones"},
 		{names: []string{"--log-4xx"}, kind: kindBool, target: &o.Log4xx,
 			help: "log responses with a 4xx status even with --disable-logging"},
 		{names: []string{"--log-5xx"}, kind: kindBool, target: &o.Log5xx,
@@ -328,6 +335,7 @@ func optionTable(o *options) []option {
 		{names: []string{"--version"}, kind: kindBool, target: &o.Version,
 			help: "show gowsgi's version"},
 	}
+	table = append(table, sharedOptions(o)...)
 	table = append(table, auxOptions(o)...)
 	table = append(table, warnedOptions(o)...)
 	return append(table, noEffectOptions()...)

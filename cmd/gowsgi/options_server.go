@@ -102,6 +102,7 @@ func (o *options) appSpec() pyembed.AppSpec {
 		ManageScriptName: o.ManageScriptName,
 		Home:             o.Home,
 		Lazy:             o.LazyApps,
+		Shared:           o.sharedSpec(),
 		UWSGI: pyembed.UWSGIInfo{
 			Options:    o.Given,
 			Processes:  o.Processes,

@@ -123,12 +123,9 @@ def logvar(environ, start_response):
 
 def missing(environ, start_response):
     calls = {
-        "cache_get": lambda: uwsgi.cache_get("key"),
-        "lock": uwsgi.lock,
         "register_rpc": lambda: uwsgi.register_rpc("f", print),
         "alarm": lambda: uwsgi.alarm("a", "message"),
         "websocket_handshake": uwsgi.websocket_handshake,
-        "metric_inc": lambda: uwsgi.metric_inc("m"),
         "decorators.rpc": lambda: uwsgidecorators.rpc("f")(print),
     }
     raised = {}

@@ -2,6 +2,7 @@
 
 Routes (PATH_INFO; QUERY_STRING picks a variant where noted):
   /hello               b"Hello World!\\n"
+  /logvar              sets the log variables a=1 and b=two (uwsgi.set_logvar)
   /environ             JSON of environ: key -> [type name, value or repr]
   /input?<how>         JSON of what reading wsgi.input returns; how is
                        read, read3, readline, readlines or iter
@@ -271,8 +272,17 @@ def gilstate(environ, start_response):
     return ok(start_response, b"gilstate ok")
 
 
+def logvar(environ, start_response):
+    import uwsgi
+
+    uwsgi.set_logvar("a", "1")
+    uwsgi.set_logvar("b", "two")
+    return ok(start_response, b"logged")
+
+
 ROUTES = {
     "/hello": hello,
+    "/logvar": logvar,
     "/environ": environ_dump,
     "/input": read_input,
     "/validate": validate,
