@@ -213,7 +213,7 @@ func TestUWSGIModuleMissingFeaturesRaise(t *testing.T) {
 	getJSON(t, inst.URL+"/missing", &raised)
 	features := map[string]string{
 		"cache_get": "the shared cache", "lock": "locks", "register_signal": "signals", "spool": "the spooler",
-		"mule_msg": "mules", "websocket_handshake": "WebSockets", "metric_inc": "metrics",
+		"mule_msg": "mules", "metric_inc": "metrics",
 		"decorators.timer": "timers", "decorators.spool": "the spooler",
 	}
 	require.Len(t, raised, len(features))

@@ -106,7 +106,7 @@ static PyObject *gw_uw_total_requests(PyObject *self, PyObject *unused)
 }
 
 /* GIL held. The calling thread's slot, or NULL with RuntimeError set. */
-static gw_slot *gw_request_slot(const char *function)
+gw_slot *gw_uwsgi_request_slot(const char *function)
 {
     if (gw_this_slot == NULL) {
         PyErr_Format(PyExc_RuntimeError, "uwsgi.%s() works only while serving a request", function);
@@ -123,7 +123,7 @@ static PyObject *gw_uw_set_logvar(PyObject *self, PyObject *args)
     Py_ssize_t key_len, value_len;
     if (!PyArg_ParseTuple(args, "s#s#:set_logvar", &key, &key_len, &value, &value_len))
         return NULL;
-    gw_slot *s = gw_request_slot("set_logvar");
+    gw_slot *s = gw_uwsgi_request_slot("set_logvar");
     if (s == NULL)
         return NULL;
     if (s->logvars == NULL && (s->logvars = PyDict_New()) == NULL)
@@ -146,7 +146,7 @@ static PyObject *gw_uw_get_logvar(PyObject *self, PyObject *args)
     Py_ssize_t key_len;
     if (!PyArg_ParseTuple(args, "s#:get_logvar", &key, &key_len))
         return NULL;
-    gw_slot *s = gw_request_slot("get_logvar");
+    gw_slot *s = gw_uwsgi_request_slot("get_logvar");
     if (s == NULL)
         return NULL;
     if (s->logvars == NULL)
@@ -239,6 +239,13 @@ static PyMethodDef gw_uwsgi_methods[] = {
     {"setprocname", gw_uw_setprocname, METH_VARARGS, "Set the process name."},
     {"reload", gw_uw_reload, METH_NOARGS, "Reload the workers gracefully."},
     {"stop", gw_uw_stop, METH_NOARGS, "Stop the server."},
+    {"websocket_handshake", gw_uw_websocket_handshake, METH_VARARGS,
+     "Answer the request's WebSocket handshake: websocket_handshake([key, origin, proto])."},
+    {"websocket_recv", gw_uw_websocket_recv, METH_NOARGS, "Wait for the next WebSocket message (bytes)."},
+    {"websocket_recv_nb", gw_uw_websocket_recv_nb, METH_NOARGS, "The next WebSocket message, or b'' when none is whole."},
+    {"websocket_send", gw_uw_websocket_send, METH_VARARGS, "Send a WebSocket text message."},
+    {"websocket_send_binary", gw_uw_websocket_send_binary, METH_VARARGS, "Send a WebSocket binary message."},
+    {"connection_fd", gw_uw_connection_fd, METH_NOARGS, "The descriptor of the client's connection."},
     {"_gowsgi_config", gw_uw_config, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };

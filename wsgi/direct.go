@@ -42,6 +42,7 @@ const (
 	HTTPWantsClose                       // the client asked to close, or is HTTP/1.0 without keep-alive
 	HTTPKeep10                           // an HTTP/1.0 client asked for keep-alive
 	HTTPStopping                         // the server is shutting down: close after this response
+	HTTPUpgrade                          // the client asked to switch protocols (RFC 9110 section 7.8): a 101 may answer, and the connection closes after
 )
 
 // directParamsLen is the size of a FlagDirect request's framing

@@ -128,7 +128,6 @@ def missing(environ, start_response):
         "register_signal": lambda: uwsgi.register_signal(1, "workers", print),
         "spool": lambda: uwsgi.spool({b"a": b"b"}),
         "mule_msg": lambda: uwsgi.mule_msg(b"hello"),
-        "websocket_handshake": uwsgi.websocket_handshake,
         "metric_inc": lambda: uwsgi.metric_inc("m"),
         "decorators.timer": lambda: uwsgidecorators.timer(5)(print),
         "decorators.spool": lambda: uwsgidecorators.spool(print),

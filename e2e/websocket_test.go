@@ -1,0 +1,329 @@
+// WebSockets and upgraded connections (e2e/testdata/websocket_app.py):
+// uWSGI's websocket_* API and an app's own 101 through gowsgi's plain HTTP
+// socket, the same conversations under Debian's uWSGI 2.0, and through
+// nginx's proxy_pass, with a real WebSocket client (gorilla/websocket).
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gowsgi/gowsgi/e2e/internal/harness"
+)
+
+// wsWait bounds each read and write of a WebSocket conversation.
+const wsWait = 10 * time.Second
+
+// wholeFrames is a client write buffer that sends every test message in
+// one frame.
+const wholeFrames = 2 << 20
+
+// wsServer is one server running websocket_app.py: its address for
+// clients, and its log.
+type wsServer struct {
+	name string
+	addr string
+	logs func() string
+}
+
+// websocketDir is a working directory holding the app and its helpers.
+func websocketDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	b, err := os.ReadFile(harness.TestdataPath(t, "websocket_app.py"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "websocket_app.py"), b, 0o644))
+	harness.CopyAppHelpers(t, dir)
+	return dir
+}
+
+// startWebSocketGowsgi runs the app under gowsgi with extra options.
+func startWebSocketGowsgi(t *testing.T, extra ...string) wsServer {
+	t.Helper()
+	dir := websocketDir(t)
+	inst := harness.StartIn(t, dir, append([]string{"--wsgi-file", "websocket_app.py", "--master",
+		"--processes", "1", "--threads", "2"}, extra...)...)
+	return wsServer{name: "gowsgi", addr: inst.Addr, logs: inst.Stderr}
+}
+
+// startWebSocketUWSGI runs the app under Debian's uWSGI on --http-socket,
+// until the test ends.
+func startWebSocketUWSGI(t *testing.T) wsServer {
+	t.Helper()
+	bin := requireUWSGI(t)
+	dir := websocketDir(t)
+	addr := freeAddr(t)
+	out := &harness.LockedBuffer{}
+	cmd := exec.Command(bin, "--plugin", "python3", "--http-socket", addr, "--wsgi-file", "websocket_app.py",
+		"--master", "--processes", "1", "--threads", "2")
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 5 * time.Second
+	require.NoError(t, cmd.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+	})
+	harness.Eventually(t, harness.StartTimeout, func() bool {
+		resp, err := http.Get("http://" + addr + "/plain")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, "uwsgi did not answer; output:\n%s", out)
+	return wsServer{name: "uwsgi", addr: addr, logs: out.String}
+}
+
+// dialWebSocket opens a WebSocket to path on addr. Its client sends each
+// message in one frame up to frame bytes, in fragments past it.
+func dialWebSocket(t *testing.T, addr, path string, frame int) *websocket.Conn {
+	t.Helper()
+	dialer := websocket.Dialer{HandshakeTimeout: wsWait, WriteBufferSize: frame}
+	conn, resp, err := dialer.Dial("ws://"+addr+path, http.Header{"Origin": {"http://" + addr}})
+	require.NoError(t, err, "the handshake")
+	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// wsRoundTrip sends one message and returns the answer.
+func wsRoundTrip(t *testing.T, conn *websocket.Conn, kind int, msg []byte) (int, []byte) {
+	t.Helper()
+	conn.SetWriteDeadline(time.Now().Add(wsWait))
+	require.NoError(t, conn.WriteMessage(kind, msg))
+	conn.SetReadDeadline(time.Now().Add(wsWait))
+	gotKind, got, err := conn.ReadMessage()
+	require.NoError(t, err)
+	return gotKind, got
+}
+
+// wsConversation is what the echo routes are tested with: messages of
+// each kind and size, a ping, and the client's close.
+func wsConversation(t *testing.T, srv wsServer, path string) {
+	ended := strings.Count(srv.logs(), "websocket ended: OSError")
+	// Whole frames: uWSGI 2.0 returns b"\0" for each fragment of a
+	// fragmented message but the last (TestWebSocketOnlyGowsgi).
+	conn := dialWebSocket(t, srv.addr, path, wholeFrames)
+	big := bytes.Repeat([]byte("0123456789abcdef"), 200<<10/16)
+	for _, tc := range []struct {
+		name     string
+		kind     int
+		msg      []byte
+		wantKind int
+	}{
+		{"text", websocket.TextMessage, []byte("hello"), websocket.TextMessage},
+		{"binary", websocket.BinaryMessage, []byte{0, 1, 0xfe, 0xff}, websocket.BinaryMessage},
+		{"200 KiB", websocket.TextMessage, big, websocket.TextMessage},
+		{"126 bytes (16-bit length)", websocket.TextMessage, bytes.Repeat([]byte("x"), 126), websocket.TextMessage},
+	} {
+		kind, got := wsRoundTrip(t, conn, tc.kind, tc.msg)
+		assert.Equal(t, tc.wantKind, kind, "%s: message type", tc.name)
+		assert.Equal(t, tc.msg, got, "%s: echoed", tc.name)
+	}
+
+	// A ping is answered with a pong, seen before the next message's echo.
+	pongs := make(chan string, 1)
+	conn.SetPongHandler(func(data string) error { pongs <- data; return nil })
+	require.NoError(t, conn.WriteControl(websocket.PingMessage, []byte("are you there"), time.Now().Add(wsWait)))
+	_, got := wsRoundTrip(t, conn, websocket.TextMessage, []byte("after the ping"))
+	assert.Equal(t, "after the ping", string(got))
+	select {
+	case <-pongs:
+	default:
+		assert.Fail(t, "no pong came before the next message's echo")
+	}
+
+	// The client's close ends the app's recv with OSError (IOError), and
+	// the server closes its side.
+	require.NoError(t, conn.WriteControl(websocket.CloseMessage,
+		websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"), time.Now().Add(wsWait)))
+	conn.SetReadDeadline(time.Now().Add(wsWait))
+	_, _, err := conn.ReadMessage()
+	var closeErr *websocket.CloseError
+	assert.True(t, errors.As(err, &closeErr), "the server's answer to the close is a close frame: %v", err)
+	harness.Eventually(t, wsWait, func() bool { return strings.Count(srv.logs(), "websocket ended: OSError") > ended },
+		"the app's websocket_recv did not raise OSError after the close; log:\n%s", srv.logs)
+}
+
+// TestWebSocketEcho: a WebSocket client talks to an app built on
+// uwsgi.websocket_handshake, websocket_recv (and recv_nb),
+// websocket_send and websocket_send_binary, through gowsgi and through
+// Debian's uWSGI, with the same results.
+func TestWebSocketEcho(t *testing.T) {
+	t.Parallel()
+	servers := []func(*testing.T) wsServer{
+		func(t *testing.T) wsServer { return startWebSocketGowsgi(t) },
+		startWebSocketUWSGI,
+	}
+	for _, start := range servers {
+		srv := start(t)
+		t.Run(srv.name, func(t *testing.T) {
+			for _, path := range []string{"/echo", "/echo_nb"} {
+				t.Run(strings.TrimPrefix(path, "/"), func(t *testing.T) { wsConversation(t, srv, path) })
+			}
+		})
+	}
+}
+
+// TestWebSocketOnlyGowsgi: what gowsgi adds to uWSGI's behaviour, or
+// where uWSGI has no equivalent: the close code is echoed, a message over
+// --websockets-max-size (1024 KiB) ends the WebSocket with 1009, a
+// request that did not ask to upgrade gets an error naming what it lacks,
+// and the connection of an upgrade request never carries another request.
+func TestWebSocketOnlyGowsgi(t *testing.T) {
+	t.Parallel()
+	srv := startWebSocketGowsgi(t)
+
+	t.Run("close code echoed", func(t *testing.T) {
+		conn := dialWebSocket(t, srv.addr, "/echo", wholeFrames)
+		require.NoError(t, conn.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.CloseGoingAway, ""), time.Now().Add(wsWait)))
+		conn.SetReadDeadline(time.Now().Add(wsWait))
+		_, _, err := conn.ReadMessage()
+		assert.True(t, websocket.IsCloseError(err, websocket.CloseGoingAway), "got %v", err)
+	})
+
+	t.Run("fragmented message whole", func(t *testing.T) {
+		conn := dialWebSocket(t, srv.addr, "/echo", 4096) // 200 KiB in fragments of 4 KiB
+		big := bytes.Repeat([]byte("fragment"), 200<<10/8)
+		kind, got := wsRoundTrip(t, conn, websocket.TextMessage, big)
+		assert.Equal(t, websocket.TextMessage, kind)
+		assert.Equal(t, big, got)
+	})
+
+	t.Run("too big", func(t *testing.T) {
+		conn := dialWebSocket(t, srv.addr, "/echo", wholeFrames)
+		conn.SetWriteDeadline(time.Now().Add(wsWait))
+		require.NoError(t, conn.WriteMessage(websocket.BinaryMessage, make([]byte, 1024<<10+1)))
+		conn.SetReadDeadline(time.Now().Add(wsWait))
+		_, _, err := conn.ReadMessage()
+		assert.True(t, websocket.IsCloseError(err, websocket.CloseMessageTooBig), "got %v", err)
+	})
+
+	t.Run("not an upgrade request", func(t *testing.T) {
+		status, body := harness.GetText(t, "http://"+srv.addr+"/plain")
+		assert.Equal(t, http.StatusOK, status)
+		assert.Equal(t, `OSError: uwsgi.websocket_handshake(): the request did not ask to upgrade the connection `+
+			`(it needs "Upgrade: websocket" and "Connection: Upgrade")`, body)
+	})
+
+	t.Run("upgrade request answered 200 closes", func(t *testing.T) {
+		conn := harness.Dial(t, srv.addr)
+		fmt.Fprintf(conn, "GET /plain HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"+
+			"GET /plain HTTP/1.1\r\nHost: x\r\n\r\n")
+		r := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(r, nil)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		assert.True(t, resp.Close, "the answer says Connection: close: %s", body)
+		eof, rest := harness.WaitEOF(conn, r, wsWait)
+		assert.True(t, eof, "the connection carried on: %q", rest)
+	})
+}
+
+// upgradeRequest asks /upgrade to switch to the app's line-echo protocol.
+const upgradeRequest = "GET /upgrade HTTP/1.1\r\nHost: x\r\nUpgrade: line-echo\r\nConnection: Upgrade\r\n\r\n"
+
+// TestAppAnswers101Itself: an app that answers 101 with Upgrade and
+// Connection itself gets the connection, which it reads and writes
+// through uwsgi.connection_fd(), under gowsgi as under uWSGI.
+func TestAppAnswers101Itself(t *testing.T) {
+	t.Parallel()
+	servers := []func(*testing.T) wsServer{
+		func(t *testing.T) wsServer { return startWebSocketGowsgi(t) },
+		startWebSocketUWSGI,
+	}
+	for _, start := range servers {
+		srv := start(t)
+		t.Run(srv.name, func(t *testing.T) {
+			conn := harness.Dial(t, srv.addr)
+			conn.SetDeadline(time.Now().Add(wsWait))
+			_, err := conn.Write([]byte(upgradeRequest))
+			require.NoError(t, err)
+			r := bufio.NewReader(conn)
+			// The head comes before the client sends anything more.
+			resp, err := http.ReadResponse(r, nil)
+			require.NoError(t, err)
+			assert.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+			assert.Equal(t, "line-echo", resp.Header.Get("Upgrade"))
+			assert.Equal(t, "Upgrade", resp.Header.Get("Connection"))
+			_, err = conn.Write([]byte("hello there\n"))
+			require.NoError(t, err)
+			rest, err := io.ReadAll(r)
+			require.NoError(t, err, "the connection ends after the app's answer")
+			assert.Equal(t, "echo: hello there\n", string(rest))
+		})
+	}
+}
+
+// nginxWebSocketSite proxies to gowsgi's HTTP socket as nginx's own
+// documentation for WebSockets says: HTTP/1.1, and the client's Upgrade
+// passed on with Connection: upgrade.
+const nginxWebSocketSite = `
+map $http_upgrade $connection_upgrade {
+    default upgrade;
+    ''      close;
+}
+server {
+    listen {{front}};
+    location / {
+        proxy_pass http://{{backend}};
+        proxy_http_version 1.1;
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection $connection_upgrade;
+        proxy_set_header Host $host;
+        proxy_read_timeout 60s;
+    }
+}
+`
+
+// TestWebSocketBehindNginx: the same conversations through nginx's
+// proxy_pass to gowsgi's HTTP socket.
+func TestWebSocketBehindNginx(t *testing.T) {
+	t.Parallel()
+	nginx := harness.WebServerKinds[0]
+	require.Equal(t, "nginx", nginx.Name)
+	backend := startWebSocketGowsgi(t)
+	front := harness.FreeAddr(t)
+	site := strings.NewReplacer("{{front}}", front, "{{backend}}", backend.addr).Replace(nginxWebSocketSite)
+	harness.StartWebServerSite(t, nginx, site, []string{front})
+	srv := wsServer{name: "nginx", addr: front, logs: backend.logs}
+	for _, path := range []string{"/echo", "/echo_nb"} {
+		t.Run(strings.TrimPrefix(path, "/"), func(t *testing.T) { wsConversation(t, srv, path) })
+	}
+	t.Run("app's own 101", func(t *testing.T) {
+		conn, err := net.DialTimeout("tcp", front, wsWait)
+		require.NoError(t, err)
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(wsWait))
+		_, err = conn.Write([]byte(upgradeRequest))
+		require.NoError(t, err)
+		r := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(r, nil)
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+		_, err = conn.Write([]byte("through nginx\n"))
+		require.NoError(t, err)
+		rest, _ := io.ReadAll(r)
+		assert.Equal(t, "echo: through nginx\n", string(rest))
+	})
+}
