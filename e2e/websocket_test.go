@@ -177,7 +177,7 @@ func TestWebSocketEcho(t *testing.T) {
 	for _, start := range servers {
 		srv := start(t)
 		t.Run(srv.name, func(t *testing.T) {
-			for _, path := range []string{"/echo", "/echo_nb"} {
+			for _, path := range []string{"/echo", "/echo_nb", "/echo_late"} {
 				t.Run(strings.TrimPrefix(path, "/"), func(t *testing.T) { wsConversation(t, srv, path) })
 			}
 		})

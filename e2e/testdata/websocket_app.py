@@ -8,6 +8,9 @@ Routes:
                     recv raises, logs "websocket ended: <exception type>"
     GET /echo_nb    the same with websocket_recv_nb, polling the connection
                     (uwsgi.connection_fd()) between calls
+    GET /echo_late  /echo after 100 ms: the client's first message comes
+                    long after gowsgi's master would begin watching a plain
+                    request's connection (20 ms)
     GET /upgrade    answers "101 Switching Protocols" itself with
                     "Upgrade: line-echo", then on uwsgi.connection_fd()
                     reads one line and answers "echo: <line>"
@@ -18,14 +21,16 @@ Routes:
 import os
 import select
 import sys
+import time
 
 import uwsgi
 
 from apphelp import routed, text
 
 
-def _echo(recv):
+def _echo(recv, delay=0):
     def route(environ, start_response):
+        time.sleep(delay)
         uwsgi.websocket_handshake(environ["HTTP_SEC_WEBSOCKET_KEY"], environ.get("HTTP_ORIGIN", ""))
         try:
             while True:
@@ -90,6 +95,7 @@ application = routed(
     {
         "/echo": _echo(uwsgi.websocket_recv),
         "/echo_nb": _echo(_recv_polling),
+        "/echo_late": _echo(uwsgi.websocket_recv, delay=0.1),
         "/upgrade": upgrade,
         "/plain": plain,
     }
