@@ -327,3 +327,58 @@ func TestWebSocketBehindNginx(t *testing.T) {
 		assert.Equal(t, "echo: through nginx\n", string(rest))
 	})
 }
+
+// wsAwaitCut waits for the server to end conn: a read fails, or the client
+// sees a close frame.
+func wsAwaitCut(t *testing.T, conn *websocket.Conn) {
+	t.Helper()
+	conn.SetReadDeadline(time.Now().Add(wsWait))
+	_, _, err := conn.ReadMessage()
+	require.Error(t, err)
+	var ne net.Error
+	assert.False(t, errors.As(err, &ne) && ne.Timeout(), "the connection was still open after %s", wsWait)
+}
+
+// startWebSocketInstance runs the app under gowsgi, returning the instance.
+func startWebSocketInstance(t *testing.T, extra ...string) *harness.Instance {
+	t.Helper()
+	return harness.StartIn(t, websocketDir(t), append([]string{"--wsgi-file", "websocket_app.py", "--master",
+		"--processes", "1"}, extra...)...)
+}
+
+// TestWebSocketHarakiri: --harakiri ends a WebSocket that runs too long,
+// as uWSGI's does, and the worker that served it is replaced.
+func TestWebSocketHarakiri(t *testing.T) {
+	t.Parallel()
+	inst := startWebSocketInstance(t, "--harakiri", "1")
+	conn := dialWebSocket(t, inst.Addr, "/echo", wholeFrames)
+	_, got := wsRoundTrip(t, conn, websocket.TextMessage, []byte("before"))
+	assert.Equal(t, "before", string(got))
+	wsAwaitCut(t, conn)
+	inst.AwaitLogged(t, "harakiri: request ran too long")
+	again := dialWebSocket(t, inst.Addr, "/echo", wholeFrames)
+	_, got = wsRoundTrip(t, again, websocket.TextMessage, []byte("after"))
+	assert.Equal(t, "after", string(got))
+}
+
+// TestWebSocketGracefulStop: a stop lets an open WebSocket carry on for
+// --graceful-timeout, then cuts it and exits.
+func TestWebSocketGracefulStop(t *testing.T) {
+	t.Parallel()
+	inst := startWebSocketInstance(t, "--graceful-timeout", "2")
+	conn := dialWebSocket(t, inst.Addr, "/echo", wholeFrames)
+	inst.Signal(t, syscall.SIGTERM)
+	// The listener closing shows the stop has begun.
+	harness.Eventually(t, wsWait, func() bool {
+		c, err := net.DialTimeout("tcp", inst.Addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	}, "gowsgi still accepts connections after SIGTERM")
+	_, got := wsRoundTrip(t, conn, websocket.TextMessage, []byte("while stopping"))
+	assert.Equal(t, "while stopping", string(got))
+	wsAwaitCut(t, conn)
+	inst.AwaitLogged(t, "graceful timeout passed, request cut")
+	inst.Wait(t, wsWait)
+}
