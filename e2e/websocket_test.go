@@ -382,3 +382,32 @@ func TestWebSocketGracefulStop(t *testing.T) {
 	inst.AwaitLogged(t, "graceful timeout passed, request cut")
 	inst.Wait(t, wsWait)
 }
+
+// TestWebSocketsMaxSizeOption: --websockets-max-size (KiB), on the command
+// line and in an ini file, bounds the messages websocket_recv takes.
+func TestWebSocketsMaxSizeOption(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		args func(dir string) []string
+	}{
+		{"command line", func(string) []string { return []string{"--websockets-max-size", "64"} }},
+		{"ini", func(dir string) []string {
+			return []string{"--ini", harness.WriteFile(t, dir, "ws.ini", "[uwsgi]\nwebsocket-max-size = 64\n")}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := websocketDir(t)
+			inst := harness.StartIn(t, dir, append([]string{"--wsgi-file", "websocket_app.py"}, tc.args(dir)...)...)
+			conn := dialWebSocket(t, inst.Addr, "/echo", wholeFrames)
+			limit := bytes.Repeat([]byte("m"), 64<<10)
+			_, got := wsRoundTrip(t, conn, websocket.TextMessage, limit)
+			assert.Equal(t, limit, got, "a message of the limit")
+			conn.SetWriteDeadline(time.Now().Add(wsWait))
+			require.NoError(t, conn.WriteMessage(websocket.TextMessage, append(limit, 'm')))
+			conn.SetReadDeadline(time.Now().Add(wsWait))
+			_, _, err := conn.ReadMessage()
+			assert.True(t, websocket.IsCloseError(err, websocket.CloseMessageTooBig), "one byte over: %v", err)
+		})
+	}
+}

@@ -106,6 +106,7 @@ typedef struct {
     int is_reload;          /* the workers of a reload's generation */
     long started_on;        /* when the master started, Unix seconds */
     long masterpid;         /* 0 without a master (CGI mode) */
+    long websockets_max_size; /* KiB; 0 for the default (gw_worker_websocket.c) */
 } gw_uwsgi_info;
 
 /* Entry points for Go. */

@@ -43,8 +43,8 @@
 enum { GW_WS_CONT = 0, GW_WS_TEXT = 1, GW_WS_BINARY = 2, GW_WS_CLOSE = 8, GW_WS_PING = 9, GW_WS_PONG = 10 };
 enum { GW_WS_PROTOCOL_ERROR = 1002, GW_WS_TOO_BIG = 1009 };
 
-/* The largest message websocket_recv accepts, uWSGI's --websockets-max-size
- * (in KiB there; 1024 by default). */
+/* The largest message websocket_recv accepts: --websockets-max-size, in
+ * KiB, 1024 by default as in uWSGI (gw_uwsgi_configure sets it). */
 static uint64_t gw_ws_max_size = 1024 << 10;
 
 /* GIL: any. Sets the largest message, in bytes; before the first request. */

@@ -165,6 +165,7 @@ static void zygote_read_spec(void)
         .numproc = (int)env_long("GOWSGI_APP_PROCESSES"),
         .cores = (int)env_long("GOWSGI_APP_THREADS"),
         .buffer_size = (int)env_long("GOWSGI_APP_BUFFER_SIZE"),
+        .websockets_max_size = env_long("GOWSGI_APP_WEBSOCKETS_MAX_SIZE"),
         .is_reload = env_flag("GOWSGI_APP_RELOAD"),
         .started_on = env_long("GOWSGI_APP_STARTED_ON"),
         .masterpid = (long)getppid(),

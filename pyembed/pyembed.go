@@ -79,6 +79,9 @@ type UWSGIInfo struct {
 	// StartedOn is when the master started, in Unix seconds:
 	// uwsgi.started_on.
 	StartedOn int64
+	// WebSocketsMaxSize is the largest message websocket_recv takes, in
+	// KiB; 0 for uWSGI's default, 1024.
+	WebSocketsMaxSize int
 }
 
 // Option is one option as uWSGI's module shows it in uwsgi.opt: its key
@@ -197,7 +200,7 @@ func configureUWSGI(u UWSGIInfo) {
 	C.gw_uwsgi_configure(&C.gw_uwsgi_info{
 		opt_json: C.CString(optionsJSON(u.Options)),
 		numproc:  C.int(u.processes()), cores: C.int(u.threads()), buffer_size: C.int(u.BufferSize),
-		started_on: C.long(u.StartedOn),
+		started_on: C.long(u.StartedOn), websockets_max_size: C.long(u.WebSocketsMaxSize),
 	})
 }
 
@@ -257,6 +260,7 @@ func ZygoteEnv(spec AppSpec) []string {
 		"GOWSGI_APP_PROCESSES=" + strconv.Itoa(spec.UWSGI.processes()),
 		"GOWSGI_APP_THREADS=" + strconv.Itoa(spec.UWSGI.threads()),
 		"GOWSGI_APP_BUFFER_SIZE=" + strconv.Itoa(spec.UWSGI.BufferSize),
+		"GOWSGI_APP_WEBSOCKETS_MAX_SIZE=" + strconv.Itoa(spec.UWSGI.WebSocketsMaxSize),
 		"GOWSGI_APP_STARTED_ON=" + strconv.FormatInt(spec.UWSGI.StartedOn, 10),
 	}
 }

@@ -97,6 +97,8 @@ func (o *options) appSpec() pyembed.AppSpec {
 			Threads:    o.Threads,
 			BufferSize: o.BufferSize,
 			StartedOn:  time.Now().Unix(),
+
+			WebSocketsMaxSize: o.WebSocketsMaxSize,
 		},
 	}
 }
