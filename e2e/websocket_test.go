@@ -7,6 +7,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -410,4 +411,33 @@ func TestWebSocketsMaxSizeOption(t *testing.T) {
 			assert.True(t, websocket.IsCloseError(err, websocket.CloseMessageTooBig), "one byte over: %v", err)
 		})
 	}
+}
+
+// TestWebSocketNeedsTheHTTPSocket: over HTTPS the master relays the
+// response, so the worker does not hold the connection: the handshake
+// raises an error saying what to use instead, and an app's own 101 with
+// Upgrade is the app's error (500) as any hop-by-hop header.
+func TestWebSocketNeedsTheHTTPSocket(t *testing.T) {
+	t.Parallel()
+	dir := websocketDir(t)
+	certFile, keyFile, roots := writeCertificate(t, dir)
+	inst := harness.StartIn(t, dir, "--wsgi-file", "websocket_app.py", "--https-socket", "127.0.0.1:0,"+certFile+","+keyFile)
+	addr := bannerSockets(t, inst.Stderr())["https"]
+	require.NotEmpty(t, addr, "no https:// in the banner:\n%s", inst.Stderr())
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}, Timeout: wsWait}
+
+	req := harness.MustRequest(t, http.MethodGet, "https://"+addr+"/plain", nil)
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	_, body := harness.Do(t, client, req)
+	assert.Equal(t, "OSError: uwsgi.websocket_handshake(): this request did not come over gowsgi's plain HTTP "+
+		"socket, so the worker does not hold the client's connection; serve WebSockets from --http-socket "+
+		"(or --http), directly or behind a proxy such as nginx's proxy_pass, not over HTTPS/HTTP/2, FastCGI, "+
+		"uwsgi or SCGI", string(body))
+
+	resp, _ := harness.Do(t, client, harness.MustRequest(t, http.MethodGet, "https://"+addr+"/upgrade", nil))
+	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+	inst.AwaitLogged(t, "hop-by-hop header 'Upgrade' is not allowed",
+		"Upgrade and Connection go only with a 101 to a request that asked to upgrade")
 }
