@@ -441,3 +441,95 @@ func TestWebSocketNeedsTheHTTPSocket(t *testing.T) {
 	inst.AwaitLogged(t, "hop-by-hop header 'Upgrade' is not allowed",
 		"Upgrade and Connection go only with a 101 to a request that asked to upgrade")
 }
+
+// rfcKey and rfcAccept are RFC 6455 section 1.3's example handshake.
+const (
+	rfcKey    = "dGhlIHNhbXBsZSBub25jZQ=="
+	rfcAccept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+)
+
+// rawWebSocket opens path's WebSocket with a raw socket, checks the 101's
+// exact bytes, and returns the connection for frames.
+func rawWebSocket(t *testing.T, addr, path string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	conn := harness.Dial(t, addr)
+	conn.SetDeadline(time.Now().Add(wsWait))
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n", path, rfcKey)
+	r := bufio.NewReader(conn)
+	want := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Accept: " + rfcAccept + "\r\n\r\n"
+	head := make([]byte, len(want))
+	_, err := io.ReadFull(r, head)
+	require.NoError(t, err)
+	require.Equal(t, want, string(head))
+	return conn, r
+}
+
+// masked is a client frame: first byte b0, masked payload (RFC 6455
+// section 5.3) with a fixed key.
+func masked(b0 byte, payload string) []byte {
+	key := [4]byte{0x37, 0xfa, 0x21, 0x3d}
+	f := []byte{b0}
+	switch n := len(payload); {
+	case n < 126:
+		f = append(f, 0x80|byte(n))
+	case n <= 0xffff:
+		f = append(f, 0x80|126, byte(n>>8), byte(n))
+	default:
+		f = append(f, 0x80|127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	f = append(f, key[:]...)
+	for i := range len(payload) {
+		f = append(f, payload[i]^key[i%4])
+	}
+	return f
+}
+
+// TestWebSocketFrames: the exact bytes gowsgi's worker answers RFC 6455
+// frames with, and which frames end the WebSocket (with the close code of
+// section 7.4.1, then the connection's end).
+func TestWebSocketFrames(t *testing.T) {
+	t.Parallel()
+	srv := startWebSocketGowsgi(t)
+	long := strings.Repeat("L", 70000)
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	for _, tc := range []struct {
+		name string
+		send []byte
+		want []byte
+		ends bool
+	}{
+		{"text echoed unmasked", masked(0x81, "abc"), []byte("\x81\x03abc"), false},
+		{"binary echoed", masked(0x82, "\x00\x01"), []byte("\x82\x02\x00\x01"), false},
+		{"empty message ignored, the next echoed", cat(masked(0x81, ""), masked(0x81, "z")), []byte("\x81\x01z"), false},
+		{"ping answered with its payload", masked(0x89, "hi"), []byte("\x8a\x02hi"), false},
+		{"pong ignored", cat(masked(0x8a, "x"), masked(0x81, "y")), []byte("\x81\x01y"), false},
+		{"fragments with a ping between", cat(masked(0x01, "ab"), masked(0x89, "p"), masked(0x80, "cd")),
+			[]byte("\x8a\x01p\x81\x04abcd"), false},
+		{"64-bit length", masked(0x81, long), cat([]byte("\x81\x7f\x00\x00\x00\x00\x00\x01\x11\x70"), []byte(long)), false},
+		{"close with a code: echoed", masked(0x88, "\x03\xe8bye"), []byte("\x88\x02\x03\xe8"), true},
+		{"close without a code", masked(0x88, ""), []byte("\x88\x00"), true},
+		{"close of one byte", masked(0x88, "x"), []byte("\x88\x02\x03\xea"), true},
+		{"unmasked frame", []byte("\x81\x01x"), []byte("\x88\x02\x03\xea"), true},
+		{"reserved bit", masked(0xc1, "x"), []byte("\x88\x02\x03\xea"), true},
+		{"unknown opcode", masked(0x83, "x"), []byte("\x88\x02\x03\xea"), true},
+		{"continuation without a start", masked(0x80, "x"), []byte("\x88\x02\x03\xea"), true},
+		{"new message inside a fragmented one", cat(masked(0x01, "a"), masked(0x81, "b")), []byte("\x88\x02\x03\xea"), true},
+		{"fragmented ping", masked(0x09, "x"), []byte("\x88\x02\x03\xea"), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, r := rawWebSocket(t, srv.addr, "/echo")
+			_, err := conn.Write(tc.send)
+			require.NoError(t, err)
+			got := make([]byte, len(tc.want))
+			_, err = io.ReadFull(r, got)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+			if tc.ends {
+				eof, rest := harness.WaitEOF(conn, r, wsWait)
+				assert.True(t, eof, "the connection carried on: %q", rest)
+			}
+		})
+	}
+}
