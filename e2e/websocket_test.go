@@ -431,10 +431,10 @@ func TestWebSocketNeedsTheHTTPSocket(t *testing.T) {
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
 	_, body := harness.Do(t, client, req)
-	assert.Equal(t, "OSError: uwsgi.websocket_handshake(): this request did not come over gowsgi's plain HTTP "+
-		"socket, so the worker does not hold the client's connection; serve WebSockets from --http-socket "+
-		"(or --http), directly or behind a proxy such as nginx's proxy_pass, not over HTTPS/HTTP/2, FastCGI, "+
-		"uwsgi or SCGI", string(body))
+	assert.Equal(t, "OSError: uwsgi.websocket_handshake(): the worker does not hold this request's connection, "+
+		"so it cannot upgrade it; serve WebSockets from the plain HTTP socket (--http-socket, directly or "+
+		"behind nginx's proxy_pass) or a uwsgi socket on TCP (nginx's uwsgi_pass), not over HTTPS/HTTP/2, "+
+		"FastCGI, SCGI or a unix socket", string(body))
 
 	resp, _ := harness.Do(t, client, harness.MustRequest(t, http.MethodGet, "https://"+addr+"/upgrade", nil))
 	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
@@ -532,4 +532,54 @@ func TestWebSocketFrames(t *testing.T) {
 			}
 		})
 	}
+}
+
+// nginxUWSGIWebSocketSite passes requests to gowsgi's uwsgi socket: nginx
+// carries a WebSocket over uwsgi_pass too once the backend answers 101
+// (checked with nginx 1.22 and Debian's uWSGI).
+const nginxUWSGIWebSocketSite = `
+server {
+    listen {{front}};
+    location / {
+        include {{params}};
+        uwsgi_pass {{backend}};
+        uwsgi_buffering off;
+        uwsgi_read_timeout 60s;
+    }
+}
+`
+
+// TestWebSocketBehindNginxUWSGIPass: the same conversations through
+// nginx's uwsgi_pass to a uwsgi socket on TCP, whose connection the worker
+// holds; on a unix socket, which goes through the master, the handshake
+// says what to use instead.
+func TestWebSocketBehindNginxUWSGIPass(t *testing.T) {
+	t.Parallel()
+	nginx := harness.WebServerKinds[0]
+	dir := websocketDir(t)
+	tcp := harness.FreeAddr(t)
+	unix := filepath.Join(harness.SharedDir(t, "", "gowsgi-ws-"), "uwsgi.sock")
+	inst := harness.StartIn(t, dir, "--wsgi-file", "websocket_app.py", "--master", "--processes", "1",
+		"--socket", tcp, "--socket", unix, "--chmod-socket", "666")
+	params := "/etc/nginx/uwsgi_params"
+	if _, err := os.Stat(params); err != nil {
+		t.Skipf("nginx's uwsgi_params is not installed: %v", err)
+	}
+	front, frontUnix := harness.FreeAddr(t), harness.FreeAddr(t)
+	site := strings.NewReplacer("{{front}}", front, "{{backend}}", tcp, "{{params}}", params).Replace(nginxUWSGIWebSocketSite) +
+		strings.NewReplacer("{{front}}", frontUnix, "{{backend}}", "unix:"+unix, "{{params}}", params).Replace(nginxUWSGIWebSocketSite)
+	harness.StartWebServerSite(t, nginx, site, []string{front, frontUnix})
+	srv := wsServer{name: "nginx uwsgi_pass", addr: front, logs: inst.Stderr}
+	for _, path := range []string{"/echo", "/echo_nb", "/echo_late"} {
+		t.Run(strings.TrimPrefix(path, "/"), func(t *testing.T) { wsConversation(t, srv, path) })
+	}
+	t.Run("unix socket", func(t *testing.T) {
+		req := harness.MustRequest(t, http.MethodGet, "http://"+frontUnix+"/plain", nil)
+		req.Header.Set("Upgrade", "websocket")
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Sec-WebSocket-Key", rfcKey)
+		_, body := harness.Do(t, harness.Client(true), req)
+		assert.Contains(t, string(body), "OSError: uwsgi.websocket_handshake(): the worker does not hold this "+
+			"request's connection")
+	})
 }

@@ -81,12 +81,12 @@ static time_t gw_ws_now(void)
  * client asked to upgrade it; else raises OSError saying what works. */
 int gw_ws_can_upgrade(gw_slot *s, const char *function)
 {
-    if (s->client_fd < 0 || s->framing != GW_FRAMING_HTTP1) {
+    if (s->client_fd < 0 || (s->framing != GW_FRAMING_HTTP1 && s->framing != GW_FRAMING_HTTP_HEAD)) {
         PyErr_Format(PyExc_OSError,
-                     "uwsgi.%s(): this request did not come over gowsgi's plain HTTP socket, so the worker does "
-                     "not hold the client's connection; serve WebSockets from --http-socket (or --http), "
-                     "directly or behind a proxy such as nginx's proxy_pass, not over HTTPS/HTTP/2, "
-                     "FastCGI, uwsgi or SCGI",
+                     "uwsgi.%s(): the worker does not hold this request's connection, so it cannot upgrade it; "
+                     "serve WebSockets from the plain HTTP socket (--http-socket, directly or behind nginx's "
+                     "proxy_pass) or a uwsgi socket on TCP (nginx's uwsgi_pass), not over HTTPS/HTTP/2, "
+                     "FastCGI, SCGI or a unix socket",
                      function);
         return -1;
     }

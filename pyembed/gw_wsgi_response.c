@@ -243,7 +243,8 @@ static PyObject *gw_start_response(PyObject *self, PyObject *args, PyObject *kwa
     /* A 101 to a request that asked to upgrade hands the connection to
      * the app, as uWSGI does: its head goes out now, not with the body. */
     int upgrading = !s->upgraded && strncmp(status_p, "101", 3) == 0 && s->client_fd >= 0 &&
-                    s->framing == GW_FRAMING_HTTP1 && (s->http_flags & GW_HTTP_UPGRADE) && !s->head_sent;
+                    (s->framing == GW_FRAMING_HTTP1 || s->framing == GW_FRAMING_HTTP_HEAD) &&
+                    (s->http_flags & GW_HTTP_UPGRADE) && !s->head_sent;
     /* Build into scratch so a rejected call leaves an earlier head intact;
      * the size is checked as it grows, since a list that repeats one long
      * header costs the app little memory and scratch a lot. */

@@ -32,7 +32,8 @@ const (
 )
 
 // HTTPFlags are what an HTTP/1.x request decides about its response, sent
-// with a FramingHTTP1 request as its second parameter byte.
+// with a FramingHTTP1 request as its second parameter byte; a
+// FramingHTTPHead (uwsgi) request carries only HTTPUpgrade there.
 type HTTPFlags uint8
 
 // The HTTP flags; pyembed/gw_frame.h mirrors the numbers.
