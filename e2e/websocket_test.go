@@ -172,7 +172,13 @@ func wsConversation(t *testing.T, srv wsServer, path string) {
 func TestWebSocketEcho(t *testing.T) {
 	t.Parallel()
 	servers := []func(*testing.T) wsServer{
-		func(t *testing.T) wsServer { return startWebSocketGowsgi(t) },
+		func(t *testing.T) wsServer {
+			// uWSGI's --http router needs --http-websockets; gowsgi
+			// accepts it, and its HTTP socket always carries them.
+			srv := startWebSocketGowsgi(t, "--http-websockets")
+			assert.NotContains(t, srv.logs(), "http-websockets", "a warning about --http-websockets")
+			return srv
+		},
 		startWebSocketUWSGI,
 	}
 	for _, start := range servers {
