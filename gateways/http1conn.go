@@ -10,7 +10,10 @@
 // The loop owns the connection and keeps its descriptor for the
 // connection's life; a worker is given a copy with each request and writes
 // the response itself (http1Response.Direct), and the loop reads the next
-// request once the worker's completion says the response has ended.
+// request once the worker's completion says the response has ended. A
+// request that asks to upgrade (a WebSocket) may hand the connection to
+// the app: the loop never reads it while that request runs, and closes it
+// after.
 package gateways
 
 import (

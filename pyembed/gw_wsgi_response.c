@@ -2,6 +2,8 @@
  * The callables an app talks back through: start_response and the write
  * callable it returns (PEP 3333, "The start_response() Callable"), with the
  * checks of status and headers. wsgi.file_wrapper is in gw_wsgi_file_wrapper.c.
+ * A 101 to a request that asked to upgrade may carry Upgrade and
+ * Connection, and its head goes out at once (gw_worker_websocket.c).
  */
 #include "gw.h"
 
