@@ -175,7 +175,7 @@ static int gw_add_header(gw_buf *b, PyObject *item, int64_t *content_length, int
                      "Other HTTP Features); leave it to the server%s",
                      n,
                      upgrade_field ? " (Upgrade and Connection go only with a 101 to a request that asked to "
-                                     "upgrade, on gowsgi's plain HTTP socket)"
+                                     "upgrade, on a connection the worker holds)"
                                    : "");
         return -1;
     }
