@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -587,5 +588,56 @@ func TestWebSocketBehindNginxUWSGIPass(t *testing.T) {
 		_, body := harness.Do(t, harness.Client(true), req)
 		assert.Contains(t, string(body), "OSError: uwsgi.websocket_handshake(): the worker does not hold this "+
 			"request's connection")
+	})
+}
+
+// TestWebSocketKeepalive: websocket_recv pings a client quiet for
+// --websockets-ping-freq seconds and, as uWSGI's does, gives up on one
+// whose pong is more than --websockets-pong-tolerance seconds late; on the
+// command line and in an ini file.
+func TestWebSocketKeepalive(t *testing.T) {
+	t.Parallel()
+	t.Run("answered pings keep it open", func(t *testing.T) {
+		t.Parallel()
+		srv := startWebSocketGowsgi(t, "--websockets-ping-freq", "1", "--websockets-pong-tolerance", "1")
+		conn := dialWebSocket(t, srv.addr, "/echo", wholeFrames)
+		var pings atomic.Int32
+		conn.SetPingHandler(func(data string) error {
+			pings.Add(1)
+			return conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(wsWait))
+		})
+		type answer struct {
+			msg []byte
+			err error
+		}
+		answers := make(chan answer, 1)
+		conn.SetReadDeadline(time.Now().Add(3 * wsWait))
+		go func() {
+			_, msg, err := conn.ReadMessage() // answers the pings meanwhile
+			answers <- answer{msg, err}
+		}()
+		harness.Eventually(t, 3*wsWait, func() bool { return pings.Load() >= 3 },
+			"the server sent %d pings", &pings)
+		conn.SetWriteDeadline(time.Now().Add(wsWait))
+		require.NoError(t, conn.WriteMessage(websocket.TextMessage, []byte("still here")))
+		got := <-answers
+		require.NoError(t, got.err)
+		assert.Equal(t, "still here", string(got.msg))
+	})
+	t.Run("an unanswered ping ends it", func(t *testing.T) {
+		t.Parallel()
+		dir := websocketDir(t)
+		ini := harness.WriteFile(t, dir, "ws.ini", "[uwsgi]\nwebsockets-ping-freq = 1\nwebsocket-pong-tolerance = 1\n")
+		inst := harness.StartIn(t, dir, "--wsgi-file", "websocket_app.py", "--ini", ini)
+		conn, r := rawWebSocket(t, inst.Addr, "/echo")
+		conn.SetDeadline(time.Now().Add(wsWait))
+		ping := make([]byte, 2)
+		_, err := io.ReadFull(r, ping)
+		require.NoError(t, err)
+		assert.Equal(t, []byte("\x89\x00"), ping)
+		eof, rest := harness.WaitEOF(conn, r, wsWait)
+		assert.True(t, eof, "the connection carried on: %q", rest)
+		assert.Empty(t, rest)
+		inst.AwaitLogged(t, "websocket ended: OSError")
 	})
 }

@@ -107,6 +107,7 @@ typedef struct {
     long started_on;        /* when the master started, Unix seconds */
     long masterpid;         /* 0 without a master (CGI mode) */
     long websockets_max_size; /* KiB; 0 for the default (gw_worker_websocket.c) */
+    long websockets_ping_freq, websockets_pong_tolerance; /* seconds; 0 for the defaults */
 } gw_uwsgi_info;
 
 /* Entry points for Go. */
@@ -196,7 +197,7 @@ int gw_direct_raw(gw_slot *s, const char *p, size_t n); /* GIL held, released wh
 void gw_mark_head_out(gw_slot *s);                /* GIL: any */
 
 /* gw_worker_websocket.c */
-void gw_ws_configure(uint64_t max_size);          /* GIL: any */
+void gw_ws_configure(uint64_t max_size, int ping_freq, int pong_tolerance); /* GIL: any */
 void gw_ws_begin(gw_slot *s);                     /* GIL: any */
 void gw_ws_end(gw_slot *s);                       /* GIL: any */
 int gw_ws_can_upgrade(gw_slot *s, const char *function); /* GIL held */

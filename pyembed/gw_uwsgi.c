@@ -42,7 +42,8 @@ static __thread gw_slot *gw_this_slot;
 void gw_uwsgi_configure(const gw_uwsgi_info *info)
 {
     gw_info = *info;
-    gw_ws_configure((uint64_t)(info->websockets_max_size > 0 ? info->websockets_max_size : 0) << 10);
+    gw_ws_configure((uint64_t)(info->websockets_max_size > 0 ? info->websockets_max_size : 0) << 10,
+                    (int)info->websockets_ping_freq, (int)info->websockets_pong_tolerance);
 }
 
 /* GIL: any. Records that this process is worker num, forked now. */

@@ -17,8 +17,8 @@
  * the GIL is released around both.
  *
  * As uWSGI does, websocket_recv answers pings, sends a ping of its own
- * after GW_WS_PING_FREQ idle seconds and fails when its pong is more than
- * GW_WS_PONG_TOLERANCE seconds late, and raises OSError (IOError) when the
+ * after --websockets-ping-freq idle seconds and fails when its pong is
+ * more than --websockets-pong-tolerance seconds late, and raises OSError (IOError) when the
  * client closes or breaks the protocol. Unlike uWSGI 2.0 it returns a
  * fragmented message whole (uWSGI returns b"\0" for each fragment but the
  * last), echoes a ping's payload and a close's code (RFC 6455 sections
@@ -33,8 +33,6 @@
 #include <sys/uio.h>
 #include <time.h>
 
-#define GW_WS_PING_FREQ 30      /* seconds of silence before a ping: uWSGI's --websockets-ping-freq default */
-#define GW_WS_PONG_TOLERANCE 3  /* seconds a pong may be late: uWSGI's --websockets-pong-tolerance default */
 #define GW_WS_WRITE_TIMEOUT_MS 4000 /* uWSGI's --socket-timeout default */
 #define GW_WS_READ_CHUNK (16 << 10)
 #define GW_WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11" /* RFC 6455 section 1.3 */
@@ -43,15 +41,23 @@
 enum { GW_WS_CONT = 0, GW_WS_TEXT = 1, GW_WS_BINARY = 2, GW_WS_CLOSE = 8, GW_WS_PING = 9, GW_WS_PONG = 10 };
 enum { GW_WS_PROTOCOL_ERROR = 1002, GW_WS_TOO_BIG = 1009 };
 
-/* The largest message websocket_recv accepts: --websockets-max-size, in
- * KiB, 1024 by default as in uWSGI (gw_uwsgi_configure sets it). */
+/* The largest message websocket_recv accepts (--websockets-max-size, in
+ * KiB), the seconds of silence before it pings (--websockets-ping-freq)
+ * and how late a pong may be (--websockets-pong-tolerance): uWSGI's
+ * defaults unless gw_uwsgi_configure sets them. */
 static uint64_t gw_ws_max_size = 1024 << 10;
+static int gw_ws_ping_freq = 30, gw_ws_pong_tolerance = 3;
 
-/* GIL: any. Sets the largest message, in bytes; before the first request. */
-void gw_ws_configure(uint64_t max_size)
+/* GIL: any. Sets the limits above, in bytes and seconds, where not 0;
+ * before the first request. */
+void gw_ws_configure(uint64_t max_size, int ping_freq, int pong_tolerance)
 {
     if (max_size > 0)
         gw_ws_max_size = max_size;
+    if (ping_freq > 0)
+        gw_ws_ping_freq = ping_freq;
+    if (pong_tolerance > 0)
+        gw_ws_pong_tolerance = pong_tolerance;
 }
 
 /* GIL: any. Readies s for a request: nothing upgraded, no WebSocket. */
@@ -231,19 +237,19 @@ static int gw_ws_fail(gw_slot *s, int code, const char *why)
 }
 
 /* GIL held, released while writing. What uWSGI does when no frame comes:
- * a ping when none is out and the last was GW_WS_PING_FREQ ago (or never),
- * and a failure when a pong is GW_WS_PONG_TOLERANCE seconds late. */
+ * a ping when none is out and the last was gw_ws_ping_freq ago (or never),
+ * and a failure when a pong is gw_ws_pong_tolerance seconds late. */
 static int gw_ws_keepalive(gw_slot *s)
 {
     time_t now = gw_ws_now();
     if (s->ws_last_ping != 0 && s->ws_last_pong < s->ws_last_ping) {
-        if (now - s->ws_last_ping <= GW_WS_PONG_TOLERANCE)
+        if (now - s->ws_last_ping <= gw_ws_pong_tolerance)
             return 0;
         s->ws_closed = 1;
-        PyErr_Format(PyExc_OSError, "websocket: no pong from the client in %d seconds", GW_WS_PONG_TOLERANCE);
+        PyErr_Format(PyExc_OSError, "websocket: no pong from the client in %d seconds", gw_ws_pong_tolerance);
         return -1;
     }
-    if (s->ws_last_ping != 0 && now - s->ws_last_ping < GW_WS_PING_FREQ)
+    if (s->ws_last_ping != 0 && now - s->ws_last_ping < gw_ws_ping_freq)
         return 0;
     s->ws_last_ping = now;
     return gw_ws_send_frame(s, GW_WS_PING, NULL, 0);
@@ -251,7 +257,7 @@ static int gw_ws_keepalive(gw_slot *s)
 
 /* GIL held, released while waiting. Reads what the client sent into ws_in:
  * 1 when bytes came, 0 when none did (with wait unset, or after a quiet
- * GW_WS_PING_FREQ), -1 with OSError set when the connection ended. */
+ * gw_ws_ping_freq), -1 with OSError set when the connection ended. */
 static int gw_ws_fill(gw_slot *s, int wait)
 {
     ssize_t r;
@@ -268,7 +274,7 @@ static int gw_ws_fill(gw_slot *s, int wait)
         if (errno == EINTR)
             continue;
         struct pollfd p = {.fd = s->client_fd, .events = POLLIN};
-        int ready = poll(&p, 1, GW_WS_PING_FREQ * 1000);
+        int ready = poll(&p, 1, gw_ws_ping_freq * 1000);
         if (ready == 0) {
             errno = EAGAIN;
             break;

@@ -166,6 +166,8 @@ static void zygote_read_spec(void)
         .cores = (int)env_long("GOWSGI_APP_THREADS"),
         .buffer_size = (int)env_long("GOWSGI_APP_BUFFER_SIZE"),
         .websockets_max_size = env_long("GOWSGI_APP_WEBSOCKETS_MAX_SIZE"),
+        .websockets_ping_freq = env_long("GOWSGI_APP_WEBSOCKETS_PING_FREQ"),
+        .websockets_pong_tolerance = env_long("GOWSGI_APP_WEBSOCKETS_PONG_TOLERANCE"),
         .is_reload = env_flag("GOWSGI_APP_RELOAD"),
         .started_on = env_long("GOWSGI_APP_STARTED_ON"),
         .masterpid = (long)getppid(),

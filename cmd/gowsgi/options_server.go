@@ -98,7 +98,9 @@ func (o *options) appSpec() pyembed.AppSpec {
 			BufferSize: o.BufferSize,
 			StartedOn:  time.Now().Unix(),
 
-			WebSocketsMaxSize: o.WebSocketsMaxSize,
+			WebSocketsMaxSize:       o.WebSocketsMaxSize,
+			WebSocketsPingFreq:      o.WebSocketsPingFreq,
+			WebSocketsPongTolerance: o.WebSocketsPongTolerance,
 		},
 	}
 }
