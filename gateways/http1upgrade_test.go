@@ -37,3 +37,29 @@ func TestRequestHeadUpgrade(t *testing.T) {
 		})
 	}
 }
+
+// TestParamsAskToUpgrade: a uwsgi request asks to upgrade when the web
+// server passed on the client's Upgrade and Connection: upgrade.
+func TestParamsAskToUpgrade(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		vars [][2]string
+		want bool
+	}{
+		{"both", [][2]string{{"HTTP_UPGRADE", "websocket"}, {"HTTP_CONNECTION", "keep-alive, Upgrade"}}, true},
+		{"no Connection", [][2]string{{"HTTP_UPGRADE", "websocket"}}, false},
+		{"empty Upgrade", [][2]string{{"HTTP_UPGRADE", ""}, {"HTTP_CONNECTION", "upgrade"}}, false},
+		{"Connection without the token", [][2]string{{"HTTP_UPGRADE", "websocket"}, {"HTTP_CONNECTION", "close"}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var vars wsgi.Vars
+			p := newParams(&vars)
+			for _, kv := range tc.vars {
+				require.NoError(t, p.add([]byte(kv[0]), []byte(kv[1])))
+			}
+			assert.Equal(t, tc.want, p.asksToUpgrade())
+			_, kept := vars.Get("HTTP_UPGRADE")
+			assert.True(t, kept, "the app still sees HTTP_UPGRADE")
+		})
+	}
+}

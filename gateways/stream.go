@@ -226,7 +226,7 @@ func (s *streamServer) serveRequest(c *streamConn) error {
 	// A uwsgi request that asks to upgrade may turn the connection into a
 	// WebSocket the worker reads itself (nginx's uwsgi_pass carries one):
 	// the watch, which reads and drops, must leave it alone.
-	upgrade := s.proto.framing == wsgi.FramingHTTPHead && asksToUpgrade(&c.req.Vars)
+	upgrade := s.proto.framing == wsgi.FramingHTTPHead && p.asksToUpgrade()
 	if !upgrade {
 		watch := time.AfterFunc(peerWatchDelay, func() { watchPeer(conn, cancel) })
 		defer watch.Stop()
@@ -285,17 +285,6 @@ func readDeclaredBody(r io.Reader, n, threshold int64, buf []byte) (body, error)
 		return body{}, errShortBody
 	}
 	return b, err
-}
-
-// asksToUpgrade reports whether the web server passed on a client's request
-// to upgrade the connection (RFC 9110 section 7.8): an Upgrade field and
-// Connection listing "upgrade", as HTTP_* variables.
-func asksToUpgrade(vars *wsgi.Vars) bool {
-	if up, ok := vars.Get("HTTP_UPGRADE"); !ok || up == "" {
-		return false
-	}
-	connection, _ := vars.Get("HTTP_CONNECTION")
-	return hasToken([]byte(connection), "upgrade")
 }
 
 // peerWatchDelay is how long a request runs before its connection is
