@@ -266,13 +266,15 @@ func TestMetrics(t *testing.T) {
 				status, _ := harness.GetText(t, inst.URL+"/no-such-route")
 				require.Equal(t, 404, status)
 			}
-			// A request is counted once its response has ended, just after
-			// its client has read it.
+			// A request is counted, and its slot idle, once its response
+			// has ended, which is just after its client has read it: the
+			// worker writes to the client before it tells the master.
 			var m map[string]*dto.MetricFamily
 			harness.Eventually(t, 10*time.Second, func() bool {
 				m = scrape(t, addr)
-				return metricValue(m, "gowsgi_request_duration_seconds", "gateway", "http") == ok+missing
-			}, "the requests made are not all counted")
+				return metricValue(m, "gowsgi_request_duration_seconds", "gateway", "http") == ok+missing &&
+					metricValue(m, "gowsgi_busy_slots") == 0
+			}, "the requests made are not all counted, or a slot stays busy")
 			assert.Equal(t, float64(ok), metricValue(m, "gowsgi_requests_total", "gateway", "http", "status", "2xx"))
 			assert.Equal(t, float64(missing), metricValue(m, "gowsgi_requests_total", "gateway", "http", "status", "4xx"))
 			assert.Equal(t, float64(ok+missing), metricValue(m, "gowsgi_request_duration_seconds", "gateway", "http"))

@@ -49,6 +49,11 @@ type http1Server struct {
 	limit         int64 // --limit-post; 0 for none
 	headerTimeout time.Duration
 	idleTimeout   time.Duration
+	// proxyProtocol says every connection opens with a PROXY protocol
+	// header (proxyproto.go); trust lists the proxies whose forwarding
+	// headers are believed (forwarded.go).
+	proxyProtocol bool
+	trust         *ForwardedAllow
 	log           *slog.Logger
 	conns         sync.Pool // *http1Conn, reused across connections
 	core          *connCore[*http1Conn]
@@ -83,7 +88,9 @@ func newHTTP1Server(handler wsgi.Handler, opts HTTPOptions, log *slog.Logger) *h
 		threshold:     opts.SpoolThreshold,
 		limit:         opts.LimitPost,
 		headerTimeout: orDefault(opts.Timeout, readHeaderTimeout),
-		idleTimeout:   orDefault(opts.Timeout, idleTimeout),
+		idleTimeout:   orDefault(opts.IdleTimeout, orDefault(opts.Timeout, idleTimeout)),
+		proxyProtocol: opts.ProxyProtocol,
+		trust:         opts.ForwardedAllow,
 		log:           log,
 	}
 	if s.maxHead <= 0 {
@@ -119,7 +126,7 @@ func (s *http1Server) open(conn net.Conn) *http1Conn {
 	c.in = scanningReader{conn: conn}
 	c.r.Reset(&c.in)
 	c.w.Reset(conn)
-	c.info = connInfo{}
+	c.info = connInfo{trust: s.trust}
 	c.info.serverName, c.info.serverPort = hostPort(conn.LocalAddr().String())
 	c.info.remoteAddr, c.info.remotePort = hostPort(conn.RemoteAddr().String())
 	c.raw = nil
@@ -141,8 +148,35 @@ func (s *http1Server) recycle(c *http1Conn) {
 // the connection.
 func (s *http1Server) serveConn(c *http1Conn) {
 	defer c.conn.Close()
+	if s.proxyProtocol && !s.takeProxyHeader(c) {
+		return
+	}
 	for n := int64(1); s.awaitRequest(c, n) && s.serveRequest(c, n); n++ {
 	}
+}
+
+// takeProxyHeader reads the PROXY header that opens c, before the framing
+// scanner sees any byte, and makes its source the client's address. A
+// connection without one is refused: it did not come through the proxy.
+func (s *http1Server) takeProxyHeader(c *http1Conn) bool {
+	c.in.raw = true
+	h, err := readProxyHeader(c.r)
+	c.in.raw = false
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, io.EOF) {
+			return false // the peer sent nothing in time, or left
+		}
+		return s.refuse(c, http.StatusBadRequest, err)
+	}
+	// What came after the header is the first request: scanned as if it
+	// had been read after it.
+	after, _ := c.r.Peek(c.r.Buffered())
+	c.in.scanner.scan(after)
+	if h.source.IsValid() {
+		c.info.remoteAddr, c.info.remotePort = h.source.Addr().String(), strconv.Itoa(int(h.source.Port()))
+	}
+	return true
 }
 
 // awaitRequest waits for the first byte of request n: at most the idle
@@ -383,6 +417,9 @@ type scanningReader struct {
 	conn    net.Conn
 	scanner framingScanner
 	pending []byte
+	// raw passes bytes by the scanner: a PROXY header's, which is no part
+	// of HTTP.
+	raw bool
 }
 
 func (s *scanningReader) Read(p []byte) (int, error) {
@@ -397,7 +434,7 @@ func (s *scanningReader) Read(p []byte) (int, error) {
 // readConn reads the connection itself and scans what came.
 func (s *scanningReader) readConn(p []byte) (int, error) {
 	n, err := s.conn.Read(p)
-	if n > 0 {
+	if n > 0 && !s.raw {
 		s.scanner.scan(p[:n])
 	}
 	return n, err

@@ -59,8 +59,8 @@ const (
 )
 
 // cSlotOffsets are the byte offsets of a slot record's words in C.
-var cSlotOffsets = struct{ currentID, abortID, startedNS, served int }{
-	C.GW_SLOT_CURRENT_ID, C.GW_SLOT_ABORT_ID, C.GW_SLOT_STARTED_NS, C.GW_SLOT_SERVED,
+var cSlotOffsets = struct{ currentID, abortID, startedNS, served, userHarakiriNS int }{
+	C.GW_SLOT_CURRENT_ID, C.GW_SLOT_ABORT_ID, C.GW_SLOT_STARTED_NS, C.GW_SLOT_SERVED, C.GW_SLOT_USER_HARAKIRI_NS,
 }
 
 // The stores a slot makes to its scoreboard record over one request

@@ -155,6 +155,15 @@ void gw_uwsgi_post_fork(void);               /* GIL held */
 void gw_uwsgi_atexit(void);                  /* GIL not held */
 int gw_uwsgi_environ(PyObject *template_environ); /* GIL held: adds uwsgi.version and uwsgi.node */
 gw_slot *gw_uwsgi_request_slot(const char *function); /* GIL held: the calling thread's slot, or NULL with RuntimeError set */
+int gw_uwsgi_worker_id(void);                /* GIL: any; 0 outside a worker */
+void gw_uwsgi_user_harakiri(gw_slot *s, int64_t deadline_ns); /* GIL: any */
+
+/* gw_uwsgi_signal.c */
+extern PyMethodDef gw_signal_methods[];      /* uWSGI's signal functions, added to "uwsgi" */
+void gw_signal_set_hub(int fd);              /* GIL: any */
+void gw_signal_set_own(int fd);              /* GIL: any */
+void gw_signal_take(gw_slot *s, int fd);     /* GIL not held */
+int gw_signal_idle(gw_slot *s, int fd);      /* GIL not held */
 
 /* gw_wsgi_environ.c */
 int gw_environ_setup(int multithread, int multiprocess, int run_once, PyObject *file_wrapper); /* GIL held */

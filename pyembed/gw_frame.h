@@ -51,6 +51,7 @@
 #define GW_SLOT_SERVED 16    /* u64, worker writes */
 #define GW_SLOT_HEAD_OUT 24  /* u32, worker writes: last id written to its client */
 #define GW_SLOT_HEAD_STATUS 28 /* u32, worker writes: that response's status code */
+#define GW_SLOT_USER_HARAKIRI_NS 32 /* i64, worker writes: uwsgi.set_user_harakiri's deadline, 0 none */
 
 /* Largest key or value in a vars block (16-bit lengths). */
 #define GW_MAX_VAR_LEN 0xffff

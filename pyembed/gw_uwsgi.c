@@ -8,12 +8,17 @@
  *
  * The module is C where it reads the worker's own state: which worker and
  * request this is (the slot a thread serves and its scoreboard record),
- * the request's log variables. The rest — uWSGI's option dict, the
- * constants, and a function for every feature gowsgi lacks, which raises
+ * the request's log variables; the signal functions are in
+ * gw_uwsgi_signal.c. The rest — uWSGI's option dict, the constants, and a
+ * function for every feature gowsgi lacks, which raises
  * NotImplementedError naming it — is Python (gw_uwsgi_source.h): tables
- * of names read better there, and they are built once per import.
+ * of names read better there, and they are built once per import. The
+ * spooler's and the mules' parts are added after it (gw_uwsgi_spooler.c,
+ * gw_uwsgi_mule.c), and their decorators after uwsgidecorators' own.
  */
 #include "gw.h"
+#include "gw_uwsgi_aux.h"
+#include "gw_uwsgi_aux_decorators_source.h"
 #include "gw_uwsgi_source.h"
 
 #include <signal.h>
@@ -51,6 +56,12 @@ void gw_uwsgi_set_worker(int num)
 {
     gw_worker_id = num;
     gw_worker_spawned = (long)time(NULL);
+}
+
+/* GIL: any. This worker's number, 0 outside a worker. */
+int gw_uwsgi_worker_id(void)
+{
+    return gw_worker_id;
 }
 
 /* GIL: any. The worker's scoreboard, for total_requests(). */
@@ -178,6 +189,42 @@ static PyObject *gw_uw_setprocname(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* GIL: any. Sets the deadline the master kills this worker at if s has not
+ * ended what it runs by then (uwsgi.set_user_harakiri); 0 clears it. */
+void gw_uwsgi_user_harakiri(gw_slot *s, int64_t deadline_ns)
+{
+    __atomic_store_n((int64_t *)(s->record + GW_SLOT_USER_HARAKIRI_NS), deadline_ns, __ATOMIC_RELEASE);
+}
+
+/* GIL held. uwsgi.set_user_harakiri(seconds): the master kills this worker
+ * (the request gets 504) unless what the calling thread's slot runs — its
+ * request, or a signal handler — has ended seconds from now; 0 clears it,
+ * and so does the end of the request or handler, as in uWSGI. */
+static PyObject *gw_uw_set_user_harakiri(PyObject *self, PyObject *args)
+{
+    int sec;
+    if (!PyArg_ParseTuple(args, "i:set_user_harakiri", &sec))
+        return NULL;
+    if (gw_info.masterpid <= 0) {
+        PyErr_SetString(PyExc_RuntimeError, "uwsgi.set_user_harakiri() needs the master, which enforces it (not in CGI mode)");
+        return NULL;
+    }
+    gw_slot *s = gw_this_slot;
+    if (s == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "uwsgi.set_user_harakiri() works only in a request or a signal handler of a worker");
+        return NULL;
+    }
+    int64_t deadline = 0;
+    if (sec > 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        deadline = ((int64_t)now.tv_sec + sec) * 1000000000 + now.tv_nsec;
+    }
+    gw_uwsgi_user_harakiri(s, deadline);
+    Py_RETURN_NONE;
+}
+
 /* GIL held. Sends sig to the master: True, or None when it cannot (no
  * master, as in CGI mode, or kill failed), as uWSGI answers. */
 static PyObject *gw_signal_master(int sig)
@@ -239,6 +286,7 @@ static PyMethodDef gw_uwsgi_methods[] = {
     {"set_logvar", gw_uw_set_logvar, METH_VARARGS, "Set a variable of this request's log line."},
     {"get_logvar", gw_uw_get_logvar, METH_VARARGS, "A variable set_logvar set in this request, or None."},
     {"setprocname", gw_uw_setprocname, METH_VARARGS, "Set the process name."},
+    {"set_user_harakiri", gw_uw_set_user_harakiri, METH_VARARGS, "Kill this worker unless this ends in N seconds."},
     {"reload", gw_uw_reload, METH_NOARGS, "Reload the workers gracefully."},
     {"stop", gw_uw_stop, METH_NOARGS, "Stop the server."},
     {"websocket_handshake", gw_uw_websocket_handshake, METH_VARARGS,
@@ -271,15 +319,34 @@ static PyObject *gw_run_in_module(PyObject *module, const char *source, const ch
     return module;
 }
 
+/* GIL held. Runs source in module's namespace, as the other parts of a
+ * built-in module (gw_uwsgi_spooler.c, gw_uwsgi_mule.c) add theirs: 0, or -1 with the
+ * exception set. */
+int gw_uwsgi_run_source(PyObject *module, const char *source, const char *filename)
+{
+    Py_INCREF(module);
+    if (gw_run_in_module(module, source, filename) == NULL)
+        return -1;
+    Py_DECREF(module);
+    return 0;
+}
+
 /* GIL held. Builds "uwsgi" on its first import. */
 static PyObject *gw_uwsgi_init(void)
 {
     PyObject *module = PyModule_Create(&gw_uwsgi_def);
-    if (module == NULL || PyModule_AddStringConstant(module, "__file__", "<gowsgi>") < 0) {
+    if (module == NULL || PyModule_AddStringConstant(module, "__file__", "<gowsgi>") < 0 ||
+        PyModule_AddFunctions(module, gw_signal_methods) < 0) {
         Py_XDECREF(module);
         return NULL;
     }
-    return gw_run_in_module(module, gw_uwsgi_source, "<gowsgi uwsgi>");
+    if (gw_run_in_module(module, gw_uwsgi_source, "<gowsgi uwsgi>") == NULL)
+        return NULL;
+    if (gw_spooler_module_init(module) < 0 || gw_mule_module_init(module) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }
 
 /* GIL held. Builds "uwsgidecorators" on its first import. */
@@ -288,7 +355,9 @@ static PyObject *gw_decorators_init(void)
     PyObject *module = PyModule_Create(&gw_decorators_def);
     if (module == NULL)
         return NULL;
-    return gw_run_in_module(module, gw_decorators_source, "<gowsgi uwsgidecorators>");
+    if (gw_run_in_module(module, gw_decorators_source, "<gowsgi uwsgidecorators>") == NULL)
+        return NULL;
+    return gw_run_in_module(module, gw_aux_decorators_source, "<gowsgi uwsgidecorators spooler and mules>");
 }
 
 /* GIL not held; before Python starts. Makes both modules importable. */

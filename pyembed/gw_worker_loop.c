@@ -1,7 +1,8 @@
 /*
  * A worker's serving loop: one thread per slot, each with its own Python
  * thread state, reading request frames from its slot socket and serving
- * each with gw_slot_serve, until the master closes the socket.
+ * each with gw_slot_serve, until the master closes the socket; an idle
+ * slot's thread runs the handlers of uWSGI signals (gw_uwsgi_signal.c).
  *
  * It is C so that a worker the zygote forks never starts a Go runtime: the
  * runtime would give each worker about a megabyte of heap, its own threads
@@ -161,6 +162,11 @@ static const char *gw_slot_loop(gw_slot *s, int fd)
     int passed[GW_MAX_PASSED] = {-1, -1};
     for (;;) {
         unsigned char h[GW_FRAME_HEADER_LEN];
+        /* uWSGI's signals run between requests (gw_uwsgi_signal.c). */
+        if (gw_signal_idle(s, fd) < 0) {
+            failure = strerror(errno);
+            break;
+        }
         int rc = gw_read_header(fd, (char *)h, sizeof h, passed);
         if (rc == 0)
             break;

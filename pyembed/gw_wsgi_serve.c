@@ -404,6 +404,9 @@ int gw_slot_serve(gw_slot *s, uint32_t id, uint8_t flags, const char *payload, s
     Py_CLEAR(s->logvars); /* uwsgi.set_logvar's are the request's */
     s->tstate = PyEval_SaveThread();
 
+    /* uwsgi.set_user_harakiri's deadline is the request's: cleared while
+     * the request is still the slot's current one. */
+    gw_uwsgi_user_harakiri(s, 0);
     gw_record_finish(s);
     if (flush || s->broken)
         gw_send_pending(s);

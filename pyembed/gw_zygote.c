@@ -15,9 +15,17 @@
  *                     "N<error>"            it could not be forked
  *                     "X<pid> <status>"     a worker exited; status as wait(2)
  *   master -> zygote  "F<num> <slots>"      fork worker num with slots slots;
- *                     the control pipe, the scoreboard and the slot sockets
- *                     follow as descriptors over this and further messages
- *                     (a message carries at most ZYGOTE_FDS_PER_MSG)
+ *                     the control pipe, the scoreboard, the worker's signal
+ *                     socket and the slot sockets follow as descriptors
+ *                     over this and further messages (a message carries at
+ *                     most ZYGOTE_FDS_PER_MSG)
+ *                     "S<num>", "M<num>"    fork spooler num or mule num
+ *                     (gw_uwsgi_aux.h); no descriptors; answered with P or N,
+ *                     and its exit reported with X, as a worker's
+ *
+ * The socket every process of the generation shares with the master for
+ * uWSGI's signals (gw_uwsgi_signal.c) is the descriptor GOWSGI_APP_SIGNAL_FD
+ * names; the workers inherit it by the fork.
  *
  * The app spec, and what uWSGI's Python API tells of the server
  * (gw_uwsgi.c), come in GOWSGI_APP_* variables (pyembed.ZygoteEnv). With
@@ -27,6 +35,7 @@
  * says (docs/internals.md).
  */
 #include "gw.h"
+#include "gw_uwsgi_aux.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,7 +55,10 @@
 #define ZYGOTE_FDS_PER_MSG GW_ZYGOTE_FDS_PER_MSG
 #define ZYGOTE_MSG_CAP GW_ZYGOTE_MSG_CAP
 #define ZYGOTE_MAX_PATHS 256
-#define GW_ZYGOTE_MAX_FDS (2 + 1024) /* control, scoreboard, up to 1024 slots */
+/* Before the slot sockets: the control pipe, the scoreboard and the
+ * worker's signal socket. */
+#define GW_WORKER_FIXED_FDS 3
+#define GW_ZYGOTE_MAX_FDS (GW_WORKER_FIXED_FDS + 1024) /* up to 1024 slots */
 
 
 static void zygote_send(const char *kind, const char *text)
@@ -114,9 +126,9 @@ static void zygote_enable_faulthandler(void)
 static void zygote_hide_own_env(void)
 {
     extern char **environ;
-    char names[32][64];
+    char names[64][64];
     int n = 0;
-    for (char **e = environ; *e != NULL && n < 32; e++) {
+    for (char **e = environ; *e != NULL && n < 64; e++) {
         size_t len = strcspn(*e, "=");
         if ((strncmp(*e, "GOWSGI_APP_", 11) == 0 || strncmp(*e, "GOWSGI_ZYGOTE=", 14) == 0) && len < sizeof names[0]) {
             memcpy(names[n], *e, len);
@@ -159,6 +171,8 @@ static void zygote_read_spec(void)
         .multiprocess = env_flag("GOWSGI_APP_MULTIPROCESS"),
     };
     zygote_lazy = env_flag("GOWSGI_APP_LAZY");
+    gw_spooler_read_env();
+    gw_mule_read_env();
     /* The zygote is the master's child for life (it dies with it). */
     gw_uwsgi_configure(&(gw_uwsgi_info){
         .opt_json = env_str("GOWSGI_APP_UWSGI_OPT"),
@@ -172,6 +186,8 @@ static void zygote_read_spec(void)
         .started_on = env_long("GOWSGI_APP_STARTED_ON"),
         .masterpid = (long)getppid(),
     });
+    if (*env_str("GOWSGI_APP_SIGNAL_FD") != '\0')
+        gw_signal_set_hub((int)env_long("GOWSGI_APP_SIGNAL_FD"));
 }
 
 /* Starts Python and imports the app. Returns 0 with the GIL held, or -1
@@ -193,6 +209,13 @@ static void zygote_load(void)
     char summary[1024];
     zygote_read_spec();
     zygote_hide_own_env();
+    /* Before the import, so the queues are there for any process the app
+     * starts; every fork inherits them. */
+    if (gw_spooler_setup() < 0 || gw_mule_setup() < 0) {
+        snprintf(summary, sizeof summary, "cannot set up the spooler and mules: %s", strerror(errno));
+        zygote_send("E", summary);
+        _exit(2);
+    }
     if (!zygote_lazy) {
         if (zygote_import(summary, sizeof summary) < 0) {
             zygote_send("E", summary);
@@ -252,7 +275,7 @@ static ssize_t zygote_recv(char *buf, size_t len, int *fds, int *nfds, int cap)
 }
 
 /* In the forked worker: serves its slots and exits. fds are the control
- * pipe, the scoreboard and the slot sockets. */
+ * pipe, the scoreboard, the worker's signal socket and the slot sockets. */
 static void zygote_become_worker(pid_t zygote, int sigfd, const sigset_t *oldmask, int num, int slots, int *fds)
 {
     if (!zygote_lazy)
@@ -275,13 +298,70 @@ static void zygote_become_worker(pid_t zygote, int sigfd, const sigset_t *oldmas
         _exit(1);
     }
     gw_uwsgi_set_worker(num);
+    gw_signal_set_own(fds[2]);
     if (zygote_lazy)
         zygote_worker_import(fds[0]);
     else
         gw_uwsgi_post_fork(); /* the app set it when the zygote imported it */
     /* The slots' threads take the GIL with their own thread states. */
     PyEval_SaveThread();
-    _exit(gw_worker_serve(num, fds[0], board, fds + 2, slots));
+    _exit(gw_worker_serve(num, fds[0], board, fds + GW_WORKER_FIXED_FDS, slots));
+}
+
+/* In a forked spooler or mule: becomes it and exits. */
+static void zygote_become_aux(pid_t zygote, int sigfd, const sigset_t *oldmask, char kind, int num)
+{
+    if (!zygote_lazy)
+        PyOS_AfterFork_Child();
+    close(sigfd);
+    close(ZYGOTE_FD);
+    sigprocmask(SIG_SETMASK, oldmask, NULL);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != zygote)
+        _exit(1);
+    if (zygote_lazy) {
+        char summary[1024];
+        if (zygote_import(summary, sizeof summary) < 0) {
+            fprintf(stderr, "gowsgi %s %d (pid %d): cannot import the app: %s\n", kind == 'S' ? "spooler" : "mule",
+                    num, (int)getpid(), summary);
+            _exit(2);
+        }
+        zygote_enable_faulthandler();
+    }
+    /* The post-fork hook runs as in a worker: not after a lazy import. */
+    _exit(kind == 'S' ? gw_spooler_run(num, !zygote_lazy) : gw_mule_run(num, !zygote_lazy));
+}
+
+/* Forks the spooler or mule that cmd ("S<num>", "M<num>") asks for. */
+static void zygote_fork_aux(pid_t self, int sigfd, const sigset_t *oldmask, const char *cmd, size_t len)
+{
+    char buf[32];
+    int num = 0;
+    if (len >= sizeof buf) {
+        zygote_send("N", "malformed fork command");
+        return;
+    }
+    memcpy(buf, cmd, len);
+    buf[len] = '\0';
+    if (sscanf(buf + 1, "%d", &num) != 1 || num < 1) {
+        zygote_send("N", "malformed fork command");
+        return;
+    }
+    fflush(NULL);
+    if (!zygote_lazy)
+        PyOS_BeforeFork();
+    pid_t pid = fork();
+    if (pid == 0)
+        zygote_become_aux(self, sigfd, oldmask, buf[0], num);
+    int saved = errno;
+    if (!zygote_lazy)
+        PyOS_AfterFork_Parent();
+    if (pid < 0) {
+        zygote_send("N", strerror(saved));
+        return;
+    }
+    char text[32];
+    snprintf(text, sizeof text, "%d", (int)pid);
+    zygote_send("P", text);
 }
 
 /* Collects the rest of a fork command's descriptors and forks. Returns 0,
@@ -291,16 +371,20 @@ static int zygote_handle(pid_t self, int sigfd, const sigset_t *oldmask, const c
 {
     int num = 0, slots = 0;
     char buf[64];
+    if (len > 0 && nfds == 0 && (cmd[0] == 'S' || cmd[0] == 'M')) {
+        zygote_fork_aux(self, sigfd, oldmask, cmd, len);
+        return 0;
+    }
     if (len == 0 || len >= sizeof buf || cmd[0] != 'F')
         goto malformed;
     memcpy(buf, cmd, len);
     buf[len] = '\0';
-    if (sscanf(buf, "F%d %d", &num, &slots) != 2 || num < 1 || slots < 1 || slots > GW_ZYGOTE_MAX_FDS - 2)
+    if (sscanf(buf, "F%d %d", &num, &slots) != 2 || num < 1 || slots < 1 || slots > GW_ZYGOTE_MAX_FDS - GW_WORKER_FIXED_FDS)
         goto malformed;
-    while (nfds < 2 + slots) {
+    while (nfds < GW_WORKER_FIXED_FDS + slots) {
         char more[8];
         int before = nfds;
-        ssize_t n = zygote_recv(more, sizeof more, fds, &nfds, 2 + slots);
+        ssize_t n = zygote_recv(more, sizeof more, fds, &nfds, GW_WORKER_FIXED_FDS + slots);
         if (n <= 0)
             return -1;
         if (nfds == before)

@@ -12,6 +12,7 @@ package pyembed
 import "C"
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"os"
@@ -67,6 +68,48 @@ type AppSpec struct {
 	// of the server (gw_uwsgi.c); the zero value describes one worker of
 	// one thread and no options.
 	UWSGI UWSGIInfo
+	// Spooler and Mules are the processes the zygote forks beside the
+	// workers (gw_uwsgi_spooler.c, gw_uwsgi_mule.c); the zero values run none.
+	Spooler Spooler
+	Mules   Mules
+}
+
+// Spooler is uWSGI's spooler: processes that run the jobs queued as files
+// in its folders.
+type Spooler struct {
+	// Dirs are the folders, absolute; none runs no spooler.
+	Dirs []string
+	// Processes is how many spoolers serve each folder; at least 1.
+	Processes int
+	// Frequency is how often a spooler scans its folder, in seconds
+	// (uwsgi.spool wakes it at once); 30 when 0, as in uWSGI.
+	Frequency int
+	// Ordered scans in version order, priority subfolders included.
+	Ordered bool
+	// Quiet leaves out the log lines of each job written, run and done.
+	Quiet bool
+	// Chdir is where a spooler runs each job; empty: in its folder.
+	Chdir string
+}
+
+// Count is the number of spooler processes, numbered from 1: folder i
+// (from 0) has numbers i*processes+1 to (i+1)*processes.
+func (s Spooler) Count() int { return len(s.Dirs) * max(s.Processes, 1) }
+
+// Mules are uWSGI's mules: processes that run the app's code in the
+// background.
+type Mules struct {
+	// Programs has one entry per mule: a Python file it runs, or "" for a
+	// mule that waits for messages.
+	Programs []string
+	// Farms are named groups of mules that share a queue.
+	Farms []Farm
+}
+
+// Farm is a named group of mules, by number from 1.
+type Farm struct {
+	Name  string
+	Mules []int
 }
 
 // UWSGIInfo is what the uwsgi module tells of the server.
@@ -267,9 +310,36 @@ func ZygoteEnv(spec AppSpec) []string {
 		"GOWSGI_APP_WEBSOCKETS_PING_FREQ=" + strconv.Itoa(spec.UWSGI.WebSocketsPingFreq),
 		"GOWSGI_APP_WEBSOCKETS_PONG_TOLERANCE=" + strconv.Itoa(spec.UWSGI.WebSocketsPongTolerance),
 		"GOWSGI_APP_STARTED_ON=" + strconv.FormatInt(spec.UWSGI.StartedOn, 10),
+		"GOWSGI_APP_SPOOLERS=" + strings.Join(spec.Spooler.Dirs, "\n"),
+		"GOWSGI_APP_SPOOLER_PROCESSES=" + strconv.Itoa(max(spec.Spooler.Processes, 1)),
+		"GOWSGI_APP_SPOOLER_FREQUENCY=" + strconv.Itoa(cmp.Or(spec.Spooler.Frequency, 30)),
+		"GOWSGI_APP_SPOOLER_ORDERED=" + flag(spec.Spooler.Ordered),
+		"GOWSGI_APP_SPOOLER_QUIET=" + flag(spec.Spooler.Quiet),
+		"GOWSGI_APP_SPOOLER_CHDIR=" + spec.Spooler.Chdir,
+		"GOWSGI_APP_MULES=" + strconv.Itoa(len(spec.Mules.Programs)),
+		"GOWSGI_APP_MULE_PROGRAMS=" + strings.Join(spec.Mules.Programs, "\n"),
+		"GOWSGI_APP_FARMS=" + farmLines(spec.Mules.Farms),
 	}
+}
+
+// farmLines encodes farms as gw_uwsgi_mule.c reads them: "NAME:ID,ID" lines.
+func farmLines(farms []Farm) string {
+	var b strings.Builder
+	for _, f := range farms {
+		ids := make([]string, len(f.Mules))
+		for i, id := range f.Mules {
+			ids[i] = strconv.Itoa(id)
+		}
+		b.WriteString(f.Name + ":" + strings.Join(ids, ",") + "\n")
+	}
+	return b.String()
 }
 
 // ZygoteReloadEnv is the variable that tells a zygote it starts the workers
 // of a reload (uwsgi.is_a_reload), added to ZygoteEnv's.
 const ZygoteReloadEnv = "GOWSGI_APP_RELOAD=1"
+
+// ZygoteSignalFDEnv names the descriptor a zygote inherits as the socket
+// its processes share with the master for uWSGI's signals (the second of
+// its ExtraFiles, after the zygote socket on fd 3).
+const ZygoteSignalFDEnv = "GOWSGI_APP_SIGNAL_FD=4"

@@ -54,6 +54,9 @@ func TestFrameConstantsMatchWSGI(t *testing.T) {
 		board.Finish(0)
 		assert.Equal(t, uint64(1), u64(cSlotOffsets.served), "served")
 		assert.Equal(t, uint32(0), u32(cSlotOffsets.currentID), "current id once finished")
+		// And the word the worker stores, read where the master reads it.
+		binary.NativeEndian.PutUint64(record[cSlotOffsets.userHarakiriNS:], 0x1112131415161718)
+		assert.Equal(t, int64(0x1112131415161718), board.UserHarakiriNS(0), "user harakiri")
 	})
 }
 

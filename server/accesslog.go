@@ -38,6 +38,9 @@ type accessLog struct {
 	pidOf func(worker int) int
 	// memoryReport adds the worker's memory to each line (--memory-report).
 	memoryReport bool
+	// json: lines are slog's JSON objects (--log-json), with the request's
+	// id, its client and its duration in milliseconds.
+	json bool
 }
 
 // logPart is a literal piece of a --log-format line or one variable.
@@ -52,7 +55,7 @@ func newAccessLog(cfg Config, log *slog.Logger, out io.Writer) *accessLog {
 		return nil
 	}
 	a := &accessLog{log: log, all: cfg.AccessLog, log4xx: cfg.Log4xx, log5xx: cfg.Log5xx,
-		out: out, memoryReport: cfg.MemoryReport}
+		out: out, memoryReport: cfg.MemoryReport, json: cfg.LogJSON}
 	if cfg.LogFormat != "" {
 		a.format = parseLogFormat(cfg.LogFormat)
 	}
@@ -176,8 +179,16 @@ func (a *accessLog) write(e *entry) {
 	}
 	method, _ := e.req.Vars.Get("REQUEST_METHOD")
 	path, _ := e.req.Vars.Get("PATH_INFO")
-	attrs := []any{"method", method, "path", path, "status", e.status,
-		"bytes", e.bodyBytes, "duration", e.took, "worker", e.worker}
+	attrs := []any{"method", method, "path", path, "status", e.status, "bytes", e.bodyBytes}
+	if a.json {
+		id, _ := e.req.Vars.Get(RequestIDVar)
+		remote, _ := e.req.Vars.Get("REMOTE_ADDR")
+		// slog writes a Duration as nanoseconds; milliseconds read better.
+		attrs = append(attrs, "duration_ms", float64(e.took.Microseconds())/1000, "request_id", id, "remote", remote)
+	} else {
+		attrs = append(attrs, "duration", e.took)
+	}
+	attrs = append(attrs, "worker", e.worker)
 	if a.memoryReport {
 		if pid, rss, vsz, ok := a.workerMemory(e.worker); ok {
 			attrs = append(attrs, "pid", pid, "rss", rss, "vsz", vsz)

@@ -136,6 +136,17 @@ func (b *board) running(slot int) (id uint32, startedNS int64) {
 	return id, startedNS
 }
 
+// userHarakiri returns the deadline the app set for slot, in Unix
+// nanoseconds; 0 when none or the board released.
+func (b *board) userHarakiri(slot int) int64 {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.mem == nil {
+		return 0
+	}
+	return b.sb.UserHarakiriNS(slot)
+}
+
 // responseEnded counts a response relayed in full and, near the worker's
 // request limit, tells the pool without waiting for it.
 func (b *board) responseEnded() {

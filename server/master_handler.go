@@ -18,7 +18,11 @@ func (m *master) prepareAccessStaticStats() (err error) {
 			return err
 		}
 	}
-	// The access log wraps static files too, so every response is logged once.
+	if m.cfg.LogJSON {
+		m.handler = requestIDs{next: m.handler}
+	}
+	// The access log wraps static files too, so every response is logged
+	// once, and sees the request's id.
 	m.handler = access.wrap(m.handler)
 	if m.stats, err = listenStats(m.cfg.Stats, m.cfg.StatsHTTP, m.log); err != nil {
 		return err

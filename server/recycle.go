@@ -54,6 +54,7 @@ func (p *pool) checkWorkers(now time.Time) {
 		switch {
 		case w.killed:
 		case p.limits.Harakiri > 0 && p.harakiri(w, now):
+		case p.userHarakiri(w, now):
 		case w.retired:
 			p.checkMercy(w, now)
 		case p.recyclable(w):

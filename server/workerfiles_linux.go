@@ -1,7 +1,7 @@
 // What a worker inherits from the master: its control pipe, its scoreboard
-// (board_linux.go) and one socketpair per slot, in the order
-// docs/internals.md lists; the zygote passes them to the worker it forks
-// (zygote_linux.go).
+// (board_linux.go), its signal socket (signals.go) and one socketpair per
+// slot, in the order docs/internals.md lists; the zygote passes them to the
+// worker it forks (zygote_linux.go).
 package server
 
 import (
@@ -13,10 +13,12 @@ import (
 )
 
 // workerFiles are the master's and the worker's ends of what a worker
-// inherits: the control pipe, the scoreboard and one socketpair per slot.
+// inherits: the control pipe, the scoreboard, the signal socket and one
+// socketpair per slot.
 type workerFiles struct {
 	control *os.File
 	board   *board
+	signal  *net.UnixConn // the master's end of the worker's signal socket
 	conns   []*net.UnixConn
 	child   []*os.File // the worker's ends, in the order of docs/internals.md
 }
@@ -40,6 +42,11 @@ func newWorkerFiles(threads int) (_ *workerFiles, err error) {
 		return nil, err
 	}
 	f.board, f.child = b, append(f.child, boardFile)
+	signal, theirs, err := unixSocketpair(unix.SOCK_SEQPACKET, "signal")
+	if err != nil {
+		return nil, err
+	}
+	f.signal, f.child = signal, append(f.child, theirs)
 	for range threads {
 		conn, theirs, err := slotSocketpair()
 		if err != nil {
@@ -67,6 +74,9 @@ func (f *workerFiles) closeMaster() {
 	if f.board != nil {
 		f.board.release()
 	}
+	if f.signal != nil {
+		f.signal.Close()
+	}
 	for _, c := range f.conns {
 		c.Close()
 	}
@@ -80,17 +90,24 @@ func (f *workerFiles) launched(proc process) *launched {
 // slotSocketpair returns the master's end of a new slot socketpair as a
 // connection and the worker's end as a file to inherit.
 func slotSocketpair() (*net.UnixConn, *os.File, error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	return unixSocketpair(unix.SOCK_STREAM, "slot")
+}
+
+// unixSocketpair returns the master's end of a new socketpair of kind
+// (SOCK_STREAM, SOCK_SEQPACKET) as a connection and the other end as a file
+// to inherit; name says what it is for, in errors.
+func unixSocketpair(kind int, name string) (*net.UnixConn, *os.File, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, kind|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, nil, fmt.Errorf("server: slot socketpair: %w", err)
+		return nil, nil, fmt.Errorf("server: %s socketpair: %w", name, err)
 	}
-	mine := os.NewFile(uintptr(fds[0]), "slot")
-	theirs := os.NewFile(uintptr(fds[1]), "slot")
+	mine := os.NewFile(uintptr(fds[0]), name)
+	theirs := os.NewFile(uintptr(fds[1]), name)
 	c, err := net.FileConn(mine) // dups the descriptor
 	mine.Close()
 	if err != nil {
 		theirs.Close()
-		return nil, nil, fmt.Errorf("server: slot socketpair: %w", err)
+		return nil, nil, fmt.Errorf("server: %s socketpair: %w", name, err)
 	}
 	return c.(*net.UnixConn), theirs, nil
 }

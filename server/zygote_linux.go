@@ -1,8 +1,9 @@
 // Starting workers by fork from a zygote: one process per generation that
 // imports the app once and forks workers sharing it copy-on-write, so a
 // worker costs little memory and a respawn after a crash is a fork, not a
-// fresh import. The zygote's side and its message protocol are in package
-// pyembed (gw_zygote.c); this is the master's side.
+// fresh import. It forks the spoolers and mules too (auxprocs.go). The
+// zygote's side and its message protocol are in package pyembed
+// (gw_zygote.c); this is the master's side.
 package server
 
 import (
@@ -110,7 +111,24 @@ func (l *zygoteLauncher) launch(num, gen, threads int) (*launched, error) {
 		files.closeMaster()
 		return nil, fmt.Errorf("server: starting worker %d: %w", num, err)
 	}
+	z.attachSignals(w, num, files.signal)
 	return files.launched(w), nil
+}
+
+// launchAux forks spooler or mule num from generation gen's zygote, which
+// must be running: the pool starts and restarts the zygotes.
+func (l *zygoteLauncher) launchAux(kind auxKind, num, gen int) (process, error) {
+	l.mu.Lock()
+	z := l.zygotes[gen]
+	l.mu.Unlock()
+	if z == nil || z.isDead() {
+		return nil, fmt.Errorf("server: starting %s %d: generation %d has no zygote", kind, num, gen)
+	}
+	w, err := z.forkCommand([]byte(string(kind)+strconv.Itoa(num)), nil)
+	if err != nil {
+		return nil, fmt.Errorf("server: starting %s %d: %w", kind, num, err)
+	}
+	return w, nil
 }
 
 // release ends generation gen's zygote once its last worker has exited.
@@ -133,6 +151,10 @@ type zygote struct {
 	conn    *net.UnixConn // SOCK_SEQPACKET
 	replies chan any      // to a fork: *zygoteWorker or error
 	log     *slog.Logger
+	// forking is held from a fork command to its reply: the pool and the
+	// spoolers' and mules' supervisor (auxprocs.go) both fork.
+	forking sync.Mutex
+	signals *signalHub // uWSGI's signals among the zygote's processes
 
 	mu       sync.Mutex
 	workers  map[int]*zygoteWorker // by pid, until they exit
@@ -154,10 +176,16 @@ func startZygote(exe string, args, env []string, output childOutput, log *slog.L
 		return nil, fmt.Errorf("server: zygote socketpair: %w", err)
 	}
 	conn := c.(*net.UnixConn)
+	hub, err := newSignalHub(log)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	defer hub.shared.Close()
 	cmd := exec.Command(exe, args...)
-	cmd.Env = env
+	cmd.Env = append(slices.Clip(env), pyembed.ZygoteSignalFDEnv)
 	output.attach(cmd)
-	cmd.ExtraFiles = []*os.File{theirs}
+	cmd.ExtraFiles = []*os.File{theirs, hub.shared} // fds 3 and 4
 	// Pdeathsig fires when the thread that started the zygote exits
 	// (prctl(2), PR_SET_PDEATHSIG), and no thread of the master exits
 	// before the master: Go ends a thread only when a goroutine locked to
@@ -166,12 +194,19 @@ func startZygote(exe string, args, env []string, output childOutput, log *slog.L
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := startChild(cmd); err != nil {
 		conn.Close()
+		hub.close()
 		return nil, fmt.Errorf("server: starting the zygote: %w", err)
 	}
 	theirs.Close()
-	z := &zygote{proc: cmd.Process, conn: conn, replies: make(chan any, 1), log: log, workers: make(map[int]*zygoteWorker)}
+	hub.shared.Close()
+	// The hub reads while the zygote imports the app, which registers
+	// signals and adds timers.
+	go hub.run()
+	z := &zygote{proc: cmd.Process, conn: conn, replies: make(chan any, 1), log: log, signals: hub,
+		workers: make(map[int]*zygoteWorker)}
 	if err := z.awaitLoaded(); err != nil {
 		conn.Close()
+		hub.close()
 		cmd.Process.Kill()
 		cmd.Wait()
 		return nil, err
@@ -221,7 +256,19 @@ func (z *zygote) fork(num, threads int, files []*os.File) (*zygoteWorker, error)
 	for i, f := range files {
 		fds[i] = int(f.Fd())
 	}
-	head := []byte("F" + strconv.Itoa(num) + " " + strconv.Itoa(threads))
+	return z.forkCommand([]byte("F"+strconv.Itoa(num)+" "+strconv.Itoa(threads)), fds)
+}
+
+// forkCommand sends a fork command, with fds over as many messages as
+// they need, and returns the process forked.
+func (z *zygote) forkCommand(head []byte, fds []int) (*zygoteWorker, error) {
+	z.forking.Lock()
+	defer z.forking.Unlock()
+	if len(fds) == 0 {
+		if _, _, err := z.conn.WriteMsgUnix(head, nil, nil); err != nil {
+			return nil, fmt.Errorf("asking the zygote to fork: %w", err)
+		}
+	}
 	for len(fds) > 0 {
 		batch := fds[:min(len(fds), zygoteFDsPerMsg)]
 		if _, _, err := z.conn.WriteMsgUnix(head, unix.UnixRights(batch...), nil); err != nil {
@@ -289,6 +336,7 @@ func (z *zygote) exited(text string) {
 	z.mu.Unlock()
 	if w != nil {
 		w.end(syscall.WaitStatus(status))
+		z.detachSignals(w)
 	}
 	z.endIfDone()
 }
@@ -298,6 +346,7 @@ func (z *zygote) exited(text string) {
 // taken to be that signal.
 func (z *zygote) died() {
 	z.conn.Close()
+	z.signals.close()
 	z.mu.Lock()
 	z.dead = true
 	workers := z.workers
@@ -357,6 +406,31 @@ func processStatus(state *os.ProcessState) *syscall.WaitStatus {
 	return &status
 }
 
+// attachSignals gives the signal hub worker num's signal socket, until the
+// worker exits.
+func (z *zygote) attachSignals(w *zygoteWorker, num int, conn *net.UnixConn) {
+	z.mu.Lock()
+	w.num, w.signals = num, conn
+	z.mu.Unlock()
+	z.signals.attach(kindWorker, num, conn)
+	select {
+	case <-w.exited: // before it was attached
+		z.detachSignals(w)
+	default:
+	}
+}
+
+// detachSignals takes an exited worker's signal socket from the hub.
+func (z *zygote) detachSignals(w *zygoteWorker) {
+	z.mu.Lock()
+	conn := w.signals
+	w.signals = nil
+	z.mu.Unlock()
+	if conn != nil {
+		z.signals.detach(kindWorker, w.num, conn)
+	}
+}
+
 // zygoteWorker is a worker the zygote forked: its child, not the master's,
 // so its exit arrives as the zygote's X message.
 type zygoteWorker struct {
@@ -364,6 +438,10 @@ type zygoteWorker struct {
 	once   sync.Once
 	exited chan struct{}
 	status syscall.WaitStatus
+	// num and signals: its number and the master's end of its signal
+	// socket, attached to the zygote's hub; guarded by the zygote's mu.
+	num     int
+	signals *net.UnixConn
 }
 
 func (w *zygoteWorker) pid() int { return w.id }

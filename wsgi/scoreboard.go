@@ -30,6 +30,9 @@ const (
 	slotServed    = 16 // uint64: requests completed by this slot (worker writes)
 	slotHeadOut   = 24 // uint32: id of the last request the worker began writing to its client (worker writes)
 	slotHeadCode  = 28 // uint32: that response's status code, stored before the id (worker writes)
+	// int64: CLOCK_REALTIME nanoseconds by which what the slot runs must
+	// have ended, set by uwsgi.set_user_harakiri; 0 for none (worker writes)
+	slotUserHarakiriNS = 32
 )
 
 // Scoreboard is a view of the shared table. The zero Scoreboard has no slots.
@@ -68,6 +71,12 @@ func (s Scoreboard) CurrentID(slot int) uint32 { return atomic.LoadUint32(s.u32(
 // StartedNS returns when slot's current request started, in Unix nanoseconds.
 func (s Scoreboard) StartedNS(slot int) int64 {
 	return int64(atomic.LoadUint64(s.u64(slot, slotStartedNS)))
+}
+
+// UserHarakiriNS returns the deadline the app set for what slot runs
+// (uwsgi.set_user_harakiri), in Unix nanoseconds; 0 when none.
+func (s Scoreboard) UserHarakiriNS(slot int) int64 {
+	return int64(atomic.LoadUint64(s.u64(slot, slotUserHarakiriNS)))
 }
 
 // Served returns how many requests slot has completed.
