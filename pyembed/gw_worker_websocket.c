@@ -35,6 +35,7 @@
 
 #define GW_WS_WRITE_TIMEOUT_MS 4000 /* uWSGI's --socket-timeout default */
 #define GW_WS_READ_CHUNK (16 << 10)
+#define GW_WS_LINGER_MS 1000 /* how long a failed WebSocket drains the client's bytes */
 #define GW_WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11" /* RFC 6455 section 1.3 */
 
 /* Opcodes (RFC 6455 section 5.2) and close codes (section 7.4.1). */
@@ -224,13 +225,44 @@ static int gw_ws_send_frame(gw_slot *s, int opcode, const char *p, size_t n)
     return gw_client_write(s, iov, n > 0 ? 2 : 1);
 }
 
-/* GIL held. Ends the WebSocket after the client broke the protocol: a
- * close frame with code, then OSError naming why. Always -1. */
+/* GIL not held. Reads and drops what the client still sends, until it
+ * closes or GW_WS_LINGER_MS pass: closing a socket with unread bytes resets
+ * the connection, and the reset could destroy the close frame just sent
+ * before the client reads it (a client still writing a message too big). */
+static void gw_ws_linger(int fd)
+{
+    char scratch[16 << 10];
+    struct timespec now, end;
+    shutdown(fd, SHUT_WR); /* the client sees the end after the close frame (RFC 6455 section 7.1.1) */
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    end.tv_sec += GW_WS_LINGER_MS / 1000;
+    for (;;) {
+        ssize_t r = recv(fd, scratch, sizeof scratch, MSG_DONTWAIT);
+        if (r > 0 || (r < 0 && errno == EINTR))
+            continue;
+        if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            return;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long left = (long)(end.tv_sec - now.tv_sec) * 1000 + (end.tv_nsec - now.tv_nsec) / 1000000;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (left <= 0 || poll(&p, 1, (int)left) == 0)
+            return;
+    }
+}
+
+/* GIL held, released while writing. Ends the WebSocket after the client
+ * broke the protocol: a close frame with code, what the client still sends
+ * drained for a moment, then OSError naming why. Always -1. */
 static int gw_ws_fail(gw_slot *s, int code, const char *why)
 {
     unsigned char payload[2] = {(unsigned char)(code >> 8), (unsigned char)code};
     if (!s->ws_closed && gw_ws_send_frame(s, GW_WS_CLOSE, (const char *)payload, 2) < 0)
         PyErr_Clear();
+    if (!s->ws_closed) {
+        Py_BEGIN_ALLOW_THREADS
+        gw_ws_linger(s->client_fd);
+        Py_END_ALLOW_THREADS
+    }
     s->ws_closed = 1;
     PyErr_Format(PyExc_OSError, "websocket: %s", why);
     return -1;
