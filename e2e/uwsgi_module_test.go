@@ -212,7 +212,7 @@ func TestUWSGIModuleMissingFeaturesRaise(t *testing.T) {
 	var raised map[string][]string
 	getJSON(t, inst.URL+"/missing", &raised)
 	features := map[string]string{
-		"register_rpc": "RPC", "alarm": "alarms", "websocket_handshake": "WebSockets", "decorators.rpc": "RPC",
+		"register_rpc": "RPC", "alarm": "alarms", "decorators.rpc": "RPC",
 	}
 	require.Len(t, raised, len(features))
 	for name, feature := range features {

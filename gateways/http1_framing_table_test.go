@@ -30,6 +30,7 @@ type framingCase struct {
 	WantsClose bool        `json:"wants_close"`
 	Keep10     bool        `json:"keep10"`
 	Stopping   bool        `json:"stopping"`
+	Upgrade    bool        `json:"upgrade,omitempty"`
 	Want       string      `json:"want"`
 	KeepAlive  bool        `json:"keep_alive"`
 }
@@ -47,7 +48,7 @@ func frameWithWriter(t *testing.T, c framingCase) (string, bool) {
 	w := bufio.NewWriter(&out)
 	var r http1Response
 	r.log = func(string, ...any) {}
-	r.begin(w, nil, nil, responseParams{http11: c.HTTP11, head: c.Head, wantsClose: c.WantsClose, keep10: c.Keep10, stopping: c.Stopping})
+	r.begin(w, nil, nil, responseParams{http11: c.HTTP11, head: c.Head, wantsClose: c.WantsClose, keep10: c.Keep10, stopping: c.Stopping, upgrade: c.Upgrade})
 	var headers wsgi.Vars
 	for _, h := range c.Headers {
 		headers.Add(h[0], h[1])

@@ -10,7 +10,10 @@
 // The loop owns the connection and keeps its descriptor for the
 // connection's life; a worker is given a copy with each request and writes
 // the response itself (http1Response.Direct), and the loop reads the next
-// request once the worker's completion says the response has ended.
+// request once the worker's completion says the response has ended. A
+// request that asks to upgrade (a WebSocket) may hand the connection to
+// the app: the loop never reads it while that request runs, and closes it
+// after.
 package gateways
 
 import (
@@ -265,11 +268,19 @@ func (s *http1Server) respond(c *http1Conn, h *requestHead) bool {
 		head:       string(h.method) == http.MethodHead,
 		wantsClose: h.close,
 		keep10:     h.keep10,
+		upgrade:    h.upgrade,
 	})
 	ctx, cancel := context.WithCancelCause(context.Background())
-	c.watch.start(c, cancel)
+	// A request that asks to upgrade may turn the connection into another
+	// protocol (a WebSocket) that the worker reads itself, so the master
+	// must not read it: the watch would take the client's bytes.
+	if !h.upgrade {
+		c.watch.start(c, cancel)
+	}
 	err := s.handler.ServeWSGI(ctx, &c.resp, &c.req)
-	c.watch.stop(c)
+	if !h.upgrade {
+		c.watch.stop(c)
+	}
 	cancel(nil)
 	if err != nil {
 		// The head is out but the body is not whole. What was written
@@ -281,10 +292,12 @@ func (s *http1Server) respond(c *http1Conn, h *requestHead) bool {
 	}
 	if direct, keep := c.resp.wroteDirect(); direct {
 		// A worker wrote the response; bytes it handed back may wait.
-		return c.w.Flush() == nil && keep
+		// After an upgrade request the connection may be in another
+		// protocol, so it never carries another request.
+		return c.w.Flush() == nil && keep && !h.upgrade
 	}
 	keep, err := c.resp.finish()
-	return err == nil && keep
+	return err == nil && keep && !h.upgrade
 }
 
 // sendContinue answers Expect: 100-continue before the body is read (RFC

@@ -72,8 +72,14 @@ type requestHead struct {
 	expect         bool // Expect: 100-continue
 	close          bool // the client asked to close after this response
 	keep10         bool // an HTTP/1.0 client asked to keep the connection
-	noCache        bool // Pragma: no-cache without Cache-Control (fixPragma)
-	hasCache       bool
+	// upgrade says the client asked to switch protocols on this
+	// connection (RFC 9110 section 7.8): Upgrade with Connection: upgrade,
+	// on HTTP/1.1 (an HTTP/1.0 request's Upgrade is ignored).
+	upgrade     bool
+	hasUpgrade  bool // an Upgrade field was sent
+	connUpgrade bool // Connection lists "upgrade"
+	noCache     bool // Pragma: no-cache without Cache-Control (fixPragma)
+	hasCache    bool
 }
 
 // readHead reads one request head into buf, from the request line through
@@ -282,6 +288,9 @@ func (h *requestHead) noteField(name, value []byte) *headError {
 	case asciiEqualFold(name, "Connection"):
 		h.close = h.close || hasToken(value, "close")
 		h.keep10 = h.keep10 || hasToken(value, "keep-alive")
+		h.connUpgrade = h.connUpgrade || hasToken(value, "upgrade")
+	case asciiEqualFold(name, "Upgrade"):
+		h.hasUpgrade = true
 	case asciiEqualFold(name, "Expect"):
 		if !hasToken(value, "100-continue") {
 			return refuseWith(http.StatusExpectationFailed, errExpectation)
@@ -315,6 +324,7 @@ func (h *requestHead) check() *headError {
 	} else {
 		h.keep10 = false
 	}
+	h.upgrade = h.minor >= 1 && h.hasUpgrade && h.connUpgrade
 	return nil
 }
 

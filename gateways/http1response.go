@@ -43,6 +43,7 @@ type responseParams struct {
 	wantsClose bool // the client asked to close, or is HTTP/1.0 without keep-alive
 	keep10     bool // an HTTP/1.0 client asked for keep-alive
 	stopping   bool // the server is shutting down: close after this response
+	upgrade    bool // the client asked to switch protocols: the connection closes after
 }
 
 // httpFlags are p as a worker writing the response itself is told them.
@@ -52,7 +53,7 @@ func (p responseParams) httpFlags() wsgi.HTTPFlags {
 		set  bool
 		flag wsgi.HTTPFlags
 	}{{p.http11, wsgi.HTTP11}, {p.head, wsgi.HTTPHead}, {p.wantsClose, wsgi.HTTPWantsClose},
-		{p.keep10, wsgi.HTTPKeep10}, {p.stopping, wsgi.HTTPStopping}} {
+		{p.keep10, wsgi.HTTPKeep10}, {p.stopping, wsgi.HTTPStopping}, {p.upgrade, wsgi.HTTPUpgrade}} {
 		if bit.set {
 			f |= bit.flag
 		}
@@ -75,7 +76,9 @@ type responseFraming struct {
 // application's Content-Length, -1 for none; held is the body held back so
 // far, whole when ended is set.
 func frameResponse(p responseParams, status int, declared int64, held int, ended bool) responseFraming {
-	f := responseFraming{addLength: -1, keepAlive: !p.wantsClose && !p.stopping}
+	// After a request that asked to upgrade the connection closes
+	// (http1conn.go): it may have become another protocol.
+	f := responseFraming{addLength: -1, keepAlive: !p.wantsClose && !p.stopping && !p.upgrade}
 	f.bodyless = p.head || !bodyAllowed(status)
 	length := declared
 	if ended && declared < 0 && bodyAllowed(status) && (!p.head || held > 0) {

@@ -50,6 +50,9 @@ type params struct {
 	// scriptIsMount says SCRIPT_NAME is the app's mount point even when no
 	// PATH_INFO follows it, as RFC 3875 defines it for a CGI program.
 	scriptIsMount bool
+	// upgrade and connectionUpgrade say the client sent an Upgrade field
+	// and a Connection listing "upgrade" (asksToUpgrade).
+	upgrade, connectionUpgrade bool
 }
 
 // newParams returns a params that adds to vars, which it resets.
@@ -110,6 +113,10 @@ func (p *params) add(key, value []byte) error {
 		p.seen |= seenServerProtocol
 	case "REQUEST_METHOD":
 		p.seen |= seenRequestMethod
+	case "HTTP_UPGRADE":
+		p.upgrade = len(value) > 0
+	case "HTTP_CONNECTION":
+		p.connectionUpgrade = hasToken(value, "upgrade")
 	case "HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE":
 		// Some web servers pass these headers on as HTTP_* too; PEP 3333
 		// carries them only as CONTENT_LENGTH and CONTENT_TYPE, and
@@ -119,6 +126,11 @@ func (p *params) add(key, value []byte) error {
 	p.vars.AddBytes(key, value)
 	return p.vars.Err()
 }
+
+// asksToUpgrade reports whether the web server passed on a client's request
+// to upgrade the connection (RFC 9110 section 7.8): an Upgrade field and
+// Connection listing "upgrade", as HTTP_* variables.
+func (p *params) asksToUpgrade() bool { return p.upgrade && p.connectionUpgrade }
 
 // isOn reads a web server's HTTPS flag: Apache and nginx send "on", some
 // servers "1" or "yes".

@@ -33,6 +33,9 @@ type plainResponse struct {
 	// response to itself, framed as framing says (wsgi.DirectResponder).
 	conn    syscall.RawConn
 	framing wsgi.Framing
+	// flags is wsgi.HTTPUpgrade for a uwsgi request that asked to upgrade
+	// the connection (a WebSocket through nginx's uwsgi_pass), else 0.
+	flags wsgi.HTTPFlags
 }
 
 // WriteHead writes the response head. A 1xx status is refused: PEP 3333's
@@ -73,7 +76,7 @@ func (r *plainResponse) Flush() error { return r.w.Flush() }
 // it (CGI's stdout) or something is already buffered ahead of the worker's
 // bytes.
 func (r *plainResponse) Direct() (syscall.RawConn, wsgi.Framing, wsgi.HTTPFlags, bool) {
-	return r.conn, r.framing, 0, r.conn != nil && r.framing != wsgi.FramingNone && r.w.Buffered() == 0
+	return r.conn, r.framing, r.flags, r.conn != nil && r.framing != wsgi.FramingNone && r.w.Buffered() == 0
 }
 
 // WriteRaw writes bytes the worker framed already: for these protocols the

@@ -223,10 +223,19 @@ func (s *streamServer) serveRequest(c *streamConn) error {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	conn := c.conn // not c.conn in the func: c is reused once this returns
-	watch := time.AfterFunc(peerWatchDelay, func() { watchPeer(conn, cancel) })
-	defer watch.Stop()
+	// A uwsgi request that asks to upgrade may turn the connection into a
+	// WebSocket the worker reads itself (nginx's uwsgi_pass carries one):
+	// the watch, which reads and drops, must leave it alone.
+	upgrade := s.proto.framing == wsgi.FramingHTTPHead && p.asksToUpgrade()
+	if !upgrade {
+		watch := time.AfterFunc(peerWatchDelay, func() { watchPeer(conn, cancel) })
+		defer watch.Stop()
+	}
 	c.resp = plainResponse{w: c.w, raw: c.conn, appendHead: s.proto.appendHead, head: c.resp.head,
 		framing: s.proto.framing}
+	if upgrade {
+		c.resp.flags = wsgi.HTTPUpgrade
+	}
 	if tc, ok := c.conn.(*net.TCPConn); ok {
 		c.resp.conn, _ = tc.SyscallConn()
 	}

@@ -40,6 +40,7 @@ var frameConstants = []struct {
 	{"HTTPWantsClose", C.GW_HTTP_WANTS_CLOSE, int64(wsgi.HTTPWantsClose)},
 	{"HTTPKeep10", C.GW_HTTP_KEEP10, int64(wsgi.HTTPKeep10)},
 	{"HTTPStopping", C.GW_HTTP_STOPPING, int64(wsgi.HTTPStopping)},
+	{"HTTPUpgrade", C.GW_HTTP_UPGRADE, int64(wsgi.HTTPUpgrade)},
 	{"CompletionLen", C.GW_COMPLETION_LEN, wsgi.CompletionLen},
 	{"CompletionKeepAlive", C.GW_COMPLETION_KEEP_ALIVE, wsgi.CompletionKeepAlive},
 	{"FlagBodySpooled", C.GW_FLAG_BODY_SPOOLED, int64(wsgi.FlagBodySpooled)},

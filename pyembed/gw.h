@@ -15,6 +15,7 @@
 #include <Python.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "gw_frame.h"
 
@@ -72,6 +73,17 @@ typedef struct gw_slot {
     gw_buf held;            /* body held back before the head (GW_HTTP_HELD) */
     uint64_t http_counted;  /* body bytes the app gave, HEAD's included */
     PyObject *responder, *write; /* start_response and its write, reused (gw_responder_begin) */
+
+    /* An upgraded connection (gw_worker_websocket.c). */
+    const char *vars;       /* the request's CGI variables as sent; alias the payload */
+    size_t vars_len;
+    int upgraded;           /* a 101 went to the client: the connection is the app's protocol now */
+    int websocket;          /* websocket_handshake made it a WebSocket */
+    int ws_closed;          /* the WebSocket closed or failed: recv and send raise */
+    int ws_fragmented;      /* a message's first fragment came, its last not yet */
+    gw_buf ws_in;           /* bytes from the client not yet a whole frame */
+    gw_buf ws_msg;          /* a fragmented message so far */
+    time_t ws_last_ping, ws_last_pong; /* CLOCK_MONOTONIC seconds; 0: never */
     uint64_t responders_made; /* pairs of them made; a test of their reuse reads it */
 } gw_slot;
 
@@ -94,6 +106,8 @@ typedef struct {
     int is_reload;          /* the workers of a reload's generation */
     long started_on;        /* when the master started, Unix seconds */
     long masterpid;         /* 0 without a master (CGI mode) */
+    long websockets_max_size; /* KiB; 0 for the default (gw_worker_websocket.c) */
+    long websockets_ping_freq, websockets_pong_tolerance; /* seconds; 0 for the defaults */
 } gw_uwsgi_info;
 
 /* Entry points for Go. */
@@ -142,6 +156,7 @@ void gw_uwsgi_bind_slot(gw_slot *s);         /* GIL: any; on the slot's thread *
 void gw_uwsgi_post_fork(void);               /* GIL held */
 void gw_uwsgi_atexit(void);                  /* GIL not held */
 int gw_uwsgi_environ(PyObject *template_environ); /* GIL held: adds uwsgi.version and uwsgi.node */
+gw_slot *gw_uwsgi_request_slot(const char *function); /* GIL held: the calling thread's slot, or NULL with RuntimeError set */
 int gw_uwsgi_worker_id(void);                /* GIL: any; 0 outside a worker */
 void gw_uwsgi_user_harakiri(gw_slot *s, int64_t deadline_ns); /* GIL: any */
 
@@ -198,6 +213,20 @@ int gw_direct_file(gw_slot *s, int fd, uint64_t offset, int64_t count); /* GIL h
 uint8_t gw_direct_finish(gw_slot *s, uint8_t end_flags, const gw_buf *logvars); /* GIL held, released while writing */
 int gw_direct_raw(gw_slot *s, const char *p, size_t n); /* GIL held, released while writing */
 void gw_mark_head_out(gw_slot *s);                /* GIL: any */
+
+/* gw_worker_websocket.c */
+void gw_ws_configure(uint64_t max_size, int ping_freq, int pong_tolerance); /* GIL: any */
+void gw_ws_begin(gw_slot *s);                     /* GIL: any */
+void gw_ws_end(gw_slot *s);                       /* GIL: any */
+int gw_ws_can_upgrade(gw_slot *s, const char *function); /* GIL held */
+int gw_upgrade_head(gw_slot *s);                  /* GIL held, released while writing */
+int gw_upgraded_body(gw_slot *s, const char *p, size_t n); /* GIL held, released while writing */
+PyObject *gw_uw_websocket_handshake(PyObject *self, PyObject *args); /* GIL held */
+PyObject *gw_uw_websocket_recv(PyObject *self, PyObject *unused);    /* GIL held */
+PyObject *gw_uw_websocket_recv_nb(PyObject *self, PyObject *unused); /* GIL held */
+PyObject *gw_uw_websocket_send(PyObject *self, PyObject *args);      /* GIL held */
+PyObject *gw_uw_websocket_send_binary(PyObject *self, PyObject *args); /* GIL held */
+PyObject *gw_uw_connection_fd(PyObject *self, PyObject *unused);     /* GIL held */
 
 /* gw_worker_http.c */
 void gw_http_begin(gw_slot *s, uint8_t flags);    /* GIL: any */

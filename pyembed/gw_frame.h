@@ -39,6 +39,7 @@
 #define GW_HTTP_WANTS_CLOSE 4  /* the client asked to close, or is HTTP/1.0 without keep-alive */
 #define GW_HTTP_KEEP10 8       /* an HTTP/1.0 client asked for keep-alive */
 #define GW_HTTP_STOPPING 16    /* the server is shutting down: close after this response */
+#define GW_HTTP_UPGRADE 32     /* the client asked to switch protocols: a 101 may answer (gw_worker_websocket.c) */
 #define GW_COMPLETION_LEN 24
 #define GW_COMPLETION_KEEP_ALIVE 1 /* the completion's flags: the connection may carry another request */
 

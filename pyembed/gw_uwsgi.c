@@ -51,6 +51,8 @@ static __thread gw_slot *gw_this_slot;
 void gw_uwsgi_configure(const gw_uwsgi_info *info)
 {
     gw_info = *info;
+    gw_ws_configure((uint64_t)(info->websockets_max_size > 0 ? info->websockets_max_size : 0) << 10,
+                    (int)info->websockets_ping_freq, (int)info->websockets_pong_tolerance);
 }
 
 /* This worker's line of the shared area's worker table, NULL without one. */
@@ -144,7 +146,7 @@ static PyObject *gw_uw_total_requests(PyObject *self, PyObject *unused)
 }
 
 /* GIL held. The calling thread's slot, or NULL with RuntimeError set. */
-static gw_slot *gw_request_slot(const char *function)
+gw_slot *gw_uwsgi_request_slot(const char *function)
 {
     if (gw_this_slot == NULL) {
         PyErr_Format(PyExc_RuntimeError, "uwsgi.%s() works only while serving a request", function);
@@ -161,7 +163,7 @@ static PyObject *gw_uw_set_logvar(PyObject *self, PyObject *args)
     Py_ssize_t key_len, value_len;
     if (!PyArg_ParseTuple(args, "s#s#:set_logvar", &key, &key_len, &value, &value_len))
         return NULL;
-    gw_slot *s = gw_request_slot("set_logvar");
+    gw_slot *s = gw_uwsgi_request_slot("set_logvar");
     if (s == NULL)
         return NULL;
     if (s->logvars == NULL && (s->logvars = PyDict_New()) == NULL)
@@ -184,7 +186,7 @@ static PyObject *gw_uw_get_logvar(PyObject *self, PyObject *args)
     Py_ssize_t key_len;
     if (!PyArg_ParseTuple(args, "s#:get_logvar", &key, &key_len))
         return NULL;
-    gw_slot *s = gw_request_slot("get_logvar");
+    gw_slot *s = gw_uwsgi_request_slot("get_logvar");
     if (s == NULL)
         return NULL;
     if (s->logvars == NULL)
@@ -364,6 +366,13 @@ static PyMethodDef gw_uwsgi_methods[] = {
     {"set_user_harakiri", gw_uw_set_user_harakiri, METH_VARARGS, "Kill this worker unless this ends in N seconds."},
     {"reload", gw_uw_reload, METH_NOARGS, "Reload the workers gracefully."},
     {"stop", gw_uw_stop, METH_NOARGS, "Stop the server."},
+    {"websocket_handshake", gw_uw_websocket_handshake, METH_VARARGS,
+     "Answer the request's WebSocket handshake: websocket_handshake([key, origin, proto])."},
+    {"websocket_recv", gw_uw_websocket_recv, METH_NOARGS, "Wait for the next WebSocket message (bytes)."},
+    {"websocket_recv_nb", gw_uw_websocket_recv_nb, METH_NOARGS, "The next WebSocket message, or b'' when none is whole."},
+    {"websocket_send", gw_uw_websocket_send, METH_VARARGS, "Send a WebSocket text message."},
+    {"websocket_send_binary", gw_uw_websocket_send_binary, METH_VARARGS, "Send a WebSocket binary message."},
+    {"connection_fd", gw_uw_connection_fd, METH_NOARGS, "The descriptor of the client's connection."},
     {"_gowsgi_config", gw_uw_config, METH_NOARGS, NULL},
     {"_gowsgi_workers", gw_uw_workers_table, METH_NOARGS, NULL},
     {"_gowsgi_listen_queue", gw_uw_listen_queue, METH_NOARGS, NULL},

@@ -257,6 +257,8 @@ int gw_direct_file(gw_slot *s, int fd, uint64_t offset, int64_t count)
 /* GIL held. The status code the head carried, 0 when none went out. */
 static uint32_t gw_status_code(gw_slot *s)
 {
+    if (s->upgraded)
+        return 101; /* whatever start_response the app calls after */
     if (!s->head_sent || s->status.len < 3)
         return 0;
     return (uint32_t)((s->status.data[0] - '0') * 100 + (s->status.data[1] - '0') * 10 + (s->status.data[2] - '0'));
@@ -273,7 +275,7 @@ uint8_t gw_direct_finish(gw_slot *s, uint8_t end_flags, const gw_buf *logvars)
     int http = s->framing == GW_FRAMING_HTTP1;
     if (s->client_gone)
         end_flags = GW_FLAG_END_BROKEN;
-    if (http && !s->client_gone && !s->broken && gw_http_end(s, end_flags == 0) < 0) {
+    if (http && !s->upgraded && !s->client_gone && !s->broken && gw_http_end(s, end_flags == 0) < 0) {
         PyErr_Clear();
         end_flags = GW_FLAG_END_BROKEN;
     }
@@ -281,7 +283,8 @@ uint8_t gw_direct_finish(gw_slot *s, uint8_t end_flags, const gw_buf *logvars)
         PyErr_Clear();
     if (s->client_gone)
         end_flags = GW_FLAG_END_BROKEN;
-    int keep_alive = http && end_flags == 0 && s->http_keep_alive;
+    /* An upgraded connection carries the app's protocol: never another request. */
+    int keep_alive = http && end_flags == 0 && s->http_keep_alive && !s->upgraded;
     close(s->client_fd);
     s->client_fd = -1;
     /* The completion record, then the log variables the app set (none

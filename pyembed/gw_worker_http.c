@@ -158,7 +158,8 @@ static int64_t gw_http_frame(gw_slot *s, int ended, const char **connection)
     int http11 = (p & GW_HTTP_11) != 0, head = (p & GW_HTTP_HEAD) != 0, stopping = (p & GW_HTTP_STOPPING) != 0;
     int allowed = gw_body_allowed(s->http_status);
     int64_t add = -1, length = s->http_declared;
-    s->http_keep_alive = !(p & GW_HTTP_WANTS_CLOSE) && !stopping;
+    /* After a request that asked to upgrade the master closes the connection. */
+    s->http_keep_alive = !(p & (GW_HTTP_WANTS_CLOSE | GW_HTTP_UPGRADE)) && !stopping;
     s->http_bodyless = head || !allowed;
     if (ended && s->http_declared < 0 && allowed && (!head || s->http_counted > 0))
         add = length = (int64_t)s->http_counted;

@@ -252,6 +252,8 @@ static int gw_out_body_memfd(gw_slot *s, const char *p, size_t n)
  * (gw_worker_direct.c), or after a hand-off to the master as raw frames. */
 int gw_out_body(gw_slot *s, const char *p, size_t n)
 {
+    if (s->upgraded)
+        return gw_upgraded_body(s, p, n); /* the connection is the app's protocol now */
     if (s->client_fd >= 0 && s->framing == GW_FRAMING_HTTP1)
         return gw_http_body(s, p, n); /* counts HEAD's body for its Content-Length */
     if (s->is_head)

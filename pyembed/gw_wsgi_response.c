@@ -2,6 +2,8 @@
  * The callables an app talks back through: start_response and the write
  * callable it returns (PEP 3333, "The start_response() Callable"), with the
  * checks of status and headers. wsgi.file_wrapper is in gw_wsgi_file_wrapper.c.
+ * A 101 to a request that asked to upgrade may carry Upgrade and
+ * Connection, and its head goes out at once (gw_worker_websocket.c).
  */
 #include "gw.h"
 
@@ -143,8 +145,10 @@ static int gw_check_head_len(size_t status_len, size_t headers_len)
     return -1;
 }
 
-/* GIL held. Checks one (name, value) header and appends it to b. */
-static int gw_add_header(gw_buf *b, PyObject *item, int64_t *content_length)
+/* GIL held. Checks one (name, value) header and appends it to b.
+ * upgrading allows Upgrade and Connection: a 101 to a request that asked
+ * to upgrade, which the worker can hand the connection over for. */
+static int gw_add_header(gw_buf *b, PyObject *item, int64_t *content_length, int upgrading)
 {
     const char *name, *value;
     Py_ssize_t name_len, value_len;
@@ -163,11 +167,16 @@ static int gw_add_header(gw_buf *b, PyObject *item, int64_t *content_length)
         PyErr_Format(PyExc_ValueError, "header name %R is not a valid HTTP token", n);
         return -1;
     }
-    if (gw_is_hop_by_hop(name, name_len)) {
+    int upgrade_field = (name_len == 7 && strncasecmp(name, "upgrade", 7) == 0) ||
+                        (name_len == 10 && strncasecmp(name, "connection", 10) == 0);
+    if (gw_is_hop_by_hop(name, name_len) && !(upgrading && upgrade_field)) {
         PyErr_Format(PyExc_ValueError,
                      "hop-by-hop header %R is not allowed from an application (PEP 3333, "
-                     "Other HTTP Features); leave it to the server",
-                     n);
+                     "Other HTTP Features); leave it to the server%s",
+                     n,
+                     upgrade_field ? " (Upgrade and Connection go only with a 101 to a request that asked to "
+                                     "upgrade, on a connection the worker holds)"
+                                   : "");
         return -1;
     }
     if (gw_has_control(value, value_len)) {
@@ -233,12 +242,17 @@ static PyObject *gw_start_response(PyObject *self, PyObject *args, PyObject *kwa
                      Py_TYPE(headers)->tp_name);
         return NULL;
     }
+    /* A 101 to a request that asked to upgrade hands the connection to
+     * the app, as uWSGI does: its head goes out now, not with the body. */
+    int upgrading = !s->upgraded && strncmp(status_p, "101", 3) == 0 && s->client_fd >= 0 &&
+                    (s->framing == GW_FRAMING_HTTP1 || s->framing == GW_FRAMING_HTTP_HEAD) &&
+                    (s->http_flags & GW_HTTP_UPGRADE) && !s->head_sent;
     /* Build into scratch so a rejected call leaves an earlier head intact;
      * the size is checked as it grows, since a list that repeats one long
      * header costs the app little memory and scratch a lot. */
     s->scratch.len = 0;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++) {
-        if (gw_add_header(&s->scratch, PyList_GET_ITEM(headers, i), &content_length) < 0 ||
+        if (gw_add_header(&s->scratch, PyList_GET_ITEM(headers, i), &content_length, upgrading) < 0 ||
             gw_check_head_len((size_t)status_n, s->scratch.len) < 0)
             return NULL;
     }
@@ -250,6 +264,8 @@ static PyObject *gw_start_response(PyObject *self, PyObject *args, PyObject *kwa
     s->headers = built;
     s->content_length = content_length;
     s->started = 1;
+    if (upgrading && gw_upgrade_head(s) < 0)
+        return NULL;
     Py_INCREF(s->write);
     return s->write;
 }

@@ -54,6 +54,8 @@ void gw_slot_close(gw_slot *s)
     gw_buf_free(&s->headers);
     gw_buf_free(&s->scratch);
     gw_buf_free(&s->held);
+    gw_buf_free(&s->ws_in);
+    gw_buf_free(&s->ws_msg);
     free(s);
 }
 
@@ -398,6 +400,9 @@ int gw_slot_serve(gw_slot *s, uint32_t id, uint8_t flags, const char *payload, s
     s->method_len = s->path_len = 1;
     s->script_name = s->path_info = "";
     s->script_name_len = s->path_info_len = 0;
+    s->vars = "";
+    s->vars_len = 0;
+    gw_ws_begin(s);
     gw_record_begin(s);
 
     PyEval_RestoreThread(s->tstate);
@@ -410,6 +415,8 @@ int gw_slot_serve(gw_slot *s, uint32_t id, uint8_t flags, const char *payload, s
         PyErr_SetString(PyExc_ValueError, "wsgi: a spooled body's descriptor did not come with its request");
         end_flags = gw_fail(s, "bad request frame");
     } else {
+        s->vars = payload + 4;
+        s->vars_len = vars_len;
         end_flags = gw_run(s, payload + 4, vars_len, payload + 4 + vars_len, len - 4 - vars_len, &body_fd);
     }
     if (body_fd >= 0)
@@ -421,6 +428,7 @@ int gw_slot_serve(gw_slot *s, uint32_t id, uint8_t flags, const char *payload, s
     else
         gw_out_end(s, end_flags, &logvars);
     gw_buf_free(&logvars);
+    gw_ws_end(s);
     gw_modules_note_new();
     Py_CLEAR(s->logvars); /* uwsgi.set_logvar's are the request's */
     s->tstate = PyEval_SaveThread();

@@ -25,6 +25,7 @@ type framingCase struct {
 	WantsClose bool   `json:"wants_close"`
 	Keep10     bool   `json:"keep10"`
 	Stopping   bool   `json:"stopping"`
+	Upgrade    bool   `json:"upgrade,omitempty"`
 	Want       string `json:"want"`
 	KeepAlive  bool   `json:"keep_alive"`
 }
@@ -35,7 +36,7 @@ func (c framingCase) flags() wsgi.HTTPFlags {
 		on   bool
 		flag wsgi.HTTPFlags
 	}{{c.HTTP11, wsgi.HTTP11}, {c.Head, wsgi.HTTPHead}, {c.WantsClose, wsgi.HTTPWantsClose},
-		{c.Keep10, wsgi.HTTPKeep10}, {c.Stopping, wsgi.HTTPStopping}} {
+		{c.Keep10, wsgi.HTTPKeep10}, {c.Stopping, wsgi.HTTPStopping}, {c.Upgrade, wsgi.HTTPUpgrade}} {
 		if b.on {
 			f |= b.flag
 		}

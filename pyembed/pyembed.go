@@ -125,6 +125,11 @@ type UWSGIInfo struct {
 	// StartedOn is when the master started, in Unix seconds:
 	// uwsgi.started_on.
 	StartedOn int64
+	// WebSocketsMaxSize is the largest message websocket_recv takes, in
+	// KiB; WebSocketsPingFreq and WebSocketsPongTolerance, in seconds, when
+	// it pings a quiet client and how late the pong may be. 0 for uWSGI's
+	// defaults: 1024, 30 and 3.
+	WebSocketsMaxSize, WebSocketsPingFreq, WebSocketsPongTolerance int
 }
 
 // Option is one option as uWSGI's module shows it in uwsgi.opt: its key
@@ -246,7 +251,8 @@ func configureUWSGI(u UWSGIInfo) {
 	C.gw_uwsgi_configure(&C.gw_uwsgi_info{
 		opt_json: C.CString(optionsJSON(u.Options)),
 		numproc:  C.int(u.processes()), cores: C.int(u.threads()), buffer_size: C.int(u.BufferSize),
-		started_on: C.long(u.StartedOn),
+		started_on: C.long(u.StartedOn), websockets_max_size: C.long(u.WebSocketsMaxSize),
+		websockets_ping_freq: C.long(u.WebSocketsPingFreq), websockets_pong_tolerance: C.long(u.WebSocketsPongTolerance),
 	})
 }
 
@@ -306,6 +312,9 @@ func ZygoteEnv(spec AppSpec) []string {
 		"GOWSGI_APP_PROCESSES=" + strconv.Itoa(spec.UWSGI.processes()),
 		"GOWSGI_APP_THREADS=" + strconv.Itoa(spec.UWSGI.threads()),
 		"GOWSGI_APP_BUFFER_SIZE=" + strconv.Itoa(spec.UWSGI.BufferSize),
+		"GOWSGI_APP_WEBSOCKETS_MAX_SIZE=" + strconv.Itoa(spec.UWSGI.WebSocketsMaxSize),
+		"GOWSGI_APP_WEBSOCKETS_PING_FREQ=" + strconv.Itoa(spec.UWSGI.WebSocketsPingFreq),
+		"GOWSGI_APP_WEBSOCKETS_PONG_TOLERANCE=" + strconv.Itoa(spec.UWSGI.WebSocketsPongTolerance),
 		"GOWSGI_APP_STARTED_ON=" + strconv.FormatInt(spec.UWSGI.StartedOn, 10),
 		"GOWSGI_APP_SPOOLERS=" + strings.Join(spec.Spooler.Dirs, "\n"),
 		"GOWSGI_APP_SPOOLER_PROCESSES=" + strconv.Itoa(max(spec.Spooler.Processes, 1)),

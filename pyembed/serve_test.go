@@ -145,7 +145,7 @@ func TestStartResponseValidation(t *testing.T) {
 		"no-reason-space": "ValueError: start_response() status must be a three-digit code, a space and a reason phrase, such as '200 OK'; got '200'",
 		"tuple-headers":   "TypeError: start_response() headers must be a list of (name, value) tuples, not tuple",
 		"bytes-header":    "TypeError: start_response() header names and values must be str, got (b'A', b'b')",
-		"hop-by-hop":      "ValueError: hop-by-hop header 'Connection' is not allowed from an application (PEP 3333, Other HTTP Features); leave it to the server",
+		"hop-by-hop":      "ValueError: hop-by-hop header 'Connection' is not allowed from an application (PEP 3333, Other HTTP Features); leave it to the server (Upgrade and Connection go only with a 101 to a request that asked to upgrade, on a connection the worker holds)",
 		"crlf-value":      "ValueError: header 'X-A' has a control character (such as CR or LF) in its value",
 		"not-latin1":      "ValueError: header value '\u20ac' is not latin-1 encodable, as PEP 3333 requires (encode other text, e.g. with RFC 2047 or percent-encoding)",
 		"bad-name":        "ValueError: header name 'X A' is not a valid HTTP token",

@@ -32,7 +32,8 @@ const (
 )
 
 // HTTPFlags are what an HTTP/1.x request decides about its response, sent
-// with a FramingHTTP1 request as its second parameter byte.
+// with a FramingHTTP1 request as its second parameter byte; a
+// FramingHTTPHead (uwsgi) request carries only HTTPUpgrade there.
 type HTTPFlags uint8
 
 // The HTTP flags; pyembed/gw_frame.h mirrors the numbers.
@@ -42,6 +43,7 @@ const (
 	HTTPWantsClose                       // the client asked to close, or is HTTP/1.0 without keep-alive
 	HTTPKeep10                           // an HTTP/1.0 client asked for keep-alive
 	HTTPStopping                         // the server is shutting down: close after this response
+	HTTPUpgrade                          // the client asked to switch protocols (RFC 9110 section 7.8): a 101 may answer, and the connection closes after
 )
 
 // directParamsLen is the size of a FlagDirect request's framing

@@ -33,6 +33,7 @@ func noEffectOptions() []option {
 		flag("SIGTERM always drains and exits", "--die-on-term"),
 		flag("workers always die with the master", "--no-orphans"),
 		flag("a harakiri kill is always logged with the request's path", "--harakiri-verbose"),
+		flag("the HTTP socket always carries WebSockets", "--http-websockets"),
 		value("BYTES", "the master always reads the whole body first", "--post-buffering"),
 		value("N", "the master always writes the responses", "--offload-threads"),
 		value("ACTION", "SIGTERM always drains and exits", "--hook-master-start"),

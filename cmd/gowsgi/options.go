@@ -83,8 +83,15 @@ type options struct {
 	// client (--response-spool-limit).
 	ResponseSpoolLimit int
 	BufferSize         int
-	Help               bool
-	Version            bool
+	// WebSocketsMaxSize is the largest WebSocket message, in KiB
+	// (--websockets-max-size); WebSocketsPingFreq and
+	// WebSocketsPongTolerance, in seconds, when websocket_recv pings a
+	// quiet client and how late its pong may be.
+	WebSocketsMaxSize       int
+	WebSocketsPingFreq      int
+	WebSocketsPongTolerance int
+	Help                    bool
+	Version                 bool
 	// The process options (process.go).
 	PidFile        string
 	UID, GID       string
@@ -242,6 +249,12 @@ func optionTable(o *options) []option {
 			help: "past 4 MiB of a response waiting for a slow client, spool up to BYTES more to a temporary file before its worker waits; 0: the worker waits at 4 MiB; default 1073741824"},
 		{names: []string{"--buffer-size", "-b"}, kind: kindInt, arg: "BYTES", min: 1024, max: 1 << 24, target: &o.BufferSize,
 			help: "refuse request headers larger than BYTES with 431; default 65536"},
+		{names: []string{"--websockets-max-size", "--websocket-max-size"}, kind: kindInt, arg: "KIB", min: 1, max: 1 << 30, target: &o.WebSocketsMaxSize,
+			help: "end a WebSocket whose client sends a message over KIB kibibytes (uwsgi.websocket_recv raises, the client gets close 1009); default 1024"},
+		{names: []string{"--websockets-ping-freq", "--websocket-ping-freq"}, kind: kindInt, arg: "SECONDS", min: 1, max: 1 << 20, target: &o.WebSocketsPingFreq,
+			help: "uwsgi.websocket_recv pings a WebSocket client quiet for SECONDS; default 30"},
+		{names: []string{"--websockets-pong-tolerance", "--websocket-pong-tolerance"}, kind: kindInt, arg: "SECONDS", min: 1, max: 1 << 20, target: &o.WebSocketsPongTolerance,
+			help: "end a WebSocket whose client answers a ping more than SECONDS late (uwsgi.websocket_recv raises); default 3"},
 		{names: []string{"--harakiri", "-t"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: maxSeconds, target: &o.Harakiri,
 			help: "kill a worker whose request runs longer than SECONDS, answer 504 and start a new worker; 0 never"},
 		{names: []string{"--max-requests", "-R"}, kind: kindInt, arg: "N", min: 0, max: 1 << 40, target: &o.MaxRequests,
@@ -350,6 +363,10 @@ func defaultOptions() *options {
 		GracefulTimeout: 30 * time.Second,
 		SpoolThreshold:  1 << 20,
 		BufferSize:      65536,
+
+		WebSocketsMaxSize:       1024, // uWSGI's defaults
+		WebSocketsPingFreq:      30,
+		WebSocketsPongTolerance: 3,
 
 		ResponseSpoolLimit: 1 << 30,
 

@@ -109,6 +109,10 @@ func (o *options) appSpec() pyembed.AppSpec {
 			Threads:    o.Threads,
 			BufferSize: o.BufferSize,
 			StartedOn:  time.Now().Unix(),
+
+			WebSocketsMaxSize:       o.WebSocketsMaxSize,
+			WebSocketsPingFreq:      o.WebSocketsPingFreq,
+			WebSocketsPongTolerance: o.WebSocketsPongTolerance,
 		},
 	}
 }

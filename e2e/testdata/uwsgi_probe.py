@@ -125,7 +125,6 @@ def missing(environ, start_response):
     calls = {
         "register_rpc": lambda: uwsgi.register_rpc("f", print),
         "alarm": lambda: uwsgi.alarm("a", "message"),
-        "websocket_handshake": uwsgi.websocket_handshake,
         "decorators.rpc": lambda: uwsgidecorators.rpc("f")(print),
     }
     raised = {}
