@@ -170,14 +170,16 @@ fuzz:
 	done
 
 # The list of uWSGI's option names (cmd/gowsgi/uwsgi_options.txt), read from
-# the installed uWSGI's --help: gowsgi accepts those it does not implement
-# with a warning, and --strict refuses only names uWSGI does not know either.
+# the installed uWSGI's --help: cmd/gowsgi/config_classes.go classifies those
+# gowsgi does not implement (a test checks that each one is), and --strict
+# refuses only names uWSGI does not know either.
 .PHONY: uwsgi-options
 
 uwsgi-options: bench-deps
 	@{ echo "# The options uWSGI knows, one a line without dashes: \`uwsgi --plugin python3,http --help\`"; \
 	  echo "# of uWSGI $$(uwsgi --version) (core, python3 and http plugins), made by \`make uwsgi-options\`."; \
-	  echo "# gowsgi accepts those it does not implement with a warning, even under --strict, as uWSGI"; \
-	  echo "# would start with them; --strict refuses only keys uWSGI does not know either."; \
+	  echo "# Those gowsgi does not implement are classified in config_classes.go: tuning knobs are"; \
+	  echo "# accepted with a warning (even under --strict, as uWSGI would start with them), the rest"; \
+	  echo "# refused; --strict refuses the keys uWSGI does not know either."; \
 	  uwsgi --plugin python3,http --help | grep '^    -' | sed -E 's/^    (-[a-zA-Z]\|)?--([^ ]+).*/\2/' | sort -u; \
 	} > cmd/gowsgi/uwsgi_options.txt

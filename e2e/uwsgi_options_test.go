@@ -62,7 +62,7 @@ func TestConfigUnknownKeysWarnOnce(t *testing.T) {
 project = hello_world_app
 module = %(project)
 pythonpath = `+harness.ExamplesDir(t)+`
-spooler-processes = 2
+procname-master = main
 foo-bar = 1
 http-socket = 127.0.0.1:0
 processes = 2
@@ -76,7 +76,7 @@ processes = 2
 		}
 	}
 	require.Len(t, warnings, 2, "stderr:\n%s", inst.Stderr())
-	assert.Equal(t, "gowsgi: warning: ignoring uWSGI options gowsgi does not implement: spooler-processes", warnings[0])
+	assert.Equal(t, "gowsgi: warning: ignoring uWSGI options gowsgi does not implement: procname-master", warnings[0])
 	assert.Equal(t, "gowsgi: warning: ignoring options gowsgi does not know (--strict refuses them): foo-bar", warnings[1])
 	assert.NotContains(t, inst.Stderr(), "project")
 }
@@ -85,7 +85,7 @@ processes = 2
 // the start, as uWSGI's getopt does; a uWSGI option gowsgi does not
 // implement is warned about, as it always is.
 func TestConfigStrictRefusesUnknown(t *testing.T) {
-	code, out := harness.RunToExit(t, "-w", "hello_world_app", "--strict", "--spooler-processes", "2", "--foo")
+	code, out := harness.RunToExit(t, "-w", "hello_world_app", "--strict", "--procname-master", "main", "--foo")
 	assert.Equal(t, 2, code)
 	assert.Equal(t, "gowsgi: unrecognized option --foo (see gowsgi --help)\n", out)
 }

@@ -5,7 +5,9 @@
 // it comes from and a scalar takes the last value. Like uWSGI, a key gowsgi
 // does not know is kept (a custom key a later %(name) may use); the master
 // warns about those no %(name) used, and --strict refuses those uWSGI does
-// not know either (config_uwsgi.go).
+// not know either (config_uwsgi.go). A uWSGI option gowsgi does not
+// implement is warned about when it is a tuning knob and refused when
+// ignoring it would change what is served or run (config_classes.go).
 package main
 
 import (
@@ -323,17 +325,20 @@ func (p *configParser) applyOption(key, spelling, where, value string, hasValue 
 	if opt == nil && len(key) == 1 {
 		opt = p.byName["-"+key]
 	}
+	label := spelling
+	if where != "" {
+		label = where + ": " + spelling
+	}
 	if opt == nil {
+		if rule := classify(key); rule.class == classRefused && isUWSGIOption(key) {
+			return fmt.Errorf("%s: not implemented, and ignoring it would change what is served or run; %s", label, rule.text)
+		}
 		p.unknown = append(p.unknown, unknownKey{key: key, label: spelling})
 		p.values[key] = value
 		return nil
 	}
 	if opt.kind == kindINI {
 		return p.loadINI(value)
-	}
-	label := spelling
-	if where != "" {
-		label = where + ": " + spelling
 	}
 	if err := opt.set(label, value, hasValue); err != nil {
 		return err

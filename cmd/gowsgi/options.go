@@ -239,7 +239,7 @@ func optionTable(o *options) []option {
 			help: "reload the workers gracefully, as SIGHUP does, when FILE's modification time changes; repeatable"},
 		{names: []string{"--touch-logreopen"}, kind: kindList, arg: "FILE", target: &o.TouchLogReopen,
 			help: "reopen the --logto file, as SIGUSR1 does, when FILE's modification time changes (after logrotate); repeatable"},
-		{names: []string{"--py-autoreload"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: maxSeconds, target: &o.PyAutoReload,
+		{names: []string{"--py-autoreload", "--py-auto-reload", "--python-autoreload", "--python-auto-reload"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: maxSeconds, target: &o.PyAutoReload,
 			help: "every SECONDS, reload the workers gracefully if a Python module the app imported has changed; 0 is off"},
 		{names: []string{"--listen", "-l"}, kind: kindInt, arg: "N", min: 0, max: 65535, target: &o.Listen,
 			help: "listen backlog of the sockets; requests waiting for a worker beyond N get 503 at once; default: the system's, no bound"},
