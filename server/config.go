@@ -105,6 +105,11 @@ type Config struct {
 	// ChownSocket, when set, is the "USER[:GROUP]" (names or numbers)
 	// that owns the Unix socket files; without a group, theirs stays.
 	ChownSocket string
+	// Hooks run at the phases of the start (hooks.go).
+	Hooks []Hook
+	// Daemons are the side processes the master runs and stops with
+	// itself (daemons.go).
+	Daemons []Daemon
 	// Metrics, when set, is the address of the Prometheus metrics server
 	// (metrics.go).
 	Metrics string

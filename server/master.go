@@ -83,6 +83,10 @@ func Run(cfg Config) int {
 		fmt.Fprintf(os.Stderr, "gowsgi: %v\n", err)
 		return 2
 	}
+	if err := runStartHooks(cfg.Hooks, PhaseASAP, PhaseAsRoot); err != nil {
+		fmt.Fprintf(os.Stderr, "gowsgi: %v\n", err)
+		return 2
+	}
 	m, err := newMaster(cfg)
 	if err != nil {
 		fmt.Fprintf(m.stderr, "gowsgi: %v\n", err)
@@ -102,6 +106,10 @@ func Run(cfg Config) int {
 		fmt.Fprintf(m.stderr, "gowsgi: %v\n", err)
 		return 2
 	}
+	if err := runHooks(cfg.Hooks, PhasePreApp); err != nil {
+		fmt.Fprintf(m.stderr, "gowsgi: %v\n", err)
+		return 2
+	}
 	// Taken now, so a file touched once the banner is out counts.
 	touchTimes, logTouchTimes := modTimes(cfg.TouchReload), modTimes(cfg.TouchLogReopen)
 	signal.Notify(m.signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGUSR1)
@@ -117,6 +125,14 @@ func Run(cfg Config) int {
 	m.notify.status("loading the app")
 	if code, ok := m.startWorkers(); !ok {
 		return code
+	}
+	if err := runStartHooks(cfg.Hooks, PhasePostApp, PhaseMasterStart); err != nil {
+		m.stopNow()
+		fmt.Fprintf(m.stderr, "gowsgi: %v\n", err)
+		return 2
+	}
+	if len(cfg.Daemons) > 0 {
+		defer startDaemons(cfg.Daemons, m.log).stop()
 	}
 	m.notify.ready(m.servingStatus())
 	if cfg.Ready != nil {

@@ -36,7 +36,6 @@ func noEffectOptions() []option {
 		flag("HTTP/1.1 connections are always kept alive", "--http-keepalive"),
 		value("BYTES", "the master always reads the whole body first", "--post-buffering"),
 		value("N", "the master always writes the responses", "--offload-threads"),
-		value("ACTION", "SIGTERM always drains and exits", "--hook-master-start"),
 	}
 }
 

@@ -138,6 +138,10 @@ type options struct {
 	// MaxFD, when not 0, is the open-file limit to run with (--max-fd).
 	MaxFD int
 
+	// Hooks and Daemons run beside the app (options_side.go).
+	Hooks   []server.Hook
+	Daemons []server.Daemon
+
 	// Given is every option as given, in order, as uWSGI's Python module
 	// shows them in uwsgi.opt (config.go records them).
 	Given []pyembed.Option
@@ -296,6 +300,7 @@ func optionTable(o *options) []option {
 		{names: []string{"--version"}, kind: kindBool, target: &o.Version,
 			help: "show gowsgi's version"},
 	}
+	table = append(table, sideOptions(o)...)
 	table = append(table, warnedOptions(o)...)
 	return append(table, noEffectOptions()...)
 }

@@ -147,6 +147,8 @@ func (o *options) serverConfig() server.Config {
 		ChownSocket:  o.ChownSocket,
 		LimitPost:    int64(o.LimitPost),
 		MaxFD:        o.MaxFD,
+		Hooks:        o.Hooks,
+		Daemons:      o.Daemons,
 	}
 }
 
