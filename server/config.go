@@ -105,6 +105,11 @@ type Config struct {
 	// ChownSocket, when set, is the "USER[:GROUP]" (names or numbers)
 	// that owns the Unix socket files; without a group, theirs stays.
 	ChownSocket string
+	// Routes are the routing rules, applied in order to each request
+	// (routing.go); AddHeaders are name/value pairs added to every
+	// response.
+	Routes     []Route
+	AddHeaders [][2]string
 	// Hooks run at the phases of the start (hooks.go).
 	Hooks []Hook
 	// Daemons are the side processes the master runs and stops with

@@ -1,7 +1,8 @@
 // The master's handler and what hangs off its dispatcher, set up once the
-// dispatcher and the pool exist: the access log (accesslog.go), the static
-// files served in front of the dispatcher (static.go) and the per-worker
-// totals the stats server reports (stats.go).
+// dispatcher and the pool exist: the access log (accesslog.go), the routing
+// rules (routing.go) and static files (static.go) in front of the
+// dispatcher, and the per-worker totals the stats server reports
+// (stats.go).
 package server
 
 // prepareAccessStaticStats sets up the access log, the static files and
@@ -17,6 +18,10 @@ func (m *master) prepareAccessStaticStats() (err error) {
 		if m.handler, err = newStaticHandler(m.cfg.StaticMaps, m.dispatch); err != nil {
 			return err
 		}
+	}
+	// The rules see a request before the static files do, as in uWSGI.
+	if len(m.cfg.Routes) > 0 || len(m.cfg.AddHeaders) > 0 {
+		m.handler = &routingHandler{routes: m.cfg.Routes, headers: m.cfg.AddHeaders, next: m.handler}
 	}
 	// The access log wraps static files too, so every response is logged once.
 	m.handler = access.wrap(m.handler)

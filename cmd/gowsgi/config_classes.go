@@ -101,7 +101,7 @@ var optionClasses = []classRule{
 		"route*", "final-route*", "error-route*", "response-route*", "log-req-route",
 	}},
 	{class: classRefused, text: refuseHeaders, names: []string{
-		"add-header", "del-header", "rem-header", "pull-header", "collect-header", "response-header-collect",
+		"del-header", "rem-header", "pull-header", "collect-header", "response-header-collect",
 		"error-page-*", "http-var", "http-server-name-as-http-host",
 	}},
 	{class: classRefused, text: refuseHooks, names: []string{

@@ -39,13 +39,21 @@ func noEffectOptions() []option {
 	}
 }
 
+// builtinPlugins are uWSGI plugins whose features gowsgi has built in:
+// the HTTP server, the routing actions it runs (routing.go in package
+// server) and the loggers (file:, and the others --logger warns about).
+var builtinPlugins = map[string]bool{
+	"http": true, "router_redirect": true, "router_rewrite": true, "logfile": true, "syslog": true, "rsyslog": true,
+}
+
 // checkPlugins accepts uWSGI's plugins that gowsgi has built in: a
-// comma-separated list of python (python3, python311, …) and http.
+// comma-separated list of python (python3, python311, …) and
+// builtinPlugins.
 func checkPlugins(name, value string) error {
 	for _, plugin := range strings.Split(value, ",") {
 		plugin = strings.TrimSpace(plugin)
 		version, python := strings.CutPrefix(plugin, "python")
-		if plugin == "" || plugin == "http" || python && strings.Trim(version, "0123456789") == "" {
+		if plugin == "" || builtinPlugins[plugin] || python && strings.Trim(version, "0123456789") == "" {
 			continue
 		}
 		return fmt.Errorf("%s: gowsgi runs Python WSGI applications only; there is no %q plugin", name, plugin)

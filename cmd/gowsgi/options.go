@@ -138,9 +138,12 @@ type options struct {
 	// MaxFD, when not 0, is the open-file limit to run with (--max-fd).
 	MaxFD int
 
-	// Hooks and Daemons run beside the app (options_side.go).
-	Hooks   []server.Hook
-	Daemons []server.Daemon
+	// Routes and AddHeaders change requests and responses; Hooks and
+	// Daemons run beside the app (options_side.go).
+	Routes     []server.Route
+	AddHeaders [][2]string
+	Hooks      []server.Hook
+	Daemons    []server.Daemon
 
 	// Given is every option as given, in order, as uWSGI's Python module
 	// shows them in uwsgi.opt (config.go records them).
@@ -301,6 +304,7 @@ func optionTable(o *options) []option {
 			help: "show gowsgi's version"},
 	}
 	table = append(table, sideOptions(o)...)
+	table = append(table, routingOptions(o)...)
 	table = append(table, warnedOptions(o)...)
 	return append(table, noEffectOptions()...)
 }

@@ -148,6 +148,8 @@ func (o *options) serverConfig() server.Config {
 		LimitPost:    int64(o.LimitPost),
 		MaxFD:        o.MaxFD,
 		Hooks:        o.Hooks,
+		Routes:       o.Routes,
+		AddHeaders:   o.AddHeaders,
 		Daemons:      o.Daemons,
 	}
 }

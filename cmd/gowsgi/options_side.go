@@ -1,7 +1,9 @@
 // The options that run commands beside the app: uWSGI's hook-PHASE and
 // exec-PHASE (server/hooks.go runs them) and its attached daemons
-// (attach-daemon, attach-daemon2, smart-attach-daemon; server/daemons.go).
-// A phase or an action gowsgi does not run is refused, never ignored.
+// (attach-daemon, attach-daemon2, smart-attach-daemon; server/daemons.go);
+// and those that change requests and responses: the routing rules and
+// add-header (server/routing.go). A phase, action or condition gowsgi
+// does not run is refused, never ignored.
 package main
 
 import (
@@ -143,4 +145,49 @@ func (o *options) attachDaemon2(name, value string) error {
 	}
 	o.Daemons = append(o.Daemons, d)
 	return nil
+}
+
+// routingOptions are uWSGI's routing options gowsgi runs and --add-header.
+func routingOptions(o *options) []option {
+	table := []option{
+		{names: []string{"--add-header"}, kind: kindString, arg: "NAME: VALUE", check: o.addHeader,
+			help: "add the header to every response, of every protocol; repeatable"},
+	}
+	for _, name := range server.RouteOptions {
+		opt := option{names: []string{"--" + name}, kind: kindString, arg: "REGEXP ACTION:ARG", check: o.route(name)}
+		switch name {
+		case "route":
+			opt.help = "when PATH_INFO matches REGEXP, run ACTION: break:CODE [REASON], return:CODE, continue, redirect:URL (302), redirect-permanent:URL (301), rewrite:PATH[?QUERY], rewrite-last:…, addheader:NAME: VALUE, delheader:NAME; $1… and ${VAR} are substituted; in order, repeatable"
+		case "route-if", "route-if-not":
+			opt.arg = "COND:LEFT;RIGHT ACTION:ARG"
+			opt.help = "as --route when the condition holds (route-if-not: does not): equal, startswith, endswith, contains, regexp, empty, exists, isfile, isdir"
+		case "route-run":
+			opt.arg = "ACTION:ARG"
+			opt.help = "run ACTION for every request, in order with the other rules"
+		default:
+			opt.help = "as --route, matching " + strings.ToUpper(strings.ReplaceAll(strings.TrimPrefix(name, "route-"), "-", "_")) + " instead"
+		}
+		table = append(table, opt)
+	}
+	return table
+}
+
+func (o *options) addHeader(name, value string) error {
+	header, headerValue, err := server.ParseAddHeader(value)
+	if err != nil {
+		return err
+	}
+	o.AddHeaders = append(o.AddHeaders, [2]string{header, headerValue})
+	return nil
+}
+
+func (o *options) route(option string) func(name, value string) error {
+	return func(_, value string) error {
+		r, err := server.ParseRoute(option, value)
+		if err != nil {
+			return err
+		}
+		o.Routes = append(o.Routes, r)
+		return nil
+	}
 }
