@@ -98,6 +98,17 @@ func TestRoutingINIUnderUWSGI(t *testing.T) {
 // test ends.
 func startUWSGI(t *testing.T, bin, addr string, args ...string) *harness.LockedBuffer {
 	t.Helper()
+	return startUWSGIOn(t, bin, "tcp", addr, args...)
+}
+
+// startUWSGISocket is startUWSGI for a server on the Unix socket path.
+func startUWSGISocket(t *testing.T, bin, path string, args ...string) *harness.LockedBuffer {
+	t.Helper()
+	return startUWSGIOn(t, bin, "unix", path, args...)
+}
+
+func startUWSGIOn(t *testing.T, bin, network, addr string, args ...string) *harness.LockedBuffer {
+	t.Helper()
 	out := &harness.LockedBuffer{}
 	cmd := exec.Command(bin, args...)
 	cmd.Dir, cmd.Stdout, cmd.Stderr = t.TempDir(), out, out
@@ -116,7 +127,7 @@ func startUWSGI(t *testing.T, bin, addr string, args ...string) *harness.LockedB
 		}
 	})
 	harness.Eventually(t, harness.StartTimeout, func() bool {
-		conn, err := net.Dial("tcp", addr)
+		conn, err := net.Dial(network, addr)
 		if err == nil {
 			conn.Close()
 		}

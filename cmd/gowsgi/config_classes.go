@@ -162,8 +162,8 @@ var optionClasses = []classRule{
 		"import", "py-import", "pyimport", "python-import", "shared-import", "shared-py-import", "shared-pyimport",
 		"shared-python-import", "pymodule-alias", "post-pymodule-alias", "pyrun", "pyshell", "pyshell-oneshot", "py", "python",
 		"pyargv", "python-raw", "python-worker-override", "no-site", "exception-handler", "autoload", "dlopen",
-		"wsgi-env-behavior", "wsgi-env-behaviour", "wsgi-strict", "wsgi-lite", "web3", "pecan", "ini-paste", "paste",
-		"wsgi-disable-file-wrapper", "upload-progress",
+		"wsgi-env-behavior", "wsgi-env-behaviour", "wsgi-strict", "wsgi-lite", "web3", "pecan", "ini-paste",
+		"upload-progress",
 	}},
 	{class: classRefused, text: refuseApp, names: []string{
 		"vhost", "vhost-host", "no-default-app", "worker-mount", "ignore-script-name", "chdir2", "force-cwd",
@@ -171,8 +171,7 @@ var optionClasses = []classRule{
 	}},
 	{class: classRefused, text: refuseLanguage, names: []string{"*-modifier1", "*-modifier2", "remap-modifier"}},
 	{class: classRefused, text: refuseProcess, names: []string{
-		"exit-on-reload", "die-on-idle", "touch-chain-reload", "touch-workers-reload", "fs-reload", "fs-brutal-reload",
-		"propagate-touch", "daemonize2", "pidfile2", "safe-pidfile", "safe-pidfile2", "umask", "touch-*",
+		"exit-on-reload", "die-on-idle", "fs-brutal-reload", "propagate-touch", "touch-*",
 	}},
 	{class: classRefused, text: refuseException, names: []string{"catch-exceptions"}},
 	{class: classRefused, text: refuseTLS, names: []string{"ssl-*", "sni*"}},

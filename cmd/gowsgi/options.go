@@ -63,13 +63,18 @@ type options struct {
 	SCGISockets    []string
 	FastCGISockets []string
 	ChmodSocket    fs.FileMode
-	Vacuum         bool
-	Module         string
-	WSGIFile       string
-	Callable       string
-	PythonPath     []string
-	Chdir          string
-	Processes      int
+	// Umask, when UmaskSet, is the umask the master sets first (--umask).
+	Umask         int
+	UmaskSet      bool
+	Vacuum        bool
+	Module        string
+	WSGIFile      string
+	Paste         string // a PasteDeploy URI (--paste)
+	NoFileWrapper bool
+	Callable      string
+	PythonPath    []string
+	Chdir         string
+	Processes     int
 	// ProcessesFrom says where --processes auto took its count from.
 	ProcessesFrom   string
 	ShutdownDelay   time.Duration
@@ -188,6 +193,8 @@ func optionTable(o *options) []option {
 			help: "serve FastCGI on ADDR (" + addrHelp + "); with no socket given, a listening socket on fd 0 is served as FastCGI"},
 		{names: []string{"--chmod-socket", "--chmod", "-C"}, kind: kindMode, arg: "[MODE]", target: &o.ChmodSocket, bare: defaultChmodSocket,
 			help: "set the mode of Unix socket files to octal MODE; 666 when bare"},
+		{names: []string{"--umask"}, kind: kindString, arg: "MODE", check: o.umask,
+			help: "set the umask (octal, such as 022) before the sockets are bound and the app starts"},
 		{names: []string{"--chown-socket"}, kind: kindString, arg: "USER[:GROUP]", target: &o.ChownSocket,
 			help: "give the Unix socket files to USER (and GROUP), names or numbers"},
 		{names: []string{"--vacuum"}, kind: kindBool, target: &o.Vacuum,
@@ -196,6 +203,10 @@ func optionTable(o *options) []option {
 			help: "import the WSGI application from module MOD"},
 		{names: []string{"--wsgi-file", "--file"}, kind: kindString, arg: "PATH", target: &o.WSGIFile,
 			help: "load the WSGI application from the Python file PATH"},
+		{names: []string{"--paste"}, kind: kindString, arg: "config:PATH", target: &o.Paste,
+			help: "load the application with PasteDeploy's loadapp from the URI (config:/path/app.ini; a relative path starts at --chdir); needs PasteDeploy"},
+		{names: []string{"--wsgi-disable-file-wrapper"}, kind: kindBool, target: &o.NoFileWrapper,
+			help: "leave wsgi.file_wrapper out of the environ"},
 		{names: []string{"--callable"}, kind: kindString, arg: "NAME", target: &o.Callable,
 			help: "the application's name in its module; default application"},
 		{names: []string{"--pythonpath", "--python-path", "--pp"}, kind: kindList, arg: "DIR", target: &o.PythonPath,
@@ -230,7 +241,7 @@ func optionTable(o *options) []option {
 			help: "replace a worker whose resident memory exceeds MB mebibytes; 0 never"},
 		{names: []string{"--worker-reload-mercy"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: maxSeconds, target: &o.WorkerReloadMercy,
 			help: "kill a replaced or reloaded worker still busy after SECONDS; default 60, 0 waits"},
-		{names: []string{"--pidfile"}, kind: kindString, arg: "PATH", target: &o.PidFile,
+		{names: []string{"--pidfile", "--pidfile2", "--safe-pidfile", "--safe-pidfile2"}, kind: kindString, arg: "PATH", target: &o.PidFile,
 			help: "write the master's pid to PATH once the sockets are bound; removed on exit"},
 		{names: []string{"--uid"}, kind: kindString, arg: "USER", target: &o.UID,
 			help: "run as USER (a name or a uid) once the sockets are bound"},
@@ -240,9 +251,9 @@ func optionTable(o *options) []option {
 			help: "set the environment variable KEY for the application; repeatable"},
 		{names: []string{"--logto"}, kind: kindString, arg: "PATH", target: &o.LogTo,
 			help: "append every log line (the master's and the workers' output) to PATH; SIGUSR1 reopens it"},
-		{names: []string{"--daemonize", "-d"}, kind: kindString, arg: "PATH", target: &o.Daemonize,
+		{names: []string{"--daemonize", "--daemonize2", "-d"}, kind: kindString, arg: "PATH", target: &o.Daemonize,
 			help: "detach from the terminal and log to PATH; returns once the app is serving"},
-		{names: []string{"--touch-reload"}, kind: kindList, arg: "FILE", target: &o.TouchReload,
+		{names: []string{"--touch-reload", "--touch-workers-reload", "--touch-chain-reload", "--fs-reload"}, kind: kindList, arg: "FILE", target: &o.TouchReload,
 			help: "reload the workers gracefully, as SIGHUP does, when FILE's modification time changes; repeatable"},
 		{names: []string{"--touch-logreopen"}, kind: kindList, arg: "FILE", target: &o.TouchLogReopen,
 			help: "reopen the --logto file, as SIGUSR1 does, when FILE's modification time changes (after logrotate); repeatable"},
@@ -400,6 +411,16 @@ func (opt *option) number(name, value string) (int64, error) {
 	return n, nil
 }
 
+// umask reads --umask's octal mode.
+func (o *options) umask(name, value string) error {
+	mode, err := strconv.ParseUint(strings.TrimSpace(value), 8, 32)
+	if err != nil || mode > 0o777 {
+		return fmt.Errorf("%s: %q is not an octal umask such as 022", name, value)
+	}
+	o.Umask, o.UmaskSet = int(mode), true
+	return nil
+}
+
 // maxProcesses bounds --processes.
 const maxProcesses = 1024
 
@@ -453,8 +474,10 @@ func (o *options) check() error {
 	switch {
 	case o.Strict && len(o.Unknown) > 0:
 		return fmt.Errorf("%w: %s", errStrictUnknown, strings.Join(o.Unknown, ", "))
-	case o.Module == "" && o.WSGIFile == "" && len(o.Mounts) == 0:
+	case o.Module == "" && o.WSGIFile == "" && o.Paste == "" && len(o.Mounts) == 0:
 		return errNoApp
+	case o.Paste != "" && (o.Module != "" || o.WSGIFile != ""):
+		return errors.New("--paste and --module or --wsgi-file are both given: each names the default app; keep one")
 	case o.Module != "" && o.WSGIFile != "":
 		o.warn("wsgi-file", "wsgi-file", bothAppsWarning)
 		o.WSGIFile = ""

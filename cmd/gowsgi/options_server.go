@@ -65,6 +65,9 @@ func (o *options) protocol(name, value string) error {
 
 // appName names the application as the banner shows it.
 func (o *options) appName() string {
+	if o.Paste != "" {
+		return o.Paste
+	}
 	if o.Module == "" && o.WSGIFile == "" {
 		return o.mountNames()
 	}
@@ -83,6 +86,8 @@ func (o *options) appSpec() pyembed.AppSpec {
 	return pyembed.AppSpec{
 		Module:           o.Module,
 		WSGIFile:         o.WSGIFile,
+		Paste:            o.Paste,
+		NoFileWrapper:    o.NoFileWrapper,
 		Callable:         o.Callable,
 		PythonPath:       o.PythonPath,
 		Multiprocess:     o.Processes > 1,
