@@ -1,14 +1,18 @@
 // uWSGI options that change how the app is loaded and what the process
 // makes, through the real binary and Debian's uWSGI with the same ini
 // file: paste (PasteDeploy) with wsgi-disable-file-wrapper
-// (testdata/ini/paste.ini), and umask (testdata/ini/umask.ini).
+// (testdata/ini/paste.ini), umask (testdata/ini/umask.ini) and the .gz
+// siblings of static files (testdata/ini/static_gzip.ini).
 package e2e
 
 import (
 	"encoding/json"
+	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -79,4 +83,72 @@ func TestUmaskINIUnderUWSGI(t *testing.T) {
 	t.Setenv("SOCK", sock)
 	startUWSGISocket(t, bin, sock, "--plugin", "python3,http", "--ini", ini)
 	assert.Equal(t, fs.FileMode(0o750), socketMode(t, sock))
+}
+
+// staticAnswer is the part of a static file's answer compared.
+type staticAnswer struct {
+	Encoding, Type, Body string
+}
+
+// writeStaticGzipTree makes folders a and b, each with style.css and a
+// style.css.gz sibling whose bytes differ, and returns their parent.
+func writeStaticGzipTree(t *testing.T) string {
+	dir := t.TempDir()
+	for _, sub := range []string{"a", "b"} {
+		harness.WriteFile(t, filepath.Join(dir, sub), "style.css", "body{}")
+		harness.WriteFile(t, filepath.Join(dir, sub), "style.css.gz", "gzipped "+sub)
+	}
+	return dir
+}
+
+// getStatic GETs url, accepting gzip when gzip is set.
+func getStatic(t *testing.T, url string, gzip bool) staticAnswer {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	if gzip {
+		req.Header.Set("Accept-Encoding", "gzip, deflate")
+	}
+	resp, err := harness.Client(true).Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, 200, resp.StatusCode, "%s", body)
+	// The media type only: gowsgi names the charset of text types, uWSGI
+	// does not.
+	mediaType, _, _ := strings.Cut(resp.Header.Get("Content-Type"), ";")
+	return staticAnswer{Encoding: resp.Header.Get("Content-Encoding"), Type: mediaType, Body: string(body)}
+}
+
+// assertStaticGzip checks static_gzip.ini's answers at addr.
+func assertStaticGzip(t *testing.T, addr string) {
+	t.Helper()
+	assert.Equal(t, staticAnswer{"gzip", "text/css", "gzipped a"}, getStatic(t, "http://"+addr+"/a/style.css", true))
+	assert.Equal(t, staticAnswer{"", "text/css", "body{}"}, getStatic(t, "http://"+addr+"/a/style.css", false))
+	assert.Equal(t, staticAnswer{"", "text/css", "body{}"}, getStatic(t, "http://"+addr+"/b/style.css", true))
+}
+
+func TestStaticGzipINI(t *testing.T) {
+	ini := harness.TestdataPath(t, filepath.Join("ini", "static_gzip.ini"))
+	addr := freeAddr(t)
+	harness.LaunchConfigured(t, t.TempDir(), []string{"ADDR=" + addr, "STATIC=" + writeStaticGzipTree(t)}, ini)
+	assertStaticGzip(t, addr)
+}
+
+func TestStaticGzipINIUnderUWSGI(t *testing.T) {
+	bin := requireUWSGI(t)
+	ini := harness.TestdataPath(t, filepath.Join("ini", "static_gzip.ini"))
+	addr := freeAddr(t)
+	t.Setenv("ADDR", addr)
+	t.Setenv("STATIC", writeStaticGzipTree(t))
+	startUWSGI(t, bin, addr, "--plugin", "python3,http", "--ini", ini)
+	assertStaticGzip(t, addr)
+}
+
+// TestStaticGzipAll: every mapped file's .gz sibling goes out gzipped.
+func TestStaticGzipAll(t *testing.T) {
+	dir := writeStaticGzipTree(t)
+	inst := harness.Start(t, "--wsgi-file", harness.TestdataPath(t, "probe.py"), "--static-map", "/b="+filepath.Join(dir, "b"), "--static-gzip-all")
+	assert.Equal(t, staticAnswer{"gzip", "text/css", "gzipped b"}, getStatic(t, inst.URL+"/b/style.css", true))
 }

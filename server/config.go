@@ -92,6 +92,11 @@ type Config struct {
 	MemoryReport bool
 	// StaticMaps are folders the master serves itself (static.go).
 	StaticMaps []StaticMap
+	// StaticGzipAll and StaticGzipDirs send a static file's FILE.gz
+	// instead to clients that accept gzip: every file's, or those under
+	// the folders (prefixes of the file's real path).
+	StaticGzipAll  bool
+	StaticGzipDirs []string
 	// Stats, when set, is the address of the stats server; StatsHTTP
 	// serves it over HTTP (stats.go).
 	Stats     string

@@ -15,9 +15,12 @@ func (m *master) prepareAccessStaticStats() (err error) {
 	}
 	m.handler = m.dispatch
 	if len(m.cfg.StaticMaps) > 0 {
-		if m.handler, err = newStaticHandler(m.cfg.StaticMaps, m.dispatch); err != nil {
+		static, err := newStaticHandler(m.cfg.StaticMaps, m.dispatch)
+		if err != nil {
 			return err
 		}
+		static.gzipAll, static.gzipDirs = m.cfg.StaticGzipAll, m.cfg.StaticGzipDirs
+		m.handler = static
 	}
 	// The rules see a request before the static files do, as in uWSGI.
 	if len(m.cfg.Routes) > 0 || len(m.cfg.AddHeaders) > 0 {

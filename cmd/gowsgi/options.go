@@ -124,16 +124,20 @@ type options struct {
 	WorkerReloadMercy time.Duration
 
 	// Static files, the access log's shape and the stats server.
-	StaticMaps   []string // MOUNT=DIR
-	CheckStatic  []string // DIR, tried after the StaticMaps
-	LogFormat    string
-	Log4xx       bool
-	Log5xx       bool
-	MemoryReport bool
-	Stats        string
-	StatsHTTP    bool
-	Metrics      string // the Prometheus metrics address
-	ChownSocket  string // USER[:GROUP] of the Unix socket files
+	StaticMaps  []string // MOUNT=DIR
+	CheckStatic []string // DIR, tried after the StaticMaps
+	// StaticGzipAll and StaticGzipDirs send FILE.gz to clients that
+	// accept gzip (--static-gzip-all, --static-gzip-dir).
+	StaticGzipAll  bool
+	StaticGzipDirs []string
+	LogFormat      string
+	Log4xx         bool
+	Log5xx         bool
+	MemoryReport   bool
+	Stats          string
+	StatsHTTP      bool
+	Metrics        string // the Prometheus metrics address
+	ChownSocket    string // USER[:GROUP] of the Unix socket files
 	// Notices are the uWSGI options accepted with a warning
 	// (config_compat.go); the master prints one line per kind.
 	Notices []notice
@@ -275,6 +279,10 @@ func optionTable(o *options) []option {
 			help: "set the open-file limit (RLIMIT_NOFILE) of the master and its workers to N; raising the hard limit needs root"},
 		{names: []string{"--static-map"}, kind: kindList, arg: "MOUNT=DIR", target: &o.StaticMaps,
 			help: "serve the files of DIR under the URL path MOUNT from the master, with sendfile; repeatable"},
+		{names: []string{"--static-gzip-all"}, kind: kindBool, target: &o.StaticGzipAll,
+			help: "send a static file's FILE.gz sibling, with Content-Encoding: gzip, to a client that accepts gzip"},
+		{names: []string{"--static-gzip-dir"}, kind: kindList, arg: "DIR", target: &o.StaticGzipDirs,
+			help: "as --static-gzip-all, for the files whose real path starts with DIR; repeatable"},
 		{names: []string{"--log-format", "--logformat"}, kind: kindString, arg: "FORMAT", target: &o.LogFormat,
 			help: "write each request's line as FORMAT, with uWSGI's %(addr) %(method) %(uri) %(status) %(size) %(msecs) … variables"},
 		{names: []string{"--log-4xx"}, kind: kindBool, target: &o.Log4xx,
