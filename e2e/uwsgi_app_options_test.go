@@ -152,3 +152,15 @@ func TestStaticGzipAll(t *testing.T) {
 	inst := harness.Start(t, "--wsgi-file", harness.TestdataPath(t, "probe.py"), "--static-map", "/b="+filepath.Join(dir, "b"), "--static-gzip-all")
 	assert.Equal(t, staticAnswer{"gzip", "text/css", "gzipped b"}, getStatic(t, inst.URL+"/b/style.css", true))
 }
+
+// TestHTTPAutoChunked: uWSGI's http-auto-chunked is what gowsgi always
+// does, so it is accepted without a word and a body of unknown length
+// goes out chunked.
+func TestHTTPAutoChunked(t *testing.T) {
+	inst := harness.Start(t, "--wsgi-file", harness.TestdataPath(t, "probe.py"), "--http-auto-chunked")
+	resp, body := harness.Get(t, inst.URL+"/big?size=100000")
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Equal(t, []string{"chunked"}, resp.TransferEncoding)
+	assert.Len(t, body, 100000)
+	assert.NotContains(t, inst.Stderr(), "warning")
+}

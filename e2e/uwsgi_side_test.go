@@ -91,6 +91,19 @@ func TestHooksAndAttachedDaemonUnderUWSGI(t *testing.T) {
 	harness.Eventually(t, 10*time.Second, func() bool { return !running(daemonPIDs(out)[0]) }, "uWSGI's daemon outlived it")
 }
 
+// TestExecAsUser: exec-as-user runs once privileges are dropped, before
+// pre-app. (uWSGI runs its as-user hooks once per place it drops
+// privileges, several times a start, so the order is not compared with it.)
+func TestExecAsUser(t *testing.T) {
+	out := t.TempDir()
+	order := filepath.Join(out, "order")
+	harness.Start(t, "--wsgi-file", harness.TestdataPath(t, "probe.py"),
+		"--exec-pre-app", "echo pre-app >> "+order, "--exec-as-user", "echo as-user >> "+order)
+	got, err := os.ReadFile(order)
+	require.NoError(t, err)
+	assert.Equal(t, "as-user\npre-app\n", string(got))
+}
+
 // TestSideOptionRefusals: a hook action, a daemon key or a phase gowsgi
 // does not run stops the start with one line that names it.
 func TestSideOptionRefusals(t *testing.T) {
@@ -100,7 +113,7 @@ func TestSideOptionRefusals(t *testing.T) {
 	}{
 		{[]string{"--hook-pre-app", "chdir:/tmp"}, `gowsgi: --hook-pre-app: gowsgi runs the hook actions exec:COMMAND, mkdir:DIR and print:TEXT (and, at master-start, "unix_signal:15 gracefully_kill_them_all"), not "chdir:/tmp"; run anything else from the service manager (systemd ExecStartPre=) or the app` + "\n"},
 		{[]string{"--hook-master-start", "unix_signal:1 gracefully_kill_them_all"}, `gowsgi: --hook-master-start: gowsgi runs the hook actions exec:COMMAND, mkdir:DIR and print:TEXT (and, at master-start, "unix_signal:15 gracefully_kill_them_all"), not "unix_signal:1 gracefully_kill_them_all"; run anything else from the service manager (systemd ExecStartPre=) or the app` + "\n"},
-		{[]string{"--hook-accepting", "exec:true"}, "gowsgi: --hook-accepting: not implemented, and ignoring it would change what is served or run; gowsgi runs the exec hooks of the phases asap, as-root, pre-app, post-app and master-start (hook-PHASE = exec:COMMAND, exec-PHASE = COMMAND); run anything else from the service manager (systemd ExecStartPre=) or the app\n"},
+		{[]string{"--hook-accepting", "exec:true"}, "gowsgi: --hook-accepting: not implemented, and ignoring it would change what is served or run; gowsgi runs the hooks of the phases asap, as-root, as-user, pre-app, post-app and master-start (hook-PHASE = exec:COMMAND, exec-PHASE = COMMAND); run anything else from the service manager (systemd ExecStartPre=) or the app\n"},
 		{[]string{"--attach-daemon2", "cmd=sleep 1,uid=nobody"}, `gowsgi: --attach-daemon2: gowsgi takes the keys cmd, stopsignal, pidfile and daemonize, not "uid"; run the daemon under the service manager for the rest` + "\n"},
 		{[]string{"--exec-pre-app", "exit 3"}, "gowsgi: exec-pre-app exec:exit 3: exit status 3\n"},
 	}

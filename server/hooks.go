@@ -1,7 +1,7 @@
 // Hooks: what uWSGI's hook-PHASE and exec-PHASE options ask the master to
 // do at one phase of its start. gowsgi runs the phases asap and as-root
-// before it binds (as the user it was started as), pre-app once it has
-// dropped privileges and before the app loads, and post-app and
+// before it binds (as the user it was started as), as-user and pre-app
+// once it has dropped privileges and before the app loads, and post-app and
 // master-start once the workers serve. A hook that fails stops the start,
 // as uWSGI's do. cmd/gowsgi refuses the phases and actions not listed here.
 package server
@@ -16,6 +16,7 @@ import (
 const (
 	PhaseASAP        = "asap"
 	PhaseAsRoot      = "as-root"
+	PhaseAsUser      = "as-user"
 	PhasePreApp      = "pre-app"
 	PhasePostApp     = "post-app"
 	PhaseMasterStart = "master-start"

@@ -106,7 +106,7 @@ func Run(cfg Config) int {
 		fmt.Fprintf(m.stderr, "gowsgi: %v\n", err)
 		return 2
 	}
-	if err := runHooks(cfg.Hooks, PhasePreApp); err != nil {
+	if err := runStartHooks(cfg.Hooks, PhaseAsUser, PhasePreApp); err != nil {
 		fmt.Fprintf(m.stderr, "gowsgi: %v\n", err)
 		return 2
 	}

@@ -33,7 +33,7 @@ type classRule struct {
 const (
 	refuseRouting   = "gowsgi implements route and route-if (see gowsgi --help); other uWSGI routing rules are not implemented: route in the web server in front (nginx location, HAProxy acl) or in the app"
 	refuseHeaders   = "gowsgi does not implement it; set the header in the app or in the web server in front"
-	refuseHooks     = "gowsgi runs the exec hooks of the phases asap, as-root, pre-app, post-app and master-start (hook-PHASE = exec:COMMAND, exec-PHASE = COMMAND); run anything else from the service manager (systemd ExecStartPre=) or the app"
+	refuseHooks     = "gowsgi runs the hooks of the phases asap, as-root, as-user, pre-app, post-app and master-start (hook-PHASE = exec:COMMAND, exec-PHASE = COMMAND); run anything else from the service manager (systemd ExecStartPre=) or the app"
 	refuseDaemon    = "gowsgi runs attach-daemon, attach-daemon2 (cmd= only) and smart-attach-daemon; run other side processes under the service manager (a systemd unit, a supervisord program)"
 	refuseSpooler   = "gowsgi has no spooler yet: run the tasks with a task queue (Celery, RQ) started by attach-daemon"
 	refuseMules     = "gowsgi has no mules yet: run the background code as its own process with attach-daemon"
@@ -92,7 +92,7 @@ var optionClasses = []classRule{
 		"safe-fd", "fd-safe", "no-fd-passing", "signal-bufsize", "signals-bufsize", "rpc-max", "mode",
 		"ssl-verbose", "http-processes", "http-workers", "http-buffer-size", "http-headers-timeout",
 		"http-connect-timeout", "http-harakiri", "http-gracetime", "http-quiet", "http-events", "http-uid",
-		"http-gid", "http-chunked-input", "http-manage-expect", "http-auto-chunked",
+		"http-gid", "http-chunked-input", "http-manage-expect",
 		"http-raw-body", "websocket-*", "websockets-*", "weight", "auto-weight", "no-initgroups",
 		"re-fork*", "refork*", "touch-logrotate",
 	}},

@@ -19,7 +19,8 @@ import (
 var hookPhases = []struct{ phase, when string }{
 	{server.PhaseASAP, "first, before the sockets are bound"},
 	{server.PhaseAsRoot, "before the sockets are bound, before --uid/--gid drop privileges"},
-	{server.PhasePreApp, "after privileges are dropped, before the app is imported"},
+	{server.PhaseAsUser, "once --uid/--gid have dropped privileges"},
+	{server.PhasePreApp, "after as-user, before the app is imported"},
 	{server.PhasePostApp, "once the workers serve"},
 	{server.PhaseMasterStart, "once the workers serve, after post-app"},
 }
