@@ -46,6 +46,9 @@ var routeSubjects = map[string]string{
 	"route-referer": "HTTP_REFERER", "route-remote-user": "REMOTE_USER",
 }
 
+// RouteSubject is the request variable the regexp rule option matches.
+func RouteSubject(option string) string { return routeSubjects[option] }
+
 // RouteOptions are the routing options ParseRoute reads.
 var RouteOptions = []string{"route", "route-uri", "route-qs", "route-host", "route-remote-addr",
 	"route-user-agent", "route-referer", "route-remote-user", "route-if", "route-if-not", "route-run"}

@@ -159,14 +159,17 @@ func routingOptions(o *options) []option {
 		switch name {
 		case "route":
 			opt.help = "when PATH_INFO matches REGEXP, run ACTION: break:CODE [REASON], return:CODE, continue, redirect:URL (302), redirect-permanent:URL (301), rewrite:PATH[?QUERY], rewrite-last:…, addheader:NAME: VALUE, delheader:NAME; $1… and ${VAR} are substituted; in order, repeatable"
-		case "route-if", "route-if-not":
+		case "route-if":
 			opt.arg = "COND:LEFT;RIGHT ACTION:ARG"
-			opt.help = "as --route when the condition holds (route-if-not: does not): equal, startswith, endswith, contains, regexp, empty, exists, isfile, isdir"
+			opt.help = "as --route when the condition holds: equal, startswith, endswith, contains, regexp (LEFT;RIGHT), empty, exists, isfile, isdir (VALUE)"
+		case "route-if-not":
+			opt.arg = "COND:LEFT;RIGHT ACTION:ARG"
+			opt.help = "as --route-if when the condition does not hold"
 		case "route-run":
 			opt.arg = "ACTION:ARG"
 			opt.help = "run ACTION for every request, in order with the other rules"
 		default:
-			opt.help = "as --route, matching " + strings.ToUpper(strings.ReplaceAll(strings.TrimPrefix(name, "route-"), "-", "_")) + " instead"
+			opt.help = "as --route, matching " + server.RouteSubject(name) + " instead"
 		}
 		table = append(table, opt)
 	}
