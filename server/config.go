@@ -115,6 +115,15 @@ type Config struct {
 	// response.
 	Routes     []Route
 	AddHeaders [][2]string
+	// LogMaxSize, when not 0, rotates the LogTo file once it is larger,
+	// to LogBackupName (or LOGTO.UNIXTIME); logrotate.go.
+	LogMaxSize    int64
+	LogBackupName string
+	// LogReopen reopens the LogTo file on each reload.
+	LogReopen bool
+	// LogXForwardedFor shows the X-Forwarded-For header as the access
+	// line's %(addr) when a request has one.
+	LogXForwardedFor bool
 	// Hooks run at the phases of the start (hooks.go).
 	Hooks []Hook
 	// Daemons are the side processes the master runs and stops with

@@ -145,6 +145,9 @@ func Run(cfg Config) int {
 	if len(cfg.TouchReload) > 0 {
 		go watchTouched(cfg.TouchReload, touchTimes, func(path string) { m.touched <- path }, stopWatching)
 	}
+	if cfg.LogTo != "" && cfg.LogMaxSize > 0 {
+		go watchLogSize(cfg.LogTo, cfg.LogMaxSize, cfg.LogBackupName, m.log, stopWatching)
+	}
 	if len(cfg.TouchLogReopen) > 0 {
 		go watchTouched(cfg.TouchLogReopen, logTouchTimes, func(path string) { m.logTouched <- path }, stopWatching)
 	}
@@ -358,6 +361,7 @@ func (m *master) serve() int {
 			switch sig {
 			case syscall.SIGHUP:
 				m.log.Info("reload requested", "signal", sig.String())
+				m.reloadLog()
 				m.pool.reload()
 				continue
 			case syscall.SIGUSR1:
@@ -374,6 +378,7 @@ func (m *master) serve() int {
 			return m.stopGracefully(sig)
 		case path := <-m.touched:
 			m.log.Info("reload requested", "touched", path)
+			m.reloadLog()
 			m.pool.reload()
 		case path := <-m.logTouched:
 			m.reopenLogFile()
@@ -471,6 +476,13 @@ func (m *master) stopNow() {
 func (m *master) reopenLog() {
 	m.reopenLogFile()
 	m.logStats()
+}
+
+// reloadLog reopens the --logto file at a reload when --log-reopen asks.
+func (m *master) reloadLog() {
+	if m.cfg.LogReopen {
+		m.reopenLogFile()
+	}
 }
 
 // reopenLogFile reopens the --logto file, for SIGUSR1 and

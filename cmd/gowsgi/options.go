@@ -132,12 +132,19 @@ type options struct {
 	StaticGzipDirs []string
 	LogFormat      string
 	Log4xx         bool
-	Log5xx         bool
-	MemoryReport   bool
-	Stats          string
-	StatsHTTP      bool
-	Metrics        string // the Prometheus metrics address
-	ChownSocket    string // USER[:GROUP] of the Unix socket files
+	// LogMaxSize, LogBackupName, LogReopen and LogXForwardedFor are
+	// uWSGI's --log-maxsize, --log-backupname, --log-reopen and
+	// --log-x-forwarded-for.
+	LogMaxSize       int
+	LogBackupName    string
+	LogReopen        bool
+	LogXForwardedFor bool
+	Log5xx           bool
+	MemoryReport     bool
+	Stats            string
+	StatsHTTP        bool
+	Metrics          string // the Prometheus metrics address
+	ChownSocket      string // USER[:GROUP] of the Unix socket files
 	// Notices are the uWSGI options accepted with a warning
 	// (config_compat.go); the master prints one line per kind.
 	Notices []notice
@@ -285,6 +292,14 @@ func optionTable(o *options) []option {
 			help: "as --static-gzip-all, for the files whose real path starts with DIR; repeatable"},
 		{names: []string{"--log-format", "--logformat"}, kind: kindString, arg: "FORMAT", target: &o.LogFormat,
 			help: "write each request's line as FORMAT, with uWSGI's %(addr) %(method) %(uri) %(status) %(size) %(msecs) … variables"},
+		{names: []string{"--log-maxsize"}, kind: kindInt, arg: "BYTES", min: 0, max: 1 << 50, target: &o.LogMaxSize,
+			help: "rotate the --logto file once it is larger than BYTES (checked every second): rename it to --log-backupname, or FILE.UNIXTIME, and start a new one"},
+		{names: []string{"--log-backupname"}, kind: kindString, arg: "PATH", target: &o.LogBackupName,
+			help: "where --log-maxsize moves the log file"},
+		{names: []string{"--log-reopen"}, kind: kindBool, target: &o.LogReopen,
+			help: "reopen the --logto file at each reload"},
+		{names: []string{"--log-x-forwarded-for"}, kind: kindBool, target: &o.LogXForwardedFor,
+			help: "show a request's X-Forwarded-For header as --log-format's %(addr)"},
 		{names: []string{"--log-4xx"}, kind: kindBool, target: &o.Log4xx,
 			help: "log responses with a 4xx status even with --disable-logging"},
 		{names: []string{"--log-5xx"}, kind: kindBool, target: &o.Log5xx,
