@@ -124,6 +124,9 @@ type Config struct {
 	// LogXForwardedFor shows the X-Forwarded-For header as the access
 	// line's %(addr) when a request has one.
 	LogXForwardedFor bool
+	// Cheaper, when set, starts and stops workers by load, between
+	// Cheaper.Min and Processes (cheaper.go).
+	Cheaper *Cheaper
 	// Hooks run at the phases of the start (hooks.go).
 	Hooks []Hook
 	// Daemons are the side processes the master runs and stops with

@@ -148,6 +148,9 @@ func Run(cfg Config) int {
 	if cfg.LogTo != "" && cfg.LogMaxSize > 0 {
 		go watchLogSize(cfg.LogTo, cfg.LogMaxSize, cfg.LogBackupName, m.log, stopWatching)
 	}
+	if cfg.Cheaper != nil {
+		go m.runCheaper(cfg.Cheaper, cfg.Processes, stopWatching)
+	}
 	if len(cfg.TouchLogReopen) > 0 {
 		go watchTouched(cfg.TouchLogReopen, logTouchTimes, func(path string) { m.logTouched <- path }, stopWatching)
 	}
@@ -188,7 +191,7 @@ func newMaster(cfg Config) (*master, error) {
 	m.dispatch = newDispatcher(m.log)
 	m.dispatch.maxWaiting = int64(cfg.Listen)
 	m.dispatch.spoolLimit = cfg.ResponseSpoolLimit
-	m.pool = newPool(cfg.Processes, cfg.Threads, m.launcher(exe, args), m.dispatch, m.log)
+	m.pool = newPool(startProcesses(cfg), cfg.Threads, m.launcher(exe, args), m.dispatch, m.log)
 	m.pool.limits = cfg.Limits
 	if err := m.prepareAccessStaticStats(); err != nil {
 		return m, err
@@ -312,6 +315,9 @@ func (m *master) banner() string {
 // workersText says how many workers and threads serve.
 func (m *master) workersText() string {
 	workers := plural(m.cfg.Processes, "worker")
+	if c := m.cfg.Cheaper; c != nil {
+		workers = plural(c.Initial, "worker") + fmt.Sprintf(" (cheaper %s: %d to %d)", c.Algo, c.Min, m.cfg.Processes)
+	}
 	if m.cfg.Threads > 1 {
 		workers += " × " + plural(m.cfg.Threads, "thread")
 	}

@@ -75,6 +75,10 @@ type options struct {
 	PythonPath    []string
 	Chdir         string
 	Processes     int
+	// The cheaper subsystem (--cheaper and its options); CheaperMin 0 is off.
+	CheaperMin, CheaperInitial, CheaperStep, CheaperOverload int
+	CheaperAlgo                                              string
+	BusynessMax, BusynessMin                                 int
 	// ProcessesFrom says where --processes auto took its count from.
 	ProcessesFrom   string
 	ShutdownDelay   time.Duration
@@ -226,6 +230,20 @@ func optionTable(o *options) []option {
 			help: "change to DIR before starting the workers"},
 		{names: []string{"--processes", "--workers", "-p"}, kind: kindString, arg: "N|auto", check: o.processes,
 			help: "run N worker processes; auto: one per CPU the cgroup's CPU limit (cpu.max) and the affinity mask allow; default 1"},
+		{names: []string{"--cheaper"}, kind: kindInt, arg: "N", min: 0, max: maxProcesses, target: &o.CheaperMin,
+			help: "start and stop workers by load, keeping at least N and at most --processes (uWSGI's cheaper); 0 is off"},
+		{names: []string{"--cheaper-initial"}, kind: kindInt, arg: "N", min: 0, max: maxProcesses, target: &o.CheaperInitial,
+			help: "with --cheaper, the workers started first; default --cheaper"},
+		{names: []string{"--cheaper-step"}, kind: kindInt, arg: "N", min: 1, max: maxProcesses, target: &o.CheaperStep,
+			help: "with --cheaper, the workers started at once when more are needed; default 1"},
+		{names: []string{"--cheaper-overload"}, kind: kindInt, arg: "SECONDS", min: 1, max: 86400, target: &o.CheaperOverload,
+			help: "with --cheaper, how long a load must last before workers are started or stopped; default 3"},
+		{names: []string{"--cheaper-algo"}, kind: kindString, arg: "spare|busyness", check: o.cheaperAlgo,
+			help: "spare (default): more workers when all are busy, fewer when more than one is idle; busyness: by the share of busy slots"},
+		{names: []string{"--cheaper-busyness-max"}, kind: kindInt, arg: "PERCENT", min: 0, max: 100, target: &o.BusynessMax,
+			help: "busyness: start workers above this average share of busy slots; default 50"},
+		{names: []string{"--cheaper-busyness-min"}, kind: kindInt, arg: "PERCENT", min: 0, max: 100, target: &o.BusynessMin,
+			help: "busyness: stop a worker below this average share of busy slots; default 25"},
 		{names: []string{"--threads"}, kind: kindInt, arg: "N", min: 1, max: 1024, target: &o.Threads,
 			help: "serve N requests at once in each worker; default 1"},
 		{names: []string{"--graceful-timeout"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: maxSeconds, target: &o.GracefulTimeout,
@@ -356,6 +374,9 @@ func defaultOptions() *options {
 		ResponseSpoolLimit: 1 << 30,
 
 		WorkerReloadMercy: 60 * time.Second, // uWSGI's default
+
+		// uWSGI's defaults.
+		CheaperStep: 1, CheaperOverload: 3, CheaperAlgo: "spare", BusynessMax: 50, BusynessMin: 25,
 	}
 }
 
@@ -444,6 +465,37 @@ func (o *options) umask(name, value string) error {
 	return nil
 }
 
+// cheaperAlgo reads --cheaper-algo: spare and busyness run; another of
+// uWSGI's algorithms (backlog2, manual) runs as spare, with a warning.
+func (o *options) cheaperAlgo(name, value string) error {
+	switch algo := strings.TrimSpace(value); algo {
+	case "spare", "busyness":
+		o.CheaperAlgo = algo
+	default:
+		o.CheaperAlgo = "spare"
+		o.warn("cheaper-algo", name, cheaperAlgoWarning)
+	}
+	return nil
+}
+
+// checkCheaper refuses a --cheaper that leaves no room to scale, as
+// uWSGI does.
+func (o *options) checkCheaper() error {
+	if o.CheaperMin == 0 {
+		return nil
+	}
+	if o.CheaperInitial == 0 {
+		o.CheaperInitial = o.CheaperMin
+	}
+	switch {
+	case o.CheaperMin >= o.Processes:
+		return fmt.Errorf("--cheaper %d: must be lower than --processes (%d), the most workers it may start", o.CheaperMin, o.Processes)
+	case o.CheaperInitial < o.CheaperMin || o.CheaperInitial > o.Processes:
+		return fmt.Errorf("--cheaper-initial %d: must be between --cheaper (%d) and --processes (%d)", o.CheaperInitial, o.CheaperMin, o.Processes)
+	}
+	return nil
+}
+
 // maxProcesses bounds --processes.
 const maxProcesses = 1024
 
@@ -504,6 +556,9 @@ func (o *options) check() error {
 	case o.Module != "" && o.WSGIFile != "":
 		o.warn("wsgi-file", "wsgi-file", bothAppsWarning)
 		o.WSGIFile = ""
+	}
+	if err := o.checkCheaper(); err != nil {
+		return err
 	}
 	for _, spec := range o.HTTPSSockets {
 		if _, err := httpsSocket(spec); err != nil {

@@ -159,10 +159,20 @@ func (o *options) serverConfig() server.Config {
 		LimitPost:        int64(o.LimitPost),
 		MaxFD:            o.MaxFD,
 		Hooks:            o.Hooks,
+		Cheaper:          o.cheaper(),
 		Routes:           o.Routes,
 		AddHeaders:       o.AddHeaders,
 		Daemons:          o.Daemons,
 	}
+}
+
+// cheaper is the cheaper subsystem's settings, nil when --cheaper is off.
+func (o *options) cheaper() *server.Cheaper {
+	if o.CheaperMin == 0 {
+		return nil
+	}
+	return &server.Cheaper{Algo: o.CheaperAlgo, Min: o.CheaperMin, Initial: o.CheaperInitial, Step: o.CheaperStep,
+		Overload: o.CheaperOverload, BusynessMax: o.BusynessMax, BusynessMin: o.BusynessMin}
 }
 
 // staticMaps reads the --static-map values, which check has validated,
