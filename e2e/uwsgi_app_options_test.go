@@ -164,3 +164,23 @@ func TestHTTPAutoChunked(t *testing.T) {
 	assert.Len(t, body, 100000)
 	assert.NotContains(t, inst.Stderr(), "warning")
 }
+
+// TestSetINI: set-placeholder, set and include (testdata/ini/set.ini)
+// mean what they mean under uWSGI: the module, 2 workers, 2 threads.
+func TestSetINI(t *testing.T) {
+	ini := harness.TestdataPath(t, filepath.Join("ini", "set.ini"))
+	want := iniAnswer{App: "module", Numproc: 2, Cores: 2}
+	addr := freeAddr(t)
+	inst := harness.LaunchConfigured(t, t.TempDir(), []string{"ADDR=" + addr}, ini)
+	assert.Equal(t, want, getINIAnswer(t, "http://"+addr+"/"), "gowsgi; stderr:\n%s", inst.Stderr())
+	assert.NotContains(t, inst.Stderr(), "warning")
+	inst.Stop(t)
+
+	bin := requireUWSGI(t)
+	addr = freeAddr(t)
+	t.Setenv("ADDR", addr)
+	body := runUWSGI(t, bin, t.TempDir(), addr, "/", "--plugin", "python3,http", "--ini", ini)
+	var got iniAnswer
+	require.NoError(t, json.Unmarshal(body, &got), "%s", body)
+	assert.Equal(t, want, got, "uWSGI")
+}

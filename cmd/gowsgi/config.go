@@ -286,6 +286,21 @@ func (p *configParser) loadINI(arg string) error {
 	return nil
 }
 
+// setKey reads uWSGI's "set = KEY=VALUE", which applies the option KEY
+// where it appears, and "set-placeholder = KEY=VALUE", which only defines
+// KEY for a later %(KEY).
+func (p *configParser) setKey(label, option, value string) error {
+	key, v, ok := strings.Cut(value, "=")
+	if !ok || key == "" {
+		return fmt.Errorf("%s: %q is not KEY=VALUE", label, value)
+	}
+	if option == "--set-placeholder" {
+		p.values[key] = v
+		return nil
+	}
+	return p.apply(key, key, label, v, true)
+}
+
 // record keeps the option for uwsgi.opt as uWSGI exports it: a short
 // option under uWSGI's long name for it, any other key as spelled; a flag
 // given bare on the command line without a value, but an ini or UWSGI_*
@@ -337,8 +352,13 @@ func (p *configParser) applyOption(key, spelling, where, value string, hasValue 
 		p.values[key] = value
 		return nil
 	}
-	if opt.kind == kindINI {
+	switch {
+	case opt.kind == kindINI && key != "ini" && !isINIArg(value):
+		return fmt.Errorf("%s %s: gowsgi reads ini files only; write the options in an ini file", label, value)
+	case opt.kind == kindINI:
 		return p.loadINI(value)
+	case opt.names[0] == "--set" || opt.names[0] == "--set-placeholder":
+		return p.setKey(label, opt.names[0], value)
 	}
 	if err := opt.set(label, value, hasValue); err != nil {
 		return err

@@ -94,7 +94,7 @@ var optionClasses = []classRule{
 		"http-connect-timeout", "http-harakiri", "http-gracetime", "http-quiet", "http-events", "http-uid",
 		"http-gid", "http-chunked-input", "http-manage-expect",
 		"http-raw-body", "websocket-*", "websockets-*", "weight", "auto-weight", "no-initgroups",
-		"re-fork*", "refork*", "touch-logrotate",
+		"re-fork*", "refork*", "touch-logrotate", "wsgi-env-behavior", "wsgi-env-behaviour",
 	}},
 
 	{class: classRefused, text: refuseRouting, names: []string{
@@ -132,7 +132,7 @@ var optionClasses = []classRule{
 	{class: classRefused, text: refuseListener, names: []string{
 		"abstract-socket", "ssl-socket", "raw-socket", "puwsgi-socket", "suwsgi-socket", "fastcgi-nph-socket",
 		"scgi-nph-socket", "shared-socket", "undeferred-shared-socket", "map-socket", "zerg*", "udp",
-		"https", "https2", "notify-socket", "snmp*", "stats-push", "inherit",
+		"https", "https2", "notify-socket", "snmp*", "stats-push",
 	}},
 	{class: classRefused, text: refuseRouter, names: []string{
 		"http-to", "http-to-https", "http-fallback", "http-use-*", "http-stud-prefix", "http-subscription-*",
@@ -148,8 +148,8 @@ var optionClasses = []classRule{
 		"privileged-binary-patch*", "unprivileged-binary-patch*", "vassal-cap", "vassals-cap",
 	}},
 	{class: classRefused, text: refuseConfig, names: []string{
-		"config", "config-py", "fallback-config", "include", "json", "js", "yaml", "yml", "xml", "xmlconfig", "inject-*",
-		"declare-option*", "set", "set-ph", "set-placeholder", "resolve", "connect-and-read", "envdir",
+		"config", "config-py", "fallback-config", "json", "js", "yaml", "yml", "xml", "xmlconfig", "inject-*",
+		"declare-option*", "resolve", "connect-and-read", "envdir",
 		"early-envdir", "unenv", "if-plugin", "if-not-plugin", "ifplugin", "if-hostname-match",
 		"if-not-hostname-match", "if-directory", "for-*", "extract", "dot-h", "cflags", "build-plugin",
 		"print-sym", "print-symbol", "binary-path", "binsh", "test", "exit", "command-mode", "pause", "suspend",
@@ -162,7 +162,7 @@ var optionClasses = []classRule{
 		"import", "py-import", "pyimport", "python-import", "shared-import", "shared-py-import", "shared-pyimport",
 		"shared-python-import", "pymodule-alias", "post-pymodule-alias", "pyrun", "pyshell", "pyshell-oneshot", "py", "python",
 		"pyargv", "python-raw", "python-worker-override", "no-site", "exception-handler", "autoload", "dlopen",
-		"wsgi-env-behavior", "wsgi-env-behaviour", "wsgi-strict", "wsgi-lite", "web3", "pecan", "ini-paste",
+		"wsgi-strict", "wsgi-lite", "web3", "pecan", "ini-paste",
 		"upload-progress",
 	}},
 	{class: classRefused, text: refuseApp, names: []string{
