@@ -123,3 +123,33 @@ func TestSideOptionRefusals(t *testing.T) {
 		assert.Equal(t, tt.want, out, tt.args)
 	}
 }
+
+// TestMasterAsRoot runs as root: with master-as-root the master stays
+// root while the workers run as nobody:nogroup.
+func TestMasterAsRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("master-as-root needs root")
+	}
+	// Everything the workers read must be open to nobody.
+	dir := t.TempDir()
+	require.NoError(t, os.Chmod(filepath.Dir(dir), 0o755))
+	require.NoError(t, os.Chmod(dir, 0o755))
+	bin, err := os.ReadFile(harness.GowsgiBin)
+	require.NoError(t, err)
+	exe := filepath.Join(dir, "gowsgi")
+	require.NoError(t, os.WriteFile(exe, bin, 0o755))
+	app, err := os.ReadFile(harness.TestdataPath(t, "process_app.py"))
+	require.NoError(t, err)
+	harness.WriteFile(t, dir, "process_app.py", string(app))
+	harness.CopyAppHelpers(t, dir)
+	harness.WriteFile(t, dir, "app.ini", "[uwsgi]\nwsgi-file = %dprocess_app.py\nuid = nobody\ngid = nogroup\nmaster-as-root = true\n")
+
+	inst := launchBinary(t, exe, dir, "--http-socket", "127.0.0.1:0", "app.ini")
+	inst.WaitBanner(t)
+	status, ids := harness.GetText(t, inst.URL+"/ids")
+	require.Equal(t, 200, status, ids)
+	assert.Equal(t, "65534 65534 65534", ids, "the workers run as nobody:nogroup")
+	master, err := os.ReadFile("/proc/" + strconv.Itoa(inst.Cmd.Process.Pid) + "/status")
+	require.NoError(t, err)
+	assert.Regexp(t, `(?m)^Uid:\t0\t0\t0\t0$`, string(master), "the master stays root")
+}

@@ -124,6 +124,9 @@ type Config struct {
 	// LogXForwardedFor shows the X-Forwarded-For header as the access
 	// line's %(addr) when a request has one.
 	LogXForwardedFor bool
+	// MasterAsRoot keeps the master as it was started and runs the zygote
+	// and the workers as UID and GID instead.
+	MasterAsRoot bool
 	// Cheaper, when set, starts and stops workers by load, between
 	// Cheaper.Min and Processes (cheaper.go).
 	Cheaper *Cheaper

@@ -49,6 +49,8 @@ type master struct {
 	touched  chan string // a --touch-reload file that changed
 	// logTouched is a --touch-logreopen file that changed.
 	logTouched chan string
+	// zygotes is the pool's launcher, for --master-as-root's credential.
+	zygotes *zygoteLauncher
 }
 
 // protocolGateway is a gateway and the protocol it serves, for log lines.
@@ -102,7 +104,7 @@ func Run(cfg Config) int {
 		return 2
 	}
 	defer removePidFile(cfg.PidFile)
-	if err := dropPrivileges(cfg.UID, cfg.GID); err != nil {
+	if err := m.dropPrivileges(); err != nil {
 		fmt.Fprintf(m.stderr, "gowsgi: %v\n", err)
 		return 2
 	}
@@ -234,7 +236,19 @@ func newMaster(cfg Config) (*master, error) {
 func (m *master) launcher(exe string, args []string) launcher {
 	l := newZygoteLauncher(exe, args, m.cfg.Spec, m.log)
 	l.output = m.cfg.childOutput
+	m.zygotes = l
 	return l
+}
+
+// dropPrivileges makes the master --uid/--gid, or, with --master-as-root,
+// leaves it as it is and starts the zygote, and so every worker, as them.
+func (m *master) dropPrivileges() error {
+	if !m.cfg.MasterAsRoot {
+		return dropPrivileges(m.cfg.UID, m.cfg.GID)
+	}
+	cred, err := workerCredential(m.cfg.UID, m.cfg.GID)
+	m.zygotes.credential = cred
+	return err
 }
 
 // newGateway builds the gateway for protocol, serving through the

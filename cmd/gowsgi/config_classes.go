@@ -144,7 +144,7 @@ var optionClasses = []classRule{
 	{class: classRefused, text: refuseWebsocket, names: []string{"http-websockets"}},
 	{class: classRefused, text: refuseJail, names: []string{
 		"chroot", "jailed", "namespace*", "ns", "ns-net", "setns*", "unshare*", "pivot-root", "pivot_root", "cap",
-		"cgroup*", "master-as-root", "add-gid", "immediate-uid", "immediate-gid", "drop-after-*",
+		"cgroup*", "add-gid", "immediate-uid", "immediate-gid", "drop-after-*",
 		"privileged-binary-patch*", "unprivileged-binary-patch*", "vassal-cap", "vassals-cap",
 	}},
 	{class: classRefused, text: refuseConfig, names: []string{

@@ -96,6 +96,7 @@ type options struct {
 	// The process options (process.go).
 	PidFile        string
 	UID, GID       string
+	MasterAsRoot   bool
 	Env            []string // KEY=VALUE
 	LogTo          string
 	Daemonize      string // the log file of the detached master
@@ -274,6 +275,8 @@ func optionTable(o *options) []option {
 			help: "write the master's pid to PATH once the sockets are bound; removed on exit"},
 		{names: []string{"--uid"}, kind: kindString, arg: "USER", target: &o.UID,
 			help: "run as USER (a name or a uid) once the sockets are bound"},
+		{names: []string{"--master-as-root"}, kind: kindBool, target: &o.MasterAsRoot,
+			help: "with --uid/--gid, keep the master as it was started (root) and run the workers as USER and GROUP"},
 		{names: []string{"--gid"}, kind: kindString, arg: "GROUP", target: &o.GID,
 			help: "run as GROUP (a name or a gid) once the sockets are bound; it becomes the only group"},
 		{names: []string{"--env"}, kind: kindList, arg: "KEY=VALUE", target: &o.Env,

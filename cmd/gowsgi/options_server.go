@@ -127,6 +127,7 @@ func (o *options) serverConfig() server.Config {
 		PidFile:            o.PidFile,
 		UID:                o.UID,
 		GID:                o.GID,
+		MasterAsRoot:       o.MasterAsRoot,
 		LogTo:              o.logTo(),
 		TouchReload:        o.TouchReload,
 		TouchLogReopen:     o.TouchLogReopen,
