@@ -1,8 +1,9 @@
 // uWSGI options that change how the app is loaded and what the process
 // makes, through the real binary and Debian's uWSGI with the same ini
 // file: paste (PasteDeploy) with wsgi-disable-file-wrapper
-// (testdata/ini/paste.ini), umask (testdata/ini/umask.ini) and the .gz
-// siblings of static files (testdata/ini/static_gzip.ini).
+// (testdata/ini/paste.ini), umask (testdata/ini/umask.ini), the .gz
+// siblings of static files (testdata/ini/static_gzip.ini), their Expires
+// headers (static_expires.ini) and set/include (set.ini).
 package e2e
 
 import (
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -183,4 +185,62 @@ func TestSetINI(t *testing.T) {
 	var got iniAnswer
 	require.NoError(t, json.Unmarshal(body, &got), "%s", body)
 	assert.Equal(t, want, got, "uWSGI")
+}
+
+// writeStaticExpiresTree makes a folder a with style.css, app.js, a
+// logo.png last modified at 2020-01-01 00:00 UTC and other.txt, and
+// returns its parent.
+func writeStaticExpiresTree(t *testing.T) string {
+	dir := t.TempDir()
+	for _, name := range []string{"style.css", "app.js", "logo.png", "other.txt"} {
+		harness.WriteFile(t, filepath.Join(dir, "a"), name, name)
+	}
+	stamp := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	require.NoError(t, os.Chtimes(filepath.Join(dir, "a", "logo.png"), stamp, stamp))
+	return dir
+}
+
+// expiresOf returns how far past now the Expires header of url is, and
+// the header.
+func expiresOf(t *testing.T, url string) (time.Duration, string) {
+	t.Helper()
+	resp, body := harness.Get(t, url)
+	require.Equal(t, 200, resp.StatusCode, "%s", body)
+	header := resp.Header.Get("Expires")
+	if header == "" {
+		return 0, ""
+	}
+	when, err := http.ParseTime(header)
+	require.NoError(t, err, header)
+	return time.Until(when), header
+}
+
+// assertStaticExpires checks static_expires.ini's answers at addr.
+func assertStaticExpires(t *testing.T, addr string) {
+	t.Helper()
+	in, _ := expiresOf(t, "http://"+addr+"/a/style.css")
+	assert.InDelta(t, time.Hour.Seconds(), in.Seconds(), 10, "by type")
+	in, _ = expiresOf(t, "http://"+addr+"/a/app.js?v=1")
+	assert.InDelta(t, time.Minute.Seconds(), in.Seconds(), 10, "by REQUEST_URI")
+	_, header := expiresOf(t, "http://"+addr+"/a/logo.png")
+	assert.Equal(t, "Thu, 02 Jan 2020 00:00:00 GMT", header, "from the modification time")
+	_, header = expiresOf(t, "http://"+addr+"/a/other.txt")
+	assert.Empty(t, header)
+}
+
+func TestStaticExpiresINI(t *testing.T) {
+	ini := harness.TestdataPath(t, filepath.Join("ini", "static_expires.ini"))
+	addr := freeAddr(t)
+	harness.LaunchConfigured(t, t.TempDir(), []string{"ADDR=" + addr, "STATIC=" + writeStaticExpiresTree(t)}, ini)
+	assertStaticExpires(t, addr)
+}
+
+func TestStaticExpiresINIUnderUWSGI(t *testing.T) {
+	bin := requireUWSGI(t)
+	ini := harness.TestdataPath(t, filepath.Join("ini", "static_expires.ini"))
+	addr := freeAddr(t)
+	t.Setenv("ADDR", addr)
+	t.Setenv("STATIC", writeStaticExpiresTree(t))
+	startUWSGI(t, bin, addr, "--plugin", "python3,http", "--ini", ini)
+	assertStaticExpires(t, addr)
 }

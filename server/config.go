@@ -97,6 +97,9 @@ type Config struct {
 	// the folders (prefixes of the file's real path).
 	StaticGzipAll  bool
 	StaticGzipDirs []string
+	// StaticExpires set the Expires header of static files
+	// (static_expires.go).
+	StaticExpires []ExpiresRule
 	// Stats, when set, is the address of the stats server; StatsHTTP
 	// serves it over HTTP (stats.go).
 	Stats     string

@@ -19,7 +19,7 @@ func (m *master) prepareAccessStaticStats() (err error) {
 		if err != nil {
 			return err
 		}
-		static.gzipAll, static.gzipDirs = m.cfg.StaticGzipAll, m.cfg.StaticGzipDirs
+		static.gzipAll, static.gzipDirs, static.expires = m.cfg.StaticGzipAll, m.cfg.StaticGzipDirs, m.cfg.StaticExpires
 		m.handler = static
 	}
 	// The rules see a request before the static files do, as in uWSGI.

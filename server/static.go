@@ -65,6 +65,8 @@ type staticHandler struct {
 	// --static-gzip-dir).
 	gzipAll  bool
 	gzipDirs []string
+	// expires are the --static-expires* rules (static_expires.go).
+	expires []ExpiresRule
 }
 
 // newStaticHandler resolves each folder; a folder that does not exist is an
@@ -107,13 +109,27 @@ func (h *staticHandler) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, re
 		defer f.Close()
 		method, _ := req.Vars.Get("REQUEST_METHOD")
 		ims, _ := req.Vars.Get("HTTP_IF_MODIFIED_SINCE")
+		var extra []string
+		if expires := h.expiresFor(req, f.Name(), rest, info); expires != "" {
+			extra = append(extra, "Expires", expires)
+		}
 		if gz, gzInfo := h.gzipSibling(f.Name(), req); gz != nil {
 			defer gz.Close()
-			return serveFile(w, gz, gzInfo, rest, method, ims, "Content-Encoding", "gzip")
+			return serveFile(w, gz, gzInfo, rest, method, ims, append(extra, "Content-Encoding", "gzip")...)
 		}
-		return serveFile(w, f, info, rest, method, ims)
+		return serveFile(w, f, info, rest, method, ims, extra...)
 	}
 	return h.next.ServeWSGI(ctx, w, req)
+}
+
+// expiresFor is the Expires header for the file at real, served for the
+// name below its folder; "" for none.
+func (h *staticHandler) expiresFor(req *wsgi.Request, real, name string, info fs.FileInfo) string {
+	if len(h.expires) == 0 {
+		return ""
+	}
+	mediaType, _, _ := strings.Cut(contentType(name), ";")
+	return expiresHeader(h.expires, req, real, mediaType, info.ModTime(), time.Now())
 }
 
 // gzipSibling opens real+".gz" when the client accepts gzip and the file

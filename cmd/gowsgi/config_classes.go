@@ -48,7 +48,7 @@ const (
 	refuseRouter    = "gowsgi's master serves HTTP itself and has no separate HTTP router; put nginx or HAProxy in front for this"
 	refuseJail      = "gowsgi does not set up jails, namespaces, cgroups or capabilities; let the service manager or the container runtime do it"
 	refuseConfig    = "gowsgi reads ini files, the command line and UWSGI_* variables; write the options there (ini = FILE includes another ini file)"
-	refuseStatic    = "gowsgi implements static-map, check-static, static-gzip-all and static-gzip-dir; serve the rest from the web server in front"
+	refuseStatic    = "gowsgi implements static-map, check-static, static-gzip-all, static-gzip-dir and static-expires*; serve the rest from the web server in front"
 	refusePython    = "gowsgi does not implement it; import or run the code from the app's own module"
 	refuseApp       = "gowsgi serves the --module, --wsgi-file or --mount apps only; mount each app with --mount MOUNTPOINT=APP"
 	refuseLanguage  = "gowsgi runs Python WSGI applications only"

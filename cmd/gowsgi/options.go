@@ -135,6 +135,7 @@ type options struct {
 	// accept gzip (--static-gzip-all, --static-gzip-dir).
 	StaticGzipAll  bool
 	StaticGzipDirs []string
+	StaticExpires  []server.ExpiresRule // --static-expires*
 	LogFormat      string
 	Log4xx         bool
 	// LogMaxSize, LogBackupName, LogReopen and LogXForwardedFor are
@@ -311,6 +312,14 @@ func optionTable(o *options) []option {
 			help: "send a static file's FILE.gz sibling, with Content-Encoding: gzip, to a client that accepts gzip"},
 		{names: []string{"--static-gzip-dir"}, kind: kindList, arg: "DIR", target: &o.StaticGzipDirs,
 			help: "as --static-gzip-all, for the files whose real path starts with DIR; repeatable"},
+		expiresOption(o, "static-expires", "file", false, "REGEXP SECONDS", "the file's real path matches REGEXP"),
+		expiresOption(o, "static-expires-mtime", "file", true, "REGEXP SECONDS", "the file's real path matches REGEXP"),
+		expiresOption(o, "static-expires-path-info", "path-info", false, "REGEXP SECONDS", "PATH_INFO matches REGEXP"),
+		expiresOption(o, "static-expires-path-info-mtime", "path-info", true, "REGEXP SECONDS", "PATH_INFO matches REGEXP"),
+		expiresOption(o, "static-expires-uri", "uri", false, "REGEXP SECONDS", "REQUEST_URI matches REGEXP"),
+		expiresOption(o, "static-expires-uri-mtime", "uri", true, "REGEXP SECONDS", "REQUEST_URI matches REGEXP"),
+		expiresOption(o, "static-expires-type", "type", false, "TYPE=SECONDS", "its content type is TYPE"),
+		expiresOption(o, "static-expires-type-mtime", "type", true, "TYPE=SECONDS", "its content type is TYPE"),
 		{names: []string{"--log-format", "--logformat"}, kind: kindString, arg: "FORMAT", target: &o.LogFormat,
 			help: "write each request's line as FORMAT, with uWSGI's %(addr) %(method) %(uri) %(status) %(size) %(msecs) … variables"},
 		{names: []string{"--log-maxsize"}, kind: kindInt, arg: "BYTES", min: 0, max: 1 << 50, target: &o.LogMaxSize,
@@ -461,6 +470,26 @@ func (opt *option) number(name, value string) (int64, error) {
 		return 0, fmt.Errorf("%s: %d is out of range (%d to %d)", name, n, opt.min, opt.max)
 	}
 	return n, nil
+}
+
+// expiresOption is one of the --static-expires* options: on says what
+// its rules match, fromMtime whether the seconds count from the file's
+// modification time.
+func expiresOption(o *options, name, on string, fromMtime bool, arg, when string) option {
+	from := "now"
+	if fromMtime {
+		from = "the file's modification time"
+	}
+	return option{names: []string{"--" + name}, kind: kindString, arg: arg,
+		help: "give a static file an Expires header SECONDS after " + from + " when " + when + "; repeatable",
+		check: func(label, value string) error {
+			r, err := server.ParseExpiresRule(name, on, fromMtime, value)
+			if err != nil {
+				return err
+			}
+			o.StaticExpires = append(o.StaticExpires, r)
+			return nil
+		}}
 }
 
 // umask reads --umask's octal mode.

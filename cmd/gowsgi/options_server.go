@@ -145,6 +145,7 @@ func (o *options) serverConfig() server.Config {
 		StaticMaps:       o.staticMaps(),
 		StaticGzipAll:    o.StaticGzipAll,
 		StaticGzipDirs:   o.StaticGzipDirs,
+		StaticExpires:    o.StaticExpires,
 		LogFormat:        o.LogFormat,
 		Log4xx:           o.Log4xx,
 		LogMaxSize:       int64(o.LogMaxSize),
