@@ -81,14 +81,11 @@ var optionClasses = []classRule{
 		"py-program-name", "py-programname", "py-executable", "py-sys-executable", "optimize", "py-tracebacker",
 		"profiler", "python-version", "skip-atexit", "skip-atexit-teardown", "honour-stdin", "daemons-honour-stdin",
 		"wait-for-*", "wait-iface*", "wait-interface*", "mountpoint-check", "mount-check", "check-mount*",
-		"log-*", "logdate", "logformat-strftime", "logfile-*", "logger-*", "loggers-list", "logto2", "threaded-logger",
+		"log-*", "logdate", "logformat-strftime", "logfile-*", "logger-*", "threaded-logger",
 		"paste-logger", "ini-paste-logged",
 		"stats-min*", "stats-no-*", "stats-pusher*", "stats-pushers*", "enable-metrics", "metric*", "metrics-*",
-		"print", "iprint", "get", "dump-options", "show-config", "usage", "reload-os-env",
-		"plugin-dir", "plugins-dir", "plugin-list", "plugins-list", "need-plugin", "need-plugins",
-		"cheaper-list", "cheaper-algo-list", "cheaper-algos-list", "clock-list", "clocks-list", "loop-list",
-		"loops-list", "router-list", "routers-list", "alarm-list", "alarms-list", "imperial-monitor-list",
-		"imperial-monitors-list", "logger-list", "allowed-modifiers", "backtrace-depth", "close-on-exec*",
+		"print", "iprint", "dump-options", "show-config", "reload-os-env",
+		"plugin-dir", "plugins-dir", "need-plugin", "need-plugins", "allowed-modifiers", "backtrace-depth", "close-on-exec*",
 		"safe-fd", "fd-safe", "no-fd-passing", "signal-bufsize", "signals-bufsize", "rpc-max", "mode",
 		"ssl-verbose", "http-processes", "http-workers", "http-buffer-size", "http-headers-timeout",
 		"http-connect-timeout", "http-harakiri", "http-gracetime", "http-quiet", "http-events", "http-uid",
@@ -98,7 +95,7 @@ var optionClasses = []classRule{
 	}},
 
 	{class: classRefused, text: refuseRouting, names: []string{
-		"route*", "final-route*", "error-route*", "response-route*", "log-req-route",
+		"route*", "final-route*", "error-route*", "response-route*",
 	}},
 	{class: classRefused, text: refuseHeaders, names: []string{
 		"del-header", "rem-header", "pull-header", "collect-header", "response-header-collect",
@@ -154,6 +151,8 @@ var optionClasses = []classRule{
 		"if-not-hostname-match", "if-directory", "for-*", "extract", "dot-h", "cflags", "build-plugin",
 		"print-sym", "print-symbol", "binary-path", "binsh", "test", "exit", "command-mode", "pause", "suspend",
 		"resume", "eval",
+		// uWSGI prints these and exits: gowsgi would serve instead.
+		"get", "usage", "*-list", "cheaper-list", "cheaper-algo-list", "cheaper-algos-list", "logger-list",
 	}},
 	{class: classRefused, text: refuseStatic, names: []string{
 		"static-*", "mime-file", "mimefile", "file-serve-mode", "fileserve-mode", "check-static-docroot",

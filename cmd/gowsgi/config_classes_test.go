@@ -56,6 +56,9 @@ func TestClassify(t *testing.T) {
 		{"static-index", classRefused},
 		{"spooler-processes", classRefused},
 		{"master-fifo", classRefused},
+		{"cheaper-algos-list", classRefused}, // uWSGI prints it and exits
+		{"loggers-list", classRefused},
+		{"log-req-route", classTuning},
 		{"no-such-option", classUnclassified},
 	}
 	for _, tt := range tests {

@@ -282,7 +282,7 @@ func optionTable(o *options) []option {
 			help: "run as GROUP (a name or a gid) once the sockets are bound; it becomes the only group"},
 		{names: []string{"--env"}, kind: kindList, arg: "KEY=VALUE", target: &o.Env,
 			help: "set the environment variable KEY for the application; repeatable"},
-		{names: []string{"--logto"}, kind: kindString, arg: "PATH", target: &o.LogTo,
+		{names: []string{"--logto", "--logto2"}, kind: kindString, arg: "PATH", target: &o.LogTo,
 			help: "append every log line (the master's and the workers' output) to PATH; SIGUSR1 reopens it"},
 		{names: []string{"--daemonize", "--daemonize2", "-d"}, kind: kindString, arg: "PATH", target: &o.Daemonize,
 			help: "detach from the terminal and log to PATH; returns once the app is serving"},
