@@ -67,8 +67,8 @@ var routeConditions = map[string]bool{
 	"exists": true, "isfile": true, "isdir": true,
 }
 
-// errRoutingSupport is the end of every refusal: what to do instead.
-const errRoutingSupport = "route it in the web server in front (nginx location, HAProxy acl) or in the app"
+// routingAlternative ends every refusal: what to do instead.
+const routingAlternative = "route it in the web server in front (nginx location, HAProxy acl) or in the app"
 
 // ParseRoute reads one routing option's value: "REGEXP ACTION:ARG" (route,
 // route-uri, …), "CONDITION:ARGS ACTION:ARG" (route-if, route-if-not) or
@@ -87,7 +87,7 @@ func ParseRoute(option, value string) (Route, error) {
 		case option == "route-if" || option == "route-if-not":
 			cond, args, ok := strings.Cut(head, ":")
 			if !ok || !routeConditions[cond] {
-				return r, fmt.Errorf("--%s %s: gowsgi evaluates the conditions equal, startswith, endswith, contains, regexp, empty, exists, isfile and isdir, not %q; %s", option, value, cond, errRoutingSupport)
+				return r, fmt.Errorf("--%s %s: gowsgi evaluates the conditions equal, startswith, endswith, contains, regexp, empty, exists, isfile and isdir, not %q; %s", option, value, cond, routingAlternative)
 			}
 			r.cond, r.args, r.negate = cond, args, option == "route-if-not"
 		default:
@@ -104,7 +104,7 @@ func ParseRoute(option, value string) (Route, error) {
 		return r, fmt.Errorf("--%s %s: the action %q has no \":\"", option, value, command)
 	}
 	if !routeActions[action] {
-		return r, fmt.Errorf("--%s %s: gowsgi runs the actions break, return, continue, redirect, redirect-permanent, rewrite, rewrite-last, addheader and delheader, not %q; %s", option, value, action, errRoutingSupport)
+		return r, fmt.Errorf("--%s %s: gowsgi runs the actions break, return, continue, redirect, redirect-permanent, rewrite, rewrite-last, addheader and delheader, not %q; %s", option, value, action, routingAlternative)
 	}
 	r.action, r.arg = action, arg
 	if err := r.checkArg(); err != nil {
