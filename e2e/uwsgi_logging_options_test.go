@@ -1,13 +1,15 @@
 // uWSGI's log options real files use, through the real binary and
 // Debian's uWSGI with the same ini file (testdata/ini/logging.ini): the
 // log file rotated by size to log-backupname, X-Forwarded-For as %(addr),
-// and (gowsgi) the log file reopened at a reload.
+// and (gowsgi) the log file reopened at a reload; log-date's dated lines
+// (log_date.ini).
 package e2e
 
 import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -84,4 +86,36 @@ func TestLoggingINIUnderUWSGI(t *testing.T) {
 	t.Setenv("LOG", log)
 	startUWSGI(t, bin, addr, "--plugin", "python3,http", "--ini", ini)
 	assertRotated(t, awaitRotation(t, addr, log+".old"))
+}
+
+// logDateCases are log_date.ini's formats and the start of a dated line.
+var logDateCases = []struct {
+	format string
+	line   *regexp.Regexp
+}{
+	{"true", regexp.MustCompile(`(?m)^[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4} - `)},
+	{"%Y-%m-%d", regexp.MustCompile(`(?m)^\d{4}-\d\d-\d\d - `)},
+}
+
+func TestLogDateINI(t *testing.T) {
+	ini := harness.TestdataPath(t, filepath.Join("ini", "log_date.ini"))
+	for _, tc := range logDateCases {
+		addr := freeAddr(t)
+		inst := harness.LaunchConfigured(t, t.TempDir(), []string{"ADDR=" + addr, "DATE_FORMAT=" + tc.format}, ini)
+		assert.Regexp(t, regexp.MustCompile(tc.line.String()+`gowsgi \S+ · Python`), inst.Stderr(), "the banner is dated (%s)", tc.format)
+		inst.Stop(t)
+	}
+}
+
+func TestLogDateINIUnderUWSGI(t *testing.T) {
+	bin := requireUWSGI(t)
+	ini := harness.TestdataPath(t, filepath.Join("ini", "log_date.ini"))
+	for _, tc := range logDateCases {
+		addr := freeAddr(t)
+		t.Setenv("ADDR", addr)
+		t.Setenv("DATE_FORMAT", tc.format)
+		out := startUWSGI(t, bin, addr, "--plugin", "python3,http", "--ini", ini)
+		harness.Eventually(t, harness.StartTimeout, func() bool { return tc.line.MatchString(out.String()) },
+			"uWSGI's lines are not dated as %s:\n%s", tc.format, out)
+	}
 }

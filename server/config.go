@@ -122,6 +122,10 @@ type Config struct {
 	// to LogBackupName (or LOGTO.UNIXTIME); logrotate.go.
 	LogMaxSize    int64
 	LogBackupName string
+	// LogDate starts the master's own lines with the date, in
+	// LogDateFormat (strftime(3)) or, when that is empty, ctime's.
+	LogDate       bool
+	LogDateFormat string
 	// LogReopen reopens the LogTo file on each reload.
 	LogReopen bool
 	// LogXForwardedFor shows the X-Forwarded-For header as the access

@@ -172,6 +172,13 @@ func newMaster(cfg Config) (*master, error) {
 	}
 	m := &master{cfg: cfg, stderr: os.Stderr, signals: make(chan os.Signal, 4), touched: make(chan string),
 		logTouched: make(chan string)}
+	if cfg.LogDate {
+		dated, err := newDatedWriter(os.Stderr, cfg.LogDateFormat)
+		if err != nil {
+			return m, err
+		}
+		m.stderr = dated
+	}
 	m.log = slog.New(slog.NewTextHandler(m.stderr, nil))
 	exe, err := os.Executable()
 	if err != nil {

@@ -9,7 +9,7 @@ package server
 // the stats server cfg asks for; newMaster calls it once the dispatcher and
 // the pool exist, before the gateways are built.
 func (m *master) prepareAccessStaticStats() (err error) {
-	access := newAccessLog(m.cfg, m.log, m.stderr)
+	access := newAccessLog(m.cfg, m.log, undated(m.stderr))
 	if access != nil {
 		access.pidOf = m.pidOf
 	}

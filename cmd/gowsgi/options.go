@@ -143,6 +143,8 @@ type options struct {
 	// --log-x-forwarded-for.
 	LogMaxSize       int
 	LogBackupName    string
+	LogDate          bool
+	LogDateFormat    string
 	LogReopen        bool
 	LogXForwardedFor bool
 	Log5xx           bool
@@ -326,6 +328,8 @@ func optionTable(o *options) []option {
 			help: "rotate the --logto file once it is larger than BYTES (checked every second): rename it to --log-backupname, or FILE.UNIXTIME, and start a new one"},
 		{names: []string{"--log-backupname"}, kind: kindString, arg: "PATH", target: &o.LogBackupName,
 			help: "where --log-maxsize moves the log file"},
+		{names: []string{"--log-date", "--logdate"}, kind: kindMode, arg: "[FORMAT]", check: o.logDate,
+			help: "start the master's own lines (its log, the banner) with the date: ctime's, or the strftime FORMAT; request lines of --log-format are not dated, as in uWSGI"},
 		{names: []string{"--log-reopen"}, kind: kindBool, target: &o.LogReopen,
 			help: "reopen the --logto file at each reload"},
 		{names: []string{"--log-x-forwarded-for"}, kind: kindBool, target: &o.LogXForwardedFor,
@@ -490,6 +494,19 @@ func expiresOption(o *options, name, on string, fromMtime bool, arg, when string
 			o.StaticExpires = append(o.StaticExpires, r)
 			return nil
 		}}
+}
+
+// logDate reads --log-date as uWSGI does: bare or true, 1, on or yes
+// (any case) is ctime's date; any other value is a strftime format.
+func (o *options) logDate(_, value string) error {
+	o.LogDate = true
+	switch strings.ToLower(strings.TrimSpace(value)) {
+	case "", "true", "1", "on", "yes":
+		o.LogDateFormat = ""
+	default:
+		o.LogDateFormat = value
+	}
+	return nil
 }
 
 // umask reads --umask's octal mode.

@@ -150,6 +150,8 @@ func (o *options) serverConfig() server.Config {
 		Log4xx:           o.Log4xx,
 		LogMaxSize:       int64(o.LogMaxSize),
 		LogBackupName:    o.LogBackupName,
+		LogDate:          o.LogDate,
+		LogDateFormat:    o.LogDateFormat,
 		LogReopen:        o.LogReopen,
 		LogXForwardedFor: o.LogXForwardedFor,
 		Log5xx:           o.Log5xx,
