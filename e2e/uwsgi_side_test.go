@@ -153,3 +153,31 @@ func TestMasterAsRoot(t *testing.T) {
 	require.NoError(t, err)
 	assert.Regexp(t, `(?m)^Uid:\t0\t0\t0\t0$`, string(master), "the master stays root")
 }
+
+// TestSmartAttachDaemon: a command that daemonizes and writes its pidfile
+// is started when the pidfile names no live process, started again when
+// that process dies, and stopped with the server.
+func TestSmartAttachDaemon(t *testing.T) {
+	dir := t.TempDir()
+	pidfile := filepath.Join(dir, "daemon.pid")
+	command := "sh -c 'sleep 300 & echo $! > " + pidfile + "'"
+	inst := harness.Start(t, "--wsgi-file", harness.TestdataPath(t, "probe.py"), "--smart-attach-daemon", pidfile+" "+command)
+	readDaemon := func() int {
+		data, err := os.ReadFile(pidfile)
+		if err != nil {
+			return 0
+		}
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+		return pid
+	}
+	harness.Eventually(t, harness.StartTimeout, func() bool { return readDaemon() > 0 && running(readDaemon()) },
+		"the smart daemon did not start; stderr:\n%s", inst.Stderr())
+	first := readDaemon()
+	require.NoError(t, syscall.Kill(first, syscall.SIGKILL))
+	harness.Eventually(t, harness.StartTimeout, func() bool { pid := readDaemon(); return pid != first && running(pid) },
+		"the smart daemon was not started again; stderr:\n%s", inst.Stderr())
+	second := readDaemon()
+	inst.Signal(t, syscall.SIGTERM)
+	assert.Equal(t, 0, inst.Wait(t, harness.StopTimeout))
+	harness.Eventually(t, 5*time.Second, func() bool { return !running(second) }, "the smart daemon outlived the server")
+}
