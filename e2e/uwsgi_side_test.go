@@ -81,14 +81,20 @@ func TestHooksAndAttachedDaemonUnderUWSGI(t *testing.T) {
 	addr := freeAddr(t)
 	t.Setenv("ADDR", addr)
 	t.Setenv("OUT", out)
-	body := runUWSGI(t, bin, t.TempDir(), addr, "/", "--plugin", "python3,http", "--ini", ini)
-	assert.Contains(t, string(body), `"app": "module"`)
-	harness.Eventually(t, harness.StartTimeout, func() bool { return len(daemonPIDs(out)) >= 1 }, "uWSGI did not start the daemon")
+	// Registered first, so it runs after startUWSGI's stop: the daemon
+	// stops with uWSGI (and is killed if it did not).
+	t.Cleanup(func() {
+		for _, pid := range daemonPIDs(out) {
+			harness.Eventually(t, 10*time.Second, func() bool { return !running(pid) }, "uWSGI's daemon outlived it")
+		}
+	})
+	uwsgiOut := startUWSGI(t, bin, addr, "--plugin", "python3,http", "--ini", ini)
+	assert.Equal(t, "module", getINIAnswer(t, "http://"+addr+"/").App)
+	harness.Eventually(t, harness.StartTimeout, func() bool { return len(daemonPIDs(out)) >= 1 }, "uWSGI did not start the daemon:\n%s", uwsgiOut)
 	order, err := os.ReadFile(filepath.Join(out, "order"))
 	require.NoError(t, err)
 	assert.Equal(t, sideOrder, string(order))
 	assert.DirExists(t, filepath.Join(out, "made"))
-	harness.Eventually(t, 10*time.Second, func() bool { return !running(daemonPIDs(out)[0]) }, "uWSGI's daemon outlived it")
 }
 
 // TestExecAsUser: exec-as-user runs once privileges are dropped, before
