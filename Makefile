@@ -35,7 +35,7 @@ BUILD_DEBS := gcc pkg-config libpython3-dev python3
 TEST_DEBS := python3-flask python3-django python3-bottle python3-falcon \
 	python3-werkzeug python3-venv curl \
 	nginx lighttpd apache2 libapache2-mod-proxy-uwsgi libapache2-mod-fcgid \
-	wrk iproute2 uwsgi uwsgi-plugin-python3 python3-sentry-sdk python3-pastedeploy
+	wrk iproute2 uwsgi uwsgi-plugin-python3 python3-sentry-sdk haproxy python3-pastedeploy
 
 # The versions `make test-pythons` looks for.
 TEST_PYTHONS := 3.9 3.10 3.11 3.12 3.13

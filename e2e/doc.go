@@ -3,7 +3,8 @@
 // clients and real web servers in front. One file per feature area a user
 // would name — protocols, web servers in front, PEP 3333, frameworks,
 // process management, reload and signals, faults, limits, uWSGI options,
-// mounts and virtualenvs, logging, static files, stats and metrics, CGI —
+// mounts and virtualenvs, logging, static files, stats and metrics, CGI,
+// uWSGI's Python module, the spooler and mules —
 // and internal/harness starts and watches the binary for all of them.
 //
 // The test apps of testdata/ share their helpers through testdata/apphelp.py;

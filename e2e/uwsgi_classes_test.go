@@ -18,10 +18,10 @@ func TestRefusedUWSGIOptions(t *testing.T) {
 	tests := []struct {
 		line, want string
 	}{
-		{"spooler = /var/spool/app", "spooler" + cut + refusedSpooler},
+		{"spooler-external = /var/spool/other", "spooler-external" + cut + refusedSpooler},
 		{"master-fifo = /tmp/fifo", "master-fifo" + cut + "gowsgi has no master FIFO: send the master signals instead (SIGHUP reloads, SIGTERM stops, SIGUSR1 reopens the log)"},
 		{"cron = 0 -1 -1 -1 -1 /usr/bin/backup", "cron" + cut + "gowsgi has no cron: use the system's cron or a systemd timer"},
-		{"mule = tasks.py", "mule" + cut + "gowsgi has no mules yet: run the background code as its own process with attach-daemon"},
+		{"mule-harakiri = 10", "mule-harakiri" + cut + "gowsgi's mules do not implement it (gowsgi --help lists the mule options it takes); drop it, or run the code as its own process with attach-daemon"},
 		{"cache2 = name=default,items=100", "cache2" + cut + "gowsgi has no uWSGI cache yet: use a cache server (memcached, Redis) from the app"},
 		{"hook-accepting = exec:true", "hook-accepting" + cut + "gowsgi runs the hooks of the phases asap, as-root, as-user, pre-app, post-app and master-start (hook-PHASE = exec:COMMAND, exec-PHASE = COMMAND); run anything else from the service manager (systemd ExecStartPre=) or the app"},
 		{"yaml = app.yaml", "yaml" + cut + "gowsgi reads ini files, the command line and UWSGI_* variables; write the options there (ini = FILE includes another ini file)"},
@@ -35,9 +35,8 @@ func TestRefusedUWSGIOptions(t *testing.T) {
 	}
 }
 
-// refusedSpooler is the spooler's refusal; the lead's merge of the
-// spooler replaces it.
-const refusedSpooler = "gowsgi has no spooler yet: run the tasks with a task queue (Celery, RQ) started by attach-daemon"
+// refusedSpooler is the refusal of a spooler option gowsgi's spooler lacks.
+const refusedSpooler = "gowsgi's spooler does not implement it (gowsgi --help lists the spooler options it takes); drop it, or run the tasks with a task queue (Celery, RQ) started by attach-daemon"
 
 // TestTuningOptionsWarnUnderStrict: tuning knobs start the server, with
 // one warning line, even with strict = true, as under uWSGI.

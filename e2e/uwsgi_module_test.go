@@ -212,9 +212,9 @@ func TestUWSGIModuleMissingFeaturesRaise(t *testing.T) {
 	var raised map[string][]string
 	getJSON(t, inst.URL+"/missing", &raised)
 	features := map[string]string{
-		"cache_get": "the shared cache", "lock": "locks", "register_signal": "signals", "spool": "the spooler",
-		"mule_msg": "mules", "websocket_handshake": "WebSockets", "metric_inc": "metrics",
-		"decorators.timer": "timers", "decorators.spool": "the spooler",
+		"cache_get": "the shared cache", "lock": "locks", "register_signal": "signals", "register_rpc": "RPC",
+		"alarm": "alarms", "websocket_handshake": "WebSockets", "metric_inc": "metrics",
+		"decorators.timer": "timers", "decorators.rpc": "RPC",
 	}
 	require.Len(t, raised, len(features))
 	for name, feature := range features {

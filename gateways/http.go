@@ -65,6 +65,20 @@ type HTTPOptions struct {
 	// may take to send a request head and how long a keep-alive connection
 	// may stay idle (--http-timeout).
 	Timeout time.Duration
+	// IdleTimeout, when not 0, is how long a keep-alive connection may
+	// wait for its next request (--http-keepalive-timeout); else Timeout,
+	// else 90 s: longer than the 60 s load balancers keep an idle
+	// connection, so that the balancer, not gowsgi, closes it first and
+	// never sends a request on a connection gowsgi is closing.
+	IdleTimeout time.Duration
+	// ProxyProtocol makes every connection open with a PROXY protocol
+	// header, version 1 or 2, whose source becomes REMOTE_ADDR and
+	// REMOTE_PORT; a plain HTTP connection without one is refused with
+	// 400, an HTTPS one (the header comes before TLS) is closed.
+	ProxyProtocol bool
+	// ForwardedAllow, when not nil, lists the peers whose X-Forwarded-For
+	// and X-Forwarded-Proto set REMOTE_ADDR and wsgi.url_scheme.
+	ForwardedAllow *ForwardedAllow
 	// Logger receives the gateway's and net/http's messages; nil means
 	// slog's default logger.
 	Logger *slog.Logger
@@ -77,10 +91,13 @@ type HTTP struct {
 	threshold int64
 	limit     int64       // --limit-post; 0 for none
 	tls       *tls.Config // nil for plain HTTP/1.x
-	log       *slog.Logger
-	srv       *http.Server // HTTPS only
-	plain     *http1Server // plain HTTP/1.x only
-	requests  sync.Pool    // *httpRequest, reused across HTTPS requests
+	trust     *ForwardedAllow
+	// proxyProtocol: HTTPS connections open with a PROXY header.
+	proxyProtocol bool
+	log           *slog.Logger
+	srv           *http.Server // HTTPS only
+	plain         *http1Server // plain HTTP/1.x only
+	requests      sync.Pool    // *httpRequest, reused across HTTPS requests
 }
 
 // httpRequest is the per-request state a net/http goroutine reuses.
@@ -97,7 +114,8 @@ func NewHTTP(handler wsgi.Handler, opts HTTPOptions) *HTTP {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	g := &HTTP{handler: handler, threshold: opts.SpoolThreshold, limit: opts.LimitPost, log: logger}
+	g := &HTTP{handler: handler, threshold: opts.SpoolThreshold, limit: opts.LimitPost, log: logger,
+		trust: opts.ForwardedAllow, proxyProtocol: opts.ProxyProtocol}
 	if opts.TLSConfig == nil {
 		g.plain = newHTTP1Server(handler, opts, logger)
 		return g
@@ -110,7 +128,7 @@ func NewHTTP(handler wsgi.Handler, opts HTTPOptions) *HTTP {
 		Handler:           g,
 		MaxHeaderBytes:    netHTTPMaxHeaderBytes(opts.MaxHeaderBytes),
 		ReadHeaderTimeout: orDefault(opts.Timeout, readHeaderTimeout),
-		IdleTimeout:       orDefault(opts.Timeout, idleTimeout),
+		IdleTimeout:       orDefault(opts.IdleTimeout, orDefault(opts.Timeout, idleTimeout)),
 		// "OPTIONS *" asks about the server as a whole (RFC 9110 section
 		// 9.3.7); the application answers it, as under uWSGI and Gunicorn.
 		DisableGeneralOptionsHandler: true,
@@ -142,8 +160,11 @@ func (g *HTTP) Serve(ln net.Listener) error {
 	if g.plain != nil {
 		return g.plain.Serve(ln)
 	}
-	patient := newPatientListener(ln, g.log, "https")
-	if err := g.srv.Serve(tls.NewListener(patient, g.tls)); !errors.Is(err, http.ErrServerClosed) {
+	var accepted net.Listener = newPatientListener(ln, g.log, "https")
+	if g.proxyProtocol {
+		accepted = &proxyListener{Listener: accepted, timeout: g.srv.ReadHeaderTimeout, log: g.log}
+	}
+	if err := g.srv.Serve(tls.NewListener(accepted, g.tls)); !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("gateways: serving https on %s: %w", ln.Addr(), err)
 	}
 	return nil
@@ -197,7 +218,7 @@ func (g *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x.req.Vars.Reset()
-	x.name = addHTTPVars(&x.req.Vars, r, b.size, x.name)
+	x.name = addHTTPVars(&x.req.Vars, r, b.size, g.trust, x.name)
 	if x.req.Vars.Err() != nil {
 		refuse(w, http.StatusRequestHeaderFieldsTooLarge)
 		return
@@ -217,7 +238,7 @@ func (g *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // addHTTPVars adds r's CGI variables to v through the translator the
 // plain-HTTP server uses (addHeadVars), so both give the same environ.
-func addHTTPVars(v *wsgi.Vars, r *http.Request, bodySize int64, scratch []byte) []byte {
+func addHTTPVars(v *wsgi.Vars, r *http.Request, bodySize int64, trust *ForwardedAllow, scratch []byte) []byte {
 	h := requestHead{
 		method: []byte(r.Method), target: []byte(r.RequestURI), proto: []byte(r.Proto),
 		host: []byte(r.Host), length: -1, hasTE: len(r.TransferEncoding) > 0,
@@ -235,7 +256,7 @@ func addHTTPVars(v *wsgi.Vars, r *http.Request, bodySize int64, scratch []byte) 
 			h.fields = append(h.fields, headField{name: []byte(name), value: []byte(value)})
 		}
 	}
-	var c connInfo
+	c := connInfo{trust: trust}
 	if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 		c.serverName, c.serverPort = hostPort(local.String())
 	}

@@ -62,7 +62,7 @@ func BenchmarkHTTP1ResponseHead(b *testing.B) {
 	var resp http1Response
 	b.ReportAllocs()
 	for b.Loop() {
-		resp.begin(w, nil, responseParams{http11: true})
+		resp.begin(w, nil, nil, responseParams{http11: true})
 		if err := resp.WriteHead("200 OK", block); err != nil {
 			b.Fatal(err)
 		}

@@ -7,9 +7,10 @@
 // scanner (httpframing.go) first. Connections are accepted and stopped by
 // the connection core (conncore.go).
 //
-// The loop owns the connection as a net.Conn whose descriptor can be handed
-// on: serveRequest is where a worker could be given the socket and the
-// responseParams and write the response itself, in place of http1Response.
+// The loop owns the connection and keeps its descriptor for the
+// connection's life; a worker is given a copy with each request and writes
+// the response itself (http1Response.Direct), and the loop reads the next
+// request once the worker's completion says the response has ended.
 package gateways
 
 import (
@@ -25,6 +26,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gowsgi/gowsgi/wsgi"
@@ -44,6 +46,11 @@ type http1Server struct {
 	limit         int64 // --limit-post; 0 for none
 	headerTimeout time.Duration
 	idleTimeout   time.Duration
+	// proxyProtocol says every connection opens with a PROXY protocol
+	// header (proxyproto.go); trust lists the proxies whose forwarding
+	// headers are believed (forwarded.go).
+	proxyProtocol bool
+	trust         *ForwardedAllow
 	log           *slog.Logger
 	conns         sync.Pool // *http1Conn, reused across connections
 	core          *connCore[*http1Conn]
@@ -66,6 +73,9 @@ type http1Conn struct {
 	body     []byte // reused inline body storage
 	resp     http1Response
 	watch    peerWatch
+	// raw is the connection's descriptor for a worker to write responses
+	// to, nil when it has none (a connection that is not a socket).
+	raw syscall.RawConn
 }
 
 func newHTTP1Server(handler wsgi.Handler, opts HTTPOptions, log *slog.Logger) *http1Server {
@@ -75,7 +85,9 @@ func newHTTP1Server(handler wsgi.Handler, opts HTTPOptions, log *slog.Logger) *h
 		threshold:     opts.SpoolThreshold,
 		limit:         opts.LimitPost,
 		headerTimeout: orDefault(opts.Timeout, readHeaderTimeout),
-		idleTimeout:   orDefault(opts.Timeout, idleTimeout),
+		idleTimeout:   orDefault(opts.IdleTimeout, orDefault(opts.Timeout, idleTimeout)),
+		proxyProtocol: opts.ProxyProtocol,
+		trust:         opts.ForwardedAllow,
 		log:           log,
 	}
 	if s.maxHead <= 0 {
@@ -111,15 +123,19 @@ func (s *http1Server) open(conn net.Conn) *http1Conn {
 	c.in = scanningReader{conn: conn}
 	c.r.Reset(&c.in)
 	c.w.Reset(conn)
-	c.info = connInfo{}
+	c.info = connInfo{trust: s.trust}
 	c.info.serverName, c.info.serverPort = hostPort(conn.LocalAddr().String())
 	c.info.remoteAddr, c.info.remotePort = hostPort(conn.RemoteAddr().String())
+	c.raw = nil
+	if sc, ok := conn.(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+	}
 	conn.SetReadDeadline(time.Now().Add(s.headerTimeout))
 	return c
 }
 
 func (s *http1Server) recycle(c *http1Conn) {
-	c.conn, c.in = nil, scanningReader{}
+	c.conn, c.in, c.raw = nil, scanningReader{}, nil
 	c.r.Reset(&c.in)
 	c.w.Reset(nil)
 	s.conns.Put(c)
@@ -129,8 +145,35 @@ func (s *http1Server) recycle(c *http1Conn) {
 // the connection.
 func (s *http1Server) serveConn(c *http1Conn) {
 	defer c.conn.Close()
+	if s.proxyProtocol && !s.takeProxyHeader(c) {
+		return
+	}
 	for n := int64(1); s.awaitRequest(c, n) && s.serveRequest(c, n); n++ {
 	}
+}
+
+// takeProxyHeader reads the PROXY header that opens c, before the framing
+// scanner sees any byte, and makes its source the client's address. A
+// connection without one is refused: it did not come through the proxy.
+func (s *http1Server) takeProxyHeader(c *http1Conn) bool {
+	c.in.raw = true
+	h, err := readProxyHeader(c.r)
+	c.in.raw = false
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, io.EOF) {
+			return false // the peer sent nothing in time, or left
+		}
+		return s.refuse(c, http.StatusBadRequest, err)
+	}
+	// What came after the header is the first request: scanned as if it
+	// had been read after it.
+	after, _ := c.r.Peek(c.r.Buffered())
+	c.in.scanner.scan(after)
+	if h.source.IsValid() {
+		c.info.remoteAddr, c.info.remotePort = h.source.Addr().String(), strconv.Itoa(int(h.source.Port()))
+	}
+	return true
 }
 
 // awaitRequest waits for the first byte of request n: at most the idle
@@ -217,7 +260,7 @@ func (s *http1Server) serveRequest(c *http1Conn, n int64) bool {
 // respond runs the request through the handler while the peer watch looks
 // out for the client leaving, and ends the response.
 func (s *http1Server) respond(c *http1Conn, h *requestHead) bool {
-	c.resp.begin(c.w, c.conn, responseParams{
+	c.resp.begin(c.w, c.conn, c.raw, responseParams{
 		http11:     h.minor >= 1,
 		head:       string(h.method) == http.MethodHead,
 		wantsClose: h.close,
@@ -235,6 +278,10 @@ func (s *http1Server) respond(c *http1Conn, h *requestHead) bool {
 		// chunk, a Content-Length one is short (RFC 9112 section 8).
 		c.resp.flushBroken()
 		return false
+	}
+	if direct, keep := c.resp.wroteDirect(); direct {
+		// A worker wrote the response; bytes it handed back may wait.
+		return c.w.Flush() == nil && keep
 	}
 	keep, err := c.resp.finish()
 	return err == nil && keep
@@ -357,6 +404,9 @@ type scanningReader struct {
 	conn    net.Conn
 	scanner framingScanner
 	pending []byte
+	// raw passes bytes by the scanner: a PROXY header's, which is no part
+	// of HTTP.
+	raw bool
 }
 
 func (s *scanningReader) Read(p []byte) (int, error) {
@@ -371,7 +421,7 @@ func (s *scanningReader) Read(p []byte) (int, error) {
 // readConn reads the connection itself and scans what came.
 func (s *scanningReader) readConn(p []byte) (int, error) {
 	n, err := s.conn.Read(p)
-	if n > 0 {
+	if n > 0 && !s.raw {
 		s.scanner.scan(p[:n])
 	}
 	return n, err
@@ -388,32 +438,54 @@ func (s *scanningReader) malformedFrom(n int64) bool {
 // does then, to learn that the client left: its close or reset cancels the
 // request, so a queued request is dropped and a running one stopped, its
 // iterable closed (PEP 3333). Bytes that arrive instead are the next
-// pipelined request; they are kept for the loop and the watch ends.
+// pipelined request; they are kept for the loop and the watch ends. It
+// starts once the request has run peerWatchDelay, as for uwsgi and SCGI
+// (stream.go): most requests end sooner, and a reader per request cost the
+// master a goroutine and wake-ups each; a worker writing to a client that
+// left learns it from the write in any case.
 type peerWatch struct {
 	stopping atomic.Bool
 	exited   chan struct{}
 	scratch  [512]byte
+	// timer starts the watch; c and cancel are the request's, set before
+	// the timer is armed.
+	timer  *time.Timer
+	c      *http1Conn
+	cancel context.CancelCauseFunc
 }
 
 func (w *peerWatch) start(c *http1Conn, cancel context.CancelCauseFunc) {
-	go func() {
-		defer func() { w.exited <- struct{}{} }()
-		if len(c.in.pending) > 0 || c.r.Buffered() > 0 {
-			return // the next request is already here
-		}
-		n, err := c.in.readConn(w.scratch[:])
-		if n > 0 {
-			c.in.pending = w.scratch[:n]
-		}
-		var ne net.Error
-		if err != nil && n == 0 && !(w.stopping.Load() && errors.As(err, &ne) && ne.Timeout()) {
-			cancel(fmt.Errorf("gateways: the client closed the connection: %w", err))
-		}
-	}()
+	w.c, w.cancel = c, cancel
+	if w.timer == nil {
+		w.timer = time.AfterFunc(peerWatchDelay, w.run)
+		return
+	}
+	w.timer.Reset(peerWatchDelay)
 }
 
-// stop ends the watch and waits for it, so the loop may read again.
+// run reads once and reports to exited, which stop waits on.
+func (w *peerWatch) run() {
+	c := w.c
+	defer func() { w.exited <- struct{}{} }()
+	if len(c.in.pending) > 0 || c.r.Buffered() > 0 {
+		return // the next request is already here
+	}
+	n, err := c.in.readConn(w.scratch[:])
+	if n > 0 {
+		c.in.pending = w.scratch[:n]
+	}
+	var ne net.Error
+	if err != nil && n == 0 && !(w.stopping.Load() && errors.As(err, &ne) && ne.Timeout()) {
+		w.cancel(fmt.Errorf("gateways: the client closed the connection: %w", err))
+	}
+}
+
+// stop ends the watch and waits for it, so the loop may read again. A
+// watch that never started has nothing to wait for.
 func (w *peerWatch) stop(c *http1Conn) {
+	if w.timer.Stop() {
+		return
+	}
 	w.stopping.Store(true)
 	c.conn.SetReadDeadline(time.Unix(1, 0))
 	<-w.exited

@@ -396,6 +396,9 @@ type connInfo struct {
 	serverName, serverPort string
 	remoteAddr, remotePort string
 	https                  bool
+	// trust, when not nil, lists the proxies whose X-Forwarded-For and
+	// X-Forwarded-Proto are believed (forwarded.go).
+	trust *ForwardedAllow
 }
 
 // addHeadVars adds the CGI variables of h (PEP 3333 "environ Variables") to
@@ -422,9 +425,13 @@ func addHeadVars(v *wsgi.Vars, h *requestHead, c *connInfo, bodySize int64, scra
 		v.Add("SERVER_PORT", c.serverPort)
 	}
 	v.AddBytes([]byte("SERVER_PROTOCOL"), h.proto)
-	v.Add("REMOTE_ADDR", c.remoteAddr)
-	v.Add("REMOTE_PORT", c.remotePort)
-	if c.https {
+	remoteAddr, remotePort, https := c.remoteAddr, c.remotePort, c.https
+	if c.trust != nil {
+		remoteAddr, remotePort, https = c.applyForwarded(h)
+	}
+	v.Add("REMOTE_ADDR", remoteAddr)
+	v.Add("REMOTE_PORT", remotePort)
+	if https {
 		v.Add("wsgi.url_scheme", "https")
 	} else {
 		v.Add("wsgi.url_scheme", "http")

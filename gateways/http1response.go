@@ -4,7 +4,10 @@
 // headers with Date, Server, Content-Length or chunked and Connection, and
 // the body. What the framing decision needs from the request is
 // responseParams, which is also what a worker writing the response itself
-// would be handed with the client's socket.
+// is handed with the client's socket (wsgi.DirectResponder): the worker
+// frames it the same way (pyembed/gw_worker_http.c), and this writer then carries
+// only what the master answers itself and what the worker hands back when
+// the client reads slowly.
 package gateways
 
 import (
@@ -16,6 +19,7 @@ import (
 	"os"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gowsgi/gowsgi/wsgi"
@@ -39,6 +43,21 @@ type responseParams struct {
 	wantsClose bool // the client asked to close, or is HTTP/1.0 without keep-alive
 	keep10     bool // an HTTP/1.0 client asked for keep-alive
 	stopping   bool // the server is shutting down: close after this response
+}
+
+// httpFlags are p as a worker writing the response itself is told them.
+func (p responseParams) httpFlags() wsgi.HTTPFlags {
+	var f wsgi.HTTPFlags
+	for _, bit := range []struct {
+		set  bool
+		flag wsgi.HTTPFlags
+	}{{p.http11, wsgi.HTTP11}, {p.head, wsgi.HTTPHead}, {p.wantsClose, wsgi.HTTPWantsClose},
+		{p.keep10, wsgi.HTTPKeep10}, {p.stopping, wsgi.HTTPStopping}} {
+		if bit.set {
+			f |= bit.flag
+		}
+	}
+	return f
 }
 
 // responseFraming is how one response is delimited and whether its
@@ -90,6 +109,11 @@ type http1Response struct {
 	w      *bufio.Writer
 	raw    net.Conn // file bodies go straight to it once w is flushed
 	params responseParams
+	// direct, when not nil, is raw's descriptor for a worker to write the
+	// response to itself; completion is then how that response ended.
+	direct     syscall.RawConn
+	completion wsgi.Completion
+	completed  bool
 
 	head      []byte // the status line and the application's headers
 	status    int
@@ -108,8 +132,47 @@ type http1Response struct {
 }
 
 // begin readies r for a response to a request with params p.
-func (r *http1Response) begin(w *bufio.Writer, raw net.Conn, p responseParams) {
-	*r = http1Response{w: w, raw: raw, params: p, head: r.head[:0], held: r.held[:0], declared: -1, log: r.log, shutting: r.shutting}
+func (r *http1Response) begin(w *bufio.Writer, raw net.Conn, direct syscall.RawConn, p responseParams) {
+	*r = http1Response{w: w, raw: raw, direct: direct, params: p, head: r.head[:0], held: r.held[:0], declared: -1,
+		log: r.log, shutting: r.shutting}
+}
+
+// Direct offers the connection to a worker, framed as this writer would
+// frame the response, unless it cannot be handed on or bytes are already
+// buffered ahead of the worker's.
+func (r *http1Response) Direct() (syscall.RawConn, wsgi.Framing, wsgi.HTTPFlags, bool) {
+	if r.direct == nil || r.w.Buffered() > 0 {
+		return nil, wsgi.FramingNone, 0, false
+	}
+	p := r.params
+	p.stopping = p.stopping || (r.shutting != nil && r.shutting.Load())
+	return r.direct, wsgi.FramingHTTP1, p.httpFlags(), true
+}
+
+// WriteRaw writes bytes the worker framed already, handed back because
+// the client read slowly.
+func (r *http1Response) WriteRaw(p []byte) error {
+	_, err := r.w.Write(p)
+	return err
+}
+
+// SendFileRaw sends a file's bytes as they are, after what is buffered.
+func (r *http1Response) SendFileRaw(f *os.File, offset, count int64) error {
+	if err := r.w.Flush(); err != nil {
+		return err
+	}
+	return copyFile(r.raw, f, offset, count)
+}
+
+// Completed records how a response the worker wrote ended.
+func (r *http1Response) Completed(c wsgi.Completion) {
+	r.completion, r.completed = c, true
+}
+
+// wroteDirect reports whether a worker wrote the response, and whether the
+// connection may then carry another request.
+func (r *http1Response) wroteDirect() (direct, keepAlive bool) {
+	return r.completed, r.completed && r.completion.KeepAlive && !r.completion.Broken
 }
 
 // WriteHead keeps the status line and headers until the framing is known.
@@ -311,11 +374,11 @@ func (r *http1Response) SendFile(f *os.File, offset, count int64) error {
 	return nil
 }
 
-// Flush sends the head and what is buffered. Before WriteHead there is
-// nothing to send.
+// Flush sends the head and what is buffered. Before WriteHead only bytes
+// a worker handed back can be buffered.
 func (r *http1Response) Flush() error {
 	if !r.headDone {
-		return nil
+		return r.w.Flush() // bytes a worker handed back, if any
 	}
 	if !r.committed {
 		if err := r.commit(false); err != nil {
@@ -353,11 +416,9 @@ func (r *http1Response) finish() (keepAlive bool, err error) {
 
 // flushBroken sends what a broken response wrote before it broke (PEP 3333:
 // every block the app yielded is transmitted), without the end a whole
-// response has. Without a head nothing goes out.
+// response has. Without a head only what a worker handed back goes out.
 func (r *http1Response) flushBroken() {
-	if r.headDone {
-		_ = r.Flush()
-	}
+	_ = r.Flush()
 }
 
 // dateCache keeps the formatted Date for the current second, shared by

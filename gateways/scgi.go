@@ -35,7 +35,7 @@ type SCGI struct {
 
 // NewSCGI returns an SCGI gateway that serves requests with handler.
 func NewSCGI(handler wsgi.Handler, opts StreamOptions) *SCGI {
-	proto := streamProtocol{name: "scgi", readHead: readSCGIHead, appendHead: appendCGIHead}
+	proto := streamProtocol{name: "scgi", readHead: readSCGIHead, appendHead: appendCGIHead, framing: wsgi.FramingCGI}
 	return &SCGI{newStreamServer(proto, handler, opts)}
 }
 

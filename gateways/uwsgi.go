@@ -35,7 +35,7 @@ type UWSGI struct {
 
 // NewUWSGI returns a uwsgi gateway that serves requests with handler.
 func NewUWSGI(handler wsgi.Handler, opts StreamOptions) *UWSGI {
-	proto := streamProtocol{name: "uwsgi", readHead: readUWSGIHead, appendHead: appendHTTPHead}
+	proto := streamProtocol{name: "uwsgi", readHead: readUWSGIHead, appendHead: appendHTTPHead, framing: wsgi.FramingHTTPHead}
 	return &UWSGI{newStreamServer(proto, handler, opts)}
 }
 

@@ -44,3 +44,37 @@ func threadCPU(b *testing.B) int64 {
 	require.NoError(b, unix.Getrusage(unix.RUSAGE_THREAD, &ru))
 	return ru.Utime.Nano() + ru.Stime.Nano()
 }
+
+// BenchmarkServeHelloDirect is BenchmarkServeHello for a request whose
+// response the worker writes to the client itself (HTTP/1.1 keep-alive,
+// FramingHTTP1): the head framed in C, the write to the client's socket,
+// and only the FrameEnd with its completion record back to the master.
+func BenchmarkServeHelloDirect(b *testing.B) {
+	h := newSlotHarness(b)
+	req := newRequest("GET", "/hello", "")
+	req.Vars.Add("HTTP_HOST", "127.0.0.1:8000")
+	req.Framing, req.HTTPFlags = wsgi.FramingHTTP1, wsgi.HTTP11
+	frame := wsgi.AppendRequest(nil, 1, req)
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	require.NoError(b, err)
+	defer unix.Close(pair[0])
+	defer unix.Close(pair[1])
+	answer := make([]byte, 4096)
+	b.ReportAllocs()
+	start := threadCPU(b)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		id := uint32(i + 1)
+		client, err := unix.Dup(pair[0]) // the slot takes its copy over
+		require.NoError(b, err)
+		require.NoError(b, h.slot.ServeDirect(id, frame[1], frame[wsgi.FrameHeaderLen:], client, -1, true))
+		end := <-h.frames
+		if end.Kind != wsgi.FrameEnd {
+			b.Fatalf("frame %q", end.Kind)
+		}
+		if n, err := unix.Read(pair[1], answer); err != nil || n < len("Hello World!\n") {
+			b.Fatalf("answer of %d bytes: %v", n, err)
+		}
+	}
+	b.ReportMetric(float64(threadCPU(b)-start)/float64(b.N), "slot-cpu-ns/op")
+}

@@ -29,6 +29,19 @@ var frameConstants = []struct {
 	{"FrameBody", C.GW_FRAME_BODY, int64(wsgi.FrameBody)},
 	{"FrameFile", C.GW_FRAME_FILE, int64(wsgi.FrameFile)},
 	{"FrameEnd", C.GW_FRAME_END, int64(wsgi.FrameEnd)},
+	{"FrameHandoff", C.GW_FRAME_HANDOFF, int64(wsgi.FrameHandoff)},
+	{"FrameRaw", C.GW_FRAME_RAW, int64(wsgi.FrameRaw)},
+	{"FlagDirect", C.GW_FLAG_DIRECT, int64(wsgi.FlagDirect)},
+	{"FramingHTTPHead", C.GW_FRAMING_HTTP_HEAD, int64(wsgi.FramingHTTPHead)},
+	{"FramingCGI", C.GW_FRAMING_CGI, int64(wsgi.FramingCGI)},
+	{"FramingHTTP1", C.GW_FRAMING_HTTP1, int64(wsgi.FramingHTTP1)},
+	{"HTTP11", C.GW_HTTP_11, int64(wsgi.HTTP11)},
+	{"HTTPHead", C.GW_HTTP_HEAD, int64(wsgi.HTTPHead)},
+	{"HTTPWantsClose", C.GW_HTTP_WANTS_CLOSE, int64(wsgi.HTTPWantsClose)},
+	{"HTTPKeep10", C.GW_HTTP_KEEP10, int64(wsgi.HTTPKeep10)},
+	{"HTTPStopping", C.GW_HTTP_STOPPING, int64(wsgi.HTTPStopping)},
+	{"CompletionLen", C.GW_COMPLETION_LEN, wsgi.CompletionLen},
+	{"CompletionKeepAlive", C.GW_COMPLETION_KEEP_ALIVE, wsgi.CompletionKeepAlive},
 	{"FlagBodySpooled", C.GW_FLAG_BODY_SPOOLED, int64(wsgi.FlagBodySpooled)},
 	{"FlagEndBroken", C.GW_FLAG_END_BROKEN, int64(wsgi.FlagEndBroken)},
 	{"SlotRecordLen", C.GW_SLOT_RECORD_LEN, wsgi.SlotRecordLen},
@@ -36,6 +49,13 @@ var frameConstants = []struct {
 
 // cVarLimit is the longest key or value the C side reads from a vars block.
 const cVarLimit = int(C.GW_MAX_VAR_LEN)
+
+// The zygote's message limits, shared with gw_zygote.c: how many
+// descriptors one message to it carries, and the longest message it sends.
+const (
+	ZygoteFDsPerMsg = int(C.GW_ZYGOTE_FDS_PER_MSG)
+	ZygoteMsgCap    = int(C.GW_ZYGOTE_MSG_CAP)
+)
 
 // cSlotOffsets are the byte offsets of a slot record's words in C.
 var cSlotOffsets = struct{ currentID, abortID, startedNS, served int }{

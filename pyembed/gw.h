@@ -50,6 +50,27 @@ typedef struct gw_slot {
     size_t script_name_len, path_info_len;
     PyObject *app;          /* the app gw_route chose, borrowed; NULL: none (404) */
     PyObject *logvars;      /* uwsgi.set_logvar's {bytes: bytes}; NULL until used */
+
+    /* A direct response (FlagDirect, gw_worker_direct.c): out holds bytes for the
+     * client until the socket would block, frames for the master after. */
+    int client_fd;          /* the client's connection; -1: the response goes through the master */
+    uint8_t framing;        /* GW_FRAMING_* */
+    int handed_off;         /* the client's socket would block: the rest goes to the master */
+    int client_gone;        /* writing to the client failed: stop producing */
+    int head_out;           /* the scoreboard says bytes may have left for the client */
+    uint64_t written;       /* bytes the worker wrote to the client itself */
+    uint64_t head_bytes, body_bytes; /* the response's sizes as framed for the client */
+
+    /* FramingHTTP1 (gw_worker_http.c): the head waits until the framing is known. */
+    uint8_t http_flags;     /* GW_HTTP_*, from the master */
+    int http_status;        /* the status code */
+    int64_t http_declared;  /* the first Content-Length, -1 for none or a status without a body */
+    int http_has_server, http_has_date;
+    int http_committed;     /* the framed head is in out */
+    int http_length_sent;   /* a Content-Length is in the head being built */
+    int http_bodyless, http_chunked, http_keep_alive;
+    gw_buf held;            /* body held back before the head (GW_HTTP_HELD) */
+    uint64_t http_counted;  /* body bytes the app gave, HEAD's included */
     PyObject *responder, *write; /* start_response and its write, reused (gw_responder_begin) */
     uint64_t responders_made; /* pairs of them made; a test of their reuse reads it */
 } gw_slot;
@@ -81,34 +102,34 @@ typedef struct {
 int gw_init(const char *argv0, const gw_spec *spec, char *summary,
             size_t cap); /* GIL not held on entry or exit */
 gw_slot *gw_slot_new(int fd, uint8_t *record); /* GIL not held on entry or exit */
-int gw_slot_serve(gw_slot *s, uint32_t id, uint8_t flags, const char *payload, size_t len, int body_fd,
-                  int flush); /* GIL not held on entry or exit */
+int gw_slot_serve(gw_slot *s, uint32_t id, uint8_t flags, const char *payload, size_t len, int client_fd,
+                  int body_fd, int flush); /* GIL not held on entry or exit */
 void gw_slot_close(gw_slot *s); /* GIL not held on entry or exit */
 const char *gw_version(void);  /* GIL: any */
 
-/* gw_serve.c: the stores a slot makes to its scoreboard record over one
+/* gw_wsgi_serve.c: the stores a slot makes to its scoreboard record over one
  * request, in the order it makes them; the app is called after the first
  * GW_STORES_BEFORE_APP. */
 enum { GW_STORE_STARTED, GW_STORE_ID, GW_STORE_SERVED, GW_STORE_IDLE, GW_STORES };
 #define GW_STORES_BEFORE_APP (GW_STORE_ID + 1)
 void gw_record_stores(uint8_t *record, uint32_t id, int from, int to); /* GIL: any */
 
-/* gw_init.c */
+/* gw_python_init.c */
 int gw_start(const char *argv0, const char *home, char *summary, size_t cap); /* GIL not held on entry; held on success */
 int gw_load(const gw_spec *spec, char *summary, size_t cap); /* GIL held */
 
-/* gw_mount.c */
+/* gw_wsgi_mount.c */
 extern PyObject *gw_app; /* the default app; NULL when only mounts were given */
 PyObject *gw_mounts_parse(const char *lines, int manage_script_name); /* GIL held: [(point, app spec)] */
 int gw_mounts_bind(PyObject *apps);  /* GIL held: apps[0] the default or None, then one per mount */
 int gw_route(gw_slot *s, PyObject *environ); /* GIL held: sets s->app */
 
-/* gw_modules.c */
+/* gw_worker_modules.c */
 void gw_modules_watch(const char *path); /* GIL held; before the app's import */
 void gw_modules_list(void);              /* GIL held; after it */
 void gw_modules_note_new(void);          /* GIL held */
 
-/* gw_worker.c */
+/* gw_worker_loop.c */
 int gw_worker_serve(int worker, int control, uint8_t *board, const int *slot_fds,
                     int slots); /* GIL not held */
 
@@ -122,24 +143,24 @@ void gw_uwsgi_post_fork(void);               /* GIL held */
 void gw_uwsgi_atexit(void);                  /* GIL not held */
 int gw_uwsgi_environ(PyObject *template_environ); /* GIL held: adds uwsgi.version and uwsgi.node */
 
-/* gw_environ.c */
+/* gw_wsgi_environ.c */
 int gw_environ_setup(int multithread, int multiprocess, int run_once, PyObject *file_wrapper); /* GIL held */
 PyObject *gw_environ_new(gw_slot *s, const char *vars, size_t vars_len,
                          const char *body, size_t body_len, int *body_fd,
                          PyObject **input); /* GIL held */
 
-/* gw_response.c */
+/* gw_wsgi_response.c */
 extern PyTypeObject gw_responder_type, gw_writer_type;
 PyObject *gw_responder_begin(gw_slot *s);         /* GIL held: borrowed */
 void gw_responder_end(gw_slot *s);                /* GIL held */
 void gw_responder_clear(gw_slot *s);              /* GIL held */
 int gw_emit_head(gw_slot *s);                     /* GIL held */
 
-/* gw_file_wrapper.c */
+/* gw_wsgi_file_wrapper.c */
 extern PyTypeObject gw_file_wrapper_type;
 int gw_try_send_file(gw_slot *s, PyObject *wrapper); /* GIL held: 1 sent, 0 not a file, -1 */
 
-/* gw_output.c */
+/* gw_worker_output.c */
 int gw_buf_reserve(gw_buf *b, size_t n);          /* GIL held */
 int gw_buf_append(gw_buf *b, const void *p, size_t n); /* GIL held */
 int gw_buf_append_var(gw_buf *b, const char *p, size_t n); /* GIL held */
@@ -149,5 +170,25 @@ int gw_out_body(gw_slot *s, const char *p, size_t n); /* GIL held */
 int gw_out_flush(gw_slot *s);                     /* GIL held, released while writing */
 int gw_out_send_fd(gw_slot *s, int fd, uint64_t offset, int64_t count); /* GIL held, released while writing */
 int gw_send_pending(gw_slot *s);                  /* GIL not held */
+int gw_out_frames(gw_slot *s, char kind, const char *p, size_t n); /* GIL held, released while writing */
+void gw_put_u32(char *p, uint32_t v);              /* GIL: any */
+void gw_put_u64(char *p, uint64_t v);              /* GIL: any */
+
+/* gw_worker_direct.c */
+int gw_direct_head(gw_slot *s);                   /* GIL held */
+int gw_direct_body(gw_slot *s, const char *p, size_t n); /* GIL held, released while writing */
+int gw_direct_flush(gw_slot *s);                  /* GIL held, released while writing */
+int gw_direct_file(gw_slot *s, int fd, uint64_t offset, int64_t count); /* GIL held, released while writing */
+uint8_t gw_direct_finish(gw_slot *s, uint8_t end_flags); /* GIL held, released while writing */
+int gw_direct_raw(gw_slot *s, const char *p, size_t n); /* GIL held, released while writing */
+void gw_mark_head_out(gw_slot *s);                /* GIL: any */
+
+/* gw_worker_http.c */
+void gw_http_begin(gw_slot *s, uint8_t flags);    /* GIL: any */
+int gw_http_head(gw_slot *s);                     /* GIL held */
+int gw_http_commit(gw_slot *s, int ended);        /* GIL held, released while writing */
+int gw_http_body(gw_slot *s, const char *p, size_t n); /* GIL held, released while writing */
+int gw_http_file(gw_slot *s, int fd, uint64_t offset, int64_t count); /* GIL held, released while writing */
+int gw_http_end(gw_slot *s, int whole);           /* GIL held, released while writing */
 
 #endif

@@ -19,9 +19,28 @@
 #define GW_FRAME_BODY 'B'
 #define GW_FRAME_FILE 'F'
 #define GW_FRAME_END 'E'
+#define GW_FRAME_HANDOFF 'D'
+#define GW_FRAME_RAW 'R'
 
 #define GW_FLAG_BODY_SPOOLED 1 /* FrameRequest: the body's descriptor comes with it */
 #define GW_FLAG_END_BROKEN 1   /* FrameEnd: close the client connection */
+#define GW_FLAG_DIRECT 2       /* FrameRequest: the worker writes to the client */
+
+/* A FlagDirect request's framing parameters (u8 framing, 3 zero bytes),
+ * the framings, and the completion record a FrameEnd then carries. */
+#define GW_DIRECT_PARAMS_LEN 4
+#define GW_FRAMING_HTTP_HEAD 1 /* HTTP/1.1 status line, headers, body to the close: uwsgi */
+#define GW_FRAMING_CGI 2       /* "Status:" head, headers, body to the close: SCGI */
+#define GW_FRAMING_HTTP1 3     /* HTTP/1.x with keep-alive, chunking, Date and Server: the HTTP socket */
+/* FramingHTTP1's second parameter byte: what the request decided
+ * (wsgi.HTTPFlags, gateways/http1response.go's responseParams). */
+#define GW_HTTP_11 1           /* HTTP/1.1 or later: chunked allowed, keep-alive by default */
+#define GW_HTTP_HEAD 2         /* a HEAD request: no body goes out */
+#define GW_HTTP_WANTS_CLOSE 4  /* the client asked to close, or is HTTP/1.0 without keep-alive */
+#define GW_HTTP_KEEP10 8       /* an HTTP/1.0 client asked for keep-alive */
+#define GW_HTTP_STOPPING 16    /* the server is shutting down: close after this response */
+#define GW_COMPLETION_LEN 24
+#define GW_COMPLETION_KEEP_ALIVE 1 /* the completion's flags: the connection may carry another request */
 
 /* Scoreboard slot record: byte offsets of its naturally aligned words. */
 #define GW_SLOT_RECORD_LEN 64
@@ -29,6 +48,8 @@
 #define GW_SLOT_ABORT_ID 4   /* u32, master writes */
 #define GW_SLOT_STARTED_NS 8 /* i64, worker writes */
 #define GW_SLOT_SERVED 16    /* u64, worker writes */
+#define GW_SLOT_HEAD_OUT 24  /* u32, worker writes: last id written to its client */
+#define GW_SLOT_HEAD_STATUS 28 /* u32, worker writes: that response's status code */
 
 /* Largest key or value in a vars block (16-bit lengths). */
 #define GW_MAX_VAR_LEN 0xffff
@@ -39,5 +60,10 @@ static inline uint32_t gw_get_u32(const void *p)
     const unsigned char *u = p;
     return (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
 }
+
+/* The zygote's messages (gw_zygote.c; the master's side is
+ * server/zygote_linux.go, which reads these through pyembed). */
+#define GW_ZYGOTE_FDS_PER_MSG 250 /* descriptors one message carries, under the kernel's SCM_MAX_FD (253) */
+#define GW_ZYGOTE_MSG_CAP 1100    /* the longest message the zygote sends */
 
 #endif

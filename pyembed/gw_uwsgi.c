@@ -11,9 +11,13 @@
  * the request's log variables. The rest — uWSGI's option dict, the
  * constants, and a function for every feature gowsgi lacks, which raises
  * NotImplementedError naming it — is Python (gw_uwsgi_source.h): tables
- * of names read better there, and they are built once per import.
+ * of names read better there, and they are built once per import. The
+ * spooler's and the mules' parts are added after it (gw_uwsgi_spooler.c,
+ * gw_uwsgi_mule.c), and their decorators after uwsgidecorators' own.
  */
 #include "gw.h"
+#include "gw_uwsgi_aux.h"
+#include "gw_uwsgi_aux_decorators_source.h"
 #include "gw_uwsgi_source.h"
 
 #include <signal.h>
@@ -262,6 +266,18 @@ static PyObject *gw_run_in_module(PyObject *module, const char *source, const ch
     return module;
 }
 
+/* GIL held. Runs source in module's namespace, as the other parts of a
+ * built-in module (gw_uwsgi_spooler.c, gw_uwsgi_mule.c) add theirs: 0, or -1 with the
+ * exception set. */
+int gw_uwsgi_run_source(PyObject *module, const char *source, const char *filename)
+{
+    Py_INCREF(module);
+    if (gw_run_in_module(module, source, filename) == NULL)
+        return -1;
+    Py_DECREF(module);
+    return 0;
+}
+
 /* GIL held. Builds "uwsgi" on its first import. */
 static PyObject *gw_uwsgi_init(void)
 {
@@ -270,7 +286,13 @@ static PyObject *gw_uwsgi_init(void)
         Py_XDECREF(module);
         return NULL;
     }
-    return gw_run_in_module(module, gw_uwsgi_source, "<gowsgi uwsgi>");
+    if (gw_run_in_module(module, gw_uwsgi_source, "<gowsgi uwsgi>") == NULL)
+        return NULL;
+    if (gw_spooler_module_init(module) < 0 || gw_mule_module_init(module) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }
 
 /* GIL held. Builds "uwsgidecorators" on its first import. */
@@ -279,7 +301,9 @@ static PyObject *gw_decorators_init(void)
     PyObject *module = PyModule_Create(&gw_decorators_def);
     if (module == NULL)
         return NULL;
-    return gw_run_in_module(module, gw_decorators_source, "<gowsgi uwsgidecorators>");
+    if (gw_run_in_module(module, gw_decorators_source, "<gowsgi uwsgidecorators>") == NULL)
+        return NULL;
+    return gw_run_in_module(module, gw_aux_decorators_source, "<gowsgi uwsgidecorators spooler and mules>");
 }
 
 /* GIL not held; before Python starts. Makes both modules importable. */

@@ -12,7 +12,9 @@
  *
  * gw_decorators_source is the "uwsgidecorators" module: @postfork and
  * @thread work; the decorators of features gowsgi lacks raise as those
- * functions do when applied.
+ * functions do when applied. The spooler's and the mules' functions and
+ * decorators come after, from gw_uwsgi_spooler_source.h, gw_uwsgi_mule_source.h and
+ * gw_uwsgi_aux_decorators_source.h.
  */
 #ifndef GW_UWSGI_SOURCE_H
 #define GW_UWSGI_SOURCE_H
@@ -50,14 +52,6 @@ static const char gw_uwsgi_source[] =
     "SPOOL_OK = -2\n"
     "SPOOL_RETRY = -1\n"
     "SPOOL_IGNORE = 0\n"
-    "\n"
-    "\n"
-    "def mule_id():\n"
-    "    return 0  # gowsgi runs no mules: no process is one\n"
-    "\n"
-    "\n"
-    "def i_am_the_spooler():\n"
-    "    return False  # gowsgi runs no spooler\n"
     "\n"
     "\n"
     "def listen_queue(id=0):\n"
@@ -124,10 +118,6 @@ static const char gw_uwsgi_source[] =
     "    \"signals, timers and file monitors\": (\n"
     "        'register_signal', 'signal', 'signal_wait', 'signal_registered', 'signal_received',\n"
     "        'add_timer', 'add_rb_timer', 'add_cron', 'add_file_monitor'),\n"
-    "    \"the spooler (--spooler)\": (\n"
-    "        'spool', 'send_to_spooler', 'set_spooler_frequency', 'spooler_jobs', 'spooler_pid',\n"
-    "        'spooler_pids', 'spooler_get_task'),\n"
-    "    \"mules (--mule)\": ('mule_msg', 'mule_get_msg', 'farm_msg', 'farm_get_msg', 'in_farm'),\n"
     "    \"WebSockets\": (\n"
     "        'websocket_handshake', 'websocket_recv', 'websocket_recv_nb', 'websocket_send',\n"
     "        'websocket_send_binary'),\n"
@@ -223,8 +213,6 @@ static const char gw_decorators_source[] =
     "\n"
     "\n"
     "for _feature, _names in {\n"
-    "    'the spooler (--spooler)': ('spool', 'spoolforever', 'spoolraw'),\n"
-    "    'mules (--mule)': ('mulefunc', 'mule', 'muleloop', 'mulemsg', 'farm'),\n"
     "    'signals, timers and file monitors': ('signal', 'timer', 'rbtimer', 'cron', 'filemon'),\n"
     "    'locks (--locks)': ('lock',),\n"
     "    'per-request harakiri': ('harakiri',),\n"

@@ -4,7 +4,7 @@
  * Go cannot fork a running runtime, so this runs as a constructor, before
  * the Go runtime starts any thread, and only when GOWSGI_ZYGOTE is set. A
  * forked worker never returns from the constructor: it serves its slots in
- * C (gw_worker.c) and exits, so no Go runtime ever starts in it.
+ * C (gw_worker_loop.c) and exits, so no Go runtime ever starts in it.
  *
  * The master talks to the zygote over fd 3, a SOCK_SEQPACKET socket (one
  * message per send, descriptors attached with SCM_RIGHTS):
@@ -18,6 +18,9 @@
  *                     the control pipe, the scoreboard and the slot sockets
  *                     follow as descriptors over this and further messages
  *                     (a message carries at most ZYGOTE_FDS_PER_MSG)
+ *                     "S<num>", "M<num>"    fork spooler num or mule num
+ *                     (gw_uwsgi_aux.h); no descriptors; answered with P or N,
+ *                     and its exit reported with X, as a worker's
  *
  * The app spec, and what uWSGI's Python API tells of the server
  * (gw_uwsgi.c), come in GOWSGI_APP_* variables (pyembed.ZygoteEnv). With
@@ -27,6 +30,7 @@
  * says (docs/internals.md).
  */
 #include "gw.h"
+#include "gw_uwsgi_aux.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -43,8 +47,8 @@
 #include <unistd.h>
 
 #define ZYGOTE_FD 3
-#define ZYGOTE_FDS_PER_MSG 250 /* under the kernel's SCM_MAX_FD, 253 */
-#define ZYGOTE_MSG_CAP 1100
+#define ZYGOTE_FDS_PER_MSG GW_ZYGOTE_FDS_PER_MSG
+#define ZYGOTE_MSG_CAP GW_ZYGOTE_MSG_CAP
 #define ZYGOTE_MAX_PATHS 256
 #define GW_ZYGOTE_MAX_FDS (2 + 1024) /* control, scoreboard, up to 1024 slots */
 
@@ -114,9 +118,9 @@ static void zygote_enable_faulthandler(void)
 static void zygote_hide_own_env(void)
 {
     extern char **environ;
-    char names[32][64];
+    char names[64][64];
     int n = 0;
-    for (char **e = environ; *e != NULL && n < 32; e++) {
+    for (char **e = environ; *e != NULL && n < 64; e++) {
         size_t len = strcspn(*e, "=");
         if ((strncmp(*e, "GOWSGI_APP_", 11) == 0 || strncmp(*e, "GOWSGI_ZYGOTE=", 14) == 0) && len < sizeof names[0]) {
             memcpy(names[n], *e, len);
@@ -161,6 +165,8 @@ static void zygote_read_spec(void)
         .multiprocess = env_flag("GOWSGI_APP_MULTIPROCESS"),
     };
     zygote_lazy = env_flag("GOWSGI_APP_LAZY");
+    gw_spooler_read_env();
+    gw_mule_read_env();
     /* The zygote is the master's child for life (it dies with it). */
     gw_uwsgi_configure(&(gw_uwsgi_info){
         .opt_json = env_str("GOWSGI_APP_UWSGI_OPT"),
@@ -192,6 +198,13 @@ static void zygote_load(void)
     char summary[1024];
     zygote_read_spec();
     zygote_hide_own_env();
+    /* Before the import, so the queues are there for any process the app
+     * starts; every fork inherits them. */
+    if (gw_spooler_setup() < 0 || gw_mule_setup() < 0) {
+        snprintf(summary, sizeof summary, "cannot set up the spooler and mules: %s", strerror(errno));
+        zygote_send("E", summary);
+        _exit(2);
+    }
     if (!zygote_lazy) {
         if (zygote_import(summary, sizeof summary) < 0) {
             zygote_send("E", summary);
@@ -283,6 +296,62 @@ static void zygote_become_worker(pid_t zygote, int sigfd, const sigset_t *oldmas
     _exit(gw_worker_serve(num, fds[0], board, fds + 2, slots));
 }
 
+/* In a forked spooler or mule: becomes it and exits. */
+static void zygote_become_aux(pid_t zygote, int sigfd, const sigset_t *oldmask, char kind, int num)
+{
+    if (!zygote_lazy)
+        PyOS_AfterFork_Child();
+    close(sigfd);
+    close(ZYGOTE_FD);
+    sigprocmask(SIG_SETMASK, oldmask, NULL);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != zygote)
+        _exit(1);
+    if (zygote_lazy) {
+        char summary[1024];
+        if (zygote_import(summary, sizeof summary) < 0) {
+            fprintf(stderr, "gowsgi %s %d (pid %d): cannot import the app: %s\n", kind == 'S' ? "spooler" : "mule",
+                    num, (int)getpid(), summary);
+            _exit(2);
+        }
+        zygote_enable_faulthandler();
+    }
+    /* The post-fork hook runs as in a worker: not after a lazy import. */
+    _exit(kind == 'S' ? gw_spooler_run(num, !zygote_lazy) : gw_mule_run(num, !zygote_lazy));
+}
+
+/* Forks the spooler or mule that cmd ("S<num>", "M<num>") asks for. */
+static void zygote_fork_aux(pid_t self, int sigfd, const sigset_t *oldmask, const char *cmd, size_t len)
+{
+    char buf[32];
+    int num = 0;
+    if (len >= sizeof buf) {
+        zygote_send("N", "malformed fork command");
+        return;
+    }
+    memcpy(buf, cmd, len);
+    buf[len] = '\0';
+    if (sscanf(buf + 1, "%d", &num) != 1 || num < 1) {
+        zygote_send("N", "malformed fork command");
+        return;
+    }
+    fflush(NULL);
+    if (!zygote_lazy)
+        PyOS_BeforeFork();
+    pid_t pid = fork();
+    if (pid == 0)
+        zygote_become_aux(self, sigfd, oldmask, buf[0], num);
+    int saved = errno;
+    if (!zygote_lazy)
+        PyOS_AfterFork_Parent();
+    if (pid < 0) {
+        zygote_send("N", strerror(saved));
+        return;
+    }
+    char text[32];
+    snprintf(text, sizeof text, "%d", (int)pid);
+    zygote_send("P", text);
+}
+
 /* Collects the rest of a fork command's descriptors and forks. Returns 0,
  * or -1 when the master is gone; the child never returns. */
 static int zygote_handle(pid_t self, int sigfd, const sigset_t *oldmask, const char *cmd, size_t len, int *fds,
@@ -290,6 +359,10 @@ static int zygote_handle(pid_t self, int sigfd, const sigset_t *oldmask, const c
 {
     int num = 0, slots = 0;
     char buf[64];
+    if (len > 0 && nfds == 0 && (cmd[0] == 'S' || cmd[0] == 'M')) {
+        zygote_fork_aux(self, sigfd, oldmask, cmd, len);
+        return 0;
+    }
     if (len == 0 || len >= sizeof buf || cmd[0] != 'F')
         goto malformed;
     memcpy(buf, cmd, len);

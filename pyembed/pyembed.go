@@ -12,6 +12,7 @@ package pyembed
 import "C"
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"os"
@@ -65,7 +66,7 @@ type AppSpec struct {
 	// watches: after the import it holds the source file of every imported
 	// module, one a line after the file's modification time as the import
 	// read it, and workers append the modules they import later
-	// (gw_modules.c).
+	// (gw_worker_modules.c).
 	ModuleList string
 	// Lazy makes each worker the zygote forks import the app itself
 	// (uWSGI's --lazy-apps) instead of inheriting the zygote's import.
@@ -74,6 +75,48 @@ type AppSpec struct {
 	// of the server (gw_uwsgi.c); the zero value describes one worker of
 	// one thread and no options.
 	UWSGI UWSGIInfo
+	// Spooler and Mules are the processes the zygote forks beside the
+	// workers (gw_uwsgi_spooler.c, gw_uwsgi_mule.c); the zero values run none.
+	Spooler Spooler
+	Mules   Mules
+}
+
+// Spooler is uWSGI's spooler: processes that run the jobs queued as files
+// in its folders.
+type Spooler struct {
+	// Dirs are the folders, absolute; none runs no spooler.
+	Dirs []string
+	// Processes is how many spoolers serve each folder; at least 1.
+	Processes int
+	// Frequency is how often a spooler scans its folder, in seconds
+	// (uwsgi.spool wakes it at once); 30 when 0, as in uWSGI.
+	Frequency int
+	// Ordered scans in version order, priority subfolders included.
+	Ordered bool
+	// Quiet leaves out the log lines of each job written, run and done.
+	Quiet bool
+	// Chdir is where a spooler runs each job; empty: in its folder.
+	Chdir string
+}
+
+// Count is the number of spooler processes, numbered from 1: folder i
+// (from 0) has numbers i*processes+1 to (i+1)*processes.
+func (s Spooler) Count() int { return len(s.Dirs) * max(s.Processes, 1) }
+
+// Mules are uWSGI's mules: processes that run the app's code in the
+// background.
+type Mules struct {
+	// Programs has one entry per mule: a Python file it runs, or "" for a
+	// mule that waits for messages.
+	Programs []string
+	// Farms are named groups of mules that share a queue.
+	Farms []Farm
+}
+
+// Farm is a named group of mules, by number from 1.
+type Farm struct {
+	Name  string
+	Mules []int
 }
 
 // UWSGIInfo is what the uwsgi module tells of the server.
@@ -268,7 +311,29 @@ func ZygoteEnv(spec AppSpec) []string {
 		"GOWSGI_APP_THREADS=" + strconv.Itoa(spec.UWSGI.threads()),
 		"GOWSGI_APP_BUFFER_SIZE=" + strconv.Itoa(spec.UWSGI.BufferSize),
 		"GOWSGI_APP_STARTED_ON=" + strconv.FormatInt(spec.UWSGI.StartedOn, 10),
+		"GOWSGI_APP_SPOOLERS=" + strings.Join(spec.Spooler.Dirs, "\n"),
+		"GOWSGI_APP_SPOOLER_PROCESSES=" + strconv.Itoa(max(spec.Spooler.Processes, 1)),
+		"GOWSGI_APP_SPOOLER_FREQUENCY=" + strconv.Itoa(cmp.Or(spec.Spooler.Frequency, 30)),
+		"GOWSGI_APP_SPOOLER_ORDERED=" + flag(spec.Spooler.Ordered),
+		"GOWSGI_APP_SPOOLER_QUIET=" + flag(spec.Spooler.Quiet),
+		"GOWSGI_APP_SPOOLER_CHDIR=" + spec.Spooler.Chdir,
+		"GOWSGI_APP_MULES=" + strconv.Itoa(len(spec.Mules.Programs)),
+		"GOWSGI_APP_MULE_PROGRAMS=" + strings.Join(spec.Mules.Programs, "\n"),
+		"GOWSGI_APP_FARMS=" + farmLines(spec.Mules.Farms),
 	}
+}
+
+// farmLines encodes farms as gw_uwsgi_mule.c reads them: "NAME:ID,ID" lines.
+func farmLines(farms []Farm) string {
+	var b strings.Builder
+	for _, f := range farms {
+		ids := make([]string, len(f.Mules))
+		for i, id := range f.Mules {
+			ids[i] = strconv.Itoa(id)
+		}
+		b.WriteString(f.Name + ":" + strings.Join(ids, ",") + "\n")
+	}
+	return b.String()
 }
 
 // ZygoteReloadEnv is the variable that tells a zygote it starts the workers

@@ -1,6 +1,6 @@
 // Slots: each is one OS thread with its own Python thread state that serves
 // the requests of one slot socket. A worker serves its slots in C without
-// Go (gw_worker.c, from the zygote); Slot serves one request at a time from
+// Go (gw_worker_loop.c, from the zygote); Slot serves one request at a time from
 // Go, for CGI mode and for tests and benchmarks of the per-request path.
 package pyembed
 
@@ -54,14 +54,25 @@ func NewSlot(fd int, record []byte) (*Slot, error) {
 // when the response streams. It returns an error only when the slot socket
 // is broken, which means the master has gone.
 func (s *Slot) Serve(id uint32, flags uint8, payload []byte, bodyFD int, flush bool) error {
+	return s.ServeDirect(id, flags, payload, -1, bodyFD, flush)
+}
+
+// ServeDirect is Serve for a request the worker answers on the client's
+// connection itself (wsgi.FlagDirect): clientFD is the connection's
+// descriptor, which the slot takes over and closes once the response has
+// been written or handed to the slot socket; only the response's FrameEnd,
+// with its completion record, or a hand-off goes to the slot socket.
+func (s *Slot) ServeDirect(id uint32, flags uint8, payload []byte, clientFD, bodyFD int, flush bool) error {
 	if len(payload) == 0 {
-		if bodyFD >= 0 {
-			syscall.Close(bodyFD)
+		for _, fd := range []int{clientFD, bodyFD} {
+			if fd >= 0 {
+				syscall.Close(fd)
+			}
 		}
 		return errEmptyFrame
 	}
 	rc, err := C.gw_slot_serve(s.c, C.uint32_t(id), C.uint8_t(flags), (*C.char)(unsafe.Pointer(&payload[0])),
-		C.size_t(len(payload)), C.int(bodyFD), cBool(flush))
+		C.size_t(len(payload)), C.int(clientFD), C.int(bodyFD), cBool(flush))
 	if rc != 0 {
 		return fmt.Errorf("pyembed: writing to the slot socket: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gowsgi/gowsgi/wsgi"
@@ -39,6 +40,9 @@ type accessLog struct {
 	memoryReport bool
 	// forwardedFor shows X-Forwarded-For as %(addr) (--log-x-forwarded-for).
 	forwardedFor bool
+	// json: lines are slog's JSON objects (--log-json), with the request's
+	// id, its client and its duration in milliseconds.
+	json bool
 }
 
 // logPart is a literal piece of a --log-format line or one variable.
@@ -53,7 +57,7 @@ func newAccessLog(cfg Config, log *slog.Logger, out io.Writer) *accessLog {
 		return nil
 	}
 	a := &accessLog{log: log, all: cfg.AccessLog, log4xx: cfg.Log4xx, log5xx: cfg.Log5xx,
-		out: out, memoryReport: cfg.MemoryReport, forwardedFor: cfg.LogXForwardedFor}
+		out: out, memoryReport: cfg.MemoryReport, forwardedFor: cfg.LogXForwardedFor, json: cfg.LogJSON}
 	if cfg.LogFormat != "" {
 		a.format = parseLogFormat(cfg.LogFormat)
 	}
@@ -177,8 +181,16 @@ func (a *accessLog) write(e *entry) {
 	}
 	method, _ := e.req.Vars.Get("REQUEST_METHOD")
 	path, _ := e.req.Vars.Get("PATH_INFO")
-	attrs := []any{"method", method, "path", path, "status", e.status,
-		"bytes", e.bodyBytes, "duration", e.took, "worker", e.worker}
+	attrs := []any{"method", method, "path", path, "status", e.status, "bytes", e.bodyBytes}
+	if a.json {
+		id, _ := e.req.Vars.Get(RequestIDVar)
+		remote, _ := e.req.Vars.Get("REMOTE_ADDR")
+		// slog writes a Duration as nanoseconds; milliseconds read better.
+		attrs = append(attrs, "duration_ms", float64(e.took.Microseconds())/1000, "request_id", id, "remote", remote)
+	} else {
+		attrs = append(attrs, "duration", e.took)
+	}
+	attrs = append(attrs, "worker", e.worker)
 	if a.memoryReport {
 		if pid, rss, vsz, ok := a.workerMemory(e.worker); ok {
 			attrs = append(attrs, "pid", pid, "rss", rss, "vsz", vsz)
@@ -327,4 +339,24 @@ func headSize(status string, headers []byte) int64 {
 		return true
 	})
 	return n
+}
+
+// Direct, WriteRaw, SendFileRaw and Completed pass a direct response
+// through (wsgi.DirectResponder); its status and sizes come from the
+// worker's completion record.
+func (lw *loggedWriter) Direct() (syscall.RawConn, wsgi.Framing, wsgi.HTTPFlags, bool) {
+	return directTo(lw.ResponseWriter)
+}
+
+func (lw *loggedWriter) WriteRaw(p []byte) error {
+	return lw.ResponseWriter.(wsgi.DirectResponder).WriteRaw(p)
+}
+
+func (lw *loggedWriter) SendFileRaw(f *os.File, offset, count int64) error {
+	return lw.ResponseWriter.(wsgi.DirectResponder).SendFileRaw(f, offset, count)
+}
+
+func (lw *loggedWriter) Completed(c wsgi.Completion) {
+	lw.status, lw.headBytes, lw.bodyBytes = c.Status, c.HeadBytes, c.BodyBytes
+	lw.ResponseWriter.(wsgi.DirectResponder).Completed(c)
 }

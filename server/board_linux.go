@@ -106,6 +106,19 @@ func (b *board) begun(slot int, id uint32, servedBefore uint64) bool {
 	return b.sb.Begun(slot, id, servedBefore)
 }
 
+// headMayHaveLeft reports whether the worker may have written bytes of
+// request id's response to its client, and the head's status code
+// (wsgi.Scoreboard.HeadMayHaveLeft). A released board cannot tell, so it
+// says yes, with no code.
+func (b *board) headMayHaveLeft(slot int, id uint32) (bool, int) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.mem == nil {
+		return true, 0
+	}
+	return b.sb.HeadMayHaveLeft(slot, id)
+}
+
 // running returns the request slot is running and when it started, in
 // Unix nanoseconds; id is 0 when the slot is idle or the board released.
 // The id is read again after the start time so the two belong together.

@@ -78,6 +78,15 @@ type Config struct {
 	// connection, and a uwsgi, SCGI or FastCGI one, may stay idle or take
 	// to send a request head.
 	HTTPTimeout, SocketTimeout time.Duration
+	// HTTPKeepalive, when not 0, is how long a keep-alive HTTP connection
+	// waits for its next request; else HTTPTimeout, else 90 s.
+	HTTPKeepalive time.Duration
+	// ForwardedAllowIPs are the HTTP peers whose X-Forwarded-For and
+	// X-Forwarded-Proto are believed (gateways.ParseForwardedAllow).
+	ForwardedAllowIPs []string
+	// LogJSON writes every log line, the children's output included, as
+	// one JSON object, and gives each request an id (logjson.go).
+	LogJSON bool
 	// Ready, when set, is called once the workers are ready and the banner
 	// is printed: a daemon tells the process that started it.
 	Ready func()

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -51,6 +52,19 @@ type job struct {
 
 	// timedOut is set by harakiri (harakiri.go) before it kills the worker.
 	timedOut atomic.Bool
+
+	// client, for a direct request (the worker writes the response to the
+	// client itself, wsgi.FlagDirect), is the connection whose descriptor
+	// goes with the request frame; req then points at directReq, the
+	// gateway's request with its framing set.
+	client    syscall.RawConn
+	directReq wsgi.Request
+	// headLeft and headCode are the scoreboard's head-out words for a
+	// lost direct request, read by the slot before its worker's board is
+	// released: whether bytes of the response may have reached the client
+	// from the worker, and the head's status code.
+	headLeft bool
+	headCode int
 }
 
 // jobs recycles jobs and their response queues: a request would otherwise
@@ -60,7 +74,8 @@ var jobs = sync.Pool{New: func() any { return &job{resp: newResponse()} }}
 // newJob returns an empty job for req with a fresh id.
 func (d *dispatcher) newJob(req *wsgi.Request) *job {
 	j := jobs.Get().(*job)
-	j.id, j.req, j.servedBefore = d.newID(), req, 0
+	j.id, j.req, j.servedBefore, j.client = d.newID(), req, 0, nil
+	j.headLeft, j.headCode = false, 0
 	j.timedOut.Store(false)
 	j.setSlot(nil)
 	j.resp.reset()
@@ -72,7 +87,7 @@ func (d *dispatcher) newJob(req *wsgi.Request) *job {
 // dropped it by then, having delivered its last frame.
 func (j *job) release() {
 	j.resp.closeSpool()
-	j.req = nil
+	j.req, j.client, j.directReq = nil, nil, wsgi.Request{}
 	j.setSlot(nil)
 	jobs.Put(j)
 }
@@ -89,6 +104,13 @@ func (j *job) taker() *slot {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.slot
+}
+
+// goDirect makes j a direct request on conn, framed so.
+func (j *job) goDirect(conn syscall.RawConn, framing wsgi.Framing, flags wsgi.HTTPFlags) {
+	j.directReq = *j.req
+	j.directReq.Framing, j.directReq.HTTPFlags = framing, flags
+	j.req, j.client = &j.directReq, conn
 }
 
 // lost tells j's relay that the worker went away before the response ended;
@@ -155,12 +177,19 @@ func (d *dispatcher) newID() uint32 {
 func (d *dispatcher) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, req *wsgi.Request) error {
 	start := time.Now()
 	r := relay{w: w, log: d.log, cutting: &d.cutting}
+	conn, framing, flags, direct := directTo(w)
+	if direct {
+		r.direct = w.(wsgi.DirectResponder)
+	}
 	var err error
 	for attempt := 0; ; attempt++ {
 		if r.job != nil {
 			r.job.release()
 		}
 		r.job = d.newJob(req)
+		if direct {
+			r.job.goDirect(conn, framing, flags)
+		}
 		r.lastAttempt = attempt == maxRetries
 		err = d.dispatch(ctx, &r)
 		if errors.Is(err, errLeftQueued) {
@@ -214,6 +243,16 @@ func (d *dispatcher) dispatch(ctx context.Context, r *relay) error {
 	return r.run(ctx)
 }
 
+// directTo returns the connection a worker may write w's response to, and
+// its framing; ok is false when the response must go through the master.
+func directTo(w wsgi.ResponseWriter) (conn syscall.RawConn, framing wsgi.Framing, flags wsgi.HTTPFlags, ok bool) {
+	dr, ok := w.(wsgi.DirectResponder)
+	if !ok {
+		return nil, wsgi.FramingNone, 0, false
+	}
+	return dr.Direct()
+}
+
 // finished counts a request that has ended for --stats, and tells the
 // access log which worker served it.
 func (d *dispatcher) finished(w wsgi.ResponseWriter, r *relay, start time.Time) {
@@ -247,6 +286,9 @@ type relay struct {
 	// cutting is the dispatcher's flag of the same name; nil for a relay
 	// that only answers.
 	cutting *atomic.Bool
+	// direct is w when the worker writes the response to the client
+	// itself; the relay then writes only what the worker hands back.
+	direct wsgi.DirectResponder
 }
 
 // run relays frames until the response ends. When ctx is done or the client
@@ -289,6 +331,9 @@ func (r *relay) handle(it *item, data []byte) (end bool, err error) {
 		if s := r.job.taker(); s != nil {
 			s.board.responseEnded()
 		}
+		if r.direct != nil && it.end-it.start == wsgi.CompletionLen {
+			r.complete(it.flags, data[it.start:it.end])
+		}
 		switch {
 		case r.failure != nil:
 			return true, r.failure
@@ -302,6 +347,10 @@ func (r *relay) handle(it *item, data []byte) (end bool, err error) {
 		}
 		fallthrough
 	case frameLost:
+		// Bytes of the head may have reached the client from the worker
+		// of a direct request: then only closing the connection tells the
+		// client the response is incomplete.
+		r.headSent = r.headSent || r.workerWrote()
 		switch {
 		case r.failure != nil:
 			return true, r.failure
@@ -348,6 +397,9 @@ func (r *relay) sendSpooled(it *item) error {
 	defer r.job.resp.unspool(it)
 	r.dirty = true
 	n := int64(it.end - it.start)
+	if it.kind == wsgi.FrameRaw && r.direct != nil {
+		return r.direct.SendFileRaw(it.file, int64(it.start), n)
+	}
 	r.bytes += n
 	return r.w.SendFile(it.file, int64(it.start), n)
 }
@@ -375,10 +427,50 @@ func (r *relay) write(it *item, payload []byte) error {
 		if err != nil {
 			return fmt.Errorf("server: file frame: %w", err)
 		}
+		if r.direct != nil {
+			return r.direct.SendFileRaw(it.file, offset, count)
+		}
 		r.bytes += fileBytes(it.file, offset, count)
 		return r.w.SendFile(it.file, offset, count)
+	case wsgi.FrameHandoff:
+		if r.direct == nil {
+			break
+		}
+		// The client's socket was full: the worker hands the rest over,
+		// having written the start of the response itself.
+		r.headSent = true
+		return nil
+	case wsgi.FrameRaw:
+		if r.direct == nil {
+			break
+		}
+		return r.direct.WriteRaw(payload)
 	}
 	return fmt.Errorf("server: unexpected frame kind %q from a worker", byte(it.kind))
+}
+
+// workerWrote reports whether the worker of a direct request, lost, may
+// have written bytes of its response to the client, which the scoreboard
+// records before the worker's first write; if so, the writer learns the
+// status that went out, since no completion record will come.
+func (r *relay) workerWrote() bool {
+	if r.direct == nil || !r.job.headLeft {
+		return false
+	}
+	r.direct.Completed(wsgi.Completion{Status: r.job.headCode, Broken: true})
+	return true
+}
+
+// complete takes the completion record of a response the worker wrote, for
+// --stats and for the access log and metrics, which the writer tells.
+func (r *relay) complete(flags uint8, payload []byte) {
+	c, err := wsgi.ParseCompletion(flags, payload)
+	if err != nil {
+		return
+	}
+	r.headSent = r.headSent || c.Status != 0
+	r.headBytes, r.bytes = c.HeadBytes, c.BodyBytes
+	r.direct.Completed(c)
 }
 
 // checkHead applies PEP 3333's rules to a head from a worker. The worker's C

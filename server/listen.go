@@ -41,13 +41,22 @@ type Socket struct {
 	// CertFile and KeyFile are the PEM certificate chain and its key, for
 	// ProtocolHTTPS.
 	CertFile, KeyFile string
+	// ProxyProtocol, for ProtocolHTTP and ProtocolHTTPS, says every
+	// connection opens with a PROXY protocol header
+	// (gateways/proxyproto.go).
+	ProxyProtocol bool
 }
 
 // DefaultSocket is served when no socket is given and none is inherited.
 var DefaultSocket = Socket{Protocol: ProtocolHTTP, Address: "127.0.0.1:8000"}
 
 // option is the command-line option that names s, for messages.
-func (s Socket) option() string { return "--" + string(s.Protocol) + "-socket" }
+func (s Socket) option() string {
+	if s.ProxyProtocol {
+		return "--proxy-protocol-socket"
+	}
+	return "--" + string(s.Protocol) + "-socket"
+}
 
 // isUnixPath reports whether a socket address names a Unix socket file.
 func isUnixPath(addr string) bool {
@@ -305,6 +314,9 @@ func unwrapPathError(err error) error {
 // "uwsgi:///run/app.sock" for a Unix socket.
 func socketURL(l *listener) string {
 	scheme := string(l.socket.Protocol) + "://"
+	if l.socket.ProxyProtocol {
+		scheme = string(l.socket.Protocol) + "+proxy://"
+	}
 	switch addr := l.Addr().(type) {
 	case *net.TCPAddr:
 		return scheme + displayAddr(addr)

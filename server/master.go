@@ -34,6 +34,7 @@ type master struct {
 	listeners []*listener
 	dispatch  *dispatcher
 	pool      *pool
+	aux       *auxPool          // the spoolers and mules; nil when none
 	gateways  []protocolGateway // each listener's, once
 	signals   chan os.Signal
 	// handler serves the gateways: the dispatcher, behind the static files
@@ -43,6 +44,8 @@ type master struct {
 	stats   *statsServer // nil without --stats
 	metrics *metrics     // nil without --metrics
 	health  *health      // nil without --health-socket
+	// forwardedAllow are the HTTP peers whose X-Forwarded-* are believed.
+	forwardedAllow *gateways.ForwardedAllow
 	// draining is set once a stop began: /readyz fails from then on.
 	draining atomic.Bool
 	notify   notifier    // systemd's NOTIFY_SOCKET, when set
@@ -70,23 +73,25 @@ type gateway interface {
 // status: 0 after a stop by signal, 1 when serving failed, 2 when it could
 // not start (a socket would not bind, the app would not load).
 func Run(cfg Config) int {
+	limitMasterThreads()
+	stderr := MasterOutput(cfg.LogJSON)
 	if err := openLog(cfg.LogTo); err != nil {
-		fmt.Fprintf(os.Stderr, "gowsgi: %v\n", err)
+		fmt.Fprintf(stderr, "gowsgi: %v\n", err)
 		return 2
 	}
-	relay, err := startLogRelay(cfg.LogTo)
+	relay, err := startLogRelay(cfg.LogTo, cfg.LogJSON)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "gowsgi: %v\n", err)
+		fmt.Fprintf(stderr, "gowsgi: %v\n", err)
 		return 2
 	}
 	defer relay.close() // last: after the workers have stopped
 	cfg.childOutput = relay.output
 	if err := setMaxFD(cfg.MaxFD); err != nil {
-		fmt.Fprintf(os.Stderr, "gowsgi: %v\n", err)
+		fmt.Fprintf(stderr, "gowsgi: %v\n", err)
 		return 2
 	}
 	if err := runStartHooks(cfg.Hooks, PhaseASAP, PhaseAsRoot); err != nil {
-		fmt.Fprintf(os.Stderr, "gowsgi: %v\n", err)
+		fmt.Fprintf(stderr, "gowsgi: %v\n", err)
 		return 2
 	}
 	m, err := newMaster(cfg)
@@ -160,7 +165,9 @@ func Run(cfg Config) int {
 		defer os.Remove(m.cfg.Spec.ModuleList)
 		go watchModules(m.cfg.Spec.ModuleList, cfg.PyAutoReload, func(path string) { m.touched <- path }, stopWatching)
 	}
-	return m.serve()
+	code := m.serve()
+	m.aux.stop()
+	return code
 }
 
 // newMaster binds every listener before any worker starts, so a socket that
@@ -170,16 +177,21 @@ func newMaster(cfg Config) (*master, error) {
 		// Each zygote lists its app's modules here after the import.
 		cfg.Spec.ModuleList = filepath.Join(os.TempDir(), fmt.Sprintf("gowsgi-modules-%d", os.Getpid()))
 	}
-	m := &master{cfg: cfg, stderr: os.Stderr, signals: make(chan os.Signal, 4), touched: make(chan string),
+	m := &master{cfg: cfg, stderr: MasterOutput(cfg.LogJSON), signals: make(chan os.Signal, 4), touched: make(chan string),
 		logTouched: make(chan string)}
-	if cfg.LogDate {
-		dated, err := newDatedWriter(os.Stderr, cfg.LogDateFormat)
+	if cfg.LogDate && !cfg.LogJSON { // cmd/gowsgi refuses both together
+		dated, err := newDatedWriter(m.stderr, cfg.LogDateFormat)
 		if err != nil {
 			return m, err
 		}
 		m.stderr = dated
 	}
-	m.log = slog.New(slog.NewTextHandler(m.stderr, nil))
+	if cfg.LogJSON {
+		// "source" as on the lines logjson.go wraps: master or app.
+		m.log = slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("source", "master")
+	} else {
+		m.log = slog.New(slog.NewTextHandler(m.stderr, nil))
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return m, fmt.Errorf("cannot find the gowsgi binary to start workers: %w", err)
@@ -188,6 +200,9 @@ func newMaster(cfg Config) (*master, error) {
 	// shows: it never reaches main nor parses them, and takes the app from
 	// the GOWSGI_APP_* environment instead (pyembed/gw_zygote.c).
 	args := os.Args[1:]
+	if m.cfg.Spec.Spooler.Dirs, err = spoolerDirs(cfg.Spec.Spooler.Dirs); err != nil {
+		return m, err
+	}
 	if m.listeners, err = bindSockets(cfg); err != nil {
 		return m, err
 	}
@@ -200,8 +215,13 @@ func newMaster(cfg Config) (*master, error) {
 	m.dispatch = newDispatcher(m.log)
 	m.dispatch.maxWaiting = int64(cfg.Listen)
 	m.dispatch.spoolLimit = cfg.ResponseSpoolLimit
-	m.pool = newPool(startProcesses(cfg), cfg.Threads, m.launcher(exe, args), m.dispatch, m.log)
+	l := m.launcher(exe, args)
+	m.pool = newPool(startProcesses(cfg), cfg.Threads, l, m.dispatch, m.log)
 	m.pool.limits = cfg.Limits
+	if al, ok := l.(auxLauncher); ok {
+		m.aux = newAuxPool(m.cfg.Spec, al, m.log)
+		m.pool.tookOver = m.aux.serveGeneration
+	}
 	if err := m.prepareAccessStaticStats(); err != nil {
 		return m, err
 	}
@@ -224,16 +244,25 @@ func newMaster(cfg Config) (*master, error) {
 		}
 		m.notify.ready(m.servingStatus())
 	}
-	shared := make(map[Protocol]gateway)
+	if m.forwardedAllow, err = gateways.ParseForwardedAllow(cfg.ForwardedAllowIPs); err != nil {
+		return m, err
+	}
+	// Sockets of one protocol share a gateway, but for HTTPS ones (each
+	// has its certificate) and PROXY protocol ones (each kind has its own).
+	type kind struct {
+		protocol Protocol
+		proxy    bool
+	}
+	shared := make(map[kind]gateway)
 	for _, l := range m.listeners {
-		protocol := l.socket.Protocol
-		if l.gateway = shared[protocol]; l.gateway != nil {
+		k := kind{l.socket.Protocol, l.socket.ProxyProtocol}
+		if l.gateway = shared[k]; l.gateway != nil {
 			continue
 		}
-		l.gateway = m.newGateway(protocol, l.tls)
-		m.gateways = append(m.gateways, protocolGateway{protocol, l.gateway})
+		l.gateway = m.newGateway(l.socket, l.tls)
+		m.gateways = append(m.gateways, protocolGateway{k.protocol, l.gateway})
 		if l.tls == nil {
-			shared[protocol] = l.gateway
+			shared[k] = l.gateway
 		}
 	}
 	return m, nil
@@ -260,9 +289,9 @@ func (m *master) dropPrivileges() error {
 
 // newGateway builds the gateway for protocol, serving through the
 // dispatcher. Each HTTPS socket gets its own, with its certificate.
-func (m *master) newGateway(protocol Protocol, tlsConfig *tls.Config) gateway {
-	handler := m.metrics.wrap(protocol, m.handler)
-	switch protocol {
+func (m *master) newGateway(socket Socket, tlsConfig *tls.Config) gateway {
+	handler := m.metrics.wrap(socket.Protocol, m.handler)
+	switch socket.Protocol {
 	case ProtocolUWSGI:
 		return gateways.NewUWSGI(handler, m.streamOptions())
 	case ProtocolSCGI:
@@ -285,6 +314,9 @@ func (m *master) newGateway(protocol Protocol, tlsConfig *tls.Config) gateway {
 		LimitPost:      m.cfg.LimitPost,
 		TLSConfig:      tlsConfig,
 		Timeout:        m.cfg.HTTPTimeout,
+		IdleTimeout:    m.cfg.HTTPKeepalive,
+		ProxyProtocol:  socket.ProxyProtocol,
+		ForwardedAllow: m.forwardedAllow,
 		Logger:         m.log,
 	})
 }
@@ -316,6 +348,7 @@ func (m *master) startWorkers() (code int, ok bool) {
 	}
 	m.pool.kill()
 	<-m.pool.done
+	m.aux.stop()
 	if failure != nil {
 		// Last, after the workers' own messages, so it is what the user sees.
 		fmt.Fprintf(m.stderr, "gowsgi: %v\n", failure)

@@ -26,7 +26,11 @@ func (m *master) prepareAccessStaticStats() (err error) {
 	if len(m.cfg.Routes) > 0 || len(m.cfg.AddHeaders) > 0 {
 		m.handler = &routingHandler{routes: m.cfg.Routes, headers: m.cfg.AddHeaders, next: m.handler}
 	}
-	// The access log wraps static files too, so every response is logged once.
+	if m.cfg.LogJSON {
+		m.handler = requestIDs{next: m.handler}
+	}
+	// The access log wraps static files too, so every response is logged
+	// once, and sees the request's id.
 	m.handler = access.wrap(m.handler)
 	if m.stats, err = listenStats(m.cfg.Stats, m.cfg.StatsHTTP, m.log); err != nil {
 		return err

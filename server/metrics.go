@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"syscall"
 	"time"
 
 	"github.com/gowsgi/gowsgi/wsgi"
@@ -202,4 +204,26 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(respawnsDesc, prometheus.CounterValue, float64(snap.Respawns))
 	ch <- prometheus.MustNewConstMetric(harakiriDesc, prometheus.CounterValue, float64(snap.Harakiris))
+}
+
+// Direct, WriteRaw, SendFileRaw and Completed pass a direct response
+// through (wsgi.DirectResponder); its status comes from the worker's
+// completion record.
+func (sw *statusWriter) Direct() (syscall.RawConn, wsgi.Framing, wsgi.HTTPFlags, bool) {
+	return directTo(sw.ResponseWriter)
+}
+
+func (sw *statusWriter) WriteRaw(p []byte) error {
+	return sw.ResponseWriter.(wsgi.DirectResponder).WriteRaw(p)
+}
+
+func (sw *statusWriter) SendFileRaw(f *os.File, offset, count int64) error {
+	return sw.ResponseWriter.(wsgi.DirectResponder).SendFileRaw(f, offset, count)
+}
+
+func (sw *statusWriter) Completed(c wsgi.Completion) {
+	if c.Status >= 100 && c.Status < 600 {
+		sw.class = c.Status / 100
+	}
+	sw.ResponseWriter.(wsgi.DirectResponder).Completed(c)
 }

@@ -89,6 +89,11 @@ type pool struct {
 	// (notify.go). They must not block.
 	reloadBegan func()
 	reloadEnded func(failure string)
+	// tookOver, when set (before start), is called by the pool goroutine
+	// with each generation that starts serving: the first once all its
+	// workers are ready, a reload's when it replaces the old one. It must
+	// not block.
+	tookOver func(gen int)
 
 	events    chan event
 	reloads   chan struct{}
@@ -298,6 +303,9 @@ func (p *pool) workerReady(w *worker, version string) {
 			p.starting = false
 			p.version = version
 			p.ready <- nil
+			if p.tookOver != nil {
+				p.tookOver(p.current)
+			}
 		}
 	case w.gen == p.pending:
 		if p.readyCount(p.pending) == p.processes {

@@ -60,6 +60,9 @@ func (p *pool) finishReload() {
 		}
 	}
 	p.log.Info("reloaded", "generation", gen)
+	if p.tookOver != nil {
+		p.tookOver(gen)
+	}
 	if p.reloadEnded != nil {
 		p.reloadEnded("")
 	}

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"os/user"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -168,59 +169,89 @@ const relayDrain = 200 * time.Millisecond
 
 // childOutput is where a child (the zygote, a worker) sends its stdout and
 // stderr; the zero value is the master's own.
-type childOutput struct{ w *os.File }
+type childOutput struct{ stdout, stderr *os.File }
 
 // attach gives cmd this output.
 func (o childOutput) attach(cmd *exec.Cmd) {
-	if o.w == nil {
+	if o.stdout == nil {
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		return
 	}
-	cmd.Stdout, cmd.Stderr = o.w, o.w
+	cmd.Stdout, cmd.Stderr = o.stdout, o.stderr
 }
 
-// logRelay carries the children's output into a --logto file through the
-// master, as uWSGI's log-master does: they write to a pipe that the master
-// copies to its own stderr, which openLog points at the file, so after a
-// SIGUSR1 reopen the workers already running write to the new file too,
-// not only those started later.
+// logRelay carries the children's output through the master: into a
+// --logto file, as uWSGI's log-master does, and with --log-json as one
+// JSON object per line (logjson.go). The children write to pipes that the
+// master copies to its own stderr, which openLog points at the file, so
+// after a SIGUSR1 reopen the workers already running write to the new
+// file too, not only those started later.
 type logRelay struct {
 	output childOutput
-	r      *os.File      // the master's end
-	done   chan struct{} // closed once the copy has ended
+	reads  []*os.File     // the master's ends
+	done   sync.WaitGroup // until every copy has ended
 }
 
-// startLogRelay starts the relay when there is a --logto file; without one
-// the children write where the master does and the relay does nothing.
-func startLogRelay(logTo string) (*logRelay, error) {
-	if logTo == "" {
-		return &logRelay{}, nil
-	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		return nil, fmt.Errorf("server: --logto: %w", err)
-	}
-	relay := &logRelay{output: childOutput{w}, r: r, done: make(chan struct{})}
-	go func() {
-		defer close(relay.done)
-		defer r.Close()
+// startLogRelay starts the relay when there is a --logto file or logJSON;
+// without either the children write where the master does and the relay
+// does nothing. With logJSON, stdout and stderr get a pipe each, so each
+// line says which stream it came on.
+func startLogRelay(logTo string, logJSON bool) (*logRelay, error) {
+	relay := &logRelay{}
+	switch {
+	case logJSON:
+		stdout, err := relay.pipe(func(r io.Reader) { relayJSONLines(r, os.Stderr, "stdout") })
+		if err != nil {
+			return nil, err
+		}
+		stderr, err := relay.pipe(func(r io.Reader) { relayJSONLines(r, os.Stderr, "stderr") })
+		if err != nil {
+			relay.close()
+			return nil, err
+		}
+		relay.output = childOutput{stdout, stderr}
+	case logTo != "":
 		// Descriptor 2, not a file kept open: each write goes to the file
 		// openLog last pointed it at.
-		io.Copy(os.Stderr, r)
-	}()
+		w, err := relay.pipe(func(r io.Reader) { io.Copy(os.Stderr, r) })
+		if err != nil {
+			return nil, err
+		}
+		relay.output = childOutput{w, w}
+	}
 	return relay, nil
 }
 
-// close stops the relay after copying what is left in the pipe, so the
+// pipe makes a pipe whose reading end copy drains, and returns the
+// children's end.
+func (l *logRelay) pipe(copy func(io.Reader)) (*os.File, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("server: the children's log pipe: %w", err)
+	}
+	l.reads = append(l.reads, r)
+	l.done.Add(1)
+	go func() {
+		defer l.done.Done()
+		defer r.Close()
+		copy(r)
+	}()
+	return w, nil
+}
+
+// close stops the relay after copying what is left in the pipes, so the
 // last lines of the zygote and the workers (a traceback that stopped the
 // start) are in the log when the master exits.
 func (l *logRelay) close() {
-	if l.done == nil {
-		return
+	for _, w := range []*os.File{l.output.stdout, l.output.stderr} {
+		if w != nil {
+			w.Close() // twice for one --logto pipe: the second call fails, harmlessly
+		}
 	}
-	l.output.w.Close()
-	l.r.SetReadDeadline(time.Now().Add(relayDrain))
-	<-l.done
+	for _, r := range l.reads {
+		r.SetReadDeadline(time.Now().Add(relayDrain))
+	}
+	l.done.Wait()
 }
 
 // errNoPid is returned when a pidfile holds no pid.

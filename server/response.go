@@ -109,9 +109,9 @@ func keptData(data []byte) []byte {
 func (r *response) push(f wsgi.Frame, file *os.File) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if f.Kind == wsgi.FrameBody && len(r.data)+len(f.Payload) > memoryMark {
+	if (f.Kind == wsgi.FrameBody || f.Kind == wsgi.FrameRaw) && len(r.data)+len(f.Payload) > memoryMark {
 		var spooled bool
-		if r.items, spooled = r.spool.addLocked(f.Payload, r.items); spooled {
+		if r.items, spooled = r.spool.addLocked(f.Kind, f.Payload, r.items); spooled {
 			return
 		}
 	}

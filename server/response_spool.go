@@ -39,11 +39,13 @@ type spool struct {
 	warned bool // the limit has been logged for this response
 }
 
-// addLocked writes p, a body frame's payload, at the end of the file and
+// addLocked writes p, the payload of a body frame of kind (FrameBody, or
+// FrameRaw after a direct response's hand-off), at the end of the file and
 // returns items with the range appended, merged into the last item when
-// that one names the bytes just before. ok is false when p was not spooled
+// that one names the bytes just before (a response's body frames are all
+// of one kind). ok is false when p was not spooled
 // (spooling off or broken) and is to be queued in memory instead.
-func (s *spool) addLocked(p []byte, items []item) (_ []item, ok bool) {
+func (s *spool) addLocked(kind wsgi.FrameKind, p []byte, items []item) (_ []item, ok bool) {
 	if !s.onLocked() {
 		return items, false
 	}
@@ -57,7 +59,7 @@ func (s *spool) addLocked(p []byte, items []item) (_ []item, ok bool) {
 		items[n-1].end = end
 		return items, true
 	}
-	return append(items, item{kind: wsgi.FrameBody, spooled: true, start: start, end: end, file: s.file}), true
+	return append(items, item{kind: kind, spooled: true, start: start, end: end, file: s.file}), true
 }
 
 // writeLocked appends p to the file, making it first. The file only grows:

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -106,7 +107,7 @@ func (s *slot) send(j *job) bool {
 	j.servedBefore = s.servedBefore()
 	s.inflight = append(s.inflight, j)
 	s.mu.Unlock()
-	err := writeRequestFrame(s.conn, s.out, j.req.BodyFile)
+	err := writeRequestFrame(s.conn, s.out, j.client, j.req.BodyFile)
 	if cap(s.out) > keptFrameCap {
 		s.out = nil
 	}
@@ -119,30 +120,54 @@ func (s *slot) send(j *job) bool {
 }
 
 // writeRequestFrame writes a request frame to a slot socket, with the
-// spooled body's descriptor, when there is one, attached to the frame's
-// first bytes (SCM_RIGHTS, unix(7)): the worker reads the frame header with
-// recvmsg and finds it there. The descriptor is duplicated into the worker;
-// the gateway keeps and closes its own.
-func writeRequestFrame(conn *net.UnixConn, frame []byte, body *os.File) error {
-	if body == nil {
+// descriptors it calls for attached to the frame's first bytes (SCM_RIGHTS,
+// unix(7)): the client connection's for a direct request, then the spooled
+// body's. The worker reads the frame header with recvmsg and finds them
+// there. They are duplicated into the worker; the gateway keeps and closes
+// its own.
+func writeRequestFrame(conn *net.UnixConn, frame []byte, client syscall.RawConn, body *os.File) error {
+	if client == nil && body == nil {
 		_, err := conn.Write(frame)
 		return err
 	}
-	raw, err := body.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("server: sending a spooled body: %w", err)
+	var bodyConn syscall.RawConn
+	if body != nil {
+		var err error
+		if bodyConn, err = body.SyscallConn(); err != nil {
+			return fmt.Errorf("server: sending a spooled body: %w", err)
+		}
 	}
 	var n int
 	var sendErr error
-	// Control keeps the descriptor open while it is sent.
-	err = raw.Control(func(fd uintptr) {
-		n, _, sendErr = conn.WriteMsgUnix(frame, unix.UnixRights(int(fd)), nil)
+	// Control keeps each descriptor open while it is sent.
+	err := withFDs([]syscall.RawConn{client, bodyConn}, nil, func(fds []int) {
+		n, _, sendErr = conn.WriteMsgUnix(frame, unix.UnixRights(fds...), nil)
 	})
 	if err == nil {
 		err = sendErr
 	}
 	if err == nil && n < len(frame) {
 		_, err = conn.Write(frame[n:])
+	}
+	return err
+}
+
+// withFDs calls f with the descriptors of conns (nil ones skipped), each
+// held open by its Control for the call.
+func withFDs(conns []syscall.RawConn, fds []int, f func(fds []int)) error {
+	if len(conns) == 0 {
+		f(fds)
+		return nil
+	}
+	if conns[0] == nil {
+		return withFDs(conns[1:], fds, f)
+	}
+	var err error
+	cerr := conns[0].Control(func(fd uintptr) {
+		err = withFDs(conns[1:], append(fds, int(fd)), f)
+	})
+	if cerr != nil {
+		return fmt.Errorf("server: sending a descriptor with a request: %w", cerr)
 	}
 	return err
 }
@@ -163,6 +188,11 @@ func (s *slot) servedBefore() uint64 {
 func (s *slot) begun(j *job) bool {
 	return s.board.begun(s.index, j.id, j.servedBefore)
 }
+
+// headMayHaveLeft reports whether the worker may have written bytes of j's
+// response to its client itself (a direct request), and the head's status
+// code.
+func (s *slot) headMayHaveLeft(j *job) (bool, int) { return s.board.headMayHaveLeft(s.index, j.id) }
 
 // abort asks the worker to stop producing request id's response.
 func (s *slot) abort(id uint32) { s.board.abort(s.index, id) }
@@ -200,7 +230,7 @@ func (s *slot) deliver(f wsgi.Frame, more bool) error {
 	}
 	var file *os.File
 	switch f.Kind {
-	case wsgi.FrameHead, wsgi.FrameBody, wsgi.FrameEnd:
+	case wsgi.FrameHead, wsgi.FrameBody, wsgi.FrameEnd, wsgi.FrameHandoff, wsgi.FrameRaw:
 	case wsgi.FrameFile:
 		if file = s.rx.nextFile(); file == nil {
 			return fmt.Errorf("server: worker %d slot %d sent a file frame without a descriptor", s.worker, s.index)
@@ -246,6 +276,10 @@ func (s *slot) stop() {
 		d.unlist(s, false)
 	}
 	for _, j := range jobs {
+		if j.client != nil {
+			// Read now: the board is released once the slot is dead.
+			j.headLeft, j.headCode = s.headMayHaveLeft(j)
+		}
 		j.lost(s.begun(j))
 	}
 	close(s.dead)

@@ -97,6 +97,26 @@ type statsDocument struct {
 	CWD         string        `json:"cwd"`
 	Sockets     []statsSocket `json:"sockets"`
 	Workers     []statsWorker `json:"workers"`
+	// Spoolers and Mules are there when the server runs any.
+	Spoolers []statsSpooler `json:"spoolers,omitempty"`
+	Mules    []statsMule    `json:"mules,omitempty"`
+}
+
+// statsSpooler is uWSGI's entry for a spooler process, less its task
+// counters, which its process keeps to itself.
+type statsSpooler struct {
+	Dir      string `json:"dir"`
+	PID      int    `json:"pid"`
+	Respawns int    `json:"respawns"`
+}
+
+// statsMule is a mule process.
+type statsMule struct {
+	ID        int    `json:"id"`
+	PID       int    `json:"pid"`
+	Program   string `json:"program"`
+	Respawns  int    `json:"respawns"`
+	LastSpawn int64  `json:"last_spawn"` // Unix seconds
 }
 
 type statsSocket struct {
@@ -146,6 +166,13 @@ func (m *master) statsDocument() statsDocument {
 	}
 	for _, w := range m.pool.snapshot().Workers {
 		doc.Workers = append(doc.Workers, m.statsWorker(w))
+	}
+	for _, p := range m.aux.snapshot() {
+		if p.Kind == auxSpooler {
+			doc.Spoolers = append(doc.Spoolers, statsSpooler{Dir: p.Label, PID: p.PID, Respawns: p.Respawns})
+			continue
+		}
+		doc.Mules = append(doc.Mules, statsMule{ID: p.Num, PID: p.PID, Program: p.Label, Respawns: p.Respawns, LastSpawn: p.Started.Unix()})
 	}
 	return doc
 }

@@ -1,8 +1,9 @@
 // Starting workers by fork from a zygote: one process per generation that
 // imports the app once and forks workers sharing it copy-on-write, so a
 // worker costs little memory and a respawn after a crash is a fork, not a
-// fresh import. The zygote's side and its message protocol are in package
-// pyembed (gw_zygote.c); this is the master's side.
+// fresh import. It forks the spoolers and mules too (auxprocs.go). The
+// zygote's side and its message protocol are in package pyembed
+// (gw_zygote.c); this is the master's side.
 package server
 
 import (
@@ -23,12 +24,12 @@ import (
 	"github.com/gowsgi/gowsgi/pyembed"
 )
 
-// zygoteFDsPerMsg is how many descriptors one message carries, under the
-// kernel's SCM_MAX_FD (253); gw_zygote.c accepts as many.
-const zygoteFDsPerMsg = 250
+// zygoteFDsPerMsg is how many descriptors one message carries, as many as
+// gw_zygote.c accepts.
+const zygoteFDsPerMsg = pyembed.ZygoteFDsPerMsg
 
 // zygoteMsgCap bounds one message from the zygote.
-const zygoteMsgCap = 2048
+const zygoteMsgCap = pyembed.ZygoteMsgCap
 
 // zygoteLauncher starts workers by asking the zygote of their generation
 // to fork, starting that zygote first when it is not running (in the
@@ -116,6 +117,22 @@ func (l *zygoteLauncher) launch(num, gen, threads int) (*launched, error) {
 	return files.launched(w), nil
 }
 
+// launchAux forks spooler or mule num from generation gen's zygote, which
+// must be running: the pool starts and restarts the zygotes.
+func (l *zygoteLauncher) launchAux(kind auxKind, num, gen int) (process, error) {
+	l.mu.Lock()
+	z := l.zygotes[gen]
+	l.mu.Unlock()
+	if z == nil || z.isDead() {
+		return nil, fmt.Errorf("server: starting %s %d: generation %d has no zygote", kind, num, gen)
+	}
+	w, err := z.forkCommand([]byte(string(kind)+strconv.Itoa(num)), nil)
+	if err != nil {
+		return nil, fmt.Errorf("server: starting %s %d: %w", kind, num, err)
+	}
+	return w, nil
+}
+
 // release ends generation gen's zygote once its last worker has exited.
 func (l *zygoteLauncher) release(gen int) {
 	l.mu.Lock()
@@ -136,6 +153,9 @@ type zygote struct {
 	conn    *net.UnixConn // SOCK_SEQPACKET
 	replies chan any      // to a fork: *zygoteWorker or error
 	log     *slog.Logger
+	// forking is held from a fork command to its reply: the pool and the
+	// spoolers' and mules' supervisor (auxprocs.go) both fork.
+	forking sync.Mutex
 
 	mu       sync.Mutex
 	workers  map[int]*zygoteWorker // by pid, until they exit
@@ -225,7 +245,19 @@ func (z *zygote) fork(num, threads int, files []*os.File) (*zygoteWorker, error)
 	for i, f := range files {
 		fds[i] = int(f.Fd())
 	}
-	head := []byte("F" + strconv.Itoa(num) + " " + strconv.Itoa(threads))
+	return z.forkCommand([]byte("F"+strconv.Itoa(num)+" "+strconv.Itoa(threads)), fds)
+}
+
+// forkCommand sends a fork command, with fds over as many messages as
+// they need, and returns the process forked.
+func (z *zygote) forkCommand(head []byte, fds []int) (*zygoteWorker, error) {
+	z.forking.Lock()
+	defer z.forking.Unlock()
+	if len(fds) == 0 {
+		if _, _, err := z.conn.WriteMsgUnix(head, nil, nil); err != nil {
+			return nil, fmt.Errorf("asking the zygote to fork: %w", err)
+		}
+	}
 	for len(fds) > 0 {
 		batch := fds[:min(len(fds), zygoteFDsPerMsg)]
 		if _, _, err := z.conn.WriteMsgUnix(head, unix.UnixRights(batch...), nil); err != nil {

@@ -17,6 +17,12 @@
 //	              frame as SCM_RIGHTS ancillary data. The file has no name
 //	              (it is unlinked as it is made), so it is gone once the
 //	              last process holding it is, however that process ends.
+//	              With FlagDirect the worker writes the response to the
+//	              client itself (see Direct): the payload starts with 4
+//	              bytes of framing parameters (uint8 Framing, three zero
+//	              bytes) before the vars length, and the client connection's
+//	              descriptor travels with the frame as SCM_RIGHTS, before
+//	              the spooled body's when there is one.
 //
 // Worker → master, the frames of each response in order, responses in the
 // order their requests were sent:
@@ -29,7 +35,21 @@
 //	              data, and the master sends it with sendfile(2).
 //	FrameEnd      the response is complete. FlagEndBroken: it broke after the
 //	              head was sent, so the client's connection must be closed
-//	              rather than the response ended cleanly.
+//	              rather than the response ended cleanly. For a FlagDirect
+//	              request its payload is the completion record (Completion).
+//
+// A FlagDirect request's response is written by the worker to the client,
+// so no FrameHead or FrameBody comes back for it: only the FrameEnd, unless
+// the client's socket would block. Then the worker hands the rest to the
+// master, which is never held up by a slow reader, with
+//
+//	FrameHandoff  uint64: the bytes the worker wrote to the client itself.
+//	FrameRaw      bytes already framed for the client, which the master
+//	              writes to the connection as they are.
+//	FrameFile     as above, its bytes also going to the connection as they
+//	              are.
+//
+// and then the FrameEnd with the completion record.
 package wsgi
 
 import (
@@ -50,12 +70,15 @@ const (
 	FrameBody    FrameKind = 'B'
 	FrameFile    FrameKind = 'F'
 	FrameEnd     FrameKind = 'E'
+	FrameHandoff FrameKind = 'D'
+	FrameRaw     FrameKind = 'R'
 )
 
 // Frame flags.
 const (
 	FlagBodySpooled uint8 = 1 << 0 // FrameRequest: the body is a file whose descriptor comes with the frame
 	FlagEndBroken   uint8 = 1 << 0 // FrameEnd: close the client connection
+	FlagDirect      uint8 = 1 << 1 // FrameRequest: the worker writes the response to the client
 )
 
 // FrameHeaderLen is the size of a frame header.
@@ -98,24 +121,38 @@ type Request struct {
 	// spooled file with no name, which the gateway closes once the
 	// response has ended. Body is then unused.
 	BodyFile *os.File
+	// Framing, when not FramingNone, asks the worker to write the response
+	// to the client itself, framed so (FlagDirect); the caller sends the
+	// connection's descriptor with the frame.
+	Framing Framing
+	// HTTPFlags go with FramingHTTP1.
+	HTTPFlags HTTPFlags
 }
 
 // AppendRequest appends req as a FrameRequest with the given id to buf.
 // With a BodyFile, the caller sends the file's descriptor with the frame.
 func AppendRequest(buf []byte, id uint32, req *Request) []byte {
 	vars := req.Vars.Block()
-	body, flags := req.Body, uint8(0)
+	body, flags, params := req.Body, uint8(0), 0
 	if req.BodyFile != nil {
 		body, flags = nil, FlagBodySpooled
 	}
-	buf = AppendFrameHeader(buf, FrameRequest, flags, id, 4+len(vars)+len(body))
+	if req.Framing != FramingNone {
+		flags |= FlagDirect
+		params = directParamsLen
+	}
+	buf = AppendFrameHeader(buf, FrameRequest, flags, id, params+4+len(vars)+len(body))
+	if params != 0 {
+		buf = append(buf, byte(req.Framing), byte(req.HTTPFlags), 0, 0)
+	}
 	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(vars)))
 	buf = append(buf, vars...)
 	return append(buf, body...)
 }
 
 // ParseRequest splits a FrameRequest payload into its vars block and its body
-// (empty with FlagBodySpooled). Both alias payload.
+// (empty with FlagBodySpooled). Both alias payload. A FlagDirect payload's
+// framing parameters are read with ParseDirect first.
 func ParseRequest(payload []byte) (vars, body []byte, err error) {
 	if len(payload) < 4 {
 		return nil, nil, errShortPayload

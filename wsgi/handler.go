@@ -3,6 +3,7 @@ package wsgi
 import (
 	"context"
 	"os"
+	"syscall"
 )
 
 // ResponseWriter is what a gateway gives the server so a response goes back
@@ -31,4 +32,25 @@ type Handler interface {
 	// the response cleanly, once what was written to w, flushed or not, has
 	// been sent: PEP 3333 has every block the app yielded transmitted.
 	ServeWSGI(ctx context.Context, w ResponseWriter, req *Request) error
+}
+
+// DirectResponder is a ResponseWriter whose connection the worker may write
+// the response to itself (frame.go, FlagDirect). The master then sends the
+// connection's descriptor with the request and keeps writing through the
+// ResponseWriter only what it answers on its own (502, 504, 503) and what
+// the worker hands back, already framed, when the client reads slowly.
+type DirectResponder interface {
+	ResponseWriter
+	// Direct returns the connection, whose descriptor the master sends to
+	// the worker, and how the response must be framed; ok is false when
+	// the worker may not write to it (the response goes through the
+	// master).
+	Direct() (conn syscall.RawConn, framing Framing, flags HTTPFlags, ok bool)
+	// WriteRaw writes bytes already framed for the client.
+	WriteRaw(p []byte) error
+	// SendFileRaw sends count bytes of f from offset as they are, as
+	// SendFile does for a body sent unframed.
+	SendFileRaw(f *os.File, offset, count int64) error
+	// Completed is told how a response the worker wrote ended, once.
+	Completed(c Completion)
 }

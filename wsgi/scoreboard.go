@@ -14,10 +14,13 @@ import (
 
 // Slot record layout, in bytes from the start of a slot's record. Each field
 // is naturally aligned and accessed atomically by both processes. Over one
-// request the worker stores, in this order (pyembed/gw_serve.c,
+// request the worker stores, in this order (pyembed/gw_wsgi_serve.c,
 // gw_record_stores, and Begin and Finish below): started, the id, then after
 // the app's response the served count, and only then the id back to 0. Begun
-// relies on that order.
+// relies on that order. A worker writing a response to the client itself
+// (FlagDirect) also stores the request's id in headOut before its first
+// write to the client, so a master that finds the worker dead knows whether
+// any byte of the head may have left (HeadMayHaveLeft).
 const (
 	SlotRecordLen = 64 // one cache line per slot, so slots do not false-share
 
@@ -25,6 +28,8 @@ const (
 	slotAbortID   = 4  // uint32: id of a request whose client left (master writes)
 	slotStartedNS = 8  // int64: CLOCK_REALTIME nanoseconds the request started (worker writes)
 	slotServed    = 16 // uint64: requests completed by this slot (worker writes)
+	slotHeadOut   = 24 // uint32: id of the last request the worker began writing to its client (worker writes)
+	slotHeadCode  = 28 // uint32: that response's status code, stored before the id (worker writes)
 )
 
 // Scoreboard is a view of the shared table. The zero Scoreboard has no slots.
@@ -99,4 +104,23 @@ func (s Scoreboard) Finish(slot int) {
 func (s Scoreboard) Begun(slot int, id uint32, servedBefore uint64) bool {
 	current := s.CurrentID(slot)
 	return current == id || s.Served(slot) > servedBefore
+}
+
+// MarkHeadOut records, as the worker's C side does before its first write
+// to the client of request id, that a head with status code may be
+// leaving: the code first, so a reader who sees the id sees its code.
+func (s Scoreboard) MarkHeadOut(slot int, id uint32, code int) {
+	atomic.StoreUint32(s.u32(slot, slotHeadCode), uint32(code))
+	atomic.StoreUint32(s.u32(slot, slotHeadOut), id)
+}
+
+// HeadMayHaveLeft reports whether any byte of request id's response may have
+// reached its client from the worker, and then the head's status code. The
+// id, not a flag, is stored, so a value left by an earlier request never
+// answers for this one, and nothing needs clearing between requests.
+func (s Scoreboard) HeadMayHaveLeft(slot int, id uint32) (left bool, code int) {
+	if atomic.LoadUint32(s.u32(slot, slotHeadOut)) != id {
+		return false, 0
+	}
+	return true, int(atomic.LoadUint32(s.u32(slot, slotHeadCode)))
 }

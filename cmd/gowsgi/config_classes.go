@@ -35,8 +35,8 @@ const (
 	refuseHeaders   = "gowsgi does not implement it; set the header in the app or in the web server in front"
 	refuseHooks     = "gowsgi runs the hooks of the phases asap, as-root, as-user, pre-app, post-app and master-start (hook-PHASE = exec:COMMAND, exec-PHASE = COMMAND); run anything else from the service manager (systemd ExecStartPre=) or the app"
 	refuseDaemon    = "gowsgi runs attach-daemon, attach-daemon2 (cmd= only) and smart-attach-daemon; run other side processes under the service manager (a systemd unit, a supervisord program)"
-	refuseSpooler   = "gowsgi has no spooler yet: run the tasks with a task queue (Celery, RQ) started by attach-daemon"
-	refuseMules     = "gowsgi has no mules yet: run the background code as its own process with attach-daemon"
+	refuseSpooler   = "gowsgi's spooler does not implement it (gowsgi --help lists the spooler options it takes); drop it, or run the tasks with a task queue (Celery, RQ) started by attach-daemon"
+	refuseMules     = "gowsgi's mules do not implement it (gowsgi --help lists the mule options it takes); drop it, or run the code as its own process with attach-daemon"
 	refuseCache     = "gowsgi has no uWSGI cache yet: use a cache server (memcached, Redis) from the app"
 	refuseCron      = "gowsgi has no cron: use the system's cron or a systemd timer"
 	refuseSignals   = "gowsgi has no uWSGI signal framework yet: use a systemd timer, cron, or a thread in the app"
@@ -56,7 +56,6 @@ const (
 	refuseException = "gowsgi answers 500 and logs the traceback; show errors in the browser with the framework's debug mode instead"
 	refuseTLS       = "gowsgi's --https-socket takes ADDR,CERT,KEY only; terminate TLS with other settings in the web server in front"
 	refuseSubscribe = "gowsgi has no subscription system; register the server with your load balancer instead"
-	refuseProxyProt = "gowsgi does not read the PROXY protocol; send X-Forwarded-For from the proxy instead"
 	refuseWebsocket = "gowsgi does not serve WebSockets; run them with an ASGI server behind the same web server"
 )
 
@@ -91,6 +90,7 @@ var optionClasses = []classRule{
 		"http-connect-timeout", "http-harakiri", "http-gracetime", "http-quiet", "http-events", "http-uid",
 		"http-gid", "http-chunked-input", "http-manage-expect",
 		"http-raw-body", "websocket-*", "websockets-*", "weight", "auto-weight", "no-initgroups",
+		"spooler-max-tasks", "mule-msg-size", "mule-reload-mercy",
 		"re-fork*", "refork*", "touch-logrotate", "wsgi-env-behavior", "wsgi-env-behaviour",
 	}},
 
@@ -107,7 +107,7 @@ var optionClasses = []classRule{
 	}},
 	{class: classRefused, text: refuseDaemon, names: []string{"attach-*", "smart-attach-*", "legion-*attach-daemon*"}},
 	{class: classRefused, text: refuseSpooler, names: []string{"spooler*", "touch-spoolers-reload"}},
-	{class: classRefused, text: refuseMules, names: []string{"mule*", "touch-mules-reload", "farm"}},
+	{class: classRefused, text: refuseMules, names: []string{"mule*", "touch-mules-reload"}},
 	{class: classRefused, text: refuseCache, names: []string{
 		"cache*", "add-cache-item", "load-file-in-cache*", "check-cache", "http-use-cache", "queue*",
 		"sharedarea", "py-sharedarea",
@@ -137,7 +137,6 @@ var optionClasses = []classRule{
 		"http-auto-gzip", "http-zerg", "http-cheap", "httprouter", "https-socket-modifier*", "https-export-cert",
 		"https-session-context", "force-gateway", "no-server",
 	}},
-	{class: classRefused, text: refuseProxyProt, names: []string{"enable-proxy-protocol", "http-enable-proxy-protocol"}},
 	{class: classRefused, text: refuseWebsocket, names: []string{"http-websockets"}},
 	{class: classRefused, text: refuseJail, names: []string{
 		"chroot", "jailed", "namespace*", "ns", "ns-net", "setns*", "unshare*", "pivot-root", "pivot_root", "cap",

@@ -54,7 +54,7 @@ func TestClassify(t *testing.T) {
 		{"touch-exec", classRefused},
 		{"static-cache-paths", classTuning},
 		{"static-index", classRefused},
-		{"spooler-processes", classRefused},
+		{"spooler-external", classRefused},
 		{"master-fifo", classRefused},
 		{"cheaper-algos-list", classRefused}, // uWSGI prints it and exits
 		{"loggers-list", classRefused},

@@ -33,7 +33,6 @@ func noEffectOptions() []option {
 		flag("SIGTERM always drains and exits", "--die-on-term"),
 		flag("workers always die with the master", "--no-orphans"),
 		flag("a harakiri kill is always logged with the request's path", "--harakiri-verbose"),
-		flag("HTTP/1.1 connections are always kept alive", "--http-keepalive"),
 		flag("an HTTP/1.1 response without Content-Length is always sent chunked", "--http-auto-chunked"),
 		value("BYTES", "the master always reads the whole body first", "--post-buffering"),
 		value("N", "the master always writes the responses", "--offload-threads"),

@@ -16,7 +16,7 @@ var gunicornOptions = map[string]string{
 	"--bind": "--http-socket ADDR", "--timeout": "--harakiri SECONDS", "--access-logfile": "nothing: requests are logged to stderr, or --logto FILE",
 	"--error-logfile": "--logto FILE", "--preload": "nothing: the app is imported once before the workers fork (--lazy-apps for each worker)",
 	"--worker-class": "--threads N", "-k": "--threads N", "--log-level": "nothing", "--daemon": "--daemonize LOGFILE",
-	"--user": "--uid USER", "--group": "--gid GROUP", "--keep-alive": "--http-timeout SECONDS",
+	"--user": "--uid USER", "--group": "--gid GROUP", "--keep-alive": "--http-keepalive=SECONDS",
 	"--certfile": "--https-socket ADDR,CERT,KEY", "--keyfile": "--https-socket ADDR,CERT,KEY",
 }
 

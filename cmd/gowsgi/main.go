@@ -37,6 +37,11 @@ func main() {
 		fmt.Println("gowsgi " + server.Version)
 	case opts.Reload != "" || opts.Stop != "":
 		os.Exit(signalPidFile(opts))
+	case cgi && opts.LogJSON:
+		// The app runs in this process and writes to the web server's
+		// error log itself: there is no pipe to turn its lines into JSON.
+		fmt.Fprintln(os.Stderr, "gowsgi: --log-json: not in CGI mode, where the app writes to the web server's error log itself; drop the option")
+		os.Exit(2)
 	case cgi:
 		if err := chdir(opts.Chdir); err != nil {
 			fmt.Fprintf(os.Stderr, "gowsgi: %v\n", err)
@@ -57,11 +62,11 @@ func main() {
 		// relative path in the options was resolved while parsing.
 		opts.absLogPaths()
 		if err := chdir(opts.Chdir); err != nil {
-			fmt.Fprintf(os.Stderr, "gowsgi: %v\n", err)
+			fmt.Fprintf(server.MasterOutput(opts.LogJSON), "gowsgi: %v\n", err)
 			os.Exit(2)
 		}
 		if err := setEnv(opts.Env); err != nil {
-			fmt.Fprintf(os.Stderr, "gowsgi: %v\n", err)
+			fmt.Fprintf(server.MasterOutput(opts.LogJSON), "gowsgi: %v\n", err)
 			os.Exit(2)
 		}
 		cfg := opts.serverConfig()
@@ -78,14 +83,15 @@ func main() {
 // reach main, and a daemon's master leaves them to the command that
 // started it.
 func printWarnings(opts *options) {
+	stderr := server.MasterOutput(opts.LogJSON)
 	if len(opts.Unimplemented) > 0 {
-		fmt.Fprintf(os.Stderr, "gowsgi: warning: ignoring uWSGI options gowsgi does not implement: %s\n", strings.Join(opts.Unimplemented, ", "))
+		fmt.Fprintf(stderr, "gowsgi: warning: ignoring uWSGI options gowsgi does not implement: %s\n", strings.Join(opts.Unimplemented, ", "))
 	}
 	if len(opts.Unknown) > 0 {
-		fmt.Fprintf(os.Stderr, "gowsgi: warning: ignoring options gowsgi does not know (--strict refuses them): %s\n", strings.Join(opts.Unknown, ", "))
+		fmt.Fprintf(stderr, "gowsgi: warning: ignoring options gowsgi does not know (--strict refuses them): %s\n", strings.Join(opts.Unknown, ", "))
 	}
 	for _, line := range opts.warnings() {
-		fmt.Fprintln(os.Stderr, line)
+		fmt.Fprintln(stderr, line)
 	}
 }
 

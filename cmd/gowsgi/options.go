@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gowsgi/gowsgi/gateways"
 	"github.com/gowsgi/gowsgi/pyembed"
 	"github.com/gowsgi/gowsgi/server"
 	"github.com/gowsgi/gowsgi/wsgi"
@@ -105,8 +106,19 @@ type options struct {
 	PyAutoReload   time.Duration
 	Listen         int
 	HTTPTimeout    time.Duration
-	SocketTimeout  time.Duration
-	Reload, Stop   string // pidfiles to signal instead of serving
+	// HTTPKeepalive, when not 0, is how long a keep-alive HTTP connection
+	// may wait for its next request (--http-keepalive SECONDS).
+	HTTPKeepalive time.Duration
+	// ProxyProtocol: the plain HTTP sockets expect a PROXY header;
+	// ProxyProtocolSockets are HTTP sockets that expect one.
+	ProxyProtocol        bool
+	ProxyProtocolSockets []string
+	// ForwardedAllowIPs are the proxies whose X-Forwarded-* are believed.
+	ForwardedAllowIPs []string
+	// LogJSON writes every log line as one JSON object.
+	LogJSON       bool
+	SocketTimeout time.Duration
+	Reload, Stop  string // pidfiles to signal instead of serving
 	// The apps under mount points and the virtualenv (apps.go).
 	Mounts           []string // MOUNTPOINT=APP
 	ManageScriptName bool
@@ -168,6 +180,16 @@ type options struct {
 	AddHeaders [][2]string
 	Hooks      []server.Hook
 	Daemons    []server.Daemon
+
+	// The spooler and the mules (options_aux.go).
+	Spoolers         []string
+	SpoolerProcesses int
+	SpoolerFrequency int
+	SpoolerOrdered   bool
+	SpoolerQuiet     bool
+	SpoolerChdir     string
+	Mules            []string // per mule: a .py program, or "" for a message loop
+	Farms            []string // NAME:ID[,ID...]
 
 	// Given is every option as given, in order, as uWSGI's Python module
 	// shows them in uwsgi.opt (config.go records them).
@@ -298,6 +320,16 @@ func optionTable(o *options) []option {
 			help: "listen backlog of the sockets; requests waiting for a worker beyond N get 503 at once; default: the system's, no bound"},
 		{names: []string{"--http-timeout"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: maxSeconds, target: &o.HTTPTimeout,
 			help: "close an HTTP connection idle, or slow to send a request head, for SECONDS; default 30 (90 between keep-alive requests)"},
+		{names: []string{"--http-keepalive"}, kind: kindBool, arg: "[=SECONDS]", check: o.httpKeepalive,
+			help: "keep an idle HTTP connection open SECONDS for its next request (uWSGI's: a number above 1); default 90, above the 60 s load balancers keep one, so the balancer closes it first; bare, HTTP/1.1 connections are kept alive as always"},
+		{names: []string{"--enable-proxy-protocol", "--http-enable-proxy-protocol"}, kind: kindBool, target: &o.ProxyProtocol,
+			help: "every connection to an HTTP or HTTPS socket opens with a PROXY protocol header (v1 or v2, as HAProxy's send-proxy sends; before TLS), whose source becomes REMOTE_ADDR and REMOTE_PORT; a connection without one gets 400 (HTTPS: is closed)"},
+		{names: []string{"--proxy-protocol-socket"}, kind: kindList, arg: "ADDR", target: &o.ProxyProtocolSockets,
+			help: "serve HTTP on ADDR (" + addrHelp + "), every connection opening with a PROXY protocol header: --enable-proxy-protocol for one socket, beside plain ones"},
+		{names: []string{"--forwarded-allow-ips"}, kind: kindList, arg: "LIST", target: &o.ForwardedAllowIPs,
+			help: "believe X-Forwarded-For (REMOTE_ADDR) and X-Forwarded-Proto (wsgi.url_scheme) from these HTTP peers only: addresses, CIDR prefixes, unix (Unix socket peers) or *, comma-separated; repeatable; default none"},
+		{names: []string{"--log-json"}, kind: kindBool, target: &o.LogJSON,
+			help: "write every log line (the master's, the access lines, each line the app prints) as one JSON object; requests get a gowsgi.request_id (X-Request-Id or a new one)"},
 		{names: []string{"--socket-timeout"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: maxSeconds, target: &o.SocketTimeout,
 			help: "close a uwsgi, SCGI or FastCGI connection idle, or slow to send a request head, for SECONDS; default 30 (FastCGI: no bound)"},
 		{names: []string{"--reload"}, kind: kindString, arg: "PIDFILE", target: &o.Reload,
@@ -378,6 +410,7 @@ func optionTable(o *options) []option {
 	}
 	table = append(table, sideOptions(o)...)
 	table = append(table, routingOptions(o)...)
+	table = append(table, auxOptions(o)...)
 	table = append(table, warnedOptions(o)...)
 	return append(table, noEffectOptions()...)
 }
@@ -569,6 +602,28 @@ func (o *options) processes(name, value string) error {
 	return nil
 }
 
+// httpKeepalive reads uWSGI's --http-keepalive: bare or true keeps HTTP/1.1
+// connections alive, as gowsgi always does; a number above 1 is, as in
+// uWSGI's HTTP router, how long an idle one waits for its next request.
+func (o *options) httpKeepalive(name, value string) error {
+	switch strings.ToLower(value) {
+	case "", "true", "yes", "on":
+		return nil
+	case "false", "no", "off":
+		value = "0"
+	}
+	n, err := (&option{min: 0, max: maxSeconds}).number(name, value)
+	switch {
+	case err != nil:
+		return err
+	case n == 0:
+		o.warn("http-keepalive", name, "gowsgi keeps HTTP/1.1 connections alive; --http-timeout bounds how long")
+	case n > 1:
+		o.HTTPKeepalive = time.Duration(n) * time.Second
+	}
+	return nil
+}
+
 // leadingNumber returns the optionally signed digits value starts with,
 // after blanks, as atoi(3) reads them.
 func leadingNumber(value string) string {
@@ -614,15 +669,27 @@ func (o *options) check() error {
 	if err := o.checkCheaper(); err != nil {
 		return err
 	}
+	if o.LogDate && o.LogJSON {
+		return errors.New("--log-date and --log-json are both given: JSON lines carry their time already; drop --log-date")
+	}
 	for _, spec := range o.HTTPSSockets {
 		if _, err := httpsSocket(spec); err != nil {
 			return err
 		}
 	}
+	if _, err := gateways.ParseForwardedAllow(o.ForwardedAllowIPs); err != nil {
+		return err
+	}
+	if o.ProxyProtocol && len(o.HTTPSockets)+len(o.HTTPSSockets) == 0 && (len(o.Sockets) == 0 || o.SocketProtocol != server.ProtocolHTTP) {
+		return errors.New("--enable-proxy-protocol: no HTTP socket to read PROXY headers on; name one with --http-socket")
+	}
+	if o.LogJSON && o.LogFormat != "" {
+		return errors.New("--log-json writes its own JSON access lines; drop --log-format (or --log-json)")
+	}
 	if err := o.checkApps(); err != nil {
 		return err
 	}
-	return nil
+	return o.checkAux()
 }
 
 // helpText lists the options from the table.
@@ -631,7 +698,10 @@ func helpText() string {
 	b.WriteString("Usage: gowsgi --module MODULE [options]\n       gowsgi app.ini [options]\n\nRuns a Python WSGI application (PEP 3333).\n\nOptions:\n")
 	for _, opt := range optionTable(defaultOptions()) {
 		spec := strings.Join(opt.names, ", ")
-		if opt.arg != "" {
+		switch {
+		case strings.HasPrefix(opt.arg, "[="): // an optional value, given as --opt=VALUE
+			spec += opt.arg
+		case opt.arg != "":
 			spec += " " + opt.arg
 		}
 		fmt.Fprintf(&b, "  %-44s %s\n", spec, opt.help)

@@ -31,6 +31,9 @@ func (o *options) sockets() []server.Socket {
 		}
 	}
 	add(server.ProtocolHTTP, o.HTTPSockets)
+	for _, addr := range o.ProxyProtocolSockets {
+		out = append(out, server.Socket{Protocol: server.ProtocolHTTP, Address: addr, ProxyProtocol: true})
+	}
 	for _, spec := range o.HTTPSSockets {
 		s, _ := httpsSocket(spec)
 		out = append(out, s)
@@ -43,6 +46,11 @@ func (o *options) sockets() []server.Socket {
 	add(protocol, o.Sockets)
 	add(server.ProtocolSCGI, o.SCGISockets)
 	add(server.ProtocolFastCGI, o.FastCGISockets)
+	for i := range out {
+		// uWSGI's --enable-proxy-protocol is for every HTTP parser.
+		isHTTP := out[i].Protocol == server.ProtocolHTTP || out[i].Protocol == server.ProtocolHTTPS
+		out[i].ProxyProtocol = out[i].ProxyProtocol || o.ProxyProtocol && isHTTP
+	}
 	return out
 }
 
@@ -83,7 +91,10 @@ func (o *options) appName() string {
 
 // appSpec is what a worker imports.
 func (o *options) appSpec() pyembed.AppSpec {
+	spooler, mules := o.auxSpec()
 	return pyembed.AppSpec{
+		Spooler:          spooler,
+		Mules:            mules,
 		Module:           o.Module,
 		WSGIFile:         o.WSGIFile,
 		Paste:            o.Paste,
@@ -135,6 +146,9 @@ func (o *options) serverConfig() server.Config {
 		Listen:             o.Listen,
 		HTTPTimeout:        o.HTTPTimeout,
 		SocketTimeout:      o.SocketTimeout,
+		HTTPKeepalive:      o.HTTPKeepalive,
+		ForwardedAllowIPs:  o.ForwardedAllowIPs,
+		LogJSON:            o.LogJSON,
 		Limits: server.WorkerLimits{
 			Harakiri:    o.Harakiri,
 			MaxRequests: o.MaxRequests,

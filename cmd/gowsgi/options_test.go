@@ -2,6 +2,7 @@ package main
 
 import (
 	"io/fs"
+	"strings"
 	"testing"
 	"time"
 
@@ -247,4 +248,84 @@ func TestProcessesAuto(t *testing.T) {
 			assert.Equal(t, want > 1, cfg.Spec.Multiprocess)
 		})
 	}
+}
+
+// TestProductionProxyAndLogOptions: the proxy, keep-alive and JSON log
+// options, from the command line and as UWSGI_* variables, become the
+// server's sockets and settings.
+func TestProductionProxyAndLogOptions(t *testing.T) {
+	tests := []struct {
+		name    string
+		environ []string
+		args    []string
+	}{
+		{"command line", nil, []string{"--module", "m", "--http-socket", ":8000", "--enable-proxy-protocol",
+			"--proxy-protocol-socket", ":8002", "--forwarded-allow-ips", "10.0.0.0/8, 127.0.0.1", "--http-keepalive=75", "--log-json"}},
+		{"environment", []string{"UWSGI_ENABLE_PROXY_PROTOCOL=1", "UWSGI_PROXY_PROTOCOL_SOCKET=:8002",
+			"UWSGI_FORWARDED_ALLOW_IPS=10.0.0.0/8, 127.0.0.1", "UWSGI_HTTP_KEEPALIVE=75", "UWSGI_LOG_JSON=true"},
+			[]string{"--module", "m", "--http-socket", ":8000"}},
+		{"uWSGI's router spelling", []string{"UWSGI_HTTP_ENABLE_PROXY_PROTOCOL=true", "UWSGI_PROXY_PROTOCOL_SOCKET=:8002"},
+			[]string{"--module", "m", "--http-socket", ":8000", "--forwarded-allow-ips=10.0.0.0/8,127.0.0.1", "--http-keepalive=75", "--log-json"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseConfig(tt.environ, tt.args, t.TempDir())
+			require.NoError(t, err)
+			cfg := o.serverConfig()
+			assert.Equal(t, []server.Socket{
+				{Protocol: server.ProtocolHTTP, Address: ":8000", ProxyProtocol: true},
+				{Protocol: server.ProtocolHTTP, Address: ":8002", ProxyProtocol: true},
+			}, cfg.Sockets)
+			assert.Equal(t, 75*time.Second, cfg.HTTPKeepalive)
+			assert.True(t, cfg.LogJSON)
+			require.NotEmpty(t, cfg.ForwardedAllowIPs)
+			assert.Equal(t, "10.0.0.0/8,127.0.0.1", strings.ReplaceAll(strings.Join(cfg.ForwardedAllowIPs, ","), " ", ""))
+		})
+	}
+}
+
+func TestHTTPKeepaliveValues(t *testing.T) {
+	tests := []struct {
+		arg    string
+		want   time.Duration
+		notice bool
+	}{
+		{"--http-keepalive", 0, false},
+		{"--http-keepalive=1", 0, false},
+		{"--http-keepalive=true", 0, false},
+		{"--http-keepalive=120", 120 * time.Second, false},
+		{"--http-keepalive=0", 0, true},
+	}
+	for _, tt := range tests {
+		o, err := parseConfig(nil, []string{"--module", "m", tt.arg}, t.TempDir())
+		require.NoError(t, err, tt.arg)
+		assert.Equal(t, tt.want, o.HTTPKeepalive, tt.arg)
+		assert.Equal(t, tt.notice, len(o.Notices) == 1, "%s: %v", tt.arg, o.Notices)
+	}
+}
+
+func TestProxyAndLogOptionRefusals(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--forwarded-allow-ips", "proxy.example"}, "--forwarded-allow-ips"},
+		{[]string{"--enable-proxy-protocol", "--socket", ":3031"}, "no HTTP socket"},
+		{[]string{"--log-json", "--log-format", "%(uri)"}, "--log-format"},
+		{[]string{"--http-keepalive=soon"}, "not a number"},
+	}
+	for _, tt := range tests {
+		_, err := parseConfig(nil, append([]string{"--module", "m"}, tt.args...), t.TempDir())
+		require.Error(t, err, "%q", tt.args)
+		assert.Contains(t, err.Error(), tt.want)
+	}
+}
+
+func TestEnableProxyProtocolCoversHTTPSSockets(t *testing.T) {
+	o, err := parseConfig(nil, []string{"--module", "m", "--https-socket", ":443,c.pem,k.pem", "--socket", ":3031", "--enable-proxy-protocol"}, t.TempDir())
+	require.NoError(t, err)
+	assert.Equal(t, []server.Socket{
+		{Protocol: server.ProtocolHTTPS, Address: ":443", CertFile: "c.pem", KeyFile: "k.pem", ProxyProtocol: true},
+		{Protocol: server.ProtocolUWSGI, Address: ":3031"},
+	}, o.serverConfig().Sockets)
 }

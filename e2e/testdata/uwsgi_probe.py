@@ -126,12 +126,12 @@ def missing(environ, start_response):
         "cache_get": lambda: uwsgi.cache_get("key"),
         "lock": uwsgi.lock,
         "register_signal": lambda: uwsgi.register_signal(1, "workers", print),
-        "spool": lambda: uwsgi.spool({b"a": b"b"}),
-        "mule_msg": lambda: uwsgi.mule_msg(b"hello"),
+        "register_rpc": lambda: uwsgi.register_rpc("f", print),
+        "alarm": lambda: uwsgi.alarm("a", "message"),
         "websocket_handshake": uwsgi.websocket_handshake,
         "metric_inc": lambda: uwsgi.metric_inc("m"),
         "decorators.timer": lambda: uwsgidecorators.timer(5)(print),
-        "decorators.spool": lambda: uwsgidecorators.spool(print),
+        "decorators.rpc": lambda: uwsgidecorators.rpc("f")(print),
     }
     raised = {}
     for name, call in calls.items():

@@ -36,6 +36,9 @@ Routes (PATH_INFO; QUERY_STRING picks a variant where noted):
   /head-of?<n>         a head whose frame payload is exactly n bytes
   /swapped-file?<a>&<b> wsgi.file_wrapper of file a, whose tell() puts
                        file b under a's descriptor number
+  /framing?<i>         case i of wsgi/testdata/http1_framing.json: its
+                       status, headers and body, as a list or, for a
+                       stream case, a generator
   /keep?<what>         keeps its start_response, its write or both
                        (what: start_response, write, both) in kept
   /use-kept            calls what /keep kept, then answers 200 with a
@@ -416,6 +419,22 @@ ROUTES.update({
     "/head-of": head_of,
     "/swapped-file": swapped_file,
 })
+
+
+FRAMING_TABLE = os.path.join(os.path.dirname(__file__), "..", "..", "wsgi", "testdata", "http1_framing.json")
+
+
+def framing(environ, start_response):
+    with open(FRAMING_TABLE) as f:
+        case = json.load(f)["cases"][int(environ["QUERY_STRING"])]
+    start_response(case["status"], [tuple(h) for h in case["headers"]])
+    body = [chunk.encode() for chunk in case["body"]]
+    if case["stream"]:
+        return (chunk for chunk in body)
+    return body
+
+
+ROUTES["/framing"] = framing
 
 
 def make_app():

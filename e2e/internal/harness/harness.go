@@ -35,8 +35,9 @@ const (
 )
 
 // BannerURL finds the URL in the line the master prints once every worker is
-// ready: "gowsgi 0.1.0 · Python 3.11.2 · mod:application · 2 workers · http://…".
-var BannerURL = regexp.MustCompile(`http://\S+`)
+// ready: "gowsgi 0.1.0 · Python 3.11.2 · mod:application · 2 workers · http://…",
+// also where --log-json quotes that line in a JSON object.
+var BannerURL = regexp.MustCompile(`http://[^\s"]+`)
 
 // Run is the body of an end-to-end test package's TestMain: it finds or
 // builds the binary, runs the tests and returns their exit code.

@@ -1,12 +1,12 @@
 /*
  * Starting the embedded interpreter and importing the app, once per worker
  * process, or once in the zygote (gw_zygote.c) whose forked workers inherit
- * it. The import itself is done by the loader (gw_loader.h), because
+ * it. The import itself is done by the loader (gw_python_loader.h), because
  * composing a helpful one-line error summary is plain Python work; the
- * mount table it fills is gw_mount.c's.
+ * mount table it fills is gw_wsgi_mount.c's.
  */
 #include "gw.h"
-#include "gw_loader.h"
+#include "gw_python_loader.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -37,13 +37,13 @@ static void gw_put_u16(char *p, uint32_t v)
     p[1] = (char)((v >> 8) & 0xff);
 }
 
-static void gw_put_u32(char *p, uint32_t v)
+void gw_put_u32(char *p, uint32_t v)
 {
     gw_put_u16(p, v & 0xffff);
     gw_put_u16(p + 2, v >> 16);
 }
 
-static void gw_put_u64(char *p, uint64_t v)
+void gw_put_u64(char *p, uint64_t v)
 {
     gw_put_u32(p, (uint32_t)v);
     gw_put_u32(p + 4, (uint32_t)(v >> 32));
@@ -192,6 +192,8 @@ static void gw_raise_broken(gw_slot *s)
 int gw_out_flush(gw_slot *s)
 {
     int rc;
+    if (s->client_fd >= 0 && !s->handed_off)
+        return gw_direct_flush(s);
     if (s->out.len == 0 && !s->broken)
         return 0;
     Py_BEGIN_ALLOW_THREADS
@@ -245,20 +247,33 @@ static int gw_out_body_memfd(gw_slot *s, const char *p, size_t n)
     return 1;
 }
 
-/* GIL held. Appends body frames for p, splitting at the frame limit, or
- * sends p as a memfd (gw_out_body_memfd). A big chunk is written at once
- * from p (the caller keeps p's owner alive), which saves copying it into
- * the buffer. */
+/* GIL held. Appends body frames for p, or sends p as a memfd
+ * (gw_out_body_memfd); a direct response's body goes to the client
+ * (gw_worker_direct.c), or after a hand-off to the master as raw frames. */
 int gw_out_body(gw_slot *s, const char *p, size_t n)
 {
+    if (s->client_fd >= 0 && s->framing == GW_FRAMING_HTTP1)
+        return gw_http_body(s, p, n); /* counts HEAD's body for its Content-Length */
     if (s->is_head)
         return 0;
+    if (s->client_fd >= 0) {
+        s->body_bytes += n;
+        return s->handed_off ? gw_out_frames(s, GW_FRAME_RAW, p, n) : gw_direct_body(s, p, n);
+    }
     int sent = gw_out_body_memfd(s, p, n);
     if (sent != 0)
         return sent < 0 ? -1 : 0;
+    return gw_out_frames(s, GW_FRAME_BODY, p, n);
+}
+
+/* GIL held, released while writing. Appends frames of kind carrying p,
+ * splitting at the frame limit. A big chunk is written at once from p (the
+ * caller keeps p's owner alive), which saves copying it into the buffer. */
+int gw_out_frames(gw_slot *s, char kind, const char *p, size_t n)
+{
     while (n > 0) {
         size_t chunk = n < GW_MAX_FRAME_PAYLOAD ? n : GW_MAX_FRAME_PAYLOAD;
-        if (gw_out_frame(s, GW_FRAME_BODY, 0, chunk) < 0)
+        if (gw_out_frame(s, kind, 0, chunk) < 0)
             return -1;
         if (chunk >= GW_DIRECT_MIN) {
             int rc;

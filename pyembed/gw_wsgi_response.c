@@ -1,7 +1,7 @@
 /*
  * The callables an app talks back through: start_response and the write
  * callable it returns (PEP 3333, "The start_response() Callable"), with the
- * checks of status and headers. wsgi.file_wrapper is in gw_file_wrapper.c.
+ * checks of status and headers. wsgi.file_wrapper is in gw_wsgi_file_wrapper.c.
  */
 #include "gw.h"
 
@@ -261,6 +261,8 @@ int gw_emit_head(gw_slot *s)
 {
     if (s->head_sent)
         return 0;
+    if (s->client_fd >= 0)
+        return gw_direct_head(s);
     size_t mark = s->out.len;
     if (gw_check_head_len(s->status.len, s->headers.len) < 0 ||
         gw_out_frame(s, GW_FRAME_HEAD, 0, 2 + s->status.len + s->headers.len) < 0 ||

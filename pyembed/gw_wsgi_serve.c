@@ -29,6 +29,7 @@ gw_slot *gw_slot_new(int fd, uint8_t *record)
     if (s == NULL)
         return NULL;
     s->fd = fd;
+    s->client_fd = -1;
     s->record = record;
     gw_uwsgi_bind_slot(s);
     s->gstate = PyGILState_Ensure();
@@ -50,6 +51,7 @@ void gw_slot_close(gw_slot *s)
     gw_buf_free(&s->status);
     gw_buf_free(&s->headers);
     gw_buf_free(&s->scratch);
+    gw_buf_free(&s->held);
     free(s);
 }
 
@@ -143,7 +145,7 @@ static uint8_t gw_plain_response(gw_slot *s, const char *status, const char *bod
 {
     char length[24];
     int length_len = snprintf(length, sizeof length, "%zu", strlen(body));
-    if (s->head_sent || s->broken)
+    if (s->head_sent || s->broken || s->client_gone)
         return GW_FLAG_END_BROKEN;
     s->headers.len = s->status.len = 0;
     if (gw_buf_append(&s->status, status, strlen(status)) < 0 ||
@@ -169,7 +171,7 @@ static uint8_t gw_error_response(gw_slot *s)
  * response as gw_error_response does. */
 static uint8_t gw_fail(gw_slot *s, const char *what)
 {
-    if (s->broken) { /* the master is gone: nobody to answer or to blame */
+    if (s->broken || s->client_gone) { /* the master or the client is gone: nobody to answer or to blame */
         PyErr_Clear();
         return GW_FLAG_END_BROKEN;
     }
@@ -330,16 +332,37 @@ cleanup:
 
 /* GIL not held on entry or exit. Serves one FrameRequest payload and
  * appends the response's frames; writes them out when flush is set or the
- * response streams. body_fd is the descriptor that came with the frame, -1
- * when none did; the slot takes it over. Returns 0, or -1 with errno set
- * when the slot socket is broken (the master is gone). */
-int gw_slot_serve(gw_slot *s, uint32_t id, uint8_t flags, const char *payload, size_t len, int body_fd, int flush)
+ * response streams. client_fd and body_fd are the descriptors that came
+ * with the frame, -1 when none did; the slot takes them over. With
+ * GW_FLAG_DIRECT the response goes to client_fd (gw_worker_direct.c) and only its
+ * FrameEnd, with the completion record, to the master; without the
+ * descriptor it goes through the master as usual. Returns 0, or -1
+ * with errno set when the slot socket is broken (the master is gone). */
+int gw_slot_serve(gw_slot *s, uint32_t id, uint8_t flags, const char *payload, size_t len, int client_fd,
+                  int body_fd, int flush)
 {
-    int spooled = (flags & GW_FLAG_BODY_SPOOLED) != 0;
+    int spooled = (flags & GW_FLAG_BODY_SPOOLED) != 0, direct = (flags & GW_FLAG_DIRECT) != 0;
     if (!spooled && body_fd >= 0) {
         close(body_fd); /* a descriptor the frame does not call for */
         body_fd = -1;
     }
+    s->framing = 0;
+    if (direct && len >= GW_DIRECT_PARAMS_LEN) {
+        s->framing = (uint8_t)payload[0];
+        gw_http_begin(s, (uint8_t)payload[1]);
+        payload += GW_DIRECT_PARAMS_LEN;
+        len -= GW_DIRECT_PARAMS_LEN;
+    }
+    if (client_fd >= 0 && s->framing != GW_FRAMING_HTTP_HEAD && s->framing != GW_FRAMING_CGI &&
+        s->framing != GW_FRAMING_HTTP1) {
+        /* Not a direct request, or one framed in a way this worker does not
+         * know: the response goes through the master, which handles both. */
+        close(client_fd);
+        client_fd = -1;
+    }
+    s->client_fd = client_fd;
+    s->handed_off = s->client_gone = s->head_out = 0;
+    s->written = s->head_bytes = s->body_bytes = 0;
     s->id = id;
     s->started = s->head_sent = s->is_head = 0;
     s->content_length = -1;
@@ -365,7 +388,9 @@ int gw_slot_serve(gw_slot *s, uint32_t id, uint8_t flags, const char *payload, s
     }
     if (body_fd >= 0)
         close(body_fd); /* wsgi.input could not take it */
-    if (gw_out_frame(s, GW_FRAME_END, end_flags, 0) < 0)
+    if (s->client_fd >= 0)
+        end_flags = gw_direct_finish(s, end_flags);
+    else if (gw_out_frame(s, GW_FRAME_END, end_flags, 0) < 0)
         PyErr_Clear(); /* out of memory: the master sees the worker stall */
     gw_modules_note_new();
     Py_CLEAR(s->logvars); /* uwsgi.set_logvar's are the request's */

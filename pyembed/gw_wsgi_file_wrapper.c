@@ -141,6 +141,17 @@ not_a_file:
     return 0;
 }
 
+/* GIL held, released while writing. Sends the range to the client or the
+ * master, as the request asked. */
+static int gw_send_file_range(gw_slot *s, int fd, uint64_t offset, int64_t count)
+{
+    if (s->client_fd < 0)
+        return gw_out_send_fd(s, fd, offset, count);
+    if (s->framing == GW_FRAMING_HTTP1)
+        return gw_http_file(s, fd, offset, count);
+    return gw_direct_file(s, fd, offset, count);
+}
+
 /* GIL held. Sends a file_wrapper around a regular file as a FrameFile.
  * Returns 1 when sent, 0 when obj must be iterated instead, -1 on error. */
 int gw_try_send_file(gw_slot *s, PyObject *obj)
@@ -169,7 +180,8 @@ int gw_try_send_file(gw_slot *s, PyObject *obj)
     }
     if (gw_emit_head(s) < 0)
         goto done;
-    if (!s->is_head && count > 0 && gw_out_send_fd(s, fd, (uint64_t)offset, count) < 0)
+    if (!s->is_head && count > 0 &&
+        gw_send_file_range(s, fd, (uint64_t)offset, count) < 0)
         goto done;
     rc = 1;
 done:

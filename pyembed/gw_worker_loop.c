@@ -75,9 +75,12 @@ static int gw_read_full(int fd, char *p, size_t n)
     return 1;
 }
 
-/* Keeps in *passed the first descriptor msg carries (SCM_RIGHTS) while
- * *passed is -1, and closes any other: a request frame comes with one at
- * most, its spooled body's. */
+/* The most descriptors a request frame carries: the client connection's
+ * (FlagDirect), then the spooled body's (FlagBodySpooled). */
+#define GW_MAX_PASSED 2
+
+/* Keeps the descriptors msg carries (SCM_RIGHTS) in passed, in order, while
+ * there is room, and closes any other. */
 static void gw_keep_fds(struct msghdr *msg, int *passed)
 {
     for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c != NULL; c = CMSG_NXTHDR(msg, c)) {
@@ -85,25 +88,42 @@ static void gw_keep_fds(struct msghdr *msg, int *passed)
             continue;
         size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
         for (size_t i = 0; i < n; i++) {
-            int fd;
+            int fd, kept = 0;
             memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-            if (*passed < 0)
-                *passed = fd;
-            else
+            for (int k = 0; k < GW_MAX_PASSED && !kept; k++) {
+                if (passed[k] < 0) {
+                    passed[k] = fd;
+                    kept = 1;
+                }
+            }
+            if (!kept)
                 close(fd);
         }
     }
 }
 
-/* Reads a frame header, exactly n bytes, with recvmsg: the descriptor the
- * master sends with a request frame arrives with the header's first byte
- * (the master writes the header first, in the message that carries it).
- * *passed receives it, or -1. Returns as gw_read_full; *passed is -1 unless
- * it returns 1. */
+/* Closes the descriptors in passed and marks them gone. */
+static void gw_close_passed(int *passed)
+{
+    int saved = errno;
+    for (int k = 0; k < GW_MAX_PASSED; k++) {
+        if (passed[k] >= 0)
+            close(passed[k]);
+        passed[k] = -1;
+    }
+    errno = saved;
+}
+
+/* Reads a frame header, exactly n bytes, with recvmsg: the descriptors the
+ * master sends with a request frame arrive with the header's first byte
+ * (the master writes the header first, in the message that carries them).
+ * passed receives them in order, -1 where none came. Returns as
+ * gw_read_full; passed holds nothing unless it returns 1. */
 static int gw_read_header(int fd, char *p, size_t n, int *passed)
 {
     size_t got = 0;
-    *passed = -1;
+    for (int k = 0; k < GW_MAX_PASSED; k++)
+        passed[k] = -1;
     while (got < n) {
         union {
             struct cmsghdr align;
@@ -119,7 +139,7 @@ static int gw_read_header(int fd, char *p, size_t n, int *passed)
             goto fail;
         gw_keep_fds(&msg, passed);
         if (r == 0) {
-            if (got == 0 && *passed < 0)
+            if (got == 0 && passed[0] < 0)
                 return 0;
             errno = EPIPE;
             goto fail;
@@ -128,12 +148,7 @@ static int gw_read_header(int fd, char *p, size_t n, int *passed)
     }
     return 1;
 fail:
-    if (*passed >= 0) {
-        int saved = errno;
-        close(*passed);
-        errno = saved;
-        *passed = -1;
-    }
+    gw_close_passed(passed);
     return -1;
 }
 
@@ -143,10 +158,10 @@ static const char *gw_slot_loop(gw_slot *s, int fd)
     char *buf = NULL;
     size_t cap = 0;
     const char *failure = NULL;
-    int body_fd = -1;
+    int passed[GW_MAX_PASSED] = {-1, -1};
     for (;;) {
         unsigned char h[GW_FRAME_HEADER_LEN];
-        int rc = gw_read_header(fd, (char *)h, sizeof h, &body_fd);
+        int rc = gw_read_header(fd, (char *)h, sizeof h, passed);
         if (rc == 0)
             break;
         if (rc < 0) {
@@ -177,9 +192,14 @@ static const char *gw_slot_loop(gw_slot *s, int fd)
         /* Every response leaves as its request ends: the master sends a
          * busy slot its next request early (server/slot.go), and holding a
          * finished response back until that one is done too would make a
-         * fast request wait for a slow one. gw_slot_serve takes body_fd. */
-        rc = gw_slot_serve(s, gw_get_u32(h + 4), h[1], buf, len, body_fd, 1);
-        body_fd = -1;
+         * fast request wait for a slow one. gw_slot_serve takes the
+         * descriptors: the client's comes first when the frame is direct. */
+        int direct = (h[1] & GW_FLAG_DIRECT) != 0;
+        rc = gw_slot_serve(s, gw_get_u32(h + 4), h[1], buf, len, direct ? passed[0] : -1,
+                           passed[direct ? 1 : 0], 1);
+        if (!direct && passed[1] >= 0)
+            close(passed[1]); /* a descriptor the frame does not call for */
+        passed[0] = passed[1] = -1;
         if (rc != 0) {
             failure = strerror(errno);
             break;
@@ -190,8 +210,7 @@ static const char *gw_slot_loop(gw_slot *s, int fd)
             cap = 0;
         }
     }
-    if (body_fd >= 0)
-        close(body_fd);
+    gw_close_passed(passed);
     free(buf);
     return failure;
 }

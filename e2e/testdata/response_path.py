@@ -1,6 +1,7 @@
-"""Responses the master relays behind uwsgi and SCGI: what the client gets
-when the worker dies, when the client leaves, and when the client reads
-slowly.
+"""The response path's guarantees (response_path_test.go): what the client
+gets when the worker dies, when the client leaves, and when the client
+reads slowly, whether the worker writes the response itself or it travels
+through the master.
 
 Routes:
     GET /hello              200 "hello"

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestAuxOptions(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		mules    []string
+		farms    []string
+		spoolers int
+		warnings []string
+	}{
+		{name: "bare mules and --mules add in order", args: []string{"--mule", "--mules", "2", "--mule"},
+			mules: []string{"", "", "", ""}},
+		{name: "a farm of mules", args: []string{"--mules=2", "--farm", "f:1,2,2"}, mules: []string{"", ""},
+			farms: []string{"f:1,2,2"}},
+		{name: "spooler options without a spooler are warned about",
+			args:     []string{"--spooler-processes", "2", "--spooler-ordered"},
+			warnings: []string{"gowsgi: warning: spooler-processes, spooler-ordered: " + idleSpoolerWarning}},
+		{name: "with a spooler they are not", args: []string{"-Q", "/tmp/q", "--spooler-processes", "2"}, spoolers: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseConfig(nil, append([]string{"-w", "m"}, tt.args...), t.TempDir())
+			require.NoError(t, err)
+			require.NoError(t, o.check())
+			assert.Equal(t, tt.mules, o.Mules)
+			assert.Equal(t, tt.farms, o.Farms)
+			assert.Len(t, o.Spoolers, tt.spoolers)
+			assert.Equal(t, tt.warnings, o.warnings())
+		})
+	}
+}

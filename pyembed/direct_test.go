@@ -1,0 +1,68 @@
+package pyembed
+
+import (
+	"io"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+
+	"github.com/gowsgi/gowsgi/wsgi"
+)
+
+// TestDirectResponseBytes: a direct request's response reaches the client
+// socket framed exactly as the gateway frames it, only the FrameEnd with its
+// completion record goes to the slot socket, and the scoreboard's head-out
+// words name the request and its status, as the master reads them.
+func TestDirectResponseBytes(t *testing.T) {
+	cases := []struct {
+		name    string
+		framing wsgi.Framing
+		method  string
+		want    string
+		body    int64
+	}{
+		{"uwsgi", wsgi.FramingHTTPHead, "GET",
+			"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello World!\n", 13},
+		{"scgi", wsgi.FramingCGI, "GET",
+			"Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello World!\n", 13},
+		{"head", wsgi.FramingHTTPHead, "HEAD",
+			"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\n", 0},
+	}
+	h := newSlotHarness(t)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			require.NoError(t, err)
+			client := os.NewFile(uintptr(pair[1]), "client")
+			defer client.Close()
+			req := newRequest(c.method, "/hello", "")
+			req.Framing = c.framing
+			h.nextID++
+			frame := wsgi.AppendRequest(nil, h.nextID, req)
+			require.Equal(t, wsgi.FlagDirect, frame[1]&wsgi.FlagDirect)
+			require.NoError(t, h.slot.ServeDirect(h.nextID, frame[1], frame[wsgi.FrameHeaderLen:], pair[0], -1, true))
+
+			got, err := io.ReadAll(client) // the worker closed its copy: EOF
+			require.NoError(t, err)
+			assert.Equal(t, c.want, string(got))
+			select {
+			case f := <-h.frames:
+				require.Equal(t, wsgi.FrameEnd, f.Kind, "only the end comes back")
+				comp, err := wsgi.ParseCompletion(f.Flags, f.Payload)
+				require.NoError(t, err)
+				assert.Equal(t, wsgi.Completion{Status: 200, HeadBytes: int64(len(c.want)) - c.body, BodyBytes: c.body}, comp)
+			case <-time.After(5 * time.Second):
+				require.FailNow(t, "no FrameEnd")
+			}
+			left, code := h.board.HeadMayHaveLeft(0, h.nextID)
+			assert.True(t, left)
+			assert.Equal(t, 200, code)
+			left, _ = h.board.HeadMayHaveLeft(0, h.nextID+1)
+			assert.False(t, left, "another request's id")
+		})
+	}
+}
