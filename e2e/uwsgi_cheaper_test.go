@@ -6,7 +6,9 @@
 package e2e
 
 import (
+	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -37,6 +39,30 @@ func holdStream(t *testing.T, addr, tag string) <-chan string {
 	return done
 }
 
+// idleWorker says whether the stats server at addr reports worker id idle.
+func idleWorker(addr string, id int) bool {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	var doc struct {
+		Workers []struct {
+			ID     int    `json:"id"`
+			Status string `json:"status"`
+		} `json:"workers"`
+	}
+	if json.NewDecoder(conn).Decode(&doc) != nil {
+		return false
+	}
+	for _, w := range doc.Workers {
+		if w.ID == id && w.Status == "idle" {
+			return true
+		}
+	}
+	return false
+}
+
 // countLines counts the lines of s that contain want.
 func countLines(s, want string) int {
 	return strings.Count(s, want)
@@ -44,14 +70,18 @@ func countLines(s, want string) int {
 
 func TestCheaperSpare(t *testing.T) {
 	ini := harness.TestdataPath(t, filepath.Join("ini", "cheaper.ini"))
-	addr := freeAddr(t)
+	addr, stats := freeAddr(t), freeAddr(t)
 	dir := t.TempDir()
-	inst := harness.LaunchConfigured(t, dir, []string{"ADDR=" + addr, "APP=" + harness.TestdataPath(t, "probe.py")}, ini)
+	inst := harness.LaunchConfigured(t, dir, []string{"ADDR=" + addr, "STATS=" + stats, "APP=" + harness.TestdataPath(t, "probe.py")}, ini)
 	assert.Contains(t, inst.Stderr(), "1 worker (cheaper spare: 1 to 3)")
 
 	first := holdStream(t, addr, "a")
 	harness.Eventually(t, 20*time.Second, func() bool { return countLines(inst.Stderr(), `msg="adding a worker"`) == 1 },
 		"no worker added while the only one was busy; stderr:\n%s", inst.Stderr())
+	// A request sent before the new worker serves would wait behind the
+	// busy one: the stats say when it is idle.
+	harness.Eventually(t, 20*time.Second, func() bool { return idleWorker(stats, 2) },
+		"worker 2 is not idle; stderr:\n%s", inst.Stderr())
 	second := holdStream(t, addr, "b")
 	harness.Eventually(t, 20*time.Second, func() bool { return countLines(inst.Stderr(), `msg="adding a worker"`) == 2 },
 		"no third worker while two were busy; stderr:\n%s", inst.Stderr())
@@ -72,6 +102,7 @@ func TestCheaperINIUnderUWSGI(t *testing.T) {
 	ini := harness.TestdataPath(t, filepath.Join("ini", "cheaper.ini"))
 	addr := freeAddr(t)
 	t.Setenv("ADDR", addr)
+	t.Setenv("STATS", freeAddr(t))
 	t.Setenv("APP", harness.TestdataPath(t, "probe.py"))
 	out := startUWSGI(t, bin, addr, "--plugin", "python3,http", "--ini", ini)
 	harness.Eventually(t, harness.StartTimeout, func() bool { return strings.Contains(out.String(), "spawned uWSGI worker 1") },
