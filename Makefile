@@ -35,7 +35,7 @@ BUILD_DEBS := gcc pkg-config libpython3-dev python3
 TEST_DEBS := python3-flask python3-django python3-bottle python3-falcon \
 	python3-werkzeug python3-venv curl \
 	nginx lighttpd apache2 libapache2-mod-proxy-uwsgi libapache2-mod-fcgid \
-	wrk iproute2 uwsgi uwsgi-plugin-python3 python3-sentry-sdk haproxy
+	wrk iproute2 uwsgi uwsgi-plugin-python3 python3-sentry-sdk haproxy python3-pastedeploy
 
 # The versions `make test-pythons` looks for.
 TEST_PYTHONS := 3.9 3.10 3.11 3.12 3.13
@@ -170,14 +170,16 @@ fuzz:
 	done
 
 # The list of uWSGI's option names (cmd/gowsgi/uwsgi_options.txt), read from
-# the installed uWSGI's --help: gowsgi accepts those it does not implement
-# with a warning, and --strict refuses only names uWSGI does not know either.
+# the installed uWSGI's --help: cmd/gowsgi/config_classes.go classifies those
+# gowsgi does not implement (a test checks that each one is), and --strict
+# refuses only names uWSGI does not know either.
 .PHONY: uwsgi-options
 
 uwsgi-options: bench-deps
 	@{ echo "# The options uWSGI knows, one a line without dashes: \`uwsgi --plugin python3,http --help\`"; \
 	  echo "# of uWSGI $$(uwsgi --version) (core, python3 and http plugins), made by \`make uwsgi-options\`."; \
-	  echo "# gowsgi accepts those it does not implement with a warning, even under --strict, as uWSGI"; \
-	  echo "# would start with them; --strict refuses only keys uWSGI does not know either."; \
+	  echo "# Those gowsgi does not implement are classified in config_classes.go: tuning knobs are"; \
+	  echo "# accepted with a warning (even under --strict, as uWSGI would start with them), the rest"; \
+	  echo "# refused; --strict refuses the keys uWSGI does not know either."; \
 	  uwsgi --plugin python3,http --help | grep '^    -' | sed -E 's/^    (-[a-zA-Z]\|)?--([^ ]+).*/\2/' | sort -u; \
 	} > cmd/gowsgi/uwsgi_options.txt

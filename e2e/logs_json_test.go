@@ -70,10 +70,10 @@ func TestLogJSONEveryLineIsAnObject(t *testing.T) {
 			app := harness.TestdataPath(t, "proxied_app.py")
 			var inst *harness.Instance
 			if source == "command line" {
-				inst = harness.Start(t, "--wsgi-file", app, "--log-json", "--processes", "2", "--cheaper", "1")
+				inst = harness.Start(t, "--wsgi-file", app, "--log-json", "--processes", "2", "--cheaper-idle", "60")
 			} else {
 				inst = harness.LaunchConfigured(t, t.TempDir(), []string{"UWSGI_LOG_JSON=1"},
-					"--http-socket", "127.0.0.1:0", "--wsgi-file", app, "--processes", "2", "--cheaper", "1")
+					"--http-socket", "127.0.0.1:0", "--wsgi-file", app, "--processes", "2", "--cheaper-idle", "60")
 			}
 			var given, made whoami
 			require.NoError(t, json.Unmarshal([]byte(rawGet(t, inst.Addr, "/whoami", "X-Request-Id: req-\"7\"-abc\r\n")), &made))

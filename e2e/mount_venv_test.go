@@ -113,7 +113,7 @@ func TestMountRefused(t *testing.T) {
 		{[]string{"--mount", "a=mounts:a"}, "gowsgi: --mount a=mounts:a: the mount point does not start with /\n"},
 		{[]string{"--mount", "/a"}, "gowsgi: --mount /a: not MOUNTPOINT=APP\n"},
 		{[]string{"--mount", "/a=x", "--mount", "/a/=y"}, "gowsgi: --mount /a/=y: x is mounted there already\n"},
-		{[]string{"--module", "x", "--mount", "/=y"}, "gowsgi: --mount /=y: the --module or --wsgi-file app is mounted there already\n"},
+		{[]string{"--module", "x", "--mount", "/=y"}, "gowsgi: --mount /=y: the --module, --wsgi-file or --paste app is mounted there already\n"},
 	}
 	for _, tt := range tests {
 		code, out := harness.RunToExit(t, tt.args...)

@@ -1,7 +1,7 @@
 // uWSGI's configuration through the real binary: gowsgi started from ini
 // files and UWSGI_* variables, warning about (or with --strict refusing)
 // options it does not know, the options accepted with one warning line
-// (cheaper*, logger, req-logger, memory-report = 2), and the shipped
+// (cheaper's finer knobs, logger, req-logger, memory-report = 2), and the shipped
 // examples/uwsgi.ini.
 package e2e
 
@@ -62,7 +62,7 @@ func TestConfigUnknownKeysWarnOnce(t *testing.T) {
 project = hello_world_app
 module = %(project)
 pythonpath = `+harness.ExamplesDir(t)+`
-alarm-freq = 2
+procname-master = main
 foo-bar = 1
 http-socket = 127.0.0.1:0
 processes = 2
@@ -76,7 +76,7 @@ processes = 2
 		}
 	}
 	require.Len(t, warnings, 2, "stderr:\n%s", inst.Stderr())
-	assert.Equal(t, "gowsgi: warning: ignoring uWSGI options gowsgi does not implement: alarm-freq", warnings[0])
+	assert.Equal(t, "gowsgi: warning: ignoring uWSGI options gowsgi does not implement: procname-master", warnings[0])
 	assert.Equal(t, "gowsgi: warning: ignoring options gowsgi does not know (--strict refuses them): foo-bar", warnings[1])
 	assert.NotContains(t, inst.Stderr(), "project")
 }
@@ -85,7 +85,7 @@ processes = 2
 // the start, as uWSGI's getopt does; a uWSGI option gowsgi does not
 // implement is warned about, as it always is.
 func TestConfigStrictRefusesUnknown(t *testing.T) {
-	code, out := harness.RunToExit(t, "-w", "hello_world_app", "--strict", "--alarm-freq", "2", "--foo")
+	code, out := harness.RunToExit(t, "-w", "hello_world_app", "--strict", "--procname-master", "main", "--foo")
 	assert.Equal(t, 2, code)
 	assert.Equal(t, "gowsgi: unrecognized option --foo (see gowsgi --help)\n", out)
 }
@@ -126,7 +126,8 @@ func TestConfigStrictStartsAProductionINI(t *testing.T) {
 	assertHello(t, inst)
 	assert.Contains(t, inst.Stderr(),
 		"gowsgi: warning: ignoring uWSGI options gowsgi does not implement: py-call-osafterfork, procname-prefix\n")
-	assert.Contains(t, inst.Stderr(), "gowsgi: warning: cheaper-algo, cheaper: gowsgi runs the fixed number of workers")
+	assert.Contains(t, inst.Stderr(), "1 worker (cheaper busyness: 1 to 2)")
+	assert.NotContains(t, inst.Stderr(), "warning: cheaper")
 }
 
 // A key uWSGI does not know either is what strict mode is for: a common
@@ -218,7 +219,7 @@ func parseWarning(line string) warned {
 
 func TestWarnedOptions(t *testing.T) {
 	const (
-		cheaper = "gowsgi runs the fixed number of workers --processes gives; send SIGTTIN to the master for one worker more, SIGTTOU for one fewer"
+		cheaper = "gowsgi's cheaper takes --cheaper, --cheaper-initial, --cheaper-step, --cheaper-overload, --cheaper-algo spare or busyness and --cheaper-busyness-max/-min; the other knobs keep their defaults"
 		logger  = "gowsgi writes its log to stderr, or to the file --logto or logger = file:PATH names"
 		memory  = "gowsgi reports each worker's RSS and address space; USS and PSS (memory-report = 2) are not reported"
 	)
@@ -227,14 +228,14 @@ func TestWarnedOptions(t *testing.T) {
 		pairs [][2]string
 		want  []warned
 	}{
-		{name: "cheaper", pairs: [][2]string{{"cheaper", "1"}, {"cheaper-initial", "1"}, {"cheaper-step", "1"}, {"cheaper-algo", "spare"}, {"cheaper-overload", "5"}},
-			want: []warned{{"cheaper, cheaper-initial, cheaper-step, cheaper-algo, cheaper-overload", cheaper}}},
+		{name: "cheaper knobs", pairs: [][2]string{{"cheaper-busyness-multiplier", "10"}, {"cheaper-busyness-penalty", "2"}, {"cheaper-rss-limit-soft", "1000000"}},
+			want: []warned{{"cheaper-busyness-multiplier, cheaper-busyness-penalty, cheaper-rss-limit-soft", cheaper}}},
 		{name: "syslog logger", pairs: [][2]string{{"logger", "syslog:myapp"}, {"req-logger", "socket:127.0.0.1:514"}},
 			want: []warned{{"logger, req-logger", logger}}},
 		{name: "memory-report extras", pairs: [][2]string{{"memory-report", "2"}},
 			want: []warned{{"memory-report", memory}}},
-		{name: "every kind", pairs: [][2]string{{"cheaper", "1"}, {"logger", "rsyslog:localhost:514"}, {"memory-report", "2"}},
-			want: []warned{{"cheaper", cheaper}, {"logger", logger}, {"memory-report", memory}}},
+		{name: "every kind", pairs: [][2]string{{"cheaper-idle", "60"}, {"logger", "rsyslog:localhost:514"}, {"memory-report", "2"}},
+			want: []warned{{"cheaper-idle", cheaper}, {"logger", logger}, {"memory-report", memory}}},
 	}
 	for _, src := range restSources {
 		for _, tt := range tests {
@@ -254,7 +255,7 @@ func TestWarnedOptions(t *testing.T) {
 					assert.Equal(t, want.names, got.names)
 					assert.True(t, strings.HasPrefix(got.text, want.text), "%q", got.text)
 				}
-				assert.Contains(t, inst.Stderr(), "2 workers", "cheaper leaves the worker count alone")
+				assert.Contains(t, inst.Stderr(), "2 workers", "the cheaper knobs alone leave the worker count alone")
 			})
 		}
 	}

@@ -95,7 +95,9 @@ typedef struct {
     const char *mounts;     /* "POINT=APP\n" lines; points have no trailing '/' */
     const char *home;       /* virtualenv or installation prefix, "" for none */
     const char *module_list; /* --py-autoreload's list of module files, "" for none */
+    const char *paste;      /* a PasteDeploy URI ("config:/path/app.ini") for the default app, "" for none */
     int manage_script_name, multithread, multiprocess, run_once;
+    int no_file_wrapper;    /* environ has no wsgi.file_wrapper (--wsgi-disable-file-wrapper) */
 } gw_spec;
 
 /* What uWSGI's Python API tells of the server (gw_uwsgi.c); the strings

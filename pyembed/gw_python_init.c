@@ -144,7 +144,7 @@ int gw_load(const gw_spec *spec, char *summary, size_t cap)
     if (PyType_Ready(&gw_responder_type) < 0 || PyType_Ready(&gw_writer_type) < 0 ||
         PyType_Ready(&gw_file_wrapper_type) < 0 ||
         gw_environ_setup(spec->multithread, spec->multiprocess, spec->run_once,
-                         (PyObject *)&gw_file_wrapper_type) < 0 ||
+                         spec->no_file_wrapper ? NULL : (PyObject *)&gw_file_wrapper_type) < 0 ||
         (globals = gw_loader_globals()) == NULL || (path_list = gw_path_list(spec->paths, spec->npaths)) == NULL ||
         (mounts = gw_mounts_parse(spec->mounts, spec->manage_script_name)) == NULL)
         goto internal;
@@ -152,7 +152,8 @@ int gw_load(const gw_spec *spec, char *summary, size_t cap)
     if (load == NULL)
         goto internal;
     gw_modules_watch(spec->module_list);
-    result = PyObject_CallFunction(load, "OsssO", path_list, spec->module, spec->wsgi_file, spec->callable, mounts);
+    result = PyObject_CallFunction(load, "OsssOs", path_list, spec->module, spec->wsgi_file, spec->callable, mounts,
+                                   spec->paste);
     if (result == NULL || !PyTuple_Check(result) || PyTuple_GET_SIZE(result) != 2)
         goto internal;
     if (PyTuple_GET_ITEM(result, 0) != Py_None) {

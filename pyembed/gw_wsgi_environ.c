@@ -61,7 +61,9 @@ static int gw_set(PyObject *d, const char *key, PyObject *value)
     return rc;
 }
 
-/* GIL held. Builds the template and caches the io callables. */
+/* GIL held. Builds the template and caches the io callables. A NULL
+ * file_wrapper leaves wsgi.file_wrapper out, as uWSGI's
+ * --wsgi-disable-file-wrapper does. */
 int gw_environ_setup(int multithread, int multiprocess, int run_once, PyObject *file_wrapper)
 {
     static const char *const common[] = {
@@ -93,14 +95,14 @@ int gw_environ_setup(int multithread, int multiprocess, int run_once, PyObject *
         return -1;
     }
     Py_INCREF(errors);
-    Py_INCREF(file_wrapper);
+    Py_XINCREF(file_wrapper);
     if (gw_set(gw_template, "wsgi.version", Py_BuildValue("(ii)", 1, 0)) < 0 ||
         gw_set(gw_template, "wsgi.multithread", PyBool_FromLong(multithread)) < 0 ||
         gw_set(gw_template, "wsgi.multiprocess", PyBool_FromLong(multiprocess)) < 0 ||
         gw_set(gw_template, "wsgi.run_once", PyBool_FromLong(run_once)) < 0 ||
         gw_set(gw_template, "wsgi.input_terminated", PyBool_FromLong(1)) < 0 ||
         gw_set(gw_template, "wsgi.errors", errors) < 0 ||
-        gw_set(gw_template, "wsgi.file_wrapper", file_wrapper) < 0 ||
+        (file_wrapper != NULL && gw_set(gw_template, "wsgi.file_wrapper", file_wrapper) < 0) ||
         gw_set(gw_template, "SCRIPT_NAME", PyUnicode_FromString("")) < 0 || gw_uwsgi_environ(gw_template) < 0)
         return -1;
     return 0;

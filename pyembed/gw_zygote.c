@@ -169,6 +169,8 @@ static void zygote_read_spec(void)
         .mounts = env_str("GOWSGI_APP_MOUNTS"),
         .home = env_str("GOWSGI_APP_HOME"),
         .module_list = env_str("GOWSGI_APP_MODULE_LIST"),
+        .paste = env_str("GOWSGI_APP_PASTE"),
+        .no_file_wrapper = env_flag("GOWSGI_APP_NO_FILE_WRAPPER"),
         .manage_script_name = env_flag("GOWSGI_APP_MANAGE_SCRIPT_NAME"),
         .multithread = env_flag("GOWSGI_APP_MULTITHREAD"),
         .multiprocess = env_flag("GOWSGI_APP_MULTIPROCESS"),

@@ -30,6 +30,13 @@ type AppSpec struct {
 	// WSGIFile is a Python file loaded as a module, with its directory
 	// importable (uWSGI's --wsgi-file).
 	WSGIFile string
+	// Paste, when set, is a PasteDeploy URI ("config:/path/app.ini") the
+	// default app is loaded from with paste.deploy.loadapp (uWSGI's
+	// --paste); Module and WSGIFile are then unused.
+	Paste string
+	// NoFileWrapper leaves wsgi.file_wrapper out of the environ (uWSGI's
+	// --wsgi-disable-file-wrapper).
+	NoFileWrapper bool
 	// Callable is the application's name in the module; empty means
 	// "application".
 	Callable string
@@ -160,7 +167,7 @@ func (u UWSGIInfo) threads() int   { return max(u.Threads, 1) }
 
 // hasApp reports whether spec names any app.
 func (spec AppSpec) hasApp() bool {
-	return spec.Module != "" || spec.WSGIFile != "" || len(spec.Mounts) > 0
+	return spec.Module != "" || spec.WSGIFile != "" || spec.Paste != "" || len(spec.Mounts) > 0
 }
 
 // LoadError reports an application that could not be imported. The
@@ -230,6 +237,7 @@ func initInterpreter(spec AppSpec) error {
 		module: cstr(module), wsgi_file: cstr(spec.WSGIFile), callable: cstr(callable),
 		paths: cpaths, npaths: C.int(len(spec.PythonPath)),
 		mounts: cstr(mountLines(spec.Mounts)), home: cstr(spec.Home), module_list: cstr(spec.ModuleList),
+		paste: cstr(spec.Paste), no_file_wrapper: cBool(spec.NoFileWrapper),
 		manage_script_name: cBool(spec.ManageScriptName),
 		multithread:        cBool(spec.Multithread), multiprocess: cBool(spec.Multiprocess), run_once: cBool(spec.RunOnce),
 	}
@@ -307,6 +315,8 @@ func ZygoteEnv(spec AppSpec) []string {
 		"GOWSGI_APP_MANAGE_SCRIPT_NAME=" + flag(spec.ManageScriptName),
 		"GOWSGI_APP_HOME=" + spec.Home,
 		"GOWSGI_APP_MODULE_LIST=" + spec.ModuleList,
+		"GOWSGI_APP_PASTE=" + spec.Paste,
+		"GOWSGI_APP_NO_FILE_WRAPPER=" + flag(spec.NoFileWrapper),
 		"GOWSGI_APP_LAZY=" + flag(spec.Lazy),
 		"GOWSGI_APP_UWSGI_OPT=" + optionsJSON(spec.UWSGI.Options),
 		"GOWSGI_APP_PROCESSES=" + strconv.Itoa(spec.UWSGI.processes()),

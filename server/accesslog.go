@@ -40,6 +40,8 @@ type accessLog struct {
 	pidOf func(worker int) int
 	// memoryReport adds the worker's memory to each line (--memory-report).
 	memoryReport bool
+	// forwardedFor shows X-Forwarded-For as %(addr) (--log-x-forwarded-for).
+	forwardedFor bool
 	// json: lines are slog's JSON objects (--log-json), with the request's
 	// id, its client and its duration in milliseconds.
 	json bool
@@ -57,7 +59,7 @@ func newAccessLog(cfg Config, log *slog.Logger, out io.Writer) *accessLog {
 		return nil
 	}
 	a := &accessLog{log: log, all: cfg.AccessLog, log4xx: cfg.Log4xx, log5xx: cfg.Log5xx,
-		out: out, memoryReport: cfg.MemoryReport, json: cfg.LogJSON}
+		out: out, memoryReport: cfg.MemoryReport, forwardedFor: cfg.LogXForwardedFor, json: cfg.LogJSON}
 	if cfg.LogFormat != "" {
 		a.format = parseLogFormat(cfg.LogFormat)
 	}
@@ -288,6 +290,12 @@ const ltimeLayout = "02/Jan/2006:15:04:05 -0700"
 
 // variable returns one variable's value; an unknown one is empty.
 func (a *accessLog) variable(e *entry, name string) string {
+	if name == "addr" && a.forwardedFor {
+		// uWSGI shows the header's whole value, as the proxy sent it.
+		if value, ok := e.req.Vars.Get("HTTP_X_FORWARDED_FOR"); ok {
+			return value
+		}
+	}
 	if key, ok := requestVars[name]; ok {
 		value, _ := e.req.Vars.Get(key)
 		return value

@@ -101,6 +101,14 @@ type Config struct {
 	MemoryReport bool
 	// StaticMaps are folders the master serves itself (static.go).
 	StaticMaps []StaticMap
+	// StaticGzipAll and StaticGzipDirs send a static file's FILE.gz
+	// instead to clients that accept gzip: every file's, or those under
+	// the folders (prefixes of the file's real path).
+	StaticGzipAll  bool
+	StaticGzipDirs []string
+	// StaticExpires set the Expires header of static files
+	// (static_expires.go).
+	StaticExpires []ExpiresRule
 	// Stats, when set, is the address of the stats server; StatsHTTP
 	// serves it over HTTP (stats.go).
 	Stats     string
@@ -114,6 +122,35 @@ type Config struct {
 	// ChownSocket, when set, is the "USER[:GROUP]" (names or numbers)
 	// that owns the Unix socket files; without a group, theirs stays.
 	ChownSocket string
+	// Routes are the routing rules, applied in order to each request
+	// (routing.go); AddHeaders are name/value pairs added to every
+	// response.
+	Routes     []Route
+	AddHeaders [][2]string
+	// LogMaxSize, when not 0, rotates the LogTo file once it is larger,
+	// to LogBackupName (or LOGTO.UNIXTIME); logrotate.go.
+	LogMaxSize    int64
+	LogBackupName string
+	// LogDate starts the master's own lines with the date, in
+	// LogDateFormat (strftime(3)) or, when that is empty, ctime's.
+	LogDate       bool
+	LogDateFormat string
+	// LogReopen reopens the LogTo file on each reload.
+	LogReopen bool
+	// LogXForwardedFor shows the X-Forwarded-For header as the access
+	// line's %(addr) when a request has one.
+	LogXForwardedFor bool
+	// MasterAsRoot keeps the master as it was started and runs the zygote
+	// and the workers as UID and GID instead.
+	MasterAsRoot bool
+	// Cheaper, when set, starts and stops workers by load, between
+	// Cheaper.Min and Processes (cheaper.go).
+	Cheaper *Cheaper
+	// Hooks run at the phases of the start (hooks.go).
+	Hooks []Hook
+	// Daemons are the side processes the master runs and stops with
+	// itself (daemons.go).
+	Daemons []Daemon
 	// Metrics, when set, is the address of the Prometheus metrics server
 	// (metrics.go).
 	Metrics string

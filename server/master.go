@@ -58,6 +58,8 @@ type master struct {
 	touched  chan string // a --touch-reload file that changed
 	// logTouched is a --touch-logreopen file that changed.
 	logTouched chan string
+	// zygotes is the pool's launcher, for --master-as-root's credential.
+	zygotes *zygoteLauncher
 }
 
 // protocolGateway is a gateway and the protocol it serves, for log lines.
@@ -94,6 +96,10 @@ func Run(cfg Config) int {
 		fmt.Fprintf(stderr, "gowsgi: %v\n", err)
 		return 2
 	}
+	if err := runStartHooks(cfg.Hooks, PhaseASAP, PhaseAsRoot); err != nil {
+		fmt.Fprintf(stderr, "gowsgi: %v\n", err)
+		return 2
+	}
 	m, err := newMaster(cfg)
 	if err != nil {
 		fmt.Fprintf(m.stderr, "gowsgi: %v\n", err)
@@ -109,7 +115,11 @@ func Run(cfg Config) int {
 		return 2
 	}
 	defer removePidFile(cfg.PidFile)
-	if err := dropPrivileges(cfg.UID, cfg.GID); err != nil {
+	if err := m.dropPrivileges(); err != nil {
+		fmt.Fprintf(m.stderr, "gowsgi: %v\n", err)
+		return 2
+	}
+	if err := runStartHooks(cfg.Hooks, PhaseAsUser, PhasePreApp); err != nil {
 		fmt.Fprintf(m.stderr, "gowsgi: %v\n", err)
 		return 2
 	}
@@ -129,6 +139,14 @@ func Run(cfg Config) int {
 	if code, ok := m.startWorkers(); !ok {
 		return code
 	}
+	if err := runStartHooks(cfg.Hooks, PhasePostApp, PhaseMasterStart); err != nil {
+		m.stopNow()
+		fmt.Fprintf(m.stderr, "gowsgi: %v\n", err)
+		return 2
+	}
+	if len(cfg.Daemons) > 0 {
+		defer startDaemons(cfg.Daemons, m.log).stop()
+	}
 	m.notify.ready(m.servingStatus())
 	if cfg.Ready != nil {
 		cfg.Ready()
@@ -139,6 +157,12 @@ func Run(cfg Config) int {
 	m.metrics.serve()
 	if len(cfg.TouchReload) > 0 {
 		go watchTouched(cfg.TouchReload, touchTimes, func(path string) { m.touched <- path }, stopWatching)
+	}
+	if cfg.LogTo != "" && cfg.LogMaxSize > 0 {
+		go watchLogSize(cfg.LogTo, cfg.LogMaxSize, cfg.LogBackupName, m.log, stopWatching)
+	}
+	if cfg.Cheaper != nil {
+		go m.runCheaper(cfg.Cheaper, cfg.Processes, stopWatching)
 	}
 	if len(cfg.TouchLogReopen) > 0 {
 		go watchTouched(cfg.TouchLogReopen, logTouchTimes, func(path string) { m.logTouched <- path }, stopWatching)
@@ -161,6 +185,13 @@ func newMaster(cfg Config) (*master, error) {
 	}
 	m := &master{cfg: cfg, stderr: MasterOutput(cfg.LogJSON), signals: make(chan os.Signal, 4), touched: make(chan string),
 		logTouched: make(chan string)}
+	if cfg.LogDate && !cfg.LogJSON { // cmd/gowsgi refuses both together
+		dated, err := newDatedWriter(m.stderr, cfg.LogDateFormat)
+		if err != nil {
+			return m, err
+		}
+		m.stderr = dated
+	}
 	if cfg.LogJSON {
 		// "source" as on the lines logjson.go wraps: master or app.
 		m.log = slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("source", "master")
@@ -191,7 +222,7 @@ func newMaster(cfg Config) (*master, error) {
 	m.dispatch.maxWaiting = int64(cfg.Listen)
 	m.dispatch.spoolLimit = cfg.ResponseSpoolLimit
 	l := m.launcher(exe, args)
-	m.pool = newPool(cfg.Processes, cfg.Threads, l, m.dispatch, m.log)
+	m.pool = newPool(startProcesses(cfg), cfg.Threads, l, m.dispatch, m.log)
 	m.pool.limits = cfg.Limits
 	m.pool.onCheck = m.sampleQueue
 	if al, ok := l.(auxLauncher); ok {
@@ -260,7 +291,19 @@ func (m *master) launcher(exe string, args []string) launcher {
 			a.setListenQueue(m.dispatch.waiting.Load())
 		}
 	}
+	m.zygotes = l
 	return l
+}
+
+// dropPrivileges makes the master --uid/--gid, or, with --master-as-root,
+// leaves it as it is and starts the zygote, and so every worker, as them.
+func (m *master) dropPrivileges() error {
+	if !m.cfg.MasterAsRoot {
+		return dropPrivileges(m.cfg.UID, m.cfg.GID)
+	}
+	cred, err := workerCredential(m.cfg.UID, m.cfg.GID)
+	m.zygotes.credential = cred
+	return err
 }
 
 // newGateway builds the gateway for protocol, serving through the
@@ -345,6 +388,9 @@ func (m *master) banner() string {
 // workersText says how many workers and threads serve.
 func (m *master) workersText() string {
 	workers := plural(m.cfg.Processes, "worker")
+	if c := m.cfg.Cheaper; c != nil {
+		workers = plural(c.Initial, "worker") + fmt.Sprintf(" (cheaper %s: %d to %d)", c.Algo, c.Min, m.cfg.Processes)
+	}
 	if m.cfg.Threads > 1 {
 		workers += " × " + plural(m.cfg.Threads, "thread")
 	}
@@ -394,6 +440,7 @@ func (m *master) serve() int {
 			switch sig {
 			case syscall.SIGHUP:
 				m.log.Info("reload requested", "signal", sig.String())
+				m.reloadLog()
 				m.pool.reload()
 				continue
 			case syscall.SIGUSR1:
@@ -410,6 +457,7 @@ func (m *master) serve() int {
 			return m.stopGracefully(sig)
 		case path := <-m.touched:
 			m.log.Info("reload requested", "touched", path)
+			m.reloadLog()
 			m.pool.reload()
 		case path := <-m.logTouched:
 			m.reopenLogFile()
@@ -507,6 +555,13 @@ func (m *master) stopNow() {
 func (m *master) reopenLog() {
 	m.reopenLogFile()
 	m.logStats()
+}
+
+// reloadLog reopens the --logto file at a reload when --log-reopen asks.
+func (m *master) reloadLog() {
+	if m.cfg.LogReopen {
+		m.reopenLogFile()
+	}
 }
 
 // reopenLogFile reopens the --logto file, for SIGUSR1 and

@@ -1,22 +1,30 @@
 // The master's handler and what hangs off its dispatcher, set up once the
-// dispatcher and the pool exist: the access log (accesslog.go), the static
-// files served in front of the dispatcher (static.go) and the per-worker
-// totals the stats server reports (stats.go).
+// dispatcher and the pool exist: the access log (accesslog.go), the routing
+// rules (routing.go) and static files (static.go) in front of the
+// dispatcher, and the per-worker totals the stats server reports
+// (stats.go).
 package server
 
 // prepareAccessStaticStats sets up the access log, the static files and
 // the stats server cfg asks for; newMaster calls it once the dispatcher and
 // the pool exist, before the gateways are built.
 func (m *master) prepareAccessStaticStats() (err error) {
-	access := newAccessLog(m.cfg, m.log, m.stderr)
+	access := newAccessLog(m.cfg, m.log, undated(m.stderr))
 	if access != nil {
 		access.pidOf = m.pidOf
 	}
 	m.handler = m.dispatch
 	if len(m.cfg.StaticMaps) > 0 {
-		if m.handler, err = newStaticHandler(m.cfg.StaticMaps, m.dispatch); err != nil {
+		static, err := newStaticHandler(m.cfg.StaticMaps, m.dispatch)
+		if err != nil {
 			return err
 		}
+		static.gzipAll, static.gzipDirs, static.expires = m.cfg.StaticGzipAll, m.cfg.StaticGzipDirs, m.cfg.StaticExpires
+		m.handler = static
+	}
+	// The rules see a request before the static files do, as in uWSGI.
+	if len(m.cfg.Routes) > 0 || len(m.cfg.AddHeaders) > 0 {
+		m.handler = &routingHandler{routes: m.cfg.Routes, headers: m.cfg.AddHeaders, next: m.handler}
 	}
 	if m.cfg.LogJSON {
 		m.handler = requestIDs{next: m.handler}

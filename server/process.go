@@ -90,6 +90,32 @@ func dropPrivileges(uid, gid string) error {
 	return nil
 }
 
+// workerCredential is what --master-as-root starts the zygote (and so the
+// workers) as, while the master keeps its privileges; nil when neither
+// --uid nor --gid is set. Without --gid the group stays, as
+// dropPrivileges leaves it.
+func workerCredential(uid, gid string) (*syscall.Credential, error) {
+	if uid == "" && gid == "" {
+		return nil, nil
+	}
+	cred := &syscall.Credential{Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid()), NoSetGroups: true}
+	if gid != "" {
+		g, err := lookupGroup(gid)
+		if err != nil {
+			return nil, err
+		}
+		cred.Gid, cred.Groups, cred.NoSetGroups = uint32(g), []uint32{uint32(g)}, false
+	}
+	if uid != "" {
+		u, err := lookupUser(uid)
+		if err != nil {
+			return nil, err
+		}
+		cred.Uid = uint32(u)
+	}
+	return cred, nil
+}
+
 // lookupUser resolves a user name or a numeric uid.
 func lookupUser(name string) (int, error) {
 	if n, err := strconv.Atoi(name); err == nil {

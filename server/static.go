@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -58,6 +59,14 @@ type staticRoot struct {
 type staticHandler struct {
 	roots []staticRoot
 	next  wsgi.Handler
+	// gzipAll and gzipDirs say which files have a FILE.gz sibling to
+	// send instead to a client that accepts gzip: all, or those whose real
+	// path starts with one of gzipDirs (uWSGI's --static-gzip-all and
+	// --static-gzip-dir).
+	gzipAll  bool
+	gzipDirs []string
+	// expires are the --static-expires* rules (static_expires.go).
+	expires []ExpiresRule
 }
 
 // newStaticHandler resolves each folder; a folder that does not exist is an
@@ -100,9 +109,50 @@ func (h *staticHandler) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, re
 		defer f.Close()
 		method, _ := req.Vars.Get("REQUEST_METHOD")
 		ims, _ := req.Vars.Get("HTTP_IF_MODIFIED_SINCE")
-		return serveFile(w, f, info, rest, method, ims)
+		var extra []string
+		if expires := h.expiresFor(req, f.Name(), rest, info); expires != "" {
+			extra = append(extra, "Expires", expires)
+		}
+		if gz, gzInfo := h.gzipSibling(f.Name(), req); gz != nil {
+			defer gz.Close()
+			return serveFile(w, gz, gzInfo, rest, method, ims, append(extra, "Content-Encoding", "gzip")...)
+		}
+		return serveFile(w, f, info, rest, method, ims, extra...)
 	}
 	return h.next.ServeWSGI(ctx, w, req)
+}
+
+// expiresFor is the Expires header for the file at real, served for the
+// name below its folder; "" for none.
+func (h *staticHandler) expiresFor(req *wsgi.Request, real, name string, info fs.FileInfo) string {
+	if len(h.expires) == 0 {
+		return ""
+	}
+	mediaType, _, _ := strings.Cut(contentType(name), ";")
+	return expiresHeader(h.expires, req, real, mediaType, info.ModTime(), time.Now())
+}
+
+// gzipSibling opens real+".gz" when the client accepts gzip and the file
+// is one --static-gzip-all or --static-gzip-dir covers; nil otherwise.
+// As uWSGI does, it matches the accepted encodings by substring and a
+// folder as a prefix of the file's real path.
+func (h *staticHandler) gzipSibling(real string, req *wsgi.Request) (*os.File, fs.FileInfo) {
+	accepted, _ := req.Vars.Get("HTTP_ACCEPT_ENCODING")
+	if !strings.Contains(accepted, "gzip") || !h.gzipAll && !slices.ContainsFunc(h.gzipDirs, func(dir string) bool {
+		return strings.HasPrefix(real, dir)
+	}) {
+		return nil, nil
+	}
+	gz, err := os.Open(real + ".gz")
+	if err != nil {
+		return nil, nil
+	}
+	info, err := gz.Stat()
+	if err != nil || !info.Mode().IsRegular() {
+		gz.Close()
+		return nil, nil
+	}
+	return gz, info
 }
 
 // underMount returns the part of urlPath below mount; "/staticx" is not
@@ -119,7 +169,8 @@ var errOutside = errors.New("server: static path leaves its folder")
 
 // serveFile answers one request with the static file f, found at name below
 // its folder (the type comes from the name asked for, not a symlink's target).
-func serveFile(w wsgi.ResponseWriter, f *os.File, info fs.FileInfo, name, method, ifModifiedSince string) error {
+// extra are header name/value pairs the 200 carries.
+func serveFile(w wsgi.ResponseWriter, f *os.File, info fs.FileInfo, name, method, ifModifiedSince string, extra ...string) error {
 	if method != http.MethodGet && method != http.MethodHead {
 		return answerPlain(w, http.StatusMethodNotAllowed, "Allow", "GET, HEAD")
 	}
@@ -132,6 +183,9 @@ func serveFile(w wsgi.ResponseWriter, f *os.File, info fs.FileInfo, name, method
 	}
 	headers.Add("Content-Type", contentType(name))
 	headers.Add("Content-Length", strconv.FormatInt(info.Size(), 10))
+	for i := 0; i+1 < len(extra); i += 2 {
+		headers.Add(extra[i], extra[i+1])
+	}
 	if err := w.WriteHead("200 OK", headers.Block()); err != nil || method == http.MethodHead {
 		return err
 	}

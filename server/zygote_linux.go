@@ -45,6 +45,9 @@ type zygoteLauncher struct {
 	shared pyembed.SharedSpec
 	output childOutput
 	log    *slog.Logger
+	// credential, when set, is the user and group the zygote runs as
+	// (--master-as-root); nil inherits the master's.
+	credential *syscall.Credential
 
 	mu       sync.Mutex          // prepare's goroutines add zygotes
 	zygotes  map[int]*zygote     // by generation
@@ -225,7 +228,7 @@ type zygote struct {
 }
 
 // startZygote execs the zygote and waits for it to load the app.
-func startZygote(exe string, args, env []string, shared *os.File, output childOutput, log *slog.Logger) (*zygote, error) {
+func startZygote(exe string, args, env []string, shared *os.File, output childOutput, cred *syscall.Credential, log *slog.Logger) (*zygote, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("server: zygote socketpair: %w", err)
@@ -257,7 +260,8 @@ func startZygote(exe string, args, env []string, shared *os.File, output childOu
 	// before the master: Go ends a thread only when a goroutine locked to
 	// it returns, and the one goroutine that locks (the pool's) does so for
 	// life.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// Go sets Pdeathsig after the credential, which would clear it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Credential: cred}
 	if err := startChild(cmd); err != nil {
 		conn.Close()
 		hub.close()
@@ -293,7 +297,7 @@ func (l *zygoteLauncher) startZygote(gen int) (*zygote, error) {
 	if err != nil {
 		return nil, err
 	}
-	z, err := startZygote(l.exe, l.args, env, area.file, l.output, l.log)
+	z, err := startZygote(l.exe, l.args, env, area.file, l.output, l.credential, l.log)
 	switch {
 	case err != nil:
 	case l.lazy:

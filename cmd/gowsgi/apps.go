@@ -15,8 +15,8 @@ import (
 // site-packages (compiled extensions are built for one version).
 func (o *options) checkApps() error {
 	seen := make(map[string]string)
-	if o.Module != "" || o.WSGIFile != "" {
-		seen[""] = "the --module or --wsgi-file app"
+	if o.Module != "" || o.WSGIFile != "" || o.Paste != "" {
+		seen[""] = "the --module, --wsgi-file or --paste app"
 	}
 	for _, spec := range o.Mounts {
 		m, err := parseMount(spec)

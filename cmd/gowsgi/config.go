@@ -5,7 +5,9 @@
 // it comes from and a scalar takes the last value. Like uWSGI, a key gowsgi
 // does not know is kept (a custom key a later %(name) may use); the master
 // warns about those no %(name) used, and --strict refuses those uWSGI does
-// not know either (config_uwsgi.go).
+// not know either (config_uwsgi.go). A uWSGI option gowsgi does not
+// implement is warned about when it is a tuning knob and refused when
+// ignoring it would change what is served or run (config_classes.go).
 package main
 
 import (
@@ -284,6 +286,21 @@ func (p *configParser) loadINI(arg string) error {
 	return nil
 }
 
+// setKey reads uWSGI's "set = KEY=VALUE", which applies the option KEY
+// where it appears, and "set-placeholder = KEY=VALUE", which only defines
+// KEY for a later %(KEY).
+func (p *configParser) setKey(label, option, value string) error {
+	key, v, ok := strings.Cut(value, "=")
+	if !ok || key == "" {
+		return fmt.Errorf("%s: %q is not KEY=VALUE", label, value)
+	}
+	if option == "--set-placeholder" {
+		p.values[key] = v
+		return nil
+	}
+	return p.apply(key, key, label, v, true)
+}
+
 // record keeps the option for uwsgi.opt as uWSGI exports it: a short
 // option under uWSGI's long name for it, any other key as spelled; a flag
 // given bare on the command line without a value, but an ini or UWSGI_*
@@ -323,17 +340,25 @@ func (p *configParser) applyOption(key, spelling, where, value string, hasValue 
 	if opt == nil && len(key) == 1 {
 		opt = p.byName["-"+key]
 	}
+	label := spelling
+	if where != "" {
+		label = where + ": " + spelling
+	}
 	if opt == nil {
+		if rule := classify(key); rule.class == classRefused && isUWSGIOption(key) {
+			return fmt.Errorf("%s: not implemented, and ignoring it would change what is served or run; %s", label, rule.text)
+		}
 		p.unknown = append(p.unknown, unknownKey{key: key, label: spelling})
 		p.values[key] = value
 		return nil
 	}
-	if opt.kind == kindINI {
+	switch {
+	case opt.kind == kindINI && key != "ini" && !isINIArg(value):
+		return fmt.Errorf("%s %s: gowsgi reads ini files only; write the options in an ini file", label, value)
+	case opt.kind == kindINI:
 		return p.loadINI(value)
-	}
-	label := spelling
-	if where != "" {
-		label = where + ": " + spelling
+	case opt.names[0] == "--set" || opt.names[0] == "--set-placeholder":
+		return p.setKey(label, opt.names[0], value)
 	}
 	if err := opt.set(label, value, hasValue); err != nil {
 		return err

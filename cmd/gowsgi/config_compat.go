@@ -34,19 +34,27 @@ func noEffectOptions() []option {
 		flag("workers always die with the master", "--no-orphans"),
 		flag("a harakiri kill is always logged with the request's path", "--harakiri-verbose"),
 		flag("the HTTP socket always carries WebSockets", "--http-websockets"),
+		flag("an HTTP/1.1 response without Content-Length is always sent chunked", "--http-auto-chunked"),
 		value("BYTES", "the master always reads the whole body first", "--post-buffering"),
 		value("N", "the master always writes the responses", "--offload-threads"),
-		value("ACTION", "SIGTERM always drains and exits", "--hook-master-start"),
 	}
 }
 
+// builtinPlugins are uWSGI plugins whose features gowsgi has built in:
+// the HTTP server, the routing actions it runs (routing.go in package
+// server) and the loggers (file:, and the others --logger warns about).
+var builtinPlugins = map[string]bool{
+	"http": true, "router_redirect": true, "router_rewrite": true, "logfile": true, "syslog": true, "rsyslog": true,
+}
+
 // checkPlugins accepts uWSGI's plugins that gowsgi has built in: a
-// comma-separated list of python (python3, python311, …) and http.
+// comma-separated list of python (python3, python311, …) and
+// builtinPlugins.
 func checkPlugins(name, value string) error {
 	for _, plugin := range strings.Split(value, ",") {
 		plugin = strings.TrimSpace(plugin)
 		version, python := strings.CutPrefix(plugin, "python")
-		if plugin == "" || plugin == "http" || python && strings.Trim(version, "0123456789") == "" {
+		if plugin == "" || builtinPlugins[plugin] || python && strings.Trim(version, "0123456789") == "" {
 			continue
 		}
 		return fmt.Errorf("%s: gowsgi runs Python WSGI applications only; there is no %q plugin", name, plugin)
@@ -90,9 +98,10 @@ func (o *options) warnings() []string {
 
 // The texts of the warnings.
 const (
-	cheaperWarning = "gowsgi runs the fixed number of workers --processes gives; " +
-		"send SIGTTIN to the master for one worker more, SIGTTOU for one fewer"
-	loggerWarning = "gowsgi writes its log to stderr, or to the file --logto or logger = file:PATH names; " +
+	cheaperWarning = "gowsgi's cheaper takes --cheaper, --cheaper-initial, --cheaper-step, --cheaper-overload, " +
+		"--cheaper-algo spare or busyness and --cheaper-busyness-max/-min; the other knobs keep their defaults"
+	cheaperAlgoWarning = "gowsgi runs the cheaper algorithms spare and busyness; it runs spare instead"
+	loggerWarning      = "gowsgi writes its log to stderr, or to the file --logto or logger = file:PATH names; " +
 		"collect it from there (systemd's journal, syslog, a pipe)"
 	reqLoggerWarning = "gowsgi writes request lines to the same log as the rest (--logto)"
 	// uWSGI loads --module first; the --wsgi-file app wants the same mount
@@ -101,9 +110,9 @@ const (
 	memoryWarning   = "gowsgi reports each worker's RSS and address space; USS and PSS (memory-report = 2) are not reported"
 )
 
-// warnedOptions are uWSGI options gowsgi accepts with a warning: it runs
-// a fixed number of workers (uWSGI's cheaper subsystem scales them), and
-// has one log, to stderr or a file.
+// warnedOptions are uWSGI options gowsgi accepts with a warning: the
+// cheaper subsystem's finer knobs, and loggers other than a file (gowsgi
+// has one log, to stderr or a file).
 func warnedOptions(o *options) []option {
 	warnCheaper := func(name, _ string) error { o.warn("cheaper", name, cheaperWarning); return nil }
 	return []option{
@@ -111,13 +120,11 @@ func warnedOptions(o *options) []option {
 			help: "with file:PATH, as --logto PATH; other loggers are accepted with a warning"},
 		{names: []string{"--req-logger"}, kind: kindString, arg: "file:PATH", check: o.reqLogger,
 			help: "with file:PATH and no other log file, as --logto PATH; request lines always go with the rest of the log"},
-		{names: []string{"--cheaper", "--cheaper-algo", "--cheaper-initial", "--cheaper-step",
-			"--cheaper-overload", "--cheaper-idle", "--cheaper-rss-limit-soft", "--cheaper-rss-limit-hard",
-			"--cheaper-busyness-max", "--cheaper-busyness-min", "--cheaper-busyness-multiplier",
-			"--cheaper-busyness-penalty", "--cheaper-busyness-backlog-alert",
+		{names: []string{"--cheaper-idle", "--cheaper-rss-limit-soft", "--cheaper-rss-limit-hard",
+			"--cheaper-busyness-multiplier", "--cheaper-busyness-penalty", "--cheaper-busyness-backlog-alert",
 			"--cheaper-busyness-backlog-multiplier", "--cheaper-busyness-backlog-step"},
 			kind: kindString, arg: "VALUE", check: warnCheaper,
-			help: "accepted with a warning: gowsgi runs a fixed number of workers (SIGTTIN/SIGTTOU change it)"},
+			help: "accepted with a warning: gowsgi's cheaper takes --cheaper, --cheaper-initial, --cheaper-step, --cheaper-overload and --cheaper-busyness-max/-min"},
 		{names: []string{"--cheaper-busyness-verbose", "--cheaper-busyness-backlog-nonzero"}, kind: kindBool, check: warnCheaper,
 			help: "accepted with a warning, as --cheaper"},
 	}

@@ -2,7 +2,8 @@
 // uwsgi-options`), to tell a uWSGI option gowsgi does not implement from a
 // key neither of them knows. uWSGI's --strict refuses only the latter (a
 // typo, most often), so a config written with strict = true starts under
-// gowsgi as it does under uWSGI, with a warning naming what gowsgi ignores.
+// gowsgi as it does under uWSGI, with a warning naming the tuning knobs
+// gowsgi ignores (config_classes.go refuses the options it cannot ignore).
 package main
 
 import (

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/gowsgi/gowsgi/server"
 )
@@ -53,6 +54,9 @@ func main() {
 	default:
 		if !isDaemon() {
 			printWarnings(opts)
+		}
+		if opts.UmaskSet {
+			syscall.Umask(opts.Umask) // before any socket or file is made, as uWSGI sets it
 		}
 		// The master changes directory and its zygote inherits it; every
 		// relative path in the options was resolved while parsing.

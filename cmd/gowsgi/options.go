@@ -64,13 +64,22 @@ type options struct {
 	SCGISockets    []string
 	FastCGISockets []string
 	ChmodSocket    fs.FileMode
-	Vacuum         bool
-	Module         string
-	WSGIFile       string
-	Callable       string
-	PythonPath     []string
-	Chdir          string
-	Processes      int
+	// Umask, when UmaskSet, is the umask the master sets first (--umask).
+	Umask         int
+	UmaskSet      bool
+	Vacuum        bool
+	Module        string
+	WSGIFile      string
+	Paste         string // a PasteDeploy URI (--paste)
+	NoFileWrapper bool
+	Callable      string
+	PythonPath    []string
+	Chdir         string
+	Processes     int
+	// The cheaper subsystem (--cheaper and its options); CheaperMin 0 is off.
+	CheaperMin, CheaperInitial, CheaperStep, CheaperOverload int
+	CheaperAlgo                                              string
+	BusynessMax, BusynessMin                                 int
 	// ProcessesFrom says where --processes auto took its count from.
 	ProcessesFrom   string
 	ShutdownDelay   time.Duration
@@ -95,6 +104,7 @@ type options struct {
 	// The process options (process.go).
 	PidFile        string
 	UID, GID       string
+	MasterAsRoot   bool
 	Env            []string // KEY=VALUE
 	LogTo          string
 	Daemonize      string // the log file of the detached master
@@ -138,16 +148,30 @@ type options struct {
 	WorkerReloadMercy time.Duration
 
 	// Static files, the access log's shape and the stats server.
-	StaticMaps   []string // MOUNT=DIR
-	CheckStatic  []string // DIR, tried after the StaticMaps
-	LogFormat    string
-	Log4xx       bool
-	Log5xx       bool
-	MemoryReport bool
-	Stats        string
-	StatsHTTP    bool
-	Metrics      string // the Prometheus metrics address
-	ChownSocket  string // USER[:GROUP] of the Unix socket files
+	StaticMaps  []string // MOUNT=DIR
+	CheckStatic []string // DIR, tried after the StaticMaps
+	// StaticGzipAll and StaticGzipDirs send FILE.gz to clients that
+	// accept gzip (--static-gzip-all, --static-gzip-dir).
+	StaticGzipAll  bool
+	StaticGzipDirs []string
+	StaticExpires  []server.ExpiresRule // --static-expires*
+	LogFormat      string
+	Log4xx         bool
+	// LogMaxSize, LogBackupName, LogReopen and LogXForwardedFor are
+	// uWSGI's --log-maxsize, --log-backupname, --log-reopen and
+	// --log-x-forwarded-for.
+	LogMaxSize       int
+	LogBackupName    string
+	LogDate          bool
+	LogDateFormat    string
+	LogReopen        bool
+	LogXForwardedFor bool
+	Log5xx           bool
+	MemoryReport     bool
+	Stats            string
+	StatsHTTP        bool
+	Metrics          string // the Prometheus metrics address
+	ChownSocket      string // USER[:GROUP] of the Unix socket files
 	// Notices are the uWSGI options accepted with a warning
 	// (config_compat.go); the master prints one line per kind.
 	Notices []notice
@@ -163,6 +187,13 @@ type options struct {
 	CacheBlockSize int
 	Locks          int
 	MetricSpecs    []pyembed.MetricSpec // --metric's
+
+	// Routes and AddHeaders change requests and responses; Hooks and
+	// Daemons run beside the app (options_side.go).
+	Routes     []server.Route
+	AddHeaders [][2]string
+	Hooks      []server.Hook
+	Daemons    []server.Daemon
 
 	// The spooler and the mules (options_aux.go).
 	Spoolers         []string
@@ -217,6 +248,8 @@ func optionTable(o *options) []option {
 			help: "serve FastCGI on ADDR (" + addrHelp + "); with no socket given, a listening socket on fd 0 is served as FastCGI"},
 		{names: []string{"--chmod-socket", "--chmod", "-C"}, kind: kindMode, arg: "[MODE]", target: &o.ChmodSocket, bare: defaultChmodSocket,
 			help: "set the mode of Unix socket files to octal MODE; 666 when bare"},
+		{names: []string{"--umask"}, kind: kindString, arg: "MODE", check: o.umask,
+			help: "set the umask (octal, such as 022) before the sockets are bound and the app starts"},
 		{names: []string{"--chown-socket"}, kind: kindString, arg: "USER[:GROUP]", target: &o.ChownSocket,
 			help: "give the Unix socket files to USER (and GROUP), names or numbers"},
 		{names: []string{"--vacuum"}, kind: kindBool, target: &o.Vacuum,
@@ -225,6 +258,10 @@ func optionTable(o *options) []option {
 			help: "import the WSGI application from module MOD"},
 		{names: []string{"--wsgi-file", "--file"}, kind: kindString, arg: "PATH", target: &o.WSGIFile,
 			help: "load the WSGI application from the Python file PATH"},
+		{names: []string{"--paste"}, kind: kindString, arg: "config:PATH", target: &o.Paste,
+			help: "load the application with PasteDeploy's loadapp from the URI (config:/path/app.ini; a relative path starts at --chdir); needs PasteDeploy"},
+		{names: []string{"--wsgi-disable-file-wrapper"}, kind: kindBool, target: &o.NoFileWrapper,
+			help: "leave wsgi.file_wrapper out of the environ"},
 		{names: []string{"--callable"}, kind: kindString, arg: "NAME", target: &o.Callable,
 			help: "the application's name in its module; default application"},
 		{names: []string{"--pythonpath", "--python-path", "--pp"}, kind: kindList, arg: "DIR", target: &o.PythonPath,
@@ -233,6 +270,20 @@ func optionTable(o *options) []option {
 			help: "change to DIR before starting the workers"},
 		{names: []string{"--processes", "--workers", "-p"}, kind: kindString, arg: "N|auto", check: o.processes,
 			help: "run N worker processes; auto: one per CPU the cgroup's CPU limit (cpu.max) and the affinity mask allow; default 1"},
+		{names: []string{"--cheaper"}, kind: kindInt, arg: "N", min: 0, max: maxProcesses, target: &o.CheaperMin,
+			help: "start and stop workers by load, keeping at least N and at most --processes (uWSGI's cheaper); 0 is off"},
+		{names: []string{"--cheaper-initial"}, kind: kindInt, arg: "N", min: 0, max: maxProcesses, target: &o.CheaperInitial,
+			help: "with --cheaper, the workers started first; default --cheaper"},
+		{names: []string{"--cheaper-step"}, kind: kindInt, arg: "N", min: 1, max: maxProcesses, target: &o.CheaperStep,
+			help: "with --cheaper, the workers started at once when more are needed; default 1"},
+		{names: []string{"--cheaper-overload"}, kind: kindInt, arg: "SECONDS", min: 1, max: 86400, target: &o.CheaperOverload,
+			help: "with --cheaper, how long a load must last before workers are started or stopped; default 3"},
+		{names: []string{"--cheaper-algo"}, kind: kindString, arg: "spare|busyness", check: o.cheaperAlgo,
+			help: "spare (default): more workers when all are busy, fewer when more than one is idle; busyness: by the share of busy slots"},
+		{names: []string{"--cheaper-busyness-max"}, kind: kindInt, arg: "PERCENT", min: 0, max: 100, target: &o.BusynessMax,
+			help: "busyness: start workers above this average share of busy slots; default 50"},
+		{names: []string{"--cheaper-busyness-min"}, kind: kindInt, arg: "PERCENT", min: 0, max: 100, target: &o.BusynessMin,
+			help: "busyness: stop a worker below this average share of busy slots; default 25"},
 		{names: []string{"--threads"}, kind: kindInt, arg: "N", min: 1, max: 1024, target: &o.Threads,
 			help: "serve N requests at once in each worker; default 1"},
 		{names: []string{"--graceful-timeout"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: maxSeconds, target: &o.GracefulTimeout,
@@ -265,23 +316,25 @@ func optionTable(o *options) []option {
 			help: "replace a worker whose resident memory exceeds MB mebibytes; 0 never"},
 		{names: []string{"--worker-reload-mercy"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: maxSeconds, target: &o.WorkerReloadMercy,
 			help: "kill a replaced or reloaded worker still busy after SECONDS; default 60, 0 waits"},
-		{names: []string{"--pidfile"}, kind: kindString, arg: "PATH", target: &o.PidFile,
+		{names: []string{"--pidfile", "--pidfile2", "--safe-pidfile", "--safe-pidfile2"}, kind: kindString, arg: "PATH", target: &o.PidFile,
 			help: "write the master's pid to PATH once the sockets are bound; removed on exit"},
 		{names: []string{"--uid"}, kind: kindString, arg: "USER", target: &o.UID,
 			help: "run as USER (a name or a uid) once the sockets are bound"},
+		{names: []string{"--master-as-root"}, kind: kindBool, target: &o.MasterAsRoot,
+			help: "with --uid/--gid, keep the master as it was started (root) and run the workers as USER and GROUP"},
 		{names: []string{"--gid"}, kind: kindString, arg: "GROUP", target: &o.GID,
 			help: "run as GROUP (a name or a gid) once the sockets are bound; it becomes the only group"},
 		{names: []string{"--env"}, kind: kindList, arg: "KEY=VALUE", target: &o.Env,
 			help: "set the environment variable KEY for the application; repeatable"},
-		{names: []string{"--logto"}, kind: kindString, arg: "PATH", target: &o.LogTo,
+		{names: []string{"--logto", "--logto2"}, kind: kindString, arg: "PATH", target: &o.LogTo,
 			help: "append every log line (the master's and the workers' output) to PATH; SIGUSR1 reopens it"},
-		{names: []string{"--daemonize", "-d"}, kind: kindString, arg: "PATH", target: &o.Daemonize,
+		{names: []string{"--daemonize", "--daemonize2", "-d"}, kind: kindString, arg: "PATH", target: &o.Daemonize,
 			help: "detach from the terminal and log to PATH; returns once the app is serving"},
-		{names: []string{"--touch-reload"}, kind: kindList, arg: "FILE", target: &o.TouchReload,
+		{names: []string{"--touch-reload", "--touch-workers-reload", "--touch-chain-reload", "--fs-reload"}, kind: kindList, arg: "FILE", target: &o.TouchReload,
 			help: "reload the workers gracefully, as SIGHUP does, when FILE's modification time changes; repeatable"},
 		{names: []string{"--touch-logreopen"}, kind: kindList, arg: "FILE", target: &o.TouchLogReopen,
 			help: "reopen the --logto file, as SIGUSR1 does, when FILE's modification time changes (after logrotate); repeatable"},
-		{names: []string{"--py-autoreload"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: maxSeconds, target: &o.PyAutoReload,
+		{names: []string{"--py-autoreload", "--py-auto-reload", "--python-autoreload", "--python-auto-reload"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: maxSeconds, target: &o.PyAutoReload,
 			help: "every SECONDS, reload the workers gracefully if a Python module the app imported has changed; 0 is off"},
 		{names: []string{"--listen", "-l"}, kind: kindInt, arg: "N", min: 0, max: 65535, target: &o.Listen,
 			help: "listen backlog of the sockets; requests waiting for a worker beyond N get 503 at once; default: the system's, no bound"},
@@ -309,8 +362,30 @@ func optionTable(o *options) []option {
 			help: "set the open-file limit (RLIMIT_NOFILE) of the master and its workers to N; raising the hard limit needs root"},
 		{names: []string{"--static-map"}, kind: kindList, arg: "MOUNT=DIR", target: &o.StaticMaps,
 			help: "serve the files of DIR under the URL path MOUNT from the master, with sendfile; repeatable"},
+		{names: []string{"--static-gzip-all"}, kind: kindBool, target: &o.StaticGzipAll,
+			help: "send a static file's FILE.gz sibling, with Content-Encoding: gzip, to a client that accepts gzip"},
+		{names: []string{"--static-gzip-dir"}, kind: kindList, arg: "DIR", target: &o.StaticGzipDirs,
+			help: "as --static-gzip-all, for the files whose real path starts with DIR; repeatable"},
+		expiresOption(o, "static-expires", "file", false, "REGEXP SECONDS", "the file's real path matches REGEXP"),
+		expiresOption(o, "static-expires-mtime", "file", true, "REGEXP SECONDS", "the file's real path matches REGEXP"),
+		expiresOption(o, "static-expires-path-info", "path-info", false, "REGEXP SECONDS", "PATH_INFO matches REGEXP"),
+		expiresOption(o, "static-expires-path-info-mtime", "path-info", true, "REGEXP SECONDS", "PATH_INFO matches REGEXP"),
+		expiresOption(o, "static-expires-uri", "uri", false, "REGEXP SECONDS", "REQUEST_URI matches REGEXP"),
+		expiresOption(o, "static-expires-uri-mtime", "uri", true, "REGEXP SECONDS", "REQUEST_URI matches REGEXP"),
+		expiresOption(o, "static-expires-type", "type", false, "TYPE=SECONDS", "its content type is TYPE"),
+		expiresOption(o, "static-expires-type-mtime", "type", true, "TYPE=SECONDS", "its content type is TYPE"),
 		{names: []string{"--log-format", "--logformat"}, kind: kindString, arg: "FORMAT", target: &o.LogFormat,
 			help: "write each request's line as FORMAT, with uWSGI's %(addr) %(method) %(uri) %(status) %(size) %(msecs) … variables and the app's uwsgi.set_logvar ones"},
+		{names: []string{"--log-maxsize"}, kind: kindInt, arg: "BYTES", min: 0, max: 1 << 50, target: &o.LogMaxSize,
+			help: "rotate the --logto file once it is larger than BYTES (checked every second): rename it to --log-backupname, or FILE.UNIXTIME, and start a new one"},
+		{names: []string{"--log-backupname"}, kind: kindString, arg: "PATH", target: &o.LogBackupName,
+			help: "where --log-maxsize moves the log file"},
+		{names: []string{"--log-date", "--logdate"}, kind: kindMode, arg: "[FORMAT]", check: o.logDate,
+			help: "start the master's own lines (its log, the banner) with the date: ctime's, or the strftime FORMAT; request lines of --log-format are not dated, as in uWSGI"},
+		{names: []string{"--log-reopen"}, kind: kindBool, target: &o.LogReopen,
+			help: "reopen the --logto file at each reload"},
+		{names: []string{"--log-x-forwarded-for"}, kind: kindBool, target: &o.LogXForwardedFor,
+			help: "show a request's X-Forwarded-For header as --log-format's %(addr)"},
 		{names: []string{"--log-4xx"}, kind: kindBool, target: &o.Log4xx,
 			help: "log responses with a 4xx status even with --disable-logging"},
 		{names: []string{"--log-5xx"}, kind: kindBool, target: &o.Log5xx,
@@ -327,6 +402,11 @@ func optionTable(o *options) []option {
 			help: "answer 413 to a request whose body is larger than BYTES, without reading it; 0 no limit"},
 		{names: []string{"--ini"}, kind: kindINI, arg: "FILE[:SECTION]",
 			help: "read the options in SECTION (default uwsgi) of the ini FILE here; a bare FILE.ini argument does the same"},
+		{names: []string{"--include", "--inherit"}, kind: kindINI, arg: "FILE.ini[:SECTION]",
+			help: "as --ini, for an ini file (uWSGI's other formats are refused)"},
+		{names: []string{"--set", "-S"}, kind: kindString, arg: "KEY=VALUE", help: "set the option KEY to VALUE, here"},
+		{names: []string{"--set-placeholder", "--set-ph"}, kind: kindString, arg: "KEY=VALUE",
+			help: "set the custom key KEY, for a later %(KEY), without warning about it"},
 		{names: []string{"--strict"}, kind: kindBool, target: &o.Strict,
 			help: "refuse keys neither gowsgi nor uWSGI knows (a typo, most often) instead of warning about them"},
 		{names: []string{"--emperor"}, kind: kindString, arg: "DIR", refusal: "gowsgi has no Emperor; run one gowsgi per application (systemd, supervisord, a container each)",
@@ -349,6 +429,8 @@ func optionTable(o *options) []option {
 			help: "show gowsgi's version"},
 	}
 	table = append(table, sharedOptions(o)...)
+	table = append(table, sideOptions(o)...)
+	table = append(table, routingOptions(o)...)
 	table = append(table, auxOptions(o)...)
 	table = append(table, warnedOptions(o)...)
 	return append(table, noEffectOptions()...)
@@ -371,6 +453,9 @@ func defaultOptions() *options {
 		ResponseSpoolLimit: 1 << 30,
 
 		WorkerReloadMercy: 60 * time.Second, // uWSGI's default
+
+		// uWSGI's defaults.
+		CheaperStep: 1, CheaperOverload: 3, CheaperAlgo: "spare", BusynessMax: 50, BusynessMin: 25,
 	}
 }
 
@@ -449,6 +534,80 @@ func (opt *option) number(name, value string) (int64, error) {
 	return n, nil
 }
 
+// expiresOption is one of the --static-expires* options: on says what
+// its rules match, fromMtime whether the seconds count from the file's
+// modification time.
+func expiresOption(o *options, name, on string, fromMtime bool, arg, when string) option {
+	from := "now"
+	if fromMtime {
+		from = "the file's modification time"
+	}
+	return option{names: []string{"--" + name}, kind: kindString, arg: arg,
+		help: "give a static file an Expires header SECONDS after " + from + " when " + when + "; repeatable",
+		check: func(label, value string) error {
+			r, err := server.ParseExpiresRule(name, on, fromMtime, value)
+			if err != nil {
+				return err
+			}
+			o.StaticExpires = append(o.StaticExpires, r)
+			return nil
+		}}
+}
+
+// logDate reads --log-date as uWSGI does: bare or true, 1, on or yes
+// (any case) is ctime's date; any other value is a strftime format.
+func (o *options) logDate(_, value string) error {
+	o.LogDate = true
+	switch strings.ToLower(strings.TrimSpace(value)) {
+	case "", "true", "1", "on", "yes":
+		o.LogDateFormat = ""
+	default:
+		o.LogDateFormat = value
+	}
+	return nil
+}
+
+// umask reads --umask's octal mode.
+func (o *options) umask(name, value string) error {
+	mode, err := strconv.ParseUint(strings.TrimSpace(value), 8, 32)
+	if err != nil || mode > 0o777 {
+		return fmt.Errorf("%s: %q is not an octal umask such as 022", name, value)
+	}
+	o.Umask, o.UmaskSet = int(mode), true
+	return nil
+}
+
+// cheaperAlgo reads --cheaper-algo: spare and busyness run; another of
+// uWSGI's algorithms (backlog2, manual) runs as spare, with a warning.
+func (o *options) cheaperAlgo(name, value string) error {
+	switch algo := strings.TrimSpace(value); algo {
+	case "spare", "busyness":
+		o.CheaperAlgo = algo
+	default:
+		o.CheaperAlgo = "spare"
+		o.warn("cheaper-algo", name, cheaperAlgoWarning)
+	}
+	return nil
+}
+
+// checkCheaper refuses a --cheaper that leaves no room to scale, as
+// uWSGI does.
+func (o *options) checkCheaper() error {
+	if o.CheaperMin == 0 {
+		return nil
+	}
+	if o.CheaperInitial == 0 {
+		o.CheaperInitial = o.CheaperMin
+	}
+	switch {
+	case o.CheaperMin >= o.Processes:
+		return fmt.Errorf("--cheaper %d: must be lower than --processes (%d), the most workers it may start", o.CheaperMin, o.Processes)
+	case o.CheaperInitial < o.CheaperMin || o.CheaperInitial > o.Processes:
+		return fmt.Errorf("--cheaper-initial %d: must be between --cheaper (%d) and --processes (%d)", o.CheaperInitial, o.CheaperMin, o.Processes)
+	}
+	return nil
+}
+
 // maxProcesses bounds --processes.
 const maxProcesses = 1024
 
@@ -524,11 +683,19 @@ func (o *options) check() error {
 	switch {
 	case o.Strict && len(o.Unknown) > 0:
 		return fmt.Errorf("%w: %s", errStrictUnknown, strings.Join(o.Unknown, ", "))
-	case o.Module == "" && o.WSGIFile == "" && len(o.Mounts) == 0:
+	case o.Module == "" && o.WSGIFile == "" && o.Paste == "" && len(o.Mounts) == 0:
 		return errNoApp
+	case o.Paste != "" && (o.Module != "" || o.WSGIFile != ""):
+		return errors.New("--paste and --module or --wsgi-file are both given: each names the default app; keep one")
 	case o.Module != "" && o.WSGIFile != "":
 		o.warn("wsgi-file", "wsgi-file", bothAppsWarning)
 		o.WSGIFile = ""
+	}
+	if err := o.checkCheaper(); err != nil {
+		return err
+	}
+	if o.LogDate && o.LogJSON {
+		return errors.New("--log-date and --log-json are both given: JSON lines carry their time already; drop --log-date")
 	}
 	for _, spec := range o.HTTPSSockets {
 		if _, err := httpsSocket(spec); err != nil {

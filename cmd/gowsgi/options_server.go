@@ -73,6 +73,9 @@ func (o *options) protocol(name, value string) error {
 
 // appName names the application as the banner shows it.
 func (o *options) appName() string {
+	if o.Paste != "" {
+		return o.Paste
+	}
 	if o.Module == "" && o.WSGIFile == "" {
 		return o.mountNames()
 	}
@@ -94,6 +97,8 @@ func (o *options) appSpec() pyembed.AppSpec {
 		Mules:            mules,
 		Module:           o.Module,
 		WSGIFile:         o.WSGIFile,
+		Paste:            o.Paste,
+		NoFileWrapper:    o.NoFileWrapper,
 		Callable:         o.Callable,
 		PythonPath:       o.PythonPath,
 		Multiprocess:     o.Processes > 1,
@@ -138,6 +143,7 @@ func (o *options) serverConfig() server.Config {
 		PidFile:            o.PidFile,
 		UID:                o.UID,
 		GID:                o.GID,
+		MasterAsRoot:       o.MasterAsRoot,
 		LogTo:              o.logTo(),
 		TouchReload:        o.TouchReload,
 		TouchLogReopen:     o.TouchLogReopen,
@@ -155,18 +161,41 @@ func (o *options) serverConfig() server.Config {
 			ReloadOnRSS: int64(o.ReloadOnRSS) << 20,
 			ReloadMercy: o.WorkerReloadMercy,
 		},
-		StaticMaps:   o.staticMaps(),
-		LogFormat:    o.LogFormat,
-		Log4xx:       o.Log4xx,
-		Log5xx:       o.Log5xx,
-		MemoryReport: o.MemoryReport,
-		Stats:        o.Stats,
-		StatsHTTP:    o.StatsHTTP,
-		Metrics:      o.Metrics,
-		ChownSocket:  o.ChownSocket,
-		LimitPost:    int64(o.LimitPost),
-		MaxFD:        o.MaxFD,
+		StaticMaps:       o.staticMaps(),
+		StaticGzipAll:    o.StaticGzipAll,
+		StaticGzipDirs:   o.StaticGzipDirs,
+		StaticExpires:    o.StaticExpires,
+		LogFormat:        o.LogFormat,
+		Log4xx:           o.Log4xx,
+		LogMaxSize:       int64(o.LogMaxSize),
+		LogBackupName:    o.LogBackupName,
+		LogDate:          o.LogDate,
+		LogDateFormat:    o.LogDateFormat,
+		LogReopen:        o.LogReopen,
+		LogXForwardedFor: o.LogXForwardedFor,
+		Log5xx:           o.Log5xx,
+		MemoryReport:     o.MemoryReport,
+		Stats:            o.Stats,
+		StatsHTTP:        o.StatsHTTP,
+		Metrics:          o.Metrics,
+		ChownSocket:      o.ChownSocket,
+		LimitPost:        int64(o.LimitPost),
+		MaxFD:            o.MaxFD,
+		Hooks:            o.Hooks,
+		Cheaper:          o.cheaper(),
+		Routes:           o.Routes,
+		AddHeaders:       o.AddHeaders,
+		Daemons:          o.Daemons,
 	}
+}
+
+// cheaper is the cheaper subsystem's settings, nil when --cheaper is off.
+func (o *options) cheaper() *server.Cheaper {
+	if o.CheaperMin == 0 {
+		return nil
+	}
+	return &server.Cheaper{Algo: o.CheaperAlgo, Min: o.CheaperMin, Initial: o.CheaperInitial, Step: o.CheaperStep,
+		Overload: o.CheaperOverload, BusynessMax: o.BusynessMax, BusynessMin: o.BusynessMin}
 }
 
 // staticMaps reads the --static-map values, which check has validated,

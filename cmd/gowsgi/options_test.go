@@ -122,7 +122,7 @@ func TestParseOptionsErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--module", "m", "--foo", "--strict", "--alarm-freq", "2"}, "unrecognized option --foo (see gowsgi --help)"},
+		{[]string{"--module", "m", "--foo", "--strict", "--procname-master", "main"}, "unrecognized option --foo (see gowsgi --help)"},
 		{[]string{"--module", "m", "--emperor", "/etc/vassals"}, "--emperor: gowsgi has no Emperor; run one gowsgi per application (systemd, supervisord, a container each)"},
 		{[]string{"--module", "m", "--gevent=100"}, "--gevent: gowsgi does not run gevent; use --threads N to serve requests concurrently"},
 		{[]string{"--module", "m", "--plugins", "python3,rack"}, `--plugins: gowsgi runs Python WSGI applications only; there is no "rack" plugin`},
