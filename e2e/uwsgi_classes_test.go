@@ -20,9 +20,9 @@ func TestRefusedUWSGIOptions(t *testing.T) {
 	}{
 		{"spooler-external = /var/spool/other", "spooler-external" + cut + refusedSpooler},
 		{"master-fifo = /tmp/fifo", "master-fifo" + cut + "gowsgi has no master FIFO: send the master signals instead (SIGHUP reloads, SIGTERM stops, SIGUSR1 reopens the log)"},
-		{"cron = 0 -1 -1 -1 -1 /usr/bin/backup", "cron" + cut + "gowsgi has no cron: use the system's cron or a systemd timer"},
+		{"cron = 0 -1 -1 -1 -1 /usr/bin/backup", "cron" + cut + "register the job from the app with uwsgi.add_cron or @cron, or use the system's cron or a systemd timer"},
 		{"mule-harakiri = 10", "mule-harakiri" + cut + "gowsgi's mules do not implement it (gowsgi --help lists the mule options it takes); drop it, or run the code as its own process with attach-daemon"},
-		{"cache2 = name=default,items=100", "cache2" + cut + "gowsgi has no uWSGI cache yet: use a cache server (memcached, Redis) from the app"},
+		{"cache-store = /var/cache/app.cache", "cache-store" + cut + "gowsgi implements --cache2, --cache and --cache-blocksize only; for the rest use a cache server (memcached, Redis) from the app"},
 		{"hook-accepting = exec:true", "hook-accepting" + cut + "gowsgi runs the hooks of the phases asap, as-root, as-user, pre-app, post-app and master-start (hook-PHASE = exec:COMMAND, exec-PHASE = COMMAND); run anything else from the service manager (systemd ExecStartPre=) or the app"},
 		{"yaml = app.yaml", "yaml" + cut + "gowsgi reads ini files, the command line and UWSGI_* variables; write the options there (ini = FILE includes another ini file)"},
 	}
