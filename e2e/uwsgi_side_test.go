@@ -91,9 +91,12 @@ func TestHooksAndAttachedDaemonUnderUWSGI(t *testing.T) {
 	uwsgiOut := startUWSGI(t, bin, addr, "--plugin", "python3,http", "--ini", ini)
 	assert.Equal(t, "module", getINIAnswer(t, "http://"+addr+"/").App)
 	harness.Eventually(t, harness.StartTimeout, func() bool { return len(daemonPIDs(out)) >= 1 }, "uWSGI did not start the daemon:\n%s", uwsgiOut)
-	order, err := os.ReadFile(filepath.Join(out, "order"))
-	require.NoError(t, err)
-	assert.Equal(t, sideOrder, string(order))
+	// uWSGI may run its master-start hook a moment after it answers.
+	var order []byte
+	harness.Eventually(t, harness.StartTimeout, func() bool {
+		order, _ = os.ReadFile(filepath.Join(out, "order"))
+		return string(order) == sideOrder
+	}, "uWSGI ran the phases as %q", &order)
 	assert.DirExists(t, filepath.Join(out, "made"))
 }
 
