@@ -15,7 +15,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -297,22 +296,7 @@ func TestSpoolerAndMuleOptionsRefused(t *testing.T) {
 // path, and stops it when the test ends.
 func serveUWSGI(t *testing.T, bin, dir, addr, path string, args ...string) {
 	t.Helper()
-	out := &harness.LockedBuffer{}
-	cmd := exec.Command(bin, args...)
-	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.WaitDelay = 5 * time.Second
-	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-exited:
-		case <-time.After(uwsgiStopWait):
-		}
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	})
+	_, out := startUWSGIForTest(t, bin, dir, args...)
 	harness.Eventually(t, harness.StartTimeout, func() bool {
 		resp, err := http.Get("http://" + addr + path)
 		if err != nil {

@@ -17,7 +17,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -63,23 +62,7 @@ type runningServer struct {
 // ends, once it answers HTTP on addr.
 func startUWSGIServer(t *testing.T, bin, dir, addr string, args ...string) runningServer {
 	t.Helper()
-	out := &harness.LockedBuffer{}
-	cmd := exec.Command(bin, args...)
-	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, out, out
-	// Its own process group, so what it leaves behind ends with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.WaitDelay = 5 * time.Second
-	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-exited:
-		case <-time.After(uwsgiStopWait):
-		}
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	})
+	cmd, out := startUWSGIForTest(t, bin, dir, args...)
 	url := "http://" + addr
 	harness.Eventually(t, harness.StartTimeout, func() bool {
 		resp, err := http.Get(url + "/")

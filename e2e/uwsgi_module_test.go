@@ -84,6 +84,35 @@ func getJSON(t *testing.T, url string, v any) {
 	require.NoError(t, json.Unmarshal(body, v), "GET %s: %s", url, body)
 }
 
+// startUWSGIForTest runs Debian's uWSGI with args in dir, in its own
+// process group, until the test ends: then SIGINT, and after
+// uwsgiStopWait whatever is left of the group is killed (uWSGI's own stop
+// is not under test). It returns the process and its output; the caller
+// waits for it to answer.
+func startUWSGIForTest(t *testing.T, bin, dir string, args ...string) (*exec.Cmd, *harness.LockedBuffer) {
+	t.Helper()
+	out := &harness.LockedBuffer{}
+	cmd := exec.Command(bin, args...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 5 * time.Second
+	require.NoError(t, cmd.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-exited:
+		case <-time.After(uwsgiStopWait):
+		}
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		if t.Failed() {
+			t.Logf("uwsgi output:\n%s", out)
+		}
+	})
+	return cmd, out
+}
+
 // runUWSGI runs Debian's uWSGI with args in dir until its first answer to
 // GET path, which it returns, then stops it (SIGINT) and waits for it.
 func runUWSGI(t *testing.T, bin, dir, addr, path string, args ...string) []byte {

@@ -194,6 +194,8 @@ extern PyTypeObject gw_file_wrapper_type;
 int gw_try_send_file(gw_slot *s, PyObject *wrapper); /* GIL held: 1 sent, 0 not a file, -1 */
 
 /* gw_worker_output.c */
+struct iovec;
+void gw_iov_advance(struct iovec **iov, int *n, size_t w); /* GIL: any */
 int gw_buf_reserve(gw_buf *b, size_t n);          /* GIL held */
 int gw_buf_append(gw_buf *b, const void *p, size_t n); /* GIL held */
 int gw_buf_append_var(gw_buf *b, const char *p, size_t n); /* GIL held */

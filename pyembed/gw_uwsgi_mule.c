@@ -10,9 +10,9 @@
  * same queue, with what was waiting in it. Sending and receiving is Python
  * (gw_uwsgi_mule_source.h).
  *
- * Where a signal for a mule would arrive: a mule waits for messages in
- * _mule_wait (gw_uwsgi_mule_source.h), polling its queues; a signal socket
- * belongs in that poll, as uWSGI's mule_get_msg(signals=True) has it.
+ * A signal for a mule arrives on its own signal socket (the zygote's S/M
+ * fork command carries it), which _mule_wait polls with its queues, as
+ * uWSGI's mule_get_msg(signals=True) does, and runs the handler there.
  */
 #include "gw.h"
 #include "gw_uwsgi_aux.h"

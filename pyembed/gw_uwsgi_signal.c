@@ -167,8 +167,7 @@ int gw_signal_idle(gw_slot *s, int fd)
 static int gw_signal_target_ok(const char *target)
 {
     static const char *const missing[][2] = {
-        {"mule", "mules (--mule)"}, {"spooler", "the spooler (--spooler)"}, {"farm", "mule farms (--farm)"},
-        {"subscribed", "the subscription system"}};
+        {"farm", "mule farms (--farm)"}, {"subscribed", "the subscription system"}};
     size_t len = strlen(target);
     if (len > GW_SIGNAL_TARGET_MAX) {
         PyErr_Format(PyExc_ValueError, "unable to register signal: target longer than %d bytes",
@@ -179,6 +178,9 @@ static int gw_signal_target_ok(const char *target)
         return 1;
     if (strncmp(target, "worker", 6) == 0 && strspn(target + 6, "0123456789") == len - 6)
         return 1; /* "worker", "worker0" (any worker), "workerN" */
+    if (strcmp(target, "mules") == 0 || strcmp(target, "spooler") == 0 ||
+        (strncmp(target, "mule", 4) == 0 && strspn(target + 4, "0123456789") == len - 4))
+        return 1; /* "mule" (any mule), "muleN", "mules" (each), "spooler" */
     for (size_t i = 0; i < sizeof missing / sizeof missing[0]; i++)
         if (strncmp(target, missing[i][0], strlen(missing[i][0])) == 0) {
             PyErr_Format(PyExc_NotImplementedError, "uwsgi.register_signal: gowsgi does not implement %s yet: "
@@ -186,7 +188,7 @@ static int gw_signal_target_ok(const char *target)
             return 0;
         }
     PyErr_Format(PyExc_ValueError, "unable to register signal: unknown target '%s' (use '', 'worker', 'workers', "
-                 "'active-workers' or 'workerN')", target);
+                 "'active-workers', 'workerN', 'mule', 'muleN', 'mules' or 'spooler')", target);
     return 0;
 }
 
@@ -378,6 +380,24 @@ static PyObject *gw_uw_add_file_monitor(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* GIL held. uwsgi._signal_fd(): this process's own signal socket, for a
+ * mule's or a spooler's wait loop to poll (gw_uwsgi_mule_source.h,
+ * gw_uwsgi_spooler_source.h); -1 when it has none. */
+static PyObject *gw_uw_signal_fd(PyObject *self, PyObject *unused)
+{
+    return PyLong_FromLong(gw_own_fd);
+}
+
+/* GIL held. uwsgi._signal_take(): runs the handler of a signal waiting on
+ * this process's own socket, if one is; the socket never blocks. */
+static PyObject *gw_uw_signal_take(PyObject *self, PyObject *unused)
+{
+    int sig = gw_own_fd >= 0 ? gw_signal_read(gw_own_fd) : -1;
+    if (sig >= 0)
+        gw_signal_run(sig);
+    Py_RETURN_NONE;
+}
+
 PyMethodDef gw_signal_methods[] = {
     {"register_signal", gw_uw_register_signal, METH_VARARGS, "Register a handler for a signal and its target."},
     {"signal", gw_uw_signal, METH_VARARGS, "Raise a signal through the master."},
@@ -389,5 +409,7 @@ PyMethodDef gw_signal_methods[] = {
     {"add_rb_timer", gw_uw_add_rb_timer, METH_VARARGS, "Raise a signal every N seconds, a number of times."},
     {"add_cron", gw_uw_add_cron, METH_VARARGS, "Raise a signal when the clock matches."},
     {"add_file_monitor", gw_uw_add_file_monitor, METH_VARARGS, "Raise a signal when a file changes."},
+    {"_signal_fd", gw_uw_signal_fd, METH_NOARGS, "This process's own signal socket (mules, spoolers)."},
+    {"_signal_take", gw_uw_signal_take, METH_NOARGS, "Run the handler of a signal waiting for this process."},
     {NULL, NULL, 0, NULL},
 };

@@ -118,6 +118,21 @@ int gw_out_frame(gw_slot *s, char kind, uint8_t flags, size_t len)
     return 0;
 }
 
+/* GIL: any. Moves *iov and *n past the first w bytes a write took: the
+ * vectors written whole are dropped, a partly written one is shortened. */
+void gw_iov_advance(struct iovec **iov, int *n, size_t w)
+{
+    while (*n > 0 && w >= (*iov)->iov_len) {
+        w -= (*iov)->iov_len;
+        (*iov)++;
+        (*n)--;
+    }
+    if (*n > 0) {
+        (*iov)->iov_base = (char *)(*iov)->iov_base + w;
+        (*iov)->iov_len -= w;
+    }
+}
+
 /* GIL not held. Writes every byte of iov, waiting when the socket is full.
  * Returns 0, or -1 with errno set. */
 static int gw_send_iov(int fd, struct iovec *iov, int n, struct msghdr *first)
@@ -144,15 +159,7 @@ static int gw_send_iov(int fd, struct iovec *iov, int n, struct msghdr *first)
             return -1;
         }
         first = NULL; /* ancillary data travels once, with the first byte */
-        while (n > 0 && (size_t)w >= iov->iov_len) {
-            w -= (ssize_t)iov->iov_len;
-            iov++;
-            n--;
-        }
-        if (n > 0) {
-            iov->iov_base = (char *)iov->iov_base + w;
-            iov->iov_len -= (size_t)w;
-        }
+        gw_iov_advance(&iov, &n, (size_t)w);
     }
     return 0;
 }

@@ -20,7 +20,8 @@
  *                     over this and further messages (a message carries at
  *                     most ZYGOTE_FDS_PER_MSG)
  *                     "S<num>", "M<num>"    fork spooler num or mule num
- *                     (gw_uwsgi_aux.h); no descriptors; answered with P or N,
+ *                     (gw_uwsgi_aux.h), its own signal socket attached;
+ *                     answered with P or N,
  *                     and its exit reported with X, as a worker's
  *
  * The socket every process of the generation shares with the master for
@@ -323,8 +324,9 @@ static void zygote_become_worker(pid_t zygote, int sigfd, const sigset_t *oldmas
 }
 
 /* In a forked spooler or mule: becomes it and exits. */
-static void zygote_become_aux(pid_t zygote, int sigfd, const sigset_t *oldmask, char kind, int num)
+static void zygote_become_aux(pid_t zygote, int sigfd, const sigset_t *oldmask, char kind, int num, int signal_fd)
 {
+    gw_signal_set_own(signal_fd); /* polled by its wait loop: uwsgi._signal_fd */
     if (!zygote_lazy)
         PyOS_AfterFork_Child();
     close(sigfd);
@@ -345,37 +347,42 @@ static void zygote_become_aux(pid_t zygote, int sigfd, const sigset_t *oldmask, 
     _exit(kind == 'S' ? gw_spooler_run(num, !zygote_lazy) : gw_mule_run(num, !zygote_lazy));
 }
 
-/* Forks the spooler or mule that cmd ("S<num>", "M<num>") asks for. */
-static void zygote_fork_aux(pid_t self, int sigfd, const sigset_t *oldmask, const char *cmd, size_t len)
+/* Forks the spooler or mule that cmd ("S<num>", "M<num>") asks for, with
+ * signal_fd (-1: none) as its own signal socket; closes it here. */
+static void zygote_fork_aux(pid_t self, int sigfd, const sigset_t *oldmask, const char *cmd, size_t len,
+                            int signal_fd)
 {
     char buf[32];
     int num = 0;
     if (len >= sizeof buf) {
         zygote_send("N", "malformed fork command");
-        return;
+        goto done;
     }
     memcpy(buf, cmd, len);
     buf[len] = '\0';
     if (sscanf(buf + 1, "%d", &num) != 1 || num < 1) {
         zygote_send("N", "malformed fork command");
-        return;
+        goto done;
     }
     fflush(NULL);
     if (!zygote_lazy)
         PyOS_BeforeFork();
     pid_t pid = fork();
     if (pid == 0)
-        zygote_become_aux(self, sigfd, oldmask, buf[0], num);
+        zygote_become_aux(self, sigfd, oldmask, buf[0], num, signal_fd);
     int saved = errno;
     if (!zygote_lazy)
         PyOS_AfterFork_Parent();
     if (pid < 0) {
         zygote_send("N", strerror(saved));
-        return;
+        goto done;
     }
     char text[32];
     snprintf(text, sizeof text, "%d", (int)pid);
     zygote_send("P", text);
+done:
+    if (signal_fd >= 0)
+        close(signal_fd);
 }
 
 /* Collects the rest of a fork command's descriptors and forks. Returns 0,
@@ -385,8 +392,8 @@ static int zygote_handle(pid_t self, int sigfd, const sigset_t *oldmask, const c
 {
     int num = 0, slots = 0;
     char buf[64];
-    if (len > 0 && nfds == 0 && (cmd[0] == 'S' || cmd[0] == 'M')) {
-        zygote_fork_aux(self, sigfd, oldmask, cmd, len);
+    if (len > 0 && nfds <= 1 && (cmd[0] == 'S' || cmd[0] == 'M')) {
+        zygote_fork_aux(self, sigfd, oldmask, cmd, len, nfds == 1 ? fds[0] : -1);
         return 0;
     }
     if (len == 0 || len >= sizeof buf || cmd[0] != 'F')

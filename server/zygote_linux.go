@@ -123,7 +123,7 @@ func (l *zygoteLauncher) launch(num, gen, threads int) (*launched, error) {
 		files.closeMaster()
 		return nil, fmt.Errorf("server: starting worker %d: %w", num, err)
 	}
-	z.attachSignals(w, num, files.signal)
+	z.attachSignals(w, kindWorker, num, files.signal)
 	if a, _ := l.area(gen); a != nil {
 		a.workerSpawned(num, w.pid())
 	}
@@ -139,10 +139,19 @@ func (l *zygoteLauncher) launchAux(kind auxKind, num, gen int) (process, error) 
 	if z == nil || z.isDead() {
 		return nil, fmt.Errorf("server: starting %s %d: generation %d has no zygote", kind, num, gen)
 	}
-	w, err := z.forkCommand([]byte(string(kind)+strconv.Itoa(num)), nil)
+	// Its own signal socket, as a worker has, for signals to "mule",
+	// "muleN", "mules" and "spooler".
+	signals, theirs, err := unixSocketpair(unix.SOCK_SEQPACKET, "signal")
 	if err != nil {
 		return nil, fmt.Errorf("server: starting %s %d: %w", kind, num, err)
 	}
+	defer theirs.Close()
+	w, err := z.forkCommand([]byte(string(kind)+strconv.Itoa(num)), []int{int(theirs.Fd())})
+	if err != nil {
+		signals.Close()
+		return nil, fmt.Errorf("server: starting %s %d: %w", kind, num, err)
+	}
+	z.attachSignals(w, kind.String(), num, signals)
 	return w, nil
 }
 
@@ -480,13 +489,13 @@ func processStatus(state *os.ProcessState) *syscall.WaitStatus {
 	return &status
 }
 
-// attachSignals gives the signal hub worker num's signal socket, until the
-// worker exits.
-func (z *zygote) attachSignals(w *zygoteWorker, num int, conn *net.UnixConn) {
+// attachSignals gives the signal hub the signal socket of process num of
+// kind (a worker, a mule, a spooler), until the process exits.
+func (z *zygote) attachSignals(w *zygoteWorker, kind string, num int, conn *net.UnixConn) {
 	z.mu.Lock()
-	w.num, w.signals = num, conn
+	w.kind, w.num, w.signals = kind, num, conn
 	z.mu.Unlock()
-	z.signals.attach(kindWorker, num, conn)
+	z.signals.attach(kind, num, conn)
 	select {
 	case <-w.exited: // before it was attached
 		z.detachSignals(w)
@@ -494,14 +503,14 @@ func (z *zygote) attachSignals(w *zygoteWorker, num int, conn *net.UnixConn) {
 	}
 }
 
-// detachSignals takes an exited worker's signal socket from the hub.
+// detachSignals takes an exited process's signal socket from the hub.
 func (z *zygote) detachSignals(w *zygoteWorker) {
 	z.mu.Lock()
 	conn := w.signals
 	w.signals = nil
 	z.mu.Unlock()
 	if conn != nil {
-		z.signals.detach(kindWorker, w.num, conn)
+		z.signals.detach(w.kind, w.num, conn)
 	}
 }
 
@@ -512,8 +521,10 @@ type zygoteWorker struct {
 	once   sync.Once
 	exited chan struct{}
 	status syscall.WaitStatus
-	// num and signals: its number and the master's end of its signal
-	// socket, attached to the zygote's hub; guarded by the zygote's mu.
+	// kind, num and signals: what it is (a worker, a mule, a spooler), its
+	// number and the master's end of its signal socket, attached to the
+	// zygote's hub; guarded by the zygote's mu.
+	kind    string
 	num     int
 	signals *net.UnixConn
 }
