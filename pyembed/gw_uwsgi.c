@@ -388,6 +388,12 @@ static PyObject *gw_run_in_module(PyObject *module, const char *source, const ch
 {
     PyObject *code = Py_CompileString(source, filename, Py_file_input);
     PyObject *dict = PyModule_GetDict(module); /* borrowed */
+    /* Python 3.9 runs code whose globals lack __builtins__ with a bare
+     * namespace of its own (no __import__); 3.10 and later look the
+     * interpreter's up. */
+    if (code != NULL && PyDict_GetItemString(dict, "__builtins__") == NULL &&
+        PyDict_SetItemString(dict, "__builtins__", PyEval_GetBuiltins()) < 0)
+        Py_CLEAR(code);
     PyObject *ran = code != NULL ? PyEval_EvalCode(code, dict, dict) : NULL;
     Py_XDECREF(code);
     if (ran == NULL) {
