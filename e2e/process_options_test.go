@@ -80,25 +80,34 @@ func TestPidFileWrittenAndRemoved(t *testing.T) {
 	}
 }
 
+// nobodyReadableApp copies the binary, process_app.py and its helpers into
+// a folder the user nobody can read, for the tests whose workers run as
+// nobody, and returns the folder and the binary's path.
+func nobodyReadableApp(t *testing.T) (dir, exe string) {
+	t.Helper()
+	// Everything the workers read must be open to nobody: the binary, the
+	// app and the working directory.
+	dir = t.TempDir()
+	require.NoError(t, os.Chmod(filepath.Dir(dir), 0o755))
+	require.NoError(t, os.Chmod(dir, 0o755))
+	bin, err := os.ReadFile(harness.GowsgiBin)
+	require.NoError(t, err)
+	exe = filepath.Join(dir, "gowsgi")
+	require.NoError(t, os.WriteFile(exe, bin, 0o755))
+	app, err := os.ReadFile(harness.TestdataPath(t, "process_app.py"))
+	require.NoError(t, err)
+	harness.WriteFile(t, dir, "process_app.py", string(app))
+	harness.CopyAppHelpers(t, dir)
+	return dir, exe
+}
+
 // TestUIDGIDDropPrivileges runs as root: the master binds, then it and the
 // workers become nobody:nogroup.
 func TestUIDGIDDropPrivileges(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("dropping privileges needs root")
 	}
-	// Everything the workers read must be open to nobody: the binary, the
-	// app and the working directory.
-	dir := t.TempDir()
-	require.NoError(t, os.Chmod(filepath.Dir(dir), 0o755))
-	require.NoError(t, os.Chmod(dir, 0o755))
-	bin, err := os.ReadFile(harness.GowsgiBin)
-	require.NoError(t, err)
-	exe := filepath.Join(dir, "gowsgi")
-	require.NoError(t, os.WriteFile(exe, bin, 0o755))
-	app, err := os.ReadFile(harness.TestdataPath(t, "process_app.py"))
-	require.NoError(t, err)
-	harness.WriteFile(t, dir, "process_app.py", string(app))
-	harness.CopyAppHelpers(t, dir)
+	dir, exe := nobodyReadableApp(t)
 	secret := harness.WriteFile(t, dir, "root-only", "")
 	require.NoError(t, os.Chmod(secret, 0o600))
 	harness.WriteFile(t, dir, "app.ini", "[uwsgi]\nwsgi-file = %dprocess_app.py\ngid = nogroup\n")

@@ -139,18 +139,7 @@ func TestMasterAsRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("master-as-root needs root")
 	}
-	// Everything the workers read must be open to nobody.
-	dir := t.TempDir()
-	require.NoError(t, os.Chmod(filepath.Dir(dir), 0o755))
-	require.NoError(t, os.Chmod(dir, 0o755))
-	bin, err := os.ReadFile(harness.GowsgiBin)
-	require.NoError(t, err)
-	exe := filepath.Join(dir, "gowsgi")
-	require.NoError(t, os.WriteFile(exe, bin, 0o755))
-	app, err := os.ReadFile(harness.TestdataPath(t, "process_app.py"))
-	require.NoError(t, err)
-	harness.WriteFile(t, dir, "process_app.py", string(app))
-	harness.CopyAppHelpers(t, dir)
+	dir, exe := nobodyReadableApp(t)
 	harness.WriteFile(t, dir, "app.ini", "[uwsgi]\nwsgi-file = %dprocess_app.py\nuid = nobody\ngid = nogroup\nmaster-as-root = true\n")
 
 	inst := launchBinary(t, exe, dir, "--http-socket", "127.0.0.1:0", "app.ini")

@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -71,19 +70,8 @@ func startWebSocketUWSGI(t *testing.T) wsServer {
 	bin := requireUWSGI(t)
 	dir := websocketDir(t)
 	addr := freeAddr(t)
-	out := &harness.LockedBuffer{}
-	cmd := exec.Command(bin, "--plugin", "python3", "--http-socket", addr, "--wsgi-file", "websocket_app.py",
-		"--master", "--processes", "1", "--threads", "2")
-	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.WaitDelay = 5 * time.Second
-	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-	})
+	_, out := startUWSGIForTest(t, bin, dir, "--plugin", "python3", "--http-socket", addr, "--wsgi-file",
+		"websocket_app.py", "--master", "--processes", "1", "--threads", "2")
 	harness.Eventually(t, harness.StartTimeout, func() bool {
 		resp, err := http.Get("http://" + addr + "/plain")
 		if err != nil {
