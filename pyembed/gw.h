@@ -60,6 +60,7 @@ typedef struct gw_slot {
     int client_gone;        /* writing to the client failed: stop producing */
     int head_out;           /* the scoreboard says bytes may have left for the client */
     uint64_t written;       /* bytes the worker wrote to the client itself */
+    int client_wait_ms;     /* what this response may still wait for the client's socket (gw_client_wait) */
     uint64_t head_bytes, body_bytes; /* the response's sizes as framed for the client */
 
     /* FramingHTTP1 (gw_worker_http.c): the head waits until the framing is known. */
@@ -210,6 +211,7 @@ void gw_put_u32(char *p, uint32_t v);              /* GIL: any */
 void gw_put_u64(char *p, uint64_t v);              /* GIL: any */
 
 /* gw_worker_direct.c */
+#define GW_CLIENT_WAIT_MS 20 /* the most one response waits for its client's socket before handing over */
 int gw_direct_head(gw_slot *s);                   /* GIL held */
 int gw_direct_body(gw_slot *s, const char *p, size_t n); /* GIL held, released while writing */
 int gw_direct_flush(gw_slot *s);                  /* GIL held, released while writing */

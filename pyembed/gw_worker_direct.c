@@ -14,12 +14,14 @@
 #include "gw.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Buffered client bytes past this are written at once, and chunks this big
@@ -81,6 +83,35 @@ fail:
     return -1;
 }
 
+/* GW_CLIENT_WAIT_MS (gw.h) is how long, in all, one response's writes may
+ * wait for the client's socket to take more before the rest goes to the
+ * master: a client that reads at the speed of the network drains it within
+ * that, and handing over costs the master a copy or a sendfile of its own;
+ * a slow one is handed over after it, so it never holds the worker longer. */
+
+/* GIL not held. The client's socket would block: waits for room while the
+ * response's wait budget lasts. Returns 1 when there is room, 0 when the
+ * budget is spent (hand the rest over), -1 with errno set. */
+static int gw_client_wait(gw_slot *s)
+{
+    while (s->client_wait_ms > 0) {
+        struct timespec a, b;
+        struct pollfd p = {.fd = s->client_fd, .events = POLLOUT};
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        int r = poll(&p, 1, s->client_wait_ms);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        long spent = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+        s->client_wait_ms -= spent > 0 ? (int)spent : 1;
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        if (r > 0)
+            return 1; /* room, or an error the next write reports */
+    }
+    return 0;
+}
+
 /* GIL not held. Writes out's bytes from *out_done on, then extra's from
  * *extra_done on, to the client without waiting, advancing both. Returns 0
  * when all left, 1 when the socket would block, -1 with errno set when the
@@ -101,8 +132,14 @@ static int gw_client_send(gw_slot *s, const char *extra, size_t extra_len, size_
         ssize_t w = sendmsg(s->client_fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w < 0 && errno == EINTR)
             continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            int room = gw_client_wait(s);
+            if (room > 0)
+                continue;
+            return room == 0 ? 1 : -1;
+        }
         if (w < 0)
-            return errno == EAGAIN || errno == EWOULDBLOCK ? 1 : -1;
+            return -1;
         s->written += (uint64_t)w;
         size_t from_out = s->out.len - *out_done;
         if ((size_t)w < from_out)
@@ -218,8 +255,14 @@ static int gw_client_sendfile(gw_slot *s, int fd, off_t *offset, int64_t *count)
         ssize_t w = sendfile(s->client_fd, fd, offset, n);
         if (w < 0 && errno == EINTR)
             continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            int room = gw_client_wait(s);
+            if (room > 0)
+                continue;
+            return room == 0 ? 1 : -1;
+        }
         if (w < 0)
-            return errno == EAGAIN || errno == EWOULDBLOCK ? 1 : -1;
+            return -1;
         if (w == 0)
             return 0; /* the file is shorter than the range: what it had is sent */
         s->written += (uint64_t)w;
