@@ -243,6 +243,36 @@ static int gw_cache_arg(const char *function, const char *name, gw_cache **c)
     return 0;
 }
 
+/* GIL held. Parses the (key, cache=None) arguments every key-taking
+ * function has and finds the cache; *c is NULL when there is no such
+ * cache (the function answers None, as uWSGI does). 0, or -1 with an
+ * exception set. */
+static int gw_cache_key_args(PyObject *args, const char *function, const char **key, Py_ssize_t *keylen,
+                             gw_cache **c)
+{
+    char format[48];
+    const char *name = NULL;
+    snprintf(format, sizeof format, "s#|s:%s", function);
+    if (!PyArg_ParseTuple(args, format, key, keylen, &name))
+        return -1;
+    return gw_cache_arg(function, name, c);
+}
+
+/* GIL held, released while the cache's lock is held. Whether key is in c
+ * and alive; with remove, it is taken out too. */
+static int gw_cache_lookup(gw_cache *c, const char *key, Py_ssize_t keylen, int remove)
+{
+    uint64_t index;
+    Py_BEGIN_ALLOW_THREADS
+    gw_shared_lock_take(&c->lock);
+    index = gw_cache_find(c, key, (size_t)keylen, gw_djb33x(key, (size_t)keylen), gw_now());
+    if (index != 0 && remove)
+        gw_cache_unlink(c, index);
+    gw_shared_lock_give(&c->lock);
+    Py_END_ALLOW_THREADS
+    return index != 0;
+}
+
 static PyObject *gw_true_or_none(int ok)
 {
     if (ok)
@@ -357,14 +387,12 @@ static int gw_cache_copy(gw_cache *c, const char *key, Py_ssize_t keylen, char *
 /* GIL held. uwsgi.cache_get(key, cache=None): bytes, or None. */
 static PyObject *gw_uw_cache_get(PyObject *self, PyObject *args)
 {
-    const char *key, *name = NULL;
+    const char *key;
     Py_ssize_t keylen;
-    if (!PyArg_ParseTuple(args, "s#|s:cache_get", &key, &keylen, &name))
-        return NULL;
     gw_cache *c;
     char *val;
     uint64_t len;
-    if (gw_cache_arg("cache_get", name, &c) < 0)
+    if (gw_cache_key_args(args, "cache_get", &key, &keylen, &c) < 0)
         return NULL;
     if (c == NULL)
         Py_RETURN_NONE;
@@ -381,15 +409,13 @@ static PyObject *gw_uw_cache_get(PyObject *self, PyObject *args)
  * holds, else 0. */
 static PyObject *gw_uw_cache_num(PyObject *self, PyObject *args)
 {
-    const char *key, *name = NULL;
+    const char *key;
     Py_ssize_t keylen;
-    if (!PyArg_ParseTuple(args, "s#|s:cache_num", &key, &keylen, &name))
-        return NULL;
     gw_cache *c;
     char *val = NULL;
     uint64_t len = 0;
     int64_t num = 0;
-    if (gw_cache_arg("cache_num", name, &c) < 0)
+    if (gw_cache_key_args(args, "cache_num", &key, &keylen, &c) < 0)
         return NULL;
     if (c != NULL && gw_cache_copy(c, key, keylen, &val, &len) < 0)
         return NULL;
@@ -402,46 +428,28 @@ static PyObject *gw_uw_cache_num(PyObject *self, PyObject *args)
 /* GIL held. uwsgi.cache_exists(key, cache=None): True, or None. */
 static PyObject *gw_uw_cache_exists(PyObject *self, PyObject *args)
 {
-    const char *key, *name = NULL;
+    const char *key;
     Py_ssize_t keylen;
-    if (!PyArg_ParseTuple(args, "s#|s:cache_exists", &key, &keylen, &name))
-        return NULL;
     gw_cache *c;
-    if (gw_cache_arg("cache_exists", name, &c) < 0)
+    if (gw_cache_key_args(args, "cache_exists", &key, &keylen, &c) < 0)
         return NULL;
     if (c == NULL)
         Py_RETURN_NONE;
-    uint64_t index;
-    Py_BEGIN_ALLOW_THREADS
-    gw_shared_lock_take(&c->lock);
-    index = gw_cache_find(c, key, (size_t)keylen, gw_djb33x(key, (size_t)keylen), gw_now());
-    gw_shared_lock_give(&c->lock);
-    Py_END_ALLOW_THREADS
-    return gw_true_or_none(index != 0);
+    return gw_true_or_none(gw_cache_lookup(c, key, keylen, 0));
 }
 
 /* GIL held. uwsgi.cache_del(key, cache=None): True, or None when the key
  * is missing. */
 static PyObject *gw_uw_cache_del(PyObject *self, PyObject *args)
 {
-    const char *key, *name = NULL;
+    const char *key;
     Py_ssize_t keylen;
-    if (!PyArg_ParseTuple(args, "s#|s:cache_del", &key, &keylen, &name))
-        return NULL;
     gw_cache *c;
-    if (gw_cache_arg("cache_del", name, &c) < 0)
+    if (gw_cache_key_args(args, "cache_del", &key, &keylen, &c) < 0)
         return NULL;
     if (c == NULL)
         Py_RETURN_NONE;
-    uint64_t index;
-    Py_BEGIN_ALLOW_THREADS
-    gw_shared_lock_take(&c->lock);
-    index = gw_cache_find(c, key, (size_t)keylen, gw_djb33x(key, (size_t)keylen), gw_now());
-    if (index != 0)
-        gw_cache_unlink(c, index);
-    gw_shared_lock_give(&c->lock);
-    Py_END_ALLOW_THREADS
-    return gw_true_or_none(index != 0);
+    return gw_true_or_none(gw_cache_lookup(c, key, keylen, 1));
 }
 
 /* GIL held. uwsgi.cache_clear(cache=None): True, or None without the
