@@ -1,5 +1,6 @@
-// The access log: one line per request, either gowsgi's own structured
-// line or, with --log-format, a line built from uWSGI's request-log
+// The access log: one line per request, either uWSGI's own request line
+// (logline.go), a JSON object with --log-json, or, with --log-format, a
+// line built from uWSGI's request-log
 // variables (%(addr), %(status), %(msecs), …) and the app's own
 // (uwsgi.set_logvar, which the worker sends with the response's end
 // frame only when the app set some). -L turns the lines off;
@@ -45,6 +46,10 @@ type accessLog struct {
 	// json: lines are slog's JSON objects (--log-json), with the request's
 	// id, its client and its duration in milliseconds.
 	json bool
+	// counts numbers the requests for uWSGI's "req: N/M".
+	counts requestCounts
+	// micros writes the default line's time in microseconds (--log-micros).
+	micros bool
 }
 
 // logPart is a literal piece of a --log-format line or one variable.
@@ -59,7 +64,8 @@ func newAccessLog(cfg Config, log *slog.Logger, out io.Writer) *accessLog {
 		return nil
 	}
 	a := &accessLog{log: log, all: cfg.AccessLog, log4xx: cfg.Log4xx, log5xx: cfg.Log5xx,
-		out: out, memoryReport: cfg.MemoryReport, forwardedFor: cfg.LogXForwardedFor, json: cfg.LogJSON}
+		out: out, memoryReport: cfg.MemoryReport, forwardedFor: cfg.LogXForwardedFor, json: cfg.LogJSON,
+		micros: cfg.LogMicros}
 	if cfg.LogFormat != "" {
 		a.format = parseLogFormat(cfg.LogFormat)
 	}
@@ -106,14 +112,18 @@ func (a *accessLog) wants(status int) bool {
 
 // entry is what one request's line can say.
 type entry struct {
-	req       *wsgi.Request
-	status    int
-	bodyBytes int64
-	headBytes int64
-	worker    int // 0 when no worker took it
-	start     time.Time
-	took      time.Duration
-	logvars   []byte // uwsgi.set_logvar's, a vars block
+	req        *wsgi.Request
+	status     int
+	bodyBytes  int64
+	headBytes  int64
+	headFields int // the header fields in the head
+	worker     int // 0 when no worker took it
+	// workerRequests and allRequests are uWSGI's "req: N/M": this worker
+	// process's requests and every worker's, this one included.
+	workerRequests, allRequests uint64
+	start                       time.Time
+	took                        time.Duration
+	logvars                     []byte // uwsgi.set_logvar's, a vars block
 }
 
 // wrap returns next with the responses it gives logged, or next itself
@@ -135,9 +145,12 @@ func (h *loggedHandler) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, re
 	start := time.Now()
 	lw := loggedWriter{ResponseWriter: w}
 	err := h.next.ServeWSGI(ctx, &lw, req)
+	e := &entry{req: req, status: lw.status, bodyBytes: lw.bodyBytes, headBytes: lw.headBytes, headFields: lw.headFields,
+		worker: lw.worker, start: start, took: time.Since(start), logvars: lw.logvars}
+	// Every request counts, logged or not, as uWSGI's counters do.
+	e.workerRequests, e.allRequests = h.access.counts.add(e.worker, h.access.workerPID(e.worker))
 	if h.access.wants(lw.status) {
-		h.access.write(&entry{req: req, status: lw.status, bodyBytes: lw.bodyBytes, headBytes: lw.headBytes,
-			worker: lw.worker, start: start, took: time.Since(start), logvars: lw.logvars})
+		h.access.write(e)
 	}
 	return err
 }
@@ -155,6 +168,7 @@ type loggedWriter struct {
 	wsgi.ResponseWriter
 	status               int
 	headBytes, bodyBytes int64
+	headFields           int
 	worker               int    // 0 when no worker served it
 	logvars              []byte // the app's log variables, a vars block; nil when none
 }
@@ -162,6 +176,7 @@ type loggedWriter struct {
 func (lw *loggedWriter) WriteHead(status string, headers []byte) error {
 	lw.status, _ = strconv.Atoi(status[:min(3, len(status))])
 	lw.headBytes = headSize(status, headers)
+	lw.headFields = headerFields(headers)
 	return lw.ResponseWriter.WriteHead(status, headers)
 }
 
@@ -188,28 +203,39 @@ func (lw *loggedWriter) noteLogvars(block []byte) { lw.logvars = bytes.Clone(blo
 
 // write writes e's line.
 func (a *accessLog) write(e *entry) {
-	if a.format != nil {
+	switch {
+	case a.format != nil:
 		a.writeFormatted(e)
-		return
+	case a.json:
+		a.writeJSON(e)
+	default:
+		a.writeLine(appendRequestLine(nil, a.requestLine(e)))
 	}
+}
+
+// writeJSON writes e as slog's JSON object (--log-json).
+func (a *accessLog) writeJSON(e *entry) {
 	method, _ := e.req.Vars.Get("REQUEST_METHOD")
 	path, _ := e.req.Vars.Get("PATH_INFO")
-	attrs := []any{"method", method, "path", path, "status", e.status, "bytes", e.bodyBytes}
-	if a.json {
-		id, _ := e.req.Vars.Get(RequestIDVar)
-		remote, _ := e.req.Vars.Get("REMOTE_ADDR")
-		// slog writes a Duration as nanoseconds; milliseconds read better.
-		attrs = append(attrs, "duration_ms", float64(e.took.Microseconds())/1000, "request_id", id, "remote", remote)
-	} else {
-		attrs = append(attrs, "duration", e.took)
-	}
-	attrs = append(attrs, "worker", e.worker)
+	id, _ := e.req.Vars.Get(RequestIDVar)
+	remote, _ := e.req.Vars.Get("REMOTE_ADDR")
+	// slog writes a Duration as nanoseconds; milliseconds read better.
+	attrs := []any{"method", method, "path", path, "status", e.status, "bytes", e.bodyBytes,
+		"duration_ms", float64(e.took.Microseconds()) / 1000, "request_id", id, "remote", remote, "worker", e.worker}
 	if a.memoryReport {
 		if pid, rss, vsz, ok := a.workerMemory(e.worker); ok {
 			attrs = append(attrs, "pid", pid, "rss", rss, "vsz", vsz)
 		}
 	}
 	a.log.Info("request", attrs...)
+}
+
+// writeLine writes one whole request line in one write, so lines never
+// interleave.
+func (a *accessLog) writeLine(line []byte) {
+	a.outMu.Lock()
+	defer a.outMu.Unlock()
+	a.out.Write(line)
 }
 
 // workerMemory returns a worker's pid and, with --memory-report, its
@@ -247,9 +273,7 @@ func (a *accessLog) writeFormatted(e *entry) {
 		a.appendMemoryReport(&b, e.worker)
 	}
 	b.WriteByte('\n')
-	a.outMu.Lock()
-	defer a.outMu.Unlock()
-	a.out.Write(b.Bytes())
+	a.writeLine(b.Bytes())
 }
 
 // appendMemoryReport adds the worker's memory in uWSGI's --memory-report
@@ -363,6 +387,16 @@ func logvar(block []byte, name string) string {
 	return value
 }
 
+// countVars returns how many variables a vars block holds.
+func countVars(block []byte) int {
+	n := 0
+	_ = wsgi.EachVar(block, func(_, _ []byte) bool { n++; return true })
+	return n
+}
+
+// headerFields returns how many header fields a headers block holds.
+func headerFields(headers []byte) int { return countVars(headers) }
+
 // headSize is the size of the HTTP head a response's status and headers
 // make, which uWSGI counts in %(size) and %(hsize).
 func headSize(status string, headers []byte) int64 {
@@ -390,6 +424,6 @@ func (lw *loggedWriter) SendFileRaw(f *os.File, offset, count int64) error {
 }
 
 func (lw *loggedWriter) Completed(c wsgi.Completion) {
-	lw.status, lw.headBytes, lw.bodyBytes = c.Status, c.HeadBytes, c.BodyBytes
+	lw.status, lw.headBytes, lw.bodyBytes, lw.headFields = c.Status, c.HeadBytes, c.BodyBytes, c.HeadFields
 	lw.ResponseWriter.(wsgi.DirectResponder).Completed(c)
 }

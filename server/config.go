@@ -135,6 +135,8 @@ type Config struct {
 	// LogDateFormat (strftime(3)) or, when that is empty, ctime's.
 	LogDate       bool
 	LogDateFormat string
+	// LogMicros writes the request line's time in microseconds.
+	LogMicros bool
 	// LogReopen reopens the LogTo file on each reload.
 	LogReopen bool
 	// LogXForwardedFor shows the X-Forwarded-For header as the access

@@ -293,7 +293,7 @@ func optionTable(o *options) []option {
 		{names: []string{"--health-socket"}, kind: kindList, arg: "ADDR", target: &o.HealthSockets,
 			help: "answer GET /livez and GET /readyz over HTTP on ADDR (HOST:PORT or a Unix socket path), from the master, with 200 or 503 and a reason; repeatable"},
 		{names: []string{"--disable-logging", "-L"}, kind: kindBool, target: &o.DisableLogging,
-			help: "do not log each request"},
+			help: "do not log each request (the line is uWSGI's: [pid: N|app: 0|req: N/M] ADDR () {N vars in N bytes} [DATE] METHOD URI => generated N bytes in N msecs (PROTO STATUS) N headers in N bytes (1 switches on core 0))"},
 		{names: []string{"--spool-threshold"}, kind: kindInt, arg: "BYTES", min: 0, max: maxSpoolThreshold, target: &o.SpoolThreshold,
 			help: "keep request bodies up to BYTES in memory, spool larger ones to a file; default 1048576"},
 		{names: []string{"--response-spool-limit"}, kind: kindInt, arg: "BYTES", min: 0, max: 1 << 50, target: &o.ResponseSpoolLimit,
