@@ -1,6 +1,6 @@
 // Logging through the real binary: the access log switch and its shapes
 // (--log-format, --log-4xx, --log-5xx, --memory-report), --logto with
-// SIGUSR1 and --touch-logreopen, and --logger file:.
+// SIGUSR1 and --touch-logreopen, and --logger / --req-logger file:.
 package e2e
 
 import (
@@ -227,14 +227,22 @@ func TestLoggerFile(t *testing.T) {
 				dir := t.TempDir()
 				logFile := filepath.Join(dir, "app.log")
 				inst := harness.Launch(t, dir, src.args(t, dir, [][2]string{probeFile(t), {key, "file:" + logFile}})...)
-				// As --logto: the banner and the request lines go to the file.
-				waitLogBanner(t, inst, logFile)
+				if key == "logger" {
+					// As --logto: the banner and the request lines go to the file.
+					waitLogBanner(t, inst, logFile)
+				} else {
+					// A request logger gets the request lines alone, as in uWSGI.
+					inst.WaitBanner(t)
+				}
 				status, _ := harness.GetText(t, inst.URL+"/hello?logged=yes")
 				require.Equal(t, 200, status)
 				harness.Eventually(t, 10*time.Second, func() bool { return fileContains(logFile, "] GET /hello?logged=yes => ") },
 					"%s file:PATH: no request line in the file", key)
 				assert.Empty(t, warningLines(inst.Stderr()))
 				assert.NotContains(t, inst.Stderr(), "GET /hello")
+				if key == "req-logger" {
+					assert.False(t, fileContains(logFile, " · Python "), "the banner is not a request line")
+				}
 			})
 		}
 	}

@@ -4,7 +4,8 @@
 // variables (%(addr), %(status), %(msecs), …) and the app's own
 // (uwsgi.set_logvar, which the worker sends with the response's end
 // frame only when the app set some). -L turns the lines off;
-// --log-4xx and --log-5xx keep them for error responses, as in uWSGI.
+// --log-4xx, --log-5xx, --log-slow, --log-zero and --log-big keep them
+// for the requests they name, as in uWSGI.
 // --memory-report adds the worker's memory to each line, as uWSGI's
 // default request line does. The log wraps the whole handler, as the
 // metrics do, so what the master answers itself (a --static-map file, a
@@ -24,6 +25,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lestrrat-go/strftime"
+
 	"github.com/gowsgi/gowsgi/wsgi"
 )
 
@@ -31,8 +34,11 @@ import (
 // nil *accessLog logs nothing.
 type accessLog struct {
 	log *slog.Logger
-	// all logs every request; otherwise only those log4xx and log5xx ask for.
-	all, log4xx, log5xx bool
+	// all logs every request; otherwise only those log4xx, log5xx, slow,
+	// zero and big ask for (uWSGI's conditional logging).
+	all, log4xx, log5xx, zero bool
+	slow                      time.Duration // 0: no
+	big                       int64         // 0: no
 	// format, when not nil, is --log-format parsed; lines go to out.
 	format []logPart
 	out    io.Writer
@@ -50,6 +56,9 @@ type accessLog struct {
 	counts requestCounts
 	// micros writes the default line's time in microseconds (--log-micros).
 	micros bool
+	// ftime, when not nil, is %(ftime)'s format: --log-date's, with
+	// --logformat-strftime; else %(ftime) is %(ltime), as in uWSGI.
+	ftime *strftime.Strftime
 }
 
 // logPart is a literal piece of a --log-format line or one variable.
@@ -60,14 +69,19 @@ type logPart struct {
 
 // newAccessLog returns the access log cfg asks for, or nil for none.
 func newAccessLog(cfg Config, log *slog.Logger, out io.Writer) *accessLog {
-	if !cfg.AccessLog && !cfg.Log4xx && !cfg.Log5xx {
+	if !cfg.AccessLog && !cfg.Log4xx && !cfg.Log5xx && cfg.LogSlow == 0 && !cfg.LogZero && cfg.LogBig == 0 {
 		return nil
 	}
-	a := &accessLog{log: log, all: cfg.AccessLog, log4xx: cfg.Log4xx, log5xx: cfg.Log5xx,
+	a := &accessLog{log: log, all: cfg.AccessLog, log4xx: cfg.Log4xx, log5xx: cfg.Log5xx, zero: cfg.LogZero,
+		slow: time.Duration(cfg.LogSlow) * time.Millisecond, big: cfg.LogBig,
 		out: out, memoryReport: cfg.MemoryReport, forwardedFor: cfg.LogXForwardedFor, json: cfg.LogJSON,
 		micros: cfg.LogMicros}
 	if cfg.LogFormat != "" {
 		a.format = parseLogFormat(cfg.LogFormat)
+	}
+	if cfg.LogFormatStrftime && cfg.LogDateFormat != "" {
+		// cmd/gowsgi checked the format (--log-date).
+		a.ftime, _ = strftime.New(cfg.LogDateFormat)
 	}
 	return a
 }
@@ -95,16 +109,22 @@ func parseLogFormat(format string) []logPart {
 	return parts
 }
 
-// wants reports whether a response with status is logged.
-func (a *accessLog) wants(status int) bool {
+// wants reports whether e's request is logged.
+func (a *accessLog) wants(e *entry) bool {
 	switch {
 	case a == nil:
 		return false
 	case a.all:
 		return true
-	case status >= 400 && status < 500:
+	case a.zero && e.bodyBytes == 0:
+		return true
+	case a.slow > 0 && e.took >= a.slow:
+		return true
+	case a.big > 0 && e.bodyBytes >= a.big:
+		return true
+	case e.status >= 400 && e.status < 500:
 		return a.log4xx
-	case status >= 500:
+	case e.status >= 500:
 		return a.log5xx
 	}
 	return false
@@ -149,7 +169,7 @@ func (h *loggedHandler) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, re
 		worker: lw.worker, start: start, took: time.Since(start), logvars: lw.logvars}
 	// Every request counts, logged or not, as uWSGI's counters do.
 	e.workerRequests, e.allRequests = h.access.counts.add(e.worker, h.access.workerPID(e.worker))
-	if h.access.wants(lw.status) {
+	if h.access.wants(e) {
 		h.access.write(e)
 	}
 	return err
@@ -345,6 +365,15 @@ func (a *accessLog) variable(e *entry, name string) string {
 		return strconv.FormatInt(time.Now().Unix(), 10)
 	case "ltime":
 		return e.start.Format(ltimeLayout)
+	case "ftime":
+		if a.ftime != nil {
+			return a.ftime.FormatString(e.start)
+		}
+		return e.start.Format(ltimeLayout)
+	case "tmsecs":
+		return strconv.FormatInt(e.start.UnixMilli(), 10)
+	case "tmicros":
+		return strconv.FormatInt(e.start.UnixMicro(), 10)
 	case "ctime":
 		return e.start.Format(time.ANSIC)
 	case "wid":

@@ -167,11 +167,19 @@ type options struct {
 	LogReopen        bool
 	LogXForwardedFor bool
 	Log5xx           bool
-	MemoryReport     bool
-	Stats            string
-	StatsHTTP        bool
-	Metrics          string // the Prometheus metrics address
-	ChownSocket      string // USER[:GROUP] of the Unix socket files
+	// LogRouting and the rest are uWSGI's loggers, encoders and
+	// conditional request lines (options_logging.go).
+	LogRouting        server.LogRouting
+	LogSlow           int
+	LogZero           bool
+	LogBig            int
+	LogMicros         bool
+	LogFormatStrftime bool
+	MemoryReport      bool
+	Stats             string
+	StatsHTTP         bool
+	Metrics           string // the Prometheus metrics address
+	ChownSocket       string // USER[:GROUP] of the Unix socket files
 	// Notices are the uWSGI options accepted with a warning
 	// (config_compat.go); the master prints one line per kind.
 	Notices []notice
@@ -432,6 +440,7 @@ func optionTable(o *options) []option {
 	table = append(table, sideOptions(o)...)
 	table = append(table, routingOptions(o)...)
 	table = append(table, auxOptions(o)...)
+	table = append(table, loggingOptions(o)...)
 	table = append(table, warnedOptions(o)...)
 	return append(table, noEffectOptions()...)
 }
@@ -710,6 +719,9 @@ func (o *options) check() error {
 	}
 	if o.LogJSON && o.LogFormat != "" {
 		return errors.New("--log-json writes its own JSON access lines; drop --log-format (or --log-json)")
+	}
+	if err := o.checkLogging(); err != nil {
+		return err
 	}
 	if err := o.checkApps(); err != nil {
 		return err
