@@ -291,17 +291,20 @@ func (d *datagrams) all() []string {
 }
 
 // TestLoggersAsUnderUWSGI: rsyslog over UDP for every line, a named file
-// logger for the lines a log-route matches, and a request logger on a
-// Unix datagram socket (testdata/ini/logs_loggers.ini).
+// logger for the lines a log-route matches, a request logger on a Unix
+// datagram socket, and another named file logger for the request lines a
+// log-req-route matches (testdata/ini/logs_loggers.ini).
 func TestLoggersAsUnderUWSGI(t *testing.T) {
 	rfc3164 := `^<29>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d `
 	for _, s := range logsServers {
 		t.Run(s.name, func(t *testing.T) {
 			udp, unixgram := listenLogDatagrams(t, "udp"), listenLogDatagrams(t, "unixgram")
-			routed := filepath.Join(t.TempDir(), "routed.log")
-			srv := s.start(t, logsINI(t, "logs_loggers.ini"), "UDP="+udp.addr, "SOCK="+unixgram.addr, "ROUTED="+routed)
+			routed, slowReqs := filepath.Join(t.TempDir(), "routed.log"), filepath.Join(t.TempDir(), "slowreqs.log")
+			srv := s.start(t, logsINI(t, "logs_loggers.ini"), "UDP="+udp.addr, "SOCK="+unixgram.addr, "ROUTED="+routed,
+				"SLOWREQS="+slowReqs)
 			harness.Get(t, srv.url+"/say?text=app%20says%20routed")
 			harness.Get(t, srv.url+"/say?text=a%20plain%20line")
+			harness.Get(t, srv.url+"/requested-slowly")
 			harness.Get(t, srv.url+"/requested")
 
 			assert.Regexp(t, rfc3164+`myapp: a plain line$`, udp.await(t, "a plain line"))
@@ -309,6 +312,11 @@ func TestLoggersAsUnderUWSGI(t *testing.T) {
 				unixgram.await(t, "GET /requested"))
 			harness.Eventually(t, 10*time.Second, func() bool { return fileContains(routed, "app says routed\n") },
 				"the routed line is not in %s", routed)
+			harness.Eventually(t, 10*time.Second, func() bool { return fileContains(slowReqs, "GET /requested-slowly => generated") },
+				"the routed request line is not in %s", slowReqs)
+			for _, d := range unixgram.all() {
+				assert.NotContains(t, d, "/requested-slowly", "a routed request line goes to its logger alone")
+			}
 			for _, d := range udp.all() {
 				assert.NotContains(t, d, "app says routed", "a routed line goes to its logger alone")
 				assert.NotContains(t, d, "=> generated", "request lines go to the request logger alone")
