@@ -355,3 +355,21 @@ func TestLogFormatStrftimeAsUnderUWSGI(t *testing.T) {
 		})
 	}
 }
+
+// TestRequestLineForwardedForAsUnderUWSGI: with log-x-forwarded-for the
+// request line's client is the X-Forwarded-For header, as the proxy sent
+// it.
+func TestRequestLineForwardedForAsUnderUWSGI(t *testing.T) {
+	for _, s := range logsServers {
+		t.Run(s.name, func(t *testing.T) {
+			srv := s.start(t, logsINI(t, "logs_xff.ini"))
+			req := harness.MustRequest(t, http.MethodGet, srv.url+"/proxied", nil)
+			req.Header.Set("X-Forwarded-For", "203.0.113.7, 198.51.100.2")
+			harness.Do(t, http.DefaultClient, req)
+			awaitOutput(t, srv, "GET /proxied => generated")
+			lines := harness.RequestLinesFor(srv.output.String(), "GET", "/proxied")
+			require.Len(t, lines, 1)
+			assert.Equal(t, "203.0.113.7, 198.51.100.2", lines[0].Addr, lines[0].Line)
+		})
+	}
+}

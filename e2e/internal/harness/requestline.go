@@ -7,8 +7,9 @@ import (
 )
 
 // requestLinePattern is uWSGI's request line, gowsgi's default access
-// line; --memory-report's prefix may come before it.
-var requestLinePattern = regexp.MustCompile(`\[pid: (\d+)\|app: (-?\d+)\|req: (\d+)/(\d+)\] (\S*) \(([^)]*)\) ` +
+// line; --memory-report's prefix may come before it. The client may hold
+// spaces: with --log-x-forwarded-for it is the header's whole value.
+var requestLinePattern = regexp.MustCompile(`\[pid: (\d+)\|app: (-?\d+)\|req: (\d+)/(\d+)\] (.*?) \(([^)]*)\) ` +
 	`\{(\d+) vars in (\d+) bytes\} \[(.{24})\] (\S+) (\S+) => generated (\d+) bytes in (\d+) (msecs|micros) ` +
 	`\((\S+) (\d+)\) (\d+) headers in (\d+) bytes \((\d+) switches on core (\d+)\)$`)
 
