@@ -112,7 +112,7 @@ type logSink struct {
 // newLogSink builds what r asks for, nil when it asks for nothing beyond
 // "file:LOGTO" (which --logto already does). logTo is the --logto file.
 func newLogSink(r LogRouting, logTo string) (*logSink, error) {
-	if !r.asksForMore(logTo) {
+	if !r.NeedsSink(logTo) {
 		return nil, nil
 	}
 	if err := CheckLogRouting(r); err != nil {
@@ -146,9 +146,9 @@ func newLogSink(r LogRouting, logTo string) (*logSink, error) {
 	return s, nil
 }
 
-// asksForMore reports whether r needs a sink: anything but one unnamed
-// "file:" logger for the --logto file.
-func (r LogRouting) asksForMore(logTo string) bool {
+// NeedsSink reports whether r asks for more than --logto already does:
+// anything but an unnamed "file:" logger for the --logto file.
+func (r LogRouting) NeedsSink(logTo string) bool {
 	if len(r.ReqLoggers)+len(r.Encoders)+len(r.ReqEncoders)+len(r.Routes)+len(r.ReqRoutes) > 0 {
 		return true
 	}

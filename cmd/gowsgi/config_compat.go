@@ -122,12 +122,6 @@ func warnedOptions(o *options) []option {
 	}
 }
 
-// logFile returns PATH of uWSGI's "file:PATH" logger.
-func logFile(value string) (string, bool) {
-	path, ok := strings.CutPrefix(value, "file:")
-	return path, ok && path != "" && !strings.Contains(path, "=")
-}
-
 // memoryReport reads --memory-report: a bare flag or a boolean, or
 // uWSGI's level 2, which also reports USS and PSS.
 func (o *options) memoryReport(name, value string) error {

@@ -5,6 +5,7 @@ package main
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/gowsgi/gowsgi/server"
 )
@@ -54,6 +55,12 @@ func (o *options) logger(_, value string) error {
 	return nil
 }
 
+// logFile returns PATH of uWSGI's "file:PATH" logger.
+func logFile(value string) (string, bool) {
+	path, ok := strings.CutPrefix(value, "file:")
+	return path, ok && path != "" && !strings.Contains(path, "=")
+}
+
 // logSyslog reads --log-syslog[=IDENT[,FACILITY]].
 func (o *options) logSyslog(_, value string) error {
 	if value == "" || value == "true" {
@@ -69,7 +76,7 @@ func (o *options) logSocket(_, value string) error { return o.logger("", "socket
 // cannot run, or that mixes them with --log-json.
 func (o *options) checkLogging() error {
 	r := o.LogRouting
-	if o.LogJSON && len(r.Loggers)+len(r.ReqLoggers)+len(r.Encoders)+len(r.ReqEncoders) > 0 {
+	if o.LogJSON && r.NeedsSink(o.LogTo) {
 		return errors.New("--log-json writes every line as JSON itself; drop --log-json, or the loggers and log encoders")
 	}
 	return server.CheckLogRouting(r)
