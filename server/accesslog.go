@@ -80,7 +80,7 @@ func newAccessLog(cfg Config, log *slog.Logger, out io.Writer) *accessLog {
 		a.format = parseLogFormat(cfg.LogFormat)
 	}
 	if cfg.LogFormatStrftime && cfg.LogDateFormat != "" {
-		// cmd/gowsgi checked the format (--log-date).
+		// newMaster has read the same format for --log-date already.
 		a.ftime, _ = strftime.New(cfg.LogDateFormat)
 	}
 	return a
@@ -138,6 +138,7 @@ type entry struct {
 	headBytes  int64
 	headFields int // the header fields in the head
 	worker     int // 0 when no worker took it
+	pid        int // the worker's process; 0 when no worker took it
 	// workerRequests and allRequests are uWSGI's "req: N/M": this worker
 	// process's requests and every worker's, this one included.
 	workerRequests, allRequests uint64
@@ -166,20 +167,20 @@ func (h *loggedHandler) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, re
 	lw := loggedWriter{ResponseWriter: w}
 	err := h.next.ServeWSGI(ctx, &lw, req)
 	e := &entry{req: req, status: lw.status, bodyBytes: lw.bodyBytes, headBytes: lw.headBytes, headFields: lw.headFields,
-		worker: lw.worker, start: start, took: time.Since(start), logvars: lw.logvars}
+		worker: lw.worker, pid: lw.pid, start: start, took: time.Since(start), logvars: lw.logvars}
 	// Every request counts, logged or not, as uWSGI's counters do.
-	e.workerRequests, e.allRequests = h.access.counts.add(e.worker, h.access.workerPID(e.worker))
+	e.workerRequests, e.allRequests = h.access.counts.add(e.worker, e.pid)
 	if h.access.wants(e) {
 		h.access.write(e)
 	}
 	return err
 }
 
-// workerNoter is a ResponseWriter that is told which worker served the
-// response; the dispatcher tells the access log's, for %(wid), %(pid) and
-// --memory-report.
+// workerNoter is a ResponseWriter that is told which worker, and which
+// of its processes, served the response; the dispatcher tells the access
+// log's, for %(wid), %(pid), --memory-report and the request line.
 type workerNoter interface {
-	servedBy(worker int)
+	servedBy(worker, pid int)
 }
 
 // loggedWriter notes what a response sent, as the client gets it: status,
@@ -190,6 +191,7 @@ type loggedWriter struct {
 	headBytes, bodyBytes int64
 	headFields           int
 	worker               int    // 0 when no worker served it
+	pid                  int    // the worker's process, 0 when none
 	logvars              []byte // the app's log variables, a vars block; nil when none
 }
 
@@ -210,7 +212,7 @@ func (lw *loggedWriter) SendFile(f *os.File, offset, count int64) error {
 	return lw.ResponseWriter.SendFile(f, offset, count)
 }
 
-func (lw *loggedWriter) servedBy(worker int) { lw.worker = worker }
+func (lw *loggedWriter) servedBy(worker, pid int) { lw.worker, lw.pid = worker, pid }
 
 // logvarNoter is a ResponseWriter that is given the log variables the app
 // set (uwsgi.set_logvar), a vars block, when it set any; the relay tells

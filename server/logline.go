@@ -57,7 +57,7 @@ func (a *accessLog) requestLine(e *entry) requestLine {
 		value, _ := e.req.Vars.Get(key)
 		return value
 	}
-	l := requestLine{pid: a.workerPID(e.worker), workerRequests: e.workerRequests, allRequests: e.allRequests,
+	l := requestLine{pid: e.pid, workerRequests: e.workerRequests, allRequests: e.allRequests,
 		addr: a.variable(e, "addr"), user: get("REMOTE_USER"), start: e.start,
 		method: get("REQUEST_METHOD"), uri: get("REQUEST_URI"), proto: get("SERVER_PROTOCOL"),
 		bodyBytes: e.bodyBytes, headBytes: e.headBytes, took: e.took, micros: a.micros,
@@ -76,14 +76,6 @@ func (a *accessLog) requestLine(e *entry) requestLine {
 		}
 	}
 	return l
-}
-
-// workerPID returns the pid of the worker numbered worker, 0 when none.
-func (a *accessLog) workerPID(worker int) int {
-	if a.pidOf == nil || worker == 0 {
-		return 0
-	}
-	return a.pidOf(worker)
 }
 
 // requestCounts counts requests per worker process and in all, as uWSGI's
