@@ -43,6 +43,7 @@ var frameConstants = []struct {
 	{"HTTPUpgrade", C.GW_HTTP_UPGRADE, int64(wsgi.HTTPUpgrade)},
 	{"CompletionLen", C.GW_COMPLETION_LEN, wsgi.CompletionLen},
 	{"CompletionKeepAlive", C.GW_COMPLETION_KEEP_ALIVE, wsgi.CompletionKeepAlive},
+	{"CompletionFieldsShift", C.GW_COMPLETION_FIELDS_SHIFT, wsgi.CompletionFieldsShift},
 	{"FlagBodySpooled", C.GW_FLAG_BODY_SPOOLED, int64(wsgi.FlagBodySpooled)},
 	{"FlagEndBroken", C.GW_FLAG_END_BROKEN, int64(wsgi.FlagEndBroken)},
 	{"SlotRecordLen", C.GW_SLOT_RECORD_LEN, wsgi.SlotRecordLen},

@@ -391,6 +391,7 @@ int gw_slot_serve(gw_slot *s, uint32_t id, uint8_t flags, const char *payload, s
     s->client_fd = client_fd;
     s->handed_off = s->client_gone = s->head_out = 0;
     s->written = s->head_bytes = s->body_bytes = 0;
+    s->head_fields = 0;
     s->client_wait_ms = GW_CLIENT_WAIT_MS;
     s->id = id;
     s->started = s->head_sent = s->is_head = 0;

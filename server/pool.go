@@ -242,6 +242,7 @@ func (p *pool) spawn(num, gen int) (*worker, error) {
 	w := &worker{num: num, gen: gen, proc: l.proc, board: l.board, retire: make(chan struct{}), started: time.Now()}
 	for i, conn := range l.conns {
 		s := newSlot(num, i, conn, l.board)
+		s.pid = l.proc.pid()
 		w.slots = append(w.slots, s)
 		go s.read(func(err error) { p.send(event{kind: evBroken, w: w, text: err.Error()}) })
 	}

@@ -32,6 +32,7 @@ var errFDsTruncated = errors.New("server: a worker sent more file descriptors th
 // slot is the master's end of one worker slot.
 type slot struct {
 	worker int // the worker's number, for logs
+	pid    int // the worker process's pid, for the access log; 0 when unknown
 	index  int // the slot's number in its worker, also its scoreboard record
 	conn   *net.UnixConn
 	rx     fdReader
