@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/gowsgi/gowsgi/gateways"
+	"github.com/gowsgi/gowsgi/pyembed"
 	"github.com/gowsgi/gowsgi/wsgi"
 )
 
@@ -105,6 +106,7 @@ func Run(cfg Config) int {
 		fmt.Fprintf(m.stderr, "gowsgi: %v\n", err)
 		return 2
 	}
+	pyembed.SetMasterTitle(cfg.Spec.ProcNames)
 	defer closeListeners(m.listeners, cfg.Vacuum)
 	defer m.stats.close()
 	defer m.metrics.close()

@@ -257,6 +257,9 @@ func startZygote(exe string, args, env []string, shared *os.File, output childOu
 	}
 	defer hub.shared.Close()
 	cmd := exec.Command(exe, args...)
+	// The master's own argv[0], so that ps shows the zygote and the
+	// workers with the master's command line, as uWSGI's forks show theirs.
+	cmd.Args[0] = os.Args[0]
 	cmd.Env = append(slices.Clip(env), pyembed.ZygoteSignalFDEnv)
 	output.attach(cmd)
 	cmd.ExtraFiles = []*os.File{theirs, hub.shared} // fds 3 and 4: pyembed.ZygoteSignalFDEnv

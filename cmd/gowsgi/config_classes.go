@@ -64,7 +64,7 @@ const (
 var optionClasses = []classRule{
 	// Tuning: the same requests get the same answers without them.
 	{class: classTuning, names: []string{
-		"procname", "procname-*", "emperor-procname", "shutdown-sockets", "skip-zero",
+		"emperor-procname", "shutdown-sockets", "skip-zero",
 		"so-*", "socket-rcvbuf", "socket-sndbuf", "socket-send-timeout", "socket-write-timeout",
 		"tcp-nodelay", "tcp-fast-open*", "tcp-fastopen*", "freebind", "reuse-port", "no-defer-accept",
 		"thread-stack*", "threads-stack*", "no-threads-wait", "cpu-affinity", "prio", "never-swap", "ksm",

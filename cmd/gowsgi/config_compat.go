@@ -25,7 +25,6 @@ func noEffectOptions() []option {
 		flag("each worker has one interpreter", "--single-interpreter"),
 		flag("the master alone accepts connections", "--thunder-lock"),
 		flag("the master writes the log", "--log-master"),
-		flag("no effect in gowsgi", "--auto-procname"),
 		flag("a client that goes away is not an error", "--ignore-sigpipe"),
 		flag("a client that goes away is not an error", "--ignore-write-errors"),
 		flag("a client that goes away is not an error", "--disable-write-exception"),

@@ -131,6 +131,8 @@ type options struct {
 	ManageScriptName bool
 	Home             string
 	LazyApps         bool // each worker imports the app (uWSGI's --lazy-apps)
+	// ProcNames are the titles ps shows (--procname and its kin).
+	ProcNames pyembed.ProcNames
 	// Strict makes the Unknown keys an error (not the Unimplemented ones).
 	Strict bool
 	// Unknown lists, as spelled, the keys no option has and no %(name)
@@ -421,6 +423,18 @@ func optionTable(o *options) []option {
 			help: "with --mount, move the longest mount point that prefixes PATH_INFO into SCRIPT_NAME"},
 		{names: []string{"--home", "--virtualenv", "--venv", "--pyhome", "-H"}, kind: kindString, arg: "DIR", target: &o.Home,
 			help: "use the virtualenv DIR (of the Python gowsgi embeds) and its site-packages"},
+		{names: []string{"--procname-prefix"}, kind: kindString, arg: "TEXT", check: o.procName(&o.ProcNames.Prefix, ""),
+			help: "put TEXT before each process's title that ps shows (turns on --auto-procname)"},
+		{names: []string{"--procname-prefix-spaced"}, kind: kindString, arg: "TEXT", check: o.procName(&o.ProcNames.Prefix, " "),
+			help: "as --procname-prefix, with a space after TEXT"},
+		{names: []string{"--procname-append"}, kind: kindString, arg: "TEXT", check: o.procName(&o.ProcNames.Append, ""),
+			help: "put TEXT after each process's title (turns on --auto-procname)"},
+		{names: []string{"--procname"}, kind: kindString, arg: "NAME", check: o.procName(&o.ProcNames.Name, ""),
+			help: "title every process NAME (turns on --auto-procname)"},
+		{names: []string{"--procname-master"}, kind: kindString, arg: "NAME", check: o.procName(&o.ProcNames.MasterName, ""),
+			help: "title the master NAME (turns on --auto-procname)"},
+		{names: []string{"--auto-procname"}, kind: kindBool, target: &o.ProcNames.Auto,
+			help: "title the processes as uWSGI does: uWSGI master, uWSGI worker N, uWSGI mule N, uWSGI spooler (and gowsgi's uWSGI zygote)"},
 		{names: []string{"--lazy-apps", "--lazy"}, kind: kindBool, target: &o.LazyApps,
 			help: "each worker imports the app itself instead of sharing one import: for apps whose import opens connections or starts threads"},
 		{names: []string{"--help", "-h"}, kind: kindBool, target: &o.Help,

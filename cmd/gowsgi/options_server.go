@@ -107,6 +107,7 @@ func (o *options) appSpec() pyembed.AppSpec {
 		ManageScriptName: o.ManageScriptName,
 		Home:             o.Home,
 		Lazy:             o.LazyApps,
+		ProcNames:        o.ProcNames,
 		Shared:           o.sharedSpec(),
 		UWSGI: pyembed.UWSGIInfo{
 			Options:    o.Given,
@@ -210,4 +211,15 @@ func (o *options) staticMaps() []server.StaticMap {
 		maps = append(maps, server.StaticMap{Mount: "", Dir: dir, Option: "--check-static"})
 	}
 	return maps
+}
+
+// procName returns the check that stores one of uWSGI's procname options
+// in field, with suffix after it; as in uWSGI, any of them turns on
+// --auto-procname.
+func (o *options) procName(field *string, suffix string) func(name, value string) error {
+	return func(name, value string) error {
+		*field = value + suffix
+		o.ProcNames.Auto = true
+		return nil
+	}
 }
