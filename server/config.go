@@ -22,6 +22,9 @@ type Config struct {
 	ChmodSocket fs.FileMode
 	// Vacuum removes the Unix socket files on exit.
 	Vacuum bool
+	// HonourStdin keeps the master's standard input for the master and the
+	// workers (uWSGI's --honour-stdin); without it both read /dev/null.
+	HonourStdin bool
 	// App names the application in the banner ("hello_world_app:application").
 	App string
 	// Spec is the application a zygote imports once and forks workers

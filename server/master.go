@@ -107,6 +107,12 @@ func Run(cfg Config) int {
 		return 2
 	}
 	pyembed.SetMasterTitle(cfg.Spec.ProcNames)
+	if !cfg.HonourStdin {
+		if err := stdinFromDevNull(); err != nil {
+			fmt.Fprintf(m.stderr, "gowsgi: %v\n", err)
+			return 2
+		}
+	}
 	defer closeListeners(m.listeners, cfg.Vacuum)
 	defer m.stats.close()
 	defer m.metrics.close()
@@ -282,6 +288,9 @@ func newMaster(cfg Config) (*master, error) {
 func (m *master) launcher(exe string, args []string) launcher {
 	l := newZygoteLauncher(exe, args, m.cfg.Spec, m.log)
 	l.output = m.cfg.childOutput
+	if m.cfg.HonourStdin {
+		l.stdin = os.Stdin
+	}
 	m.appMetrics = func() []metricValue {
 		if a := l.newestArea(); a != nil {
 			return a.metrics()

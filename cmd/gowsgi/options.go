@@ -131,6 +131,8 @@ type options struct {
 	ManageScriptName bool
 	Home             string
 	LazyApps         bool // each worker imports the app (uWSGI's --lazy-apps)
+	// HonourStdin keeps the standard input (--honour-stdin).
+	HonourStdin bool
 	// ProcNames are the titles ps shows (--procname and its kin).
 	ProcNames pyembed.ProcNames
 	// Strict makes the Unknown keys an error (not the Unimplemented ones).
@@ -435,6 +437,8 @@ func optionTable(o *options) []option {
 			help: "title the master NAME (turns on --auto-procname)"},
 		{names: []string{"--auto-procname"}, kind: kindBool, target: &o.ProcNames.Auto,
 			help: "title the processes as uWSGI does: uWSGI master, uWSGI worker N, uWSGI mule N, uWSGI spooler (and gowsgi's uWSGI zygote)"},
+		{names: []string{"--honour-stdin"}, kind: kindBool, target: &o.HonourStdin,
+			help: "keep the standard input gowsgi was started with for the master and the workers (by default both read /dev/null, as in uWSGI)"},
 		{names: []string{"--lazy-apps", "--lazy"}, kind: kindBool, target: &o.LazyApps,
 			help: "each worker imports the app itself instead of sharing one import: for apps whose import opens connections or starts threads"},
 		{names: []string{"--help", "-h"}, kind: kindBool, target: &o.Help,

@@ -129,6 +129,7 @@ func (o *options) serverConfig() server.Config {
 		Sockets:            o.sockets(),
 		ChmodSocket:        o.ChmodSocket,
 		Vacuum:             o.Vacuum,
+		HonourStdin:        o.HonourStdin,
 		App:                o.appName(),
 		Spec:               o.appSpec(),
 		Processes:          o.Processes,
