@@ -22,6 +22,9 @@ type Config struct {
 	ChmodSocket fs.FileMode
 	// Vacuum removes the Unix socket files on exit.
 	Vacuum bool
+	// FSReload are files and directories whose every change reloads
+	// gracefully, as SIGHUP does (uWSGI's --fs-reload; fsreload.go).
+	FSReload []string
 	// HonourStdin keeps the master's standard input for the master and the
 	// workers (uWSGI's --honour-stdin); without it both read /dev/null.
 	HonourStdin bool

@@ -133,6 +133,13 @@ func Run(cfg Config) int {
 	}
 	// Taken now, so a file touched once the banner is out counts.
 	touchTimes, logTouchTimes := modTimes(cfg.TouchReload), modTimes(cfg.TouchLogReopen)
+	var fsWatch *fsWatch
+	if len(cfg.FSReload) > 0 {
+		if fsWatch, err = newFSWatch(cfg.FSReload); err != nil {
+			fmt.Fprintf(m.stderr, "gowsgi: %v\n", err)
+			return 2
+		}
+	}
 	signal.Notify(m.signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGUSR1)
 	m.pool.watchResizeSignals()
 	defer signal.Stop(m.signals)
@@ -165,6 +172,9 @@ func Run(cfg Config) int {
 	m.metrics.serve()
 	if len(cfg.TouchReload) > 0 {
 		go watchTouched(cfg.TouchReload, touchTimes, func(path string) { m.touched <- path }, stopWatching)
+	}
+	if fsWatch != nil {
+		go fsWatch.run(func(path string) { m.touched <- path }, m.log, stopWatching)
 	}
 	if cfg.LogTo != "" && cfg.LogMaxSize > 0 {
 		go watchLogSize(cfg.LogTo, cfg.LogMaxSize, cfg.LogBackupName, m.log, stopWatching)

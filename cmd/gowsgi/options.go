@@ -131,6 +131,8 @@ type options struct {
 	ManageScriptName bool
 	Home             string
 	LazyApps         bool // each worker imports the app (uWSGI's --lazy-apps)
+	// FSReload are the paths --fs-reload watches.
+	FSReload []string
 	// HonourStdin keeps the standard input (--honour-stdin).
 	HonourStdin bool
 	// ProcNames are the titles ps shows (--procname and its kin).
@@ -334,8 +336,10 @@ func optionTable(o *options) []option {
 			help: "append every log line (the master's and the workers' output) to PATH; SIGUSR1 reopens it"},
 		{names: []string{"--daemonize", "--daemonize2", "-d"}, kind: kindString, arg: "PATH", target: &o.Daemonize,
 			help: "detach from the terminal and log to PATH; returns once the app is serving"},
-		{names: []string{"--touch-reload", "--touch-workers-reload", "--touch-chain-reload", "--fs-reload"}, kind: kindList, arg: "FILE", target: &o.TouchReload,
+		{names: []string{"--touch-reload", "--touch-workers-reload", "--touch-chain-reload"}, kind: kindList, arg: "FILE", target: &o.TouchReload,
 			help: "reload the workers gracefully, as SIGHUP does, when FILE's modification time changes; repeatable"},
+		{names: []string{"--fs-reload"}, kind: kindList, arg: "PATH", target: &o.FSReload,
+			help: "reload the workers gracefully, as SIGHUP does, on any change to the file or directory PATH (a file in it created, written, renamed or removed); repeatable"},
 		{names: []string{"--touch-logreopen"}, kind: kindList, arg: "FILE", target: &o.TouchLogReopen,
 			help: "reopen the --logto file, as SIGUSR1 does, when FILE's modification time changes (after logrotate); repeatable"},
 		{names: []string{"--py-autoreload", "--py-auto-reload", "--python-autoreload", "--python-auto-reload"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: maxSeconds, target: &o.PyAutoReload,

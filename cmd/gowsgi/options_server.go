@@ -130,6 +130,7 @@ func (o *options) serverConfig() server.Config {
 		ChmodSocket:        o.ChmodSocket,
 		Vacuum:             o.Vacuum,
 		HonourStdin:        o.HonourStdin,
+		FSReload:           o.FSReload,
 		App:                o.appName(),
 		Spec:               o.appSpec(),
 		Processes:          o.Processes,
