@@ -114,3 +114,46 @@ func TestStdinAsUnderUWSGI(t *testing.T) {
 		})
 	}
 }
+
+// TestDaemonsHonourStdinAsUnderUWSGI: an attached daemon reads the
+// master's standard input with --daemons-honour-stdin (and --honour-stdin,
+// without which the master's is /dev/null), else /dev/null.
+func TestDaemonsHonourStdinAsUnderUWSGI(t *testing.T) {
+	bin := requireUWSGI(t)
+	for _, tc := range []struct {
+		name   string
+		honour bool
+		want   string
+	}{
+		{"by default /dev/null", false, ""},
+		{"daemons-honour-stdin passes the pipe on", true, stdinLine},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, server := range []string{bin, harness.GowsgiBin} {
+				dir := t.TempDir()
+				b, err := os.ReadFile(harness.TestdataPath(t, "stdin_app.py"))
+				require.NoError(t, err)
+				require.NoError(t, os.WriteFile(filepath.Join(dir, "stdin_app.py"), b, 0o644))
+				read, started := filepath.Join(dir, "daemon-read"), filepath.Join(dir, "daemon-started")
+				// cat copies what it reads until EOF: the pipe's line (the
+				// pipe stays open), or nothing from /dev/null, after which it
+				// exits and is started again: a second start shows it read
+				// to the end.
+				addr := freeAddr(t)
+				args := []string{"--plugin", "python3,http", "--http-socket", addr, "--wsgi-file", "stdin_app.py", "--master",
+					"--honour-stdin", "--attach-daemon", "echo >> " + started + "; exec cat >> " + read}
+				if tc.honour {
+					args = append(args, "--daemons-honour-stdin")
+				}
+				serveWithPipedStdin(t, server, dir, addr, args...)
+				var got []byte
+				harness.Eventually(t, harness.StartTimeout, func() bool {
+					starts, _ := os.ReadFile(started)
+					got, _ = os.ReadFile(read)
+					return tc.want == "" && len(starts) >= 2 || tc.want != "" && string(got) == tc.want
+				}, "%s: the daemon read %q", filepath.Base(server), &got)
+				assert.Equal(t, tc.want, string(got), filepath.Base(server))
+			}
+		})
+	}
+}

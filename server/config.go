@@ -157,6 +157,9 @@ type Config struct {
 	// Daemons are the side processes the master runs and stops with
 	// itself (daemons.go).
 	Daemons []Daemon
+	// DaemonsHonourStdin gives the daemons the master's standard input
+	// instead of /dev/null (uWSGI's --daemons-honour-stdin).
+	DaemonsHonourStdin bool
 	// Metrics, when set, is the address of the Prometheus metrics server
 	// (metrics.go).
 	Metrics string

@@ -160,7 +160,11 @@ func Run(cfg Config) int {
 		return 2
 	}
 	if len(cfg.Daemons) > 0 {
-		defer startDaemons(cfg.Daemons, m.log).stop()
+		var stdin *os.File
+		if cfg.DaemonsHonourStdin {
+			stdin = os.Stdin
+		}
+		defer startDaemons(cfg.Daemons, stdin, m.log).stop()
 	}
 	m.notify.ready(m.servingStatus())
 	if cfg.Ready != nil {

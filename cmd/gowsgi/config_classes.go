@@ -77,7 +77,7 @@ var optionClasses = []classRule{
 		"limit-as", "limit-nproc", "reload-mercy", "mem-collector-freq", "cheap", "idle", "reaper",
 		"cheaper-*", "py-call-osafterfork", "py-call-uwsgi-fork-hooks", "py-auto-reload-ignore",
 		"py-program-name", "py-programname", "py-executable", "py-sys-executable", "optimize", "py-tracebacker",
-		"profiler", "python-version", "skip-atexit", "skip-atexit-teardown", "daemons-honour-stdin",
+		"profiler", "python-version", "skip-atexit", "skip-atexit-teardown",
 		"wait-for-*", "wait-iface*", "wait-interface*", "mountpoint-check", "mount-check", "check-mount*",
 		"log-*", "logformat-strftime", "logfile-*", "logger-*", "threaded-logger",
 		"paste-logger", "ini-paste-logged",

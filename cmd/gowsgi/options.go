@@ -133,8 +133,9 @@ type options struct {
 	LazyApps         bool // each worker imports the app (uWSGI's --lazy-apps)
 	// FSReload are the paths --fs-reload watches.
 	FSReload []string
-	// HonourStdin keeps the standard input (--honour-stdin).
-	HonourStdin bool
+	// HonourStdin keeps the standard input (--honour-stdin), and
+	// DaemonsHonourStdin passes it to the daemons.
+	HonourStdin, DaemonsHonourStdin bool
 	// ProcNames are the titles ps shows (--procname and its kin).
 	ProcNames pyembed.ProcNames
 	// Strict makes the Unknown keys an error (not the Unimplemented ones).
@@ -443,6 +444,8 @@ func optionTable(o *options) []option {
 			help: "title the processes as uWSGI does: uWSGI master, uWSGI worker N, uWSGI mule N, uWSGI spooler (and gowsgi's uWSGI zygote)"},
 		{names: []string{"--honour-stdin"}, kind: kindBool, target: &o.HonourStdin,
 			help: "keep the standard input gowsgi was started with for the master and the workers (by default both read /dev/null, as in uWSGI)"},
+		{names: []string{"--daemons-honour-stdin"}, kind: kindBool, target: &o.DaemonsHonourStdin,
+			help: "give the attached daemons the master's standard input instead of /dev/null (which is /dev/null too without --honour-stdin)"},
 		{names: []string{"--lazy-apps", "--lazy"}, kind: kindBool, target: &o.LazyApps,
 			help: "each worker imports the app itself instead of sharing one import: for apps whose import opens connections or starts threads"},
 		{names: []string{"--help", "-h"}, kind: kindBool, target: &o.Help,
