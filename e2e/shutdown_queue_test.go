@@ -104,6 +104,7 @@ func TestStopAnswersTheFirstRequestOfANewConnection(t *testing.T) {
 	assert.Equal(t, "Hello World!\n", body)
 	assert.True(t, resp.Close, "the connection closes after the answer: the server is stopping")
 	assert.Equal(t, 0, inst.Wait(t, 30*time.Second))
+	assert.NotContains(t, inst.Stderr(), "accept failed", "stopping to accept is no failure")
 }
 
 // TestStopAnswersTheConnectionsInTheAcceptQueue: connections the kernel

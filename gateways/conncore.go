@@ -297,6 +297,11 @@ func (l *patientListener) Accept() (net.Conn, error) {
 		if err == nil || !isTransientAcceptError(err) {
 			return nc, err
 		}
+		select {
+		case <-l.closed: // the deadline stopAccepting set woke it
+			return nil, net.ErrClosed
+		default:
+		}
 		backoff = min(max(2*backoff, minAcceptBackoff), maxAcceptBackoff)
 		l.log.Warn("accept failed, retrying", "protocol", l.protocol, "error", err, "backoff", backoff)
 		select {

@@ -66,7 +66,7 @@ var optionClasses = []classRule{
 	{class: classTuning, names: []string{
 		"emperor-procname", "shutdown-sockets", "skip-zero",
 		"so-*", "socket-rcvbuf", "socket-sndbuf", "socket-send-timeout", "socket-write-timeout",
-		"tcp-nodelay", "tcp-fast-open*", "tcp-fastopen*", "freebind", "reuse-port", "no-defer-accept",
+		"tcp-nodelay", "tcp-fast-open*", "tcp-fastopen*", "freebind", "reuse-port",
 		"thread-stack*", "threads-stack*", "no-threads-wait", "cpu-affinity", "prio", "never-swap", "ksm",
 		"pcre-jit", "clock", "lock-engine", "persistent-ipcsem", "forkbomb-delay", "check-interval",
 		"max-vars", "max-apps", "body-read-warning", "post-buffering-bufsize", "chunked-input-*",
