@@ -124,6 +124,8 @@ func (c *connCore[C]) serveQueued(pl *patientListener, open func(net.Conn) C, ru
 		case isTransientAcceptError(err):
 			backoff = min(max(2*backoff, minAcceptBackoff), maxAcceptBackoff)
 			time.Sleep(backoff)
+		case errors.Is(err, net.ErrClosed):
+			return
 		default:
 			c.log.Warn("cannot serve the connections left in the accept queue", "protocol", c.protocol, "error", err)
 			return
