@@ -121,18 +121,31 @@ func TestProcessTitlesAsUnderUWSGI(t *testing.T) {
 }
 
 // TestProcessTitlesWithoutProcnameAreTheCommandLine: without a procname
-// option every process shows the master's command line, as uWSGI's forks
-// do.
+// option every process shows the master's command line as it was typed,
+// argv[0] included, as uWSGI's forks do.
 func TestProcessTitlesWithoutProcnameAreTheCommandLine(t *testing.T) {
 	dir := procnameDir(t)
 	ini := harness.WriteFile(t, dir, "app.ini", fmt.Sprintf(procnameServes, "127.0.0.1:0", filepath.Join(dir, "spool")))
-	inst := harness.LaunchConfigured(t, dir, nil, "--ini", ini)
+	inst := &harness.Instance{Dir: dir, Output: &harness.LockedBuffer{}, Exited: make(chan struct{})}
+	inst.Cmd = exec.Command(harness.GowsgiBin, "--ini", ini)
+	inst.Cmd.Args[0] = "gowsgi" // as a shell that found it on PATH passes it
+	inst.Cmd.Dir, inst.Cmd.Stdout, inst.Cmd.Stderr = dir, inst.Output, inst.Output
+	require.NoError(t, inst.Cmd.Start())
+	go func() {
+		inst.Err = inst.Cmd.Wait()
+		close(inst.Exited)
+	}()
+	t.Cleanup(func() { inst.Stop(t) })
+	inst.WaitBanner(t)
 	master, err := procTitle(inst.Cmd.Process.Pid)
 	require.NoError(t, err)
+	require.Equal(t, "gowsgi --ini "+ini, master)
 	titles, _ := treeTitles(t, inst.Cmd.Process.Pid, procnameProcesses+1, false, "")
 	for _, title := range titles {
 		assert.Equal(t, master, title)
 	}
+	resp, body := harness.Get(t, inst.URL+"/")
+	assert.Equal(t, 200, resp.StatusCode, "the app serves: Python found its prefix from the binary: %s", body)
 }
 
 // TestSetprocnameKeepsPrefixAndAppend: uwsgi.setprocname(name) titles the

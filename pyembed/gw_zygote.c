@@ -511,7 +511,16 @@ __attribute__((constructor)) static void gw_zygote_main(int argc, char **argv, c
         zygote_send("E", "cannot start the zygote: signalfd failed");
         _exit(2);
     }
+    /* Python finds its prefix from the program's path: the binary's own,
+     * since argv[0] is the master's as typed (for ps), which may be
+     * relative to a directory the master has left. */
+    static char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     zygote_argv0 = argv[0];
+    if (n > 0) {
+        exe[n] = '\0';
+        zygote_argv0 = exe;
+    }
     zygote_load();
     zygote_serve(sigfd, &oldmask);
 }
