@@ -48,6 +48,9 @@ type zygoteLauncher struct {
 	// credential, when set, is the user and group the zygote runs as
 	// (--master-as-root); nil inherits the master's.
 	credential *syscall.Credential
+	// stdin, when set, is the zygote's and so its workers' standard input
+	// (--honour-stdin); nil gives them /dev/null, as uWSGI's.
+	stdin *os.File
 
 	mu       sync.Mutex          // prepare's goroutines add zygotes
 	zygotes  map[int]*zygote     // by generation
@@ -236,8 +239,9 @@ type zygote struct {
 	released bool
 }
 
-// startZygote execs the zygote and waits for it to load the app.
-func startZygote(exe string, args, env []string, shared *os.File, output childOutput, cred *syscall.Credential, log *slog.Logger) (*zygote, error) {
+// startZygote execs the zygote, with stdin (nil: /dev/null) as its standard
+// input, and waits for it to load the app.
+func startZygote(exe string, args, env []string, stdin, shared *os.File, output childOutput, cred *syscall.Credential, log *slog.Logger) (*zygote, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("server: zygote socketpair: %w", err)
@@ -257,7 +261,13 @@ func startZygote(exe string, args, env []string, shared *os.File, output childOu
 	}
 	defer hub.shared.Close()
 	cmd := exec.Command(exe, args...)
+	// The master's own argv[0], so that ps shows the zygote and the
+	// workers with the master's command line, as uWSGI's forks show theirs.
+	cmd.Args[0] = os.Args[0]
 	cmd.Env = append(slices.Clip(env), pyembed.ZygoteSignalFDEnv)
+	if stdin != nil {
+		cmd.Stdin = stdin
+	}
 	output.attach(cmd)
 	cmd.ExtraFiles = []*os.File{theirs, hub.shared} // fds 3 and 4: pyembed.ZygoteSignalFDEnv
 	if shared != nil {
@@ -306,7 +316,7 @@ func (l *zygoteLauncher) startZygote(gen int) (*zygote, error) {
 	if err != nil {
 		return nil, err
 	}
-	z, err := startZygote(l.exe, l.args, env, area.file, l.output, l.credential, l.log)
+	z, err := startZygote(l.exe, l.args, env, l.stdin, area.file, l.output, l.credential, l.log)
 	switch {
 	case err != nil:
 	case l.lazy:

@@ -64,9 +64,9 @@ const (
 var optionClasses = []classRule{
 	// Tuning: the same requests get the same answers without them.
 	{class: classTuning, names: []string{
-		"procname", "procname-*", "emperor-procname", "shutdown-sockets", "skip-zero",
+		"emperor-procname", "shutdown-sockets", "skip-zero",
 		"so-*", "socket-rcvbuf", "socket-sndbuf", "socket-send-timeout", "socket-write-timeout",
-		"tcp-nodelay", "tcp-fast-open*", "tcp-fastopen*", "freebind", "reuse-port", "no-defer-accept",
+		"tcp-nodelay", "tcp-fast-open*", "tcp-fastopen*", "freebind", "reuse-port",
 		"thread-stack*", "threads-stack*", "no-threads-wait", "cpu-affinity", "prio", "never-swap", "ksm",
 		"pcre-jit", "clock", "lock-engine", "persistent-ipcsem", "forkbomb-delay", "check-interval",
 		"max-vars", "max-apps", "body-read-warning", "post-buffering-bufsize", "chunked-input-*",
@@ -77,7 +77,7 @@ var optionClasses = []classRule{
 		"limit-as", "limit-nproc", "reload-mercy", "mem-collector-freq", "cheap", "idle", "reaper",
 		"cheaper-*", "py-call-osafterfork", "py-call-uwsgi-fork-hooks", "py-auto-reload-ignore",
 		"py-program-name", "py-programname", "py-executable", "py-sys-executable", "optimize", "py-tracebacker",
-		"profiler", "python-version", "skip-atexit", "skip-atexit-teardown", "honour-stdin", "daemons-honour-stdin",
+		"profiler", "python-version", "skip-atexit", "skip-atexit-teardown",
 		"wait-for-*", "wait-iface*", "wait-interface*", "mountpoint-check", "mount-check", "check-mount*",
 		"log-*", "logfile-*", "logger-*", "threaded-logger",
 		"paste-logger", "ini-paste-logged",
