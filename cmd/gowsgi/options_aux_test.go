@@ -18,6 +18,8 @@ func TestAuxOptions(t *testing.T) {
 	}{
 		{name: "bare mules and --mules add in order", args: []string{"--mule", "--mules", "2", "--mule"},
 			mules: []string{"", "", "", ""}},
+		{name: "a mule whose value is neither a file nor MODULE:CALLABLE is bare, as under uWSGI",
+			args: []string{"--mule=true", "--mule=1"}, mules: []string{"", ""}},
 		{name: "a farm of mules", args: []string{"--mules=2", "--farm", "f:1,2,2"}, mules: []string{"", ""},
 			farms: []string{"f:1,2,2"}},
 		{name: "spooler options without a spooler are warned about",
@@ -36,4 +38,10 @@ func TestAuxOptions(t *testing.T) {
 			assert.Equal(t, tt.warnings, o.warnings())
 		})
 	}
+}
+
+func TestMuleModuleCallableIsRefused(t *testing.T) {
+	_, err := parseConfig(nil, []string{"-w", "m", "--mule=tasks:run"}, t.TempDir())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `--mule: "tasks:run": gowsgi runs a Python file as a mule's program`)
 }
