@@ -171,6 +171,8 @@ type Config struct {
 	// Daemons are the side processes the master runs and stops with
 	// itself (daemons.go).
 	Daemons []Daemon
+	// Crons are the command crons the master runs (crons.go).
+	Crons []CronJob
 	// DaemonsHonourStdin gives the daemons the master's standard input
 	// instead of /dev/null (uWSGI's --daemons-honour-stdin).
 	DaemonsHonourStdin bool

@@ -175,6 +175,9 @@ func Run(cfg Config) int {
 		}
 		defer startDaemons(cfg.Daemons, stdin, m.log).stop()
 	}
+	if len(cfg.Crons) > 0 {
+		go newCronRunner(cfg.Crons, m.stderr, m.log).run(stopWatching)
+	}
 	m.notify.ready(m.servingStatus())
 	if cfg.Ready != nil {
 		cfg.Ready()

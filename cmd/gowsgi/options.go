@@ -209,6 +209,9 @@ type options struct {
 	AddHeaders [][2]string
 	Hooks      []server.Hook
 	Daemons    []server.Daemon
+	// Crons are the command crons; CronHarakiri bounds their runs.
+	Crons        []server.CronJob
+	CronHarakiri int
 
 	// The spooler and the mules (options_aux.go).
 	Spoolers         []string

@@ -5,6 +5,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -195,6 +196,7 @@ func (o *options) serverConfig() server.Config {
 		Routes:             o.Routes,
 		AddHeaders:         o.AddHeaders,
 		Daemons:            o.Daemons,
+		Crons:              o.crons(),
 		DaemonsHonourStdin: o.DaemonsHonourStdin,
 	}
 }
@@ -231,4 +233,16 @@ func (o *options) procName(field *string, suffix string) func(name, value string
 		o.ProcNames.Auto = true
 		return nil
 	}
+}
+
+// crons are the command crons, --cron-harakiri applied to each that does
+// not set its own.
+func (o *options) crons() []server.CronJob {
+	jobs := slices.Clone(o.Crons)
+	for i := range jobs {
+		if jobs[i].Harakiri == 0 {
+			jobs[i].Harakiri = time.Duration(o.CronHarakiri) * time.Second
+		}
+	}
+	return jobs
 }
