@@ -280,7 +280,7 @@ func TestSpoolerAndMuleOptionsRefused(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--mule=worker:main"}, `--mule: "worker:main" is not a .py file`},
+		{[]string{"--mule=worker:main"}, `--mule: "worker:main": gowsgi runs a Python file as a mule's program (--mule=FILE.py), not MODULE:CALLABLE`},
 		{[]string{"--mule=missing.py"}, "--mule=missing.py: stat missing.py: no such file or directory"},
 		{[]string{"--mules", "1", "--farm", "f:2"}, `--farm f:2: "2" is not a mule's number (1 to 1`},
 		{[]string{"--mules", "1", "--farm", "f"}, `--farm: "f" is not NAME:MULE[,MULE...]`},

@@ -20,7 +20,7 @@ func TestRefusedUWSGIOptions(t *testing.T) {
 	}{
 		{"spooler-external = /var/spool/other", "spooler-external" + cut + refusedSpooler},
 		{"master-fifo = /tmp/fifo", "master-fifo" + cut + "gowsgi has no master FIFO: send the master signals instead (SIGHUP reloads, SIGTERM stops, SIGUSR1 reopens the log)"},
-		{"cron = 0 -1 -1 -1 -1 /usr/bin/backup", "cron" + cut + "register the job from the app with uwsgi.add_cron or @cron, or use the system's cron or a systemd timer"},
+		{"legion-cron = mylegion 0 -1 -1 -1 -1 /usr/bin/backup", "legion-cron" + cut + "gowsgi has no Legion; use cron, unique-cron or cron2, or register the job from the app with uwsgi.add_cron or @cron"},
 		{"mule-harakiri = 10", "mule-harakiri" + cut + "gowsgi's mules do not implement it (gowsgi --help lists the mule options it takes); drop it, or run the code as its own process with attach-daemon"},
 		{"cache-store = /var/cache/app.cache", "cache-store" + cut + "gowsgi implements --cache2, --cache and --cache-blocksize only; for the rest use a cache server (memcached, Redis) from the app"},
 		{"hook-accepting = exec:true", "hook-accepting" + cut + "gowsgi runs the hooks of the phases asap, as-root, as-user, pre-app, post-app and master-start (hook-PHASE = exec:COMMAND, exec-PHASE = COMMAND); run anything else from the service manager (systemd ExecStartPre=) or the app"},
