@@ -101,6 +101,8 @@ func newHTTP1Server(handler wsgi.Handler, opts HTTPOptions, log *slog.Logger) *h
 		c.r = bufio.NewReaderSize(&c.in, http1ReadBuffer)
 		c.resp.log = func(msg string, args ...any) { log.Warn(msg, args...) }
 		c.resp.shutting = &s.core.shutting
+		c.resp.await = func(d time.Duration, ready func() bool, done func()) { awaitPeer(c, d, ready, done) }
+		c.resp.interrupt = func() { c.conn.SetReadDeadline(time.Unix(1, 0)) }
 		c.watch.exited = make(chan struct{}, 1)
 		return c
 	}
@@ -489,6 +491,35 @@ func (w *peerWatch) run() {
 	}
 	var ne net.Error
 	if err != nil && n == 0 && !(w.stopping.Load() && errors.As(err, &ne) && ne.Timeout()) {
+		w.cancel(fmt.Errorf("gateways: the client closed the connection: %w", err))
+	}
+}
+
+// awaitPeer is the lazy completion's wait (wsgi.PeerAwaiter): the request's
+// own goroutine reads the connection for at most d, so the client's next
+// request wakes it with no goroutine or timer of the watch's. The watch's
+// timer is held back meanwhile, since only one may read, and armed again
+// after: a request still running then is watched as before.
+func awaitPeer(c *http1Conn, d time.Duration, ready func() bool, done func()) {
+	w := &c.watch
+	if w.timer == nil || !w.timer.Stop() {
+		done() // the watch reads already, or there is none (an upgrade)
+		return
+	}
+	defer w.timer.Reset(peerWatchDelay)
+	if len(c.in.pending) > 0 || c.r.Buffered() > 0 {
+		done() // the next request is already here
+		return
+	}
+	c.conn.SetReadDeadline(time.Now().Add(d))
+	var err error
+	if !ready() {
+		_, err = c.r.Peek(1)
+	}
+	done() // before the deadline is cleared: an interruption cannot come after
+	c.conn.SetReadDeadline(time.Time{})
+	var ne net.Error
+	if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
 		w.cancel(fmt.Errorf("gateways: the client closed the connection: %w", err))
 	}
 }
