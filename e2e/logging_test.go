@@ -1,6 +1,6 @@
 // Logging through the real binary: the access log switch and its shapes
 // (--log-format, --log-4xx, --log-5xx, --memory-report), --logto with
-// SIGUSR1 and --touch-logreopen, and --logger file:.
+// SIGUSR1 and --touch-logreopen, and --logger / --req-logger file:.
 package e2e
 
 import (
@@ -103,7 +103,7 @@ func TestAccessLog(t *testing.T) {
 			// Stopping flushes everything the master would ever log.
 			app.Signal(t, syscall.SIGTERM)
 			require.Equal(t, 0, app.Wait(t, 30*time.Second))
-			logged := strings.Contains(app.Stderr(), "msg=request") && strings.Contains(app.Stderr(), "path=/version")
+			logged := len(harness.RequestLinesFor(app.Stderr(), "GET", "/version")) == 1
 			assert.Equal(t, tt.wantAccess, logged, "stderr:\n%s", app.Stderr())
 		})
 	}
@@ -141,7 +141,7 @@ func TestLogFormat(t *testing.T) {
 	size, hsize := atoi(t, timing[5]), atoi(t, timing[6])
 	assert.Equal(t, int64(len(responses[0].Body))+hsize, size)
 	assert.Greater(t, hsize, int64(len("HTTP/1.1 201 Status\r\n\r\n")))
-	assert.NotContains(t, inst.Stderr(), "msg=request", "the format replaces the structured line")
+	assert.Empty(t, harness.RequestLines(inst.Stderr()), "the format replaces uWSGI's line")
 }
 
 func atoi(t *testing.T, s string) int64 {
@@ -182,7 +182,7 @@ func TestLogErrorsWithLoggingDisabled(t *testing.T) {
 			for _, status := range tc.quiet {
 				assert.NotContains(t, inst.Stderr(), fmt.Sprintf("LOGGED /status/%d\n", status))
 			}
-			assert.NotContains(t, inst.Stderr(), "msg=request")
+			assert.Empty(t, harness.RequestLines(inst.Stderr()))
 		})
 	}
 }
@@ -195,14 +195,14 @@ func TestMemoryReport(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		args []string
-		line *regexp.Regexp // its first group is the pid, the second the RSS
+		line *regexp.Regexp // groups: pid, and rss when the line has a number for it
 	}{
 		{"format", []string{"--memory-report", "--log-format", "MEM %(uri) pid=%(pid) rss=%(rss) rssM=%(rssM)"},
-			regexp.MustCompile(`MEM /mem pid=(\d+) rss=(\d+) rssM=\d+`)},
+			regexp.MustCompile(`MEM /mem pid=(?P<pid>\d+) rss=(?P<rss>\d+) rssM=\d+`)},
 		{"uWSGI wording from ini", []string{"--ini", "mem.ini", "--log-format", "MEM %(uri)"},
-			regexp.MustCompile(`MEM /mem \{address space usage: \d+ bytes/\d+MB\} \{rss usage: (?:\d+) bytes/\d+MB\} \[pid: (\d+)\]()`)},
-		{"structured line", []string{"--memory-report"},
-			regexp.MustCompile(`msg=request .*path=/mem .*pid=(\d+) rss=(\d+)`)},
+			regexp.MustCompile(`MEM /mem \{address space usage: \d+ bytes/\d+MB\} \{rss usage: (?P<rss>\d+) bytes/\d+MB\} \[pid: (?P<pid>\d+)\]`)},
+		{"uWSGI's request line", []string{"--memory-report"},
+			regexp.MustCompile(`\{address space usage: \d+ bytes/\d+MB\} \{rss usage: (?P<rss>\d+) bytes/\d+MB\} \[pid: (?P<pid>\d+)\|app: 0\|[^\n]* GET /mem => `)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			inst := harness.StartIn(t, dir, append([]string{"--wsgi-file", "app.py"}, tc.args...)...)
@@ -213,10 +213,8 @@ func TestMemoryReport(t *testing.T) {
 				match = tc.line.FindStringSubmatch(inst.Stderr())
 				return match != nil
 			}, "no memory report in stderr:\n%s", inst.Stderr())
-			assert.Equal(t, pid, match[1])
-			if match[2] != "" {
-				assert.Greater(t, atoi(t, match[2]), int64(1<<20), "a worker with Python loaded has over 1 MiB resident")
-			}
+			assert.Equal(t, pid, match[tc.line.SubexpIndex("pid")])
+			assert.Greater(t, atoi(t, match[tc.line.SubexpIndex("rss")]), int64(1<<20), "a worker with Python loaded has over 1 MiB resident")
 		})
 	}
 }
@@ -229,14 +227,22 @@ func TestLoggerFile(t *testing.T) {
 				dir := t.TempDir()
 				logFile := filepath.Join(dir, "app.log")
 				inst := harness.Launch(t, dir, src.args(t, dir, [][2]string{probeFile(t), {key, "file:" + logFile}})...)
-				// As --logto: the banner and the request lines go to the file.
-				waitLogBanner(t, inst, logFile)
+				if key == "logger" {
+					// As --logto: the banner and the request lines go to the file.
+					waitLogBanner(t, inst, logFile)
+				} else {
+					// A request logger gets the request lines alone, as in uWSGI.
+					inst.WaitBanner(t)
+				}
 				status, _ := harness.GetText(t, inst.URL+"/hello?logged=yes")
 				require.Equal(t, 200, status)
-				harness.Eventually(t, 10*time.Second, func() bool { return fileContains(logFile, "path=/hello") },
+				harness.Eventually(t, 10*time.Second, func() bool { return fileContains(logFile, "] GET /hello?logged=yes => ") },
 					"%s file:PATH: no request line in the file", key)
 				assert.Empty(t, warningLines(inst.Stderr()))
-				assert.NotContains(t, inst.Stderr(), "path=/hello")
+				assert.NotContains(t, inst.Stderr(), "GET /hello")
+				if key == "req-logger" {
+					assert.False(t, fileContains(logFile, " · Python "), "the banner is not a request line")
+				}
 			})
 		}
 	}

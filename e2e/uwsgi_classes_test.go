@@ -43,8 +43,8 @@ const refusedSpooler = "gowsgi's spooler does not implement it (gowsgi --help li
 func TestTuningOptionsWarnUnderStrict(t *testing.T) {
 	dir := t.TempDir()
 	ini := harness.WriteFile(t, dir, "app.ini", "[uwsgi]\nstrict = true\nmodule = hello_world_app\npythonpath = "+harness.ExamplesDir(t)+
-		"\nhttp-socket = 127.0.0.1:0\nso-keepalive = true\nthread-stacksize = 512\nlog-micros = true\n")
+		"\nhttp-socket = 127.0.0.1:0\nso-keepalive = true\nthread-stacksize = 512\nlog-master-bufsize = 8192\n")
 	inst := harness.LaunchConfigured(t, dir, nil, ini)
 	assertHello(t, inst)
-	assert.Contains(t, inst.Stderr(), "gowsgi: warning: ignoring uWSGI options gowsgi does not implement: so-keepalive, thread-stacksize, log-micros\n")
+	assert.Contains(t, inst.Stderr(), "gowsgi: warning: ignoring uWSGI options gowsgi does not implement: so-keepalive, thread-stacksize, log-master-bufsize\n")
 }

@@ -1,7 +1,7 @@
 // uWSGI's configuration through the real binary: gowsgi started from ini
 // files and UWSGI_* variables, warning about (or with --strict refusing)
 // options it does not know, the options accepted with one warning line
-// (cheaper's finer knobs, logger, req-logger, memory-report = 2), and the shipped
+// (cheaper's finer knobs, memory-report = 2), and the shipped
 // examples/uwsgi.ini.
 package e2e
 
@@ -220,7 +220,6 @@ func parseWarning(line string) warned {
 func TestWarnedOptions(t *testing.T) {
 	const (
 		cheaper = "gowsgi's cheaper takes --cheaper, --cheaper-initial, --cheaper-step, --cheaper-overload, --cheaper-algo spare or busyness and --cheaper-busyness-max/-min; the other knobs keep their defaults"
-		logger  = "gowsgi writes its log to stderr, or to the file --logto or logger = file:PATH names"
 		memory  = "gowsgi reports each worker's RSS and address space; USS and PSS (memory-report = 2) are not reported"
 	)
 	tests := []struct {
@@ -230,12 +229,10 @@ func TestWarnedOptions(t *testing.T) {
 	}{
 		{name: "cheaper knobs", pairs: [][2]string{{"cheaper-busyness-multiplier", "10"}, {"cheaper-busyness-penalty", "2"}, {"cheaper-rss-limit-soft", "1000000"}},
 			want: []warned{{"cheaper-busyness-multiplier, cheaper-busyness-penalty, cheaper-rss-limit-soft", cheaper}}},
-		{name: "syslog logger", pairs: [][2]string{{"logger", "syslog:myapp"}, {"req-logger", "socket:127.0.0.1:514"}},
-			want: []warned{{"logger, req-logger", logger}}},
 		{name: "memory-report extras", pairs: [][2]string{{"memory-report", "2"}},
 			want: []warned{{"memory-report", memory}}},
-		{name: "every kind", pairs: [][2]string{{"cheaper-idle", "60"}, {"logger", "rsyslog:localhost:514"}, {"memory-report", "2"}},
-			want: []warned{{"cheaper-idle", cheaper}, {"logger", logger}, {"memory-report", memory}}},
+		{name: "every kind", pairs: [][2]string{{"cheaper-idle", "60"}, {"memory-report", "2"}},
+			want: []warned{{"cheaper-idle", cheaper}, {"memory-report", memory}}},
 	}
 	for _, src := range restSources {
 		for _, tt := range tests {

@@ -54,7 +54,8 @@ func TestDirectResponseBytes(t *testing.T) {
 				require.Equal(t, wsgi.FrameEnd, f.Kind, "only the end comes back")
 				comp, err := wsgi.ParseCompletion(f.Flags, f.Payload)
 				require.NoError(t, err)
-				assert.Equal(t, wsgi.Completion{Status: 200, HeadBytes: int64(len(c.want)) - c.body, BodyBytes: c.body}, comp)
+				// Content-Type and Content-Length: the access line's "2 headers".
+				assert.Equal(t, wsgi.Completion{Status: 200, HeadBytes: int64(len(c.want)) - c.body, BodyBytes: c.body, HeadFields: 2}, comp)
 			case <-time.After(5 * time.Second):
 				require.FailNow(t, "no FrameEnd")
 			}

@@ -46,6 +46,7 @@ var frameConstants = []struct {
 	{"HTTPUpgrade", C.GW_HTTP_UPGRADE, int64(wsgi.HTTPUpgrade)},
 	{"CompletionLen", C.GW_COMPLETION_LEN, wsgi.CompletionLen},
 	{"CompletionKeepAlive", C.GW_COMPLETION_KEEP_ALIVE, wsgi.CompletionKeepAlive},
+	{"CompletionFieldsShift", C.GW_COMPLETION_FIELDS_SHIFT, wsgi.CompletionFieldsShift},
 	{"FlagBodySpooled", C.GW_FLAG_BODY_SPOOLED, int64(wsgi.FlagBodySpooled)},
 	{"FlagEndBroken", C.GW_FLAG_END_BROKEN, int64(wsgi.FlagEndBroken)},
 	{"SlotRecordLen", C.GW_SLOT_RECORD_LEN, wsgi.SlotRecordLen},
@@ -83,7 +84,8 @@ func claimRequest(entry []byte, id uint32, pid int) bool {
 // the entry, -1 when the worker had not claimed the request.
 func endRequest(entry []byte, id uint32, c wsgi.Completion, frameFollows bool) int {
 	return int(C.gw_request_done((*C.uint8_t)(unsafe.Pointer(&entry[0])), C.uint32_t(id), C.uint32_t(c.Status),
-		cBool(c.KeepAlive), cBool(c.Broken), cBool(frameFollows), C.uint64_t(c.HeadBytes), C.uint64_t(c.BodyBytes)))
+		cBool(c.KeepAlive), cBool(c.Broken), cBool(frameFollows), C.uint32_t(c.HeadFields), C.uint64_t(c.HeadBytes),
+		C.uint64_t(c.BodyBytes)))
 }
 
 // The stores a slot makes to its scoreboard record over one request

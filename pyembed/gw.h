@@ -63,6 +63,7 @@ typedef struct gw_slot {
     uint64_t written;       /* bytes the worker wrote to the client itself */
     int client_wait_ms;     /* what this response may still wait for the client's socket (gw_client_wait) */
     uint64_t head_bytes, body_bytes; /* the response's sizes as framed for the client */
+    uint32_t head_fields;   /* the header fields in that head, for the access line's "N headers" */
 
     /* FramingHTTP1 (gw_worker_http.c): the head waits until the framing is known. */
     uint8_t http_flags;     /* GW_HTTP_*, from the master */
@@ -154,7 +155,8 @@ void gw_requests_count_claim(void);                 /* GIL: any */
 int gw_queue_fd(void);                              /* GIL: any; -1 without a queue */
 int gw_request_claim(uint8_t *entry, uint32_t id, pid_t pid); /* GIL: any; 1 claimed, 0 not ours */
 int gw_request_done(uint8_t *entry, uint32_t id, uint32_t status, int keep_alive, int broken, int frame_follows,
-                    uint64_t head_bytes, uint64_t body_bytes); /* GIL: any; 1 send the FrameEnd, 0 not, -1 not ours */
+                    uint32_t head_fields, uint64_t head_bytes,
+                    uint64_t body_bytes); /* GIL: any; 1 send the FrameEnd, 0 not, -1 not ours */
 
 /* gw_worker_loop.c */
 int gw_worker_serve(int worker, int control, uint8_t *board, const int *slot_fds,
@@ -253,5 +255,6 @@ int gw_http_commit(gw_slot *s, int ended);        /* GIL held, released while wr
 int gw_http_body(gw_slot *s, const char *p, size_t n); /* GIL held, released while writing */
 int gw_http_file(gw_slot *s, int fd, uint64_t offset, int64_t count); /* GIL held, released while writing */
 int gw_http_end(gw_slot *s, int whole);           /* GIL held, released while writing */
+uint32_t gw_head_fields(const char *head, size_t len); /* header fields in a head; no GIL needed */
 
 #endif

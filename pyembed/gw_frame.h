@@ -46,6 +46,7 @@
 #define GW_HTTP_UPGRADE 32     /* the client asked to switch protocols: a 101 may answer (gw_worker_websocket.c) */
 #define GW_COMPLETION_LEN 24
 #define GW_COMPLETION_KEEP_ALIVE 1 /* the completion's flags: the connection may carry another request */
+#define GW_COMPLETION_FIELDS_SHIFT 8 /* the flags' bits from here up: the head's header fields */
 
 /* Scoreboard slot record: byte offsets of its naturally aligned words. */
 #define GW_SLOT_RECORD_LEN 64

@@ -47,6 +47,18 @@ void gw_mark_head_out(gw_slot *s)
     s->head_out = 1;
 }
 
+/* No GIL needed. The header fields in a head of len bytes: its lines but
+ * the status line and the empty one that ends it. uWSGI's request line
+ * says "N headers in M bytes"; the master only sees the sizes. */
+uint32_t gw_head_fields(const char *head, size_t len)
+{
+    uint32_t lines = 0;
+    for (size_t i = 0; i + 1 < len; i++)
+        if (head[i] == '\r' && head[i + 1] == '\n')
+            lines++;
+    return lines >= 2 ? lines - 2 : 0;
+}
+
 /* GIL held. Appends the head the gateway would write: an HTTP/1.1 status
  * line (uwsgi) or a CGI "Status:" line (SCGI), the headers, an empty line.
  * A 1xx status cannot end a response: the peer would wait for another. */
@@ -76,6 +88,7 @@ int gw_direct_head(gw_slot *s)
     if (gw_buf_append(&s->out, "\r\n", 2) < 0)
         goto fail;
     s->head_bytes = s->out.len - mark;
+    s->head_fields = gw_head_fields(s->out.data + mark, s->head_bytes);
     s->head_sent = 1;
     return 0;
 fail:
@@ -333,7 +346,8 @@ uint8_t gw_direct_finish(gw_slot *s, uint8_t end_flags, const gw_buf *logvars)
     close(s->client_fd);
     s->client_fd = -1;
     if (s->request_entry != NULL && gw_request_done(s->request_entry, s->id, gw_status_code(s), keep_alive,
-                                                    end_flags != 0, logvars->len > 0, s->head_bytes, s->body_bytes) == 0)
+                                                    end_flags != 0, logvars->len > 0, s->head_fields, s->head_bytes,
+                                                    s->body_bytes) == 0)
         return end_flags; /* the master did not wait: it reads the entry */
     /* The completion record, then the log variables the app set (none
      * mostly): room for both first, so the frame is always whole. */
@@ -344,7 +358,7 @@ uint8_t gw_direct_finish(gw_slot *s, uint8_t end_flags, const gw_buf *logvars)
     }
     char *p = s->out.data + s->out.len;
     gw_put_u32(p, gw_status_code(s));
-    gw_put_u32(p + 4, keep_alive ? GW_COMPLETION_KEEP_ALIVE : 0);
+    gw_put_u32(p + 4, (keep_alive ? GW_COMPLETION_KEEP_ALIVE : 0) | s->head_fields << GW_COMPLETION_FIELDS_SHIFT);
     gw_put_u64(p + 8, s->head_bytes);
     gw_put_u64(p + 16, s->body_bytes);
     s->out.len += GW_COMPLETION_LEN;

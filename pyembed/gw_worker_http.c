@@ -228,6 +228,7 @@ int gw_http_commit(gw_slot *s, int ended)
         return -1;
     }
     s->head_bytes = s->out.len - mark;
+    s->head_fields = gw_head_fields(s->out.data + mark, s->head_bytes);
     s->http_committed = 1;
     rc = gw_http_emit(s, s->held.data, s->held.len);
     s->held.len = 0;

@@ -116,7 +116,7 @@ int gw_request_claim(uint8_t *entry, uint32_t id, pid_t pid)
 }
 
 /* GIL: any. Ends request id, which this worker claimed: stores the
- * completion, then moves the word TAKEN -> DONE. frame_follows says the
+ * completion (the flags as a completion record's, wsgi/direct.go), then moves the word TAKEN -> DONE. frame_follows says the
  * caller sends the FrameEnd in any case (it carries the app's log
  * variables), which the entry tells a master that reads it. Returns 1 when
  * the caller must send the FrameEnd: the master had set waiting, or
@@ -124,10 +124,10 @@ int gw_request_claim(uint8_t *entry, uint32_t id, pid_t pid)
  * the word is not this request's TAKEN (a bug: nothing else moves a
  * claimed request). */
 int gw_request_done(uint8_t *entry, uint32_t id, uint32_t status, int keep_alive, int broken, int frame_follows,
-                    uint64_t head_bytes, uint64_t body_bytes)
+                    uint32_t head_fields, uint64_t head_bytes, uint64_t body_bytes)
 {
     uint32_t flags = (keep_alive ? GW_COMPLETION_KEEP_ALIVE : 0) | (broken ? GW_REQUEST_BROKEN : 0) |
-                     (frame_follows ? GW_REQUEST_FRAME_FOLLOWS : 0);
+                     (frame_follows ? GW_REQUEST_FRAME_FOLLOWS : 0) | head_fields << GW_COMPLETION_FIELDS_SHIFT;
     gw_put_u32((char *)entry + GW_REQUEST_STATUS, status);
     gw_put_u32((char *)entry + GW_REQUEST_FLAGS, flags);
     gw_put_u64((char *)entry + GW_REQUEST_HEAD_BYTES, head_bytes);

@@ -185,6 +185,7 @@ int gw_upgrade_head(gw_slot *s)
         s->head_sent = s->upgraded = 1;
         s->http_committed = 1;
         s->head_bytes = head.len;
+        s->head_fields = gw_head_fields(head.data, head.len);
         struct iovec iov = {head.data, head.len};
         rc = gw_client_write(s, &iov, 1) < 0;
     }

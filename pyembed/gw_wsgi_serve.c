@@ -121,7 +121,7 @@ static void gw_end_logvars(gw_slot *s, gw_buf *logvars)
 static void gw_out_end(gw_slot *s, uint8_t end_flags, const gw_buf *logvars)
 {
     if (s->request_entry != NULL)
-        gw_request_done(s->request_entry, s->id, 0, 0, end_flags != 0, 1, 0, 0);
+        gw_request_done(s->request_entry, s->id, 0, 0, end_flags != 0, 1, 0, 0, 0);
     /* Room for both first, so the frame is never left without its payload. */
     if (gw_buf_reserve(&s->out, GW_FRAME_HEADER_LEN + logvars->len) < 0 ||
         gw_out_frame(s, GW_FRAME_END, end_flags, logvars->len) < 0 ||
@@ -395,6 +395,7 @@ int gw_slot_serve(gw_slot *s, uint32_t id, uint8_t flags, const char *payload, s
     s->client_fd = client_fd;
     s->handed_off = s->client_gone = s->head_out = 0;
     s->written = s->head_bytes = s->body_bytes = 0;
+    s->head_fields = 0;
     s->client_wait_ms = GW_CLIENT_WAIT_MS;
     s->id = id;
     s->started = s->head_sent = s->is_head = 0;

@@ -51,7 +51,7 @@ func race(a, b func()) {
 
 func TestRequestTableCompletionComesThroughTheEntry(t *testing.T) {
 	table := sharedRequestTable(t, 8)
-	want := wsgi.Completion{Status: 404, KeepAlive: true, HeadBytes: 120, BodyBytes: 1 << 33}
+	want := wsgi.Completion{Status: 404, KeepAlive: true, HeadBytes: 120, BodyBytes: 1 << 33, HeadFields: 5}
 	for _, tc := range []struct {
 		name         string
 		eager        bool // the master wanted the FrameEnd from the start

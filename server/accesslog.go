@@ -1,9 +1,11 @@
-// The access log: one line per request, either gowsgi's own structured
-// line or, with --log-format, a line built from uWSGI's request-log
+// The access log: one line per request, either uWSGI's own request line
+// (logline.go), a JSON object with --log-json, or, with --log-format, a
+// line built from uWSGI's request-log
 // variables (%(addr), %(status), %(msecs), …) and the app's own
 // (uwsgi.set_logvar, which the worker sends with the response's end
 // frame only when the app set some). -L turns the lines off;
-// --log-4xx and --log-5xx keep them for error responses, as in uWSGI.
+// --log-4xx, --log-5xx, --log-slow, --log-zero and --log-big keep them
+// for the requests they name, as in uWSGI.
 // --memory-report adds the worker's memory to each line, as uWSGI's
 // default request line does. The log wraps the whole handler, as the
 // metrics do, so what the master answers itself (a --static-map file, a
@@ -23,6 +25,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lestrrat-go/strftime"
+
 	"github.com/gowsgi/gowsgi/wsgi"
 )
 
@@ -30,8 +34,11 @@ import (
 // nil *accessLog logs nothing.
 type accessLog struct {
 	log *slog.Logger
-	// all logs every request; otherwise only those log4xx and log5xx ask for.
-	all, log4xx, log5xx bool
+	// all logs every request; otherwise only those log4xx, log5xx, slow,
+	// zero and big ask for (uWSGI's conditional logging).
+	all, log4xx, log5xx, zero bool
+	slow                      time.Duration // 0: no
+	big                       int64         // 0: no
 	// format, when not nil, is --log-format parsed; lines go to out.
 	format []logPart
 	out    io.Writer
@@ -45,6 +52,13 @@ type accessLog struct {
 	// json: lines are slog's JSON objects (--log-json), with the request's
 	// id, its client and its duration in milliseconds.
 	json bool
+	// counts numbers the requests for uWSGI's "req: N/M".
+	counts requestCounts
+	// micros writes the default line's time in microseconds (--log-micros).
+	micros bool
+	// ftime, when not nil, is %(ftime)'s format: --log-date's, with
+	// --logformat-strftime; else %(ftime) is %(ltime), as in uWSGI.
+	ftime *strftime.Strftime
 }
 
 // logPart is a literal piece of a --log-format line or one variable.
@@ -55,13 +69,19 @@ type logPart struct {
 
 // newAccessLog returns the access log cfg asks for, or nil for none.
 func newAccessLog(cfg Config, log *slog.Logger, out io.Writer) *accessLog {
-	if !cfg.AccessLog && !cfg.Log4xx && !cfg.Log5xx {
+	if !cfg.AccessLog && !cfg.Log4xx && !cfg.Log5xx && cfg.LogSlow == 0 && !cfg.LogZero && cfg.LogBig == 0 {
 		return nil
 	}
-	a := &accessLog{log: log, all: cfg.AccessLog, log4xx: cfg.Log4xx, log5xx: cfg.Log5xx,
-		out: out, memoryReport: cfg.MemoryReport, forwardedFor: cfg.LogXForwardedFor, json: cfg.LogJSON}
+	a := &accessLog{log: log, all: cfg.AccessLog, log4xx: cfg.Log4xx, log5xx: cfg.Log5xx, zero: cfg.LogZero,
+		slow: time.Duration(cfg.LogSlow) * time.Millisecond, big: cfg.LogBig,
+		out: out, memoryReport: cfg.MemoryReport, forwardedFor: cfg.LogXForwardedFor, json: cfg.LogJSON,
+		micros: cfg.LogMicros}
 	if cfg.LogFormat != "" {
 		a.format = parseLogFormat(cfg.LogFormat)
+	}
+	if cfg.LogFormatStrftime && cfg.LogDateFormat != "" {
+		// newMaster has read the same format for --log-date already.
+		a.ftime, _ = strftime.New(cfg.LogDateFormat)
 	}
 	return a
 }
@@ -89,16 +109,22 @@ func parseLogFormat(format string) []logPart {
 	return parts
 }
 
-// wants reports whether a response with status is logged.
-func (a *accessLog) wants(status int) bool {
+// wants reports whether e's request is logged.
+func (a *accessLog) wants(e *entry) bool {
 	switch {
 	case a == nil:
 		return false
 	case a.all:
 		return true
-	case status >= 400 && status < 500:
+	case a.zero && e.bodyBytes == 0:
+		return true
+	case a.slow > 0 && e.took >= a.slow:
+		return true
+	case a.big > 0 && e.bodyBytes >= a.big:
+		return true
+	case e.status >= 400 && e.status < 500:
 		return a.log4xx
-	case status >= 500:
+	case e.status >= 500:
 		return a.log5xx
 	}
 	return false
@@ -106,14 +132,19 @@ func (a *accessLog) wants(status int) bool {
 
 // entry is what one request's line can say.
 type entry struct {
-	req       *wsgi.Request
-	status    int
-	bodyBytes int64
-	headBytes int64
-	worker    int // 0 when no worker took it
-	start     time.Time
-	took      time.Duration
-	logvars   []byte // uwsgi.set_logvar's, a vars block
+	req        *wsgi.Request
+	status     int
+	bodyBytes  int64
+	headBytes  int64
+	headFields int // the header fields in the head
+	worker     int // 0 when no worker took it
+	pid        int // the worker's process; 0 when no worker took it
+	// workerRequests and allRequests are uWSGI's "req: N/M": this worker
+	// process's requests and every worker's, this one included.
+	workerRequests, allRequests uint64
+	start                       time.Time
+	took                        time.Duration
+	logvars                     []byte // uwsgi.set_logvar's, a vars block
 }
 
 // wrap returns next with the responses it gives logged, or next itself
@@ -135,18 +166,21 @@ func (h *loggedHandler) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, re
 	start := time.Now()
 	lw := loggedWriter{ResponseWriter: w}
 	err := h.next.ServeWSGI(ctx, &lw, req)
-	if h.access.wants(lw.status) {
-		h.access.write(&entry{req: req, status: lw.status, bodyBytes: lw.bodyBytes, headBytes: lw.headBytes,
-			worker: lw.worker, start: start, took: time.Since(start), logvars: lw.logvars})
+	e := &entry{req: req, status: lw.status, bodyBytes: lw.bodyBytes, headBytes: lw.headBytes, headFields: lw.headFields,
+		worker: lw.worker, pid: lw.pid, start: start, took: time.Since(start), logvars: lw.logvars}
+	// Every request counts, logged or not, as uWSGI's counters do.
+	e.workerRequests, e.allRequests = h.access.counts.add(e.worker, e.pid)
+	if h.access.wants(e) {
+		h.access.write(e)
 	}
 	return err
 }
 
-// workerNoter is a ResponseWriter that is told which worker served the
-// response; the dispatcher tells the access log's, for %(wid), %(pid) and
-// --memory-report.
+// workerNoter is a ResponseWriter that is told which worker, and which
+// of its processes, served the response; the dispatcher tells the access
+// log's, for %(wid), %(pid), --memory-report and the request line.
 type workerNoter interface {
-	servedBy(worker int)
+	servedBy(worker, pid int)
 }
 
 // loggedWriter notes what a response sent, as the client gets it: status,
@@ -155,13 +189,16 @@ type loggedWriter struct {
 	wsgi.ResponseWriter
 	status               int
 	headBytes, bodyBytes int64
+	headFields           int
 	worker               int    // 0 when no worker served it
+	pid                  int    // the worker's process, 0 when none
 	logvars              []byte // the app's log variables, a vars block; nil when none
 }
 
 func (lw *loggedWriter) WriteHead(status string, headers []byte) error {
 	lw.status, _ = strconv.Atoi(status[:min(3, len(status))])
 	lw.headBytes = headSize(status, headers)
+	lw.headFields = headerFields(headers)
 	return lw.ResponseWriter.WriteHead(status, headers)
 }
 
@@ -175,7 +212,7 @@ func (lw *loggedWriter) SendFile(f *os.File, offset, count int64) error {
 	return lw.ResponseWriter.SendFile(f, offset, count)
 }
 
-func (lw *loggedWriter) servedBy(worker int) { lw.worker = worker }
+func (lw *loggedWriter) servedBy(worker, pid int) { lw.worker, lw.pid = worker, pid }
 
 // logvarNoter is a ResponseWriter that is given the log variables the app
 // set (uwsgi.set_logvar), a vars block, when it set any; the relay tells
@@ -188,28 +225,39 @@ func (lw *loggedWriter) noteLogvars(block []byte) { lw.logvars = bytes.Clone(blo
 
 // write writes e's line.
 func (a *accessLog) write(e *entry) {
-	if a.format != nil {
+	switch {
+	case a.format != nil:
 		a.writeFormatted(e)
-		return
+	case a.json:
+		a.writeJSON(e)
+	default:
+		a.writeLine(appendRequestLine(nil, a.requestLine(e)))
 	}
+}
+
+// writeJSON writes e as slog's JSON object (--log-json).
+func (a *accessLog) writeJSON(e *entry) {
 	method, _ := e.req.Vars.Get("REQUEST_METHOD")
 	path, _ := e.req.Vars.Get("PATH_INFO")
-	attrs := []any{"method", method, "path", path, "status", e.status, "bytes", e.bodyBytes}
-	if a.json {
-		id, _ := e.req.Vars.Get(RequestIDVar)
-		remote, _ := e.req.Vars.Get("REMOTE_ADDR")
-		// slog writes a Duration as nanoseconds; milliseconds read better.
-		attrs = append(attrs, "duration_ms", float64(e.took.Microseconds())/1000, "request_id", id, "remote", remote)
-	} else {
-		attrs = append(attrs, "duration", e.took)
-	}
-	attrs = append(attrs, "worker", e.worker)
+	id, _ := e.req.Vars.Get(RequestIDVar)
+	remote, _ := e.req.Vars.Get("REMOTE_ADDR")
+	// slog writes a Duration as nanoseconds; milliseconds read better.
+	attrs := []any{"method", method, "path", path, "status", e.status, "bytes", e.bodyBytes,
+		"duration_ms", float64(e.took.Microseconds()) / 1000, "request_id", id, "remote", remote, "worker", e.worker}
 	if a.memoryReport {
 		if pid, rss, vsz, ok := a.workerMemory(e.worker); ok {
 			attrs = append(attrs, "pid", pid, "rss", rss, "vsz", vsz)
 		}
 	}
 	a.log.Info("request", attrs...)
+}
+
+// writeLine writes one whole request line in one write, so lines never
+// interleave.
+func (a *accessLog) writeLine(line []byte) {
+	a.outMu.Lock()
+	defer a.outMu.Unlock()
+	a.out.Write(line)
 }
 
 // workerMemory returns a worker's pid and, with --memory-report, its
@@ -247,9 +295,7 @@ func (a *accessLog) writeFormatted(e *entry) {
 		a.appendMemoryReport(&b, e.worker)
 	}
 	b.WriteByte('\n')
-	a.outMu.Lock()
-	defer a.outMu.Unlock()
-	a.out.Write(b.Bytes())
+	a.writeLine(b.Bytes())
 }
 
 // appendMemoryReport adds the worker's memory in uWSGI's --memory-report
@@ -321,6 +367,15 @@ func (a *accessLog) variable(e *entry, name string) string {
 		return strconv.FormatInt(time.Now().Unix(), 10)
 	case "ltime":
 		return e.start.Format(ltimeLayout)
+	case "ftime":
+		if a.ftime != nil {
+			return a.ftime.FormatString(e.start)
+		}
+		return e.start.Format(ltimeLayout)
+	case "tmsecs":
+		return strconv.FormatInt(e.start.UnixMilli(), 10)
+	case "tmicros":
+		return strconv.FormatInt(e.start.UnixMicro(), 10)
 	case "ctime":
 		return e.start.Format(time.ANSIC)
 	case "wid":
@@ -363,6 +418,16 @@ func logvar(block []byte, name string) string {
 	return value
 }
 
+// countVars returns how many variables a vars block holds.
+func countVars(block []byte) int {
+	n := 0
+	_ = wsgi.EachVar(block, func(_, _ []byte) bool { n++; return true })
+	return n
+}
+
+// headerFields returns how many header fields a headers block holds.
+func headerFields(headers []byte) int { return countVars(headers) }
+
 // headSize is the size of the HTTP head a response's status and headers
 // make, which uWSGI counts in %(size) and %(hsize).
 func headSize(status string, headers []byte) int64 {
@@ -390,6 +455,6 @@ func (lw *loggedWriter) SendFileRaw(f *os.File, offset, count int64) error {
 }
 
 func (lw *loggedWriter) Completed(c wsgi.Completion) {
-	lw.status, lw.headBytes, lw.bodyBytes = c.Status, c.HeadBytes, c.BodyBytes
+	lw.status, lw.headBytes, lw.bodyBytes, lw.headFields = c.Status, c.HeadBytes, c.BodyBytes, c.HeadFields
 	lw.ResponseWriter.(wsgi.DirectResponder).Completed(c)
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 
@@ -25,19 +26,25 @@ func TestParseLogFormat(t *testing.T) {
 
 func TestAccessLogWants(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		log    *accessLog
-		status int
-		want   bool
+		name  string
+		log   *accessLog
+		entry entry
+		want  bool
 	}{
-		{"nil logs nothing", nil, 500, false},
-		{"all", &accessLog{all: true}, 200, true},
-		{"4xx only, 404", &accessLog{log4xx: true}, 404, true},
-		{"4xx only, 500", &accessLog{log4xx: true}, 500, false},
-		{"5xx only, 502", &accessLog{log5xx: true}, 502, true},
-		{"5xx only, 200", &accessLog{log5xx: true}, 200, false},
+		{"nil logs nothing", nil, entry{status: 500}, false},
+		{"all", &accessLog{all: true}, entry{status: 200}, true},
+		{"4xx only, 404", &accessLog{log4xx: true}, entry{status: 404}, true},
+		{"4xx only, 500", &accessLog{log4xx: true}, entry{status: 500}, false},
+		{"5xx only, 502", &accessLog{log5xx: true}, entry{status: 502}, true},
+		{"5xx only, 200", &accessLog{log5xx: true}, entry{status: 200}, false},
+		{"slow, slower", &accessLog{slow: time.Second}, entry{status: 200, took: time.Second, bodyBytes: 1}, true},
+		{"slow, faster", &accessLog{slow: time.Second}, entry{status: 200, took: time.Second - 1, bodyBytes: 1}, false},
+		{"zero, empty", &accessLog{zero: true}, entry{status: 204}, true},
+		{"zero, a body", &accessLog{zero: true}, entry{status: 200, bodyBytes: 1}, false},
+		{"big, bigger", &accessLog{big: 10}, entry{status: 200, bodyBytes: 10}, true},
+		{"big, smaller", &accessLog{big: 10}, entry{status: 200, bodyBytes: 9}, false},
 	} {
-		assert.Equal(t, tc.want, tc.log.wants(tc.status), tc.name)
+		assert.Equal(t, tc.want, tc.log.wants(&tc.entry), tc.name)
 	}
 }
 

@@ -62,6 +62,18 @@ type Config struct {
 	LogTo string
 	// childOutput is where the zygote and the workers write (logRelay).
 	childOutput childOutput
+	// LogRouting is uWSGI's loggers, encoders and log routes (logsink.go).
+	LogRouting LogRouting
+	// sink, when not nil, is where every log line goes (newLogSink).
+	sink *logSink
+	// LogSlow, LogZero and LogBig log a request even with AccessLog off:
+	// when it took at least LogSlow milliseconds (0: no), when its body
+	// was empty, when its body had at least LogBig bytes (0: no).
+	LogSlow int
+	LogZero bool
+	LogBig  int64
+	// LogFormatStrftime makes --log-format's %(ftime) the LogDateFormat.
+	LogFormatStrftime bool
 	// TouchReload are files whose modification time changing reloads the
 	// workers as SIGHUP does.
 	TouchReload []string
@@ -135,6 +147,8 @@ type Config struct {
 	// LogDateFormat (strftime(3)) or, when that is empty, ctime's.
 	LogDate       bool
 	LogDateFormat string
+	// LogMicros writes the request line's time in microseconds.
+	LogMicros bool
 	// LogReopen reopens the LogTo file on each reload.
 	LogReopen bool
 	// LogXForwardedFor shows the X-Forwarded-For header as the access

@@ -395,7 +395,7 @@ func (d *dispatcher) finished(w wsgi.ResponseWriter, r *relay, start time.Time) 
 		return
 	}
 	if logged {
-		noter.servedBy(s.worker)
+		noter.servedBy(s.worker, s.pid)
 	}
 	d.totals.add(s.worker, r.bytes+r.headBytes, time.Since(start))
 }

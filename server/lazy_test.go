@@ -93,7 +93,7 @@ func (r *peerRecorder) completed() *wsgi.Completion {
 // FrameEnd.
 func endInTable(t *requestTable, id uint32, c wsgi.Completion) bool {
 	e := t.table.Entry(id)
-	flags := uint32(0)
+	flags := uint32(c.HeadFields) << wsgi.CompletionFieldsShift
 	if c.KeepAlive {
 		flags |= wsgi.CompletionKeepAlive
 	}
@@ -126,7 +126,7 @@ func TestLazyCompletionComesFromTheTable(t *testing.T) {
 			done := rig.serve(context.Background(), rec, "/lazy", "")
 			w := rig.workers[0]
 			id, _, _ := w.nextRequest()
-			want := wsgi.Completion{Status: 200, KeepAlive: true, HeadBytes: 80, BodyBytes: 13}
+			want := wsgi.Completion{Status: 200, KeepAlive: true, HeadBytes: 80, BodyBytes: 13, HeadFields: 3}
 			assert.False(t, endInTable(rig.d.requests, id, want), "the master did not wait: no FrameEnd")
 			if tc.clientNext {
 				close(rec.peer)

@@ -85,7 +85,16 @@ func Run(cfg Config) int {
 		fmt.Fprintf(stderr, "gowsgi: %v\n", err)
 		return 2
 	}
-	relay, err := startLogRelay(cfg.LogTo, cfg.LogJSON)
+	sink, err := newLogSink(cfg.LogRouting, cfg.LogTo)
+	if err != nil {
+		fmt.Fprintf(stderr, "gowsgi: %v\n", err)
+		return 2
+	}
+	if sink != nil {
+		defer sink.close() // after the relay has copied the last lines
+		cfg.sink = sink
+	}
+	relay, err := startLogRelay(cfg.LogTo, cfg.LogJSON, sink)
 	if err != nil {
 		fmt.Fprintf(stderr, "gowsgi: %v\n", err)
 		return 2
@@ -185,6 +194,9 @@ func newMaster(cfg Config) (*master, error) {
 	}
 	m := &master{cfg: cfg, stderr: MasterOutput(cfg.LogJSON), signals: make(chan os.Signal, 4), touched: make(chan string),
 		logTouched: make(chan string)}
+	if cfg.sink != nil {
+		m.stderr = cfg.sink.writer(false)
+	}
 	if cfg.LogDate && !cfg.LogJSON { // cmd/gowsgi refuses both together
 		dated, err := newDatedWriter(m.stderr, cfg.LogDateFormat)
 		if err != nil {

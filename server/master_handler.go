@@ -5,11 +5,13 @@
 // (stats.go).
 package server
 
+import "io"
+
 // prepareAccessStaticStats sets up the access log, the static files and
 // the stats server cfg asks for; newMaster calls it once the dispatcher and
 // the pool exist, before the gateways are built.
 func (m *master) prepareAccessStaticStats() (err error) {
-	access := newAccessLog(m.cfg, m.log, undated(m.stderr))
+	access := newAccessLog(m.cfg, m.log, m.requestLineOutput())
 	if access != nil {
 		access.pidOf = m.pidOf
 	}
@@ -39,6 +41,16 @@ func (m *master) prepareAccessStaticStats() (err error) {
 		m.dispatch.totals = newWorkerTotals()
 	}
 	return nil
+}
+
+// requestLineOutput is where the request lines go: the sink's request
+// path, or the master's stderr without --log-date's dates (uWSGI does
+// not date its request lines).
+func (m *master) requestLineOutput() io.Writer {
+	if m.cfg.sink != nil {
+		return m.cfg.sink.writer(true)
+	}
+	return undated(m.stderr)
 }
 
 // pidOf returns the pid of the serving worker numbered worker, 0 when

@@ -192,13 +192,21 @@ type logRelay struct {
 	done   sync.WaitGroup // until every copy has ended
 }
 
-// startLogRelay starts the relay when there is a --logto file or logJSON;
+// startLogRelay starts the relay when there is a --logto file, logJSON or
+// a sink (logsink.go);
 // without either the children write where the master does and the relay
 // does nothing. With logJSON, stdout and stderr get a pipe each, so each
 // line says which stream it came on.
-func startLogRelay(logTo string, logJSON bool) (*logRelay, error) {
+func startLogRelay(logTo string, logJSON bool, sink *logSink) (*logRelay, error) {
 	relay := &logRelay{}
 	switch {
+	case sink != nil:
+		// Line by line, so the encoders and routes see whole lines.
+		w, err := relay.pipe(func(r io.Reader) { relayLines(r, sink.writer(false)) })
+		if err != nil {
+			return nil, err
+		}
+		relay.output = childOutput{w, w}
 	case logJSON:
 		stdout, err := relay.pipe(func(r io.Reader) { relayJSONLines(r, os.Stderr, "stdout") })
 		if err != nil {

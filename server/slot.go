@@ -33,7 +33,7 @@ var errFDsTruncated = errors.New("server: a worker sent more file descriptors th
 type slot struct {
 	worker int // the worker's number, for logs
 	index  int // the slot's number in its worker, also its scoreboard record
-	pid    int // the worker's pid: what its claims in the request table carry
+	pid    int // the worker's pid: what its claims in the request table carry, and the access log shows
 	conn   *net.UnixConn
 	rx     fdReader
 	board  *board

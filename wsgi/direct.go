@@ -63,7 +63,9 @@ func ParseDirect(payload []byte) (Framing, HTTPFlags, []byte, error) {
 // FrameEnd payload of a FlagDirect request.
 //
 //	offset 0   status     uint32  the status code sent, 0 when no head was
-//	offset 4   flags      uint32  CompletionKeepAlive
+//	offset 4   flags      uint32  CompletionKeepAlive; from bit
+//	                              CompletionFieldsShift up: the head's
+//	                              header fields
 //	offset 8   head bytes uint64  the head's size as sent
 //	offset 16  body bytes uint64  the body's size as sent, hand-off included
 type Completion struct {
@@ -71,6 +73,9 @@ type Completion struct {
 	KeepAlive bool // the connection may carry another request
 	HeadBytes int64
 	BodyBytes int64
+	// HeadFields is the number of header fields in the head, for the
+	// access line's "N headers in M bytes".
+	HeadFields int
 	// Broken is the FrameEnd's FlagEndBroken: the response did not end
 	// cleanly and the connection must be closed.
 	Broken bool
@@ -81,6 +86,9 @@ const CompletionLen = 24
 
 // CompletionKeepAlive is the flags bit of Completion.KeepAlive.
 const CompletionKeepAlive = 1
+
+// CompletionFieldsShift is where Completion.HeadFields starts in the flags.
+const CompletionFieldsShift = 8
 
 var errCompletionLen = errors.New("wsgi: completion record of the wrong size")
 
@@ -93,6 +101,7 @@ func AppendCompletion(buf []byte, id uint32, c Completion) []byte {
 	if c.KeepAlive {
 		bits = CompletionKeepAlive
 	}
+	bits |= uint32(c.HeadFields) << CompletionFieldsShift
 	buf = AppendFrameHeader(buf, FrameEnd, flags, id, CompletionLen)
 	buf = binary.LittleEndian.AppendUint32(buf, uint32(c.Status))
 	buf = binary.LittleEndian.AppendUint32(buf, bits)
@@ -105,12 +114,14 @@ func ParseCompletion(flags uint8, payload []byte) (Completion, error) {
 	if len(payload) != CompletionLen {
 		return Completion{}, errCompletionLen
 	}
+	bits := binary.LittleEndian.Uint32(payload[4:])
 	return Completion{
-		Status:    int(binary.LittleEndian.Uint32(payload)),
-		KeepAlive: binary.LittleEndian.Uint32(payload[4:])&CompletionKeepAlive != 0,
-		HeadBytes: int64(binary.LittleEndian.Uint64(payload[8:])),
-		BodyBytes: int64(binary.LittleEndian.Uint64(payload[16:])),
-		Broken:    flags&FlagEndBroken != 0,
+		Status:     int(binary.LittleEndian.Uint32(payload)),
+		KeepAlive:  bits&CompletionKeepAlive != 0,
+		HeadBytes:  int64(binary.LittleEndian.Uint64(payload[8:])),
+		BodyBytes:  int64(binary.LittleEndian.Uint64(payload[16:])),
+		HeadFields: int(bits >> CompletionFieldsShift),
+		Broken:     flags&FlagEndBroken != 0,
 	}, nil
 }
 

@@ -54,7 +54,7 @@ const (
 
 	reqWord      = 0  // uint64: the word described above
 	reqStatus    = 8  // uint32: the status code sent, 0 when no head was
-	reqFlags     = 12 // uint32: CompletionKeepAlive, reqFlagBroken, reqFlagFrameFollows
+	reqFlags     = 12 // uint32: CompletionKeepAlive, reqFlagBroken, reqFlagFrameFollows; from bit CompletionFieldsShift up, the head's header fields
 	reqHeadBytes = 16 // uint64: the head's size as sent
 	reqBodyBytes = 24 // uint64: the body's size as sent
 	reqTakenNS   = 32 // int64: CLOCK_REALTIME nanoseconds the worker claimed it
@@ -212,11 +212,12 @@ func (t RequestTable) Completion(id uint32) Completion {
 	e := t.Entry(id)
 	flags := binary.LittleEndian.Uint32(e[reqFlags:])
 	return Completion{
-		Status:    int(binary.LittleEndian.Uint32(e[reqStatus:])),
-		KeepAlive: flags&CompletionKeepAlive != 0,
-		HeadBytes: int64(binary.LittleEndian.Uint64(e[reqHeadBytes:])),
-		BodyBytes: int64(binary.LittleEndian.Uint64(e[reqBodyBytes:])),
-		Broken:    flags&reqFlagBroken != 0,
+		Status:     int(binary.LittleEndian.Uint32(e[reqStatus:])),
+		KeepAlive:  flags&CompletionKeepAlive != 0,
+		HeadBytes:  int64(binary.LittleEndian.Uint64(e[reqHeadBytes:])),
+		BodyBytes:  int64(binary.LittleEndian.Uint64(e[reqBodyBytes:])),
+		HeadFields: int(flags >> CompletionFieldsShift),
+		Broken:     flags&reqFlagBroken != 0,
 	}
 }
 

@@ -79,7 +79,7 @@ var optionClasses = []classRule{
 		"py-program-name", "py-programname", "py-executable", "py-sys-executable", "optimize", "py-tracebacker",
 		"profiler", "python-version", "skip-atexit", "skip-atexit-teardown", "honour-stdin", "daemons-honour-stdin",
 		"wait-for-*", "wait-iface*", "wait-interface*", "mountpoint-check", "mount-check", "check-mount*",
-		"log-*", "logformat-strftime", "logfile-*", "logger-*", "threaded-logger",
+		"log-*", "logfile-*", "logger-*", "threaded-logger",
 		"paste-logger", "ini-paste-logged",
 		"stats-min*", "stats-no-*", "stats-pusher*", "stats-pushers*", "enable-metrics", "metric*", "metrics-*",
 		"print", "iprint", "dump-options", "show-config", "reload-os-env",

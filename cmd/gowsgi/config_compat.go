@@ -42,7 +42,7 @@ func noEffectOptions() []option {
 
 // builtinPlugins are uWSGI plugins whose features gowsgi has built in:
 // the HTTP server, the routing actions it runs (routing.go in package
-// server) and the loggers (file:, and the others --logger warns about).
+// server) and the loggers (server/logsink.go).
 var builtinPlugins = map[string]bool{
 	"http": true, "router_redirect": true, "router_rewrite": true, "logfile": true, "syslog": true, "rsyslog": true,
 }
@@ -101,9 +101,6 @@ const (
 	cheaperWarning = "gowsgi's cheaper takes --cheaper, --cheaper-initial, --cheaper-step, --cheaper-overload, " +
 		"--cheaper-algo spare or busyness and --cheaper-busyness-max/-min; the other knobs keep their defaults"
 	cheaperAlgoWarning = "gowsgi runs the cheaper algorithms spare and busyness; it runs spare instead"
-	loggerWarning      = "gowsgi writes its log to stderr, or to the file --logto or logger = file:PATH names; " +
-		"collect it from there (systemd's journal, syslog, a pipe)"
-	reqLoggerWarning = "gowsgi writes request lines to the same log as the rest (--logto)"
 	// uWSGI loads --module first; the --wsgi-file app wants the same mount
 	// point, so uWSGI skips it ("mountpoint already configured") unread.
 	bothAppsWarning = "--module and --wsgi-file are both given; as uWSGI does, gowsgi serves the module and does not load the file"
@@ -111,15 +108,10 @@ const (
 )
 
 // warnedOptions are uWSGI options gowsgi accepts with a warning: the
-// cheaper subsystem's finer knobs, and loggers other than a file (gowsgi
-// has one log, to stderr or a file).
+// cheaper subsystem's finer knobs.
 func warnedOptions(o *options) []option {
 	warnCheaper := func(name, _ string) error { o.warn("cheaper", name, cheaperWarning); return nil }
 	return []option{
-		{names: []string{"--logger"}, kind: kindString, arg: "file:PATH", check: o.logger,
-			help: "with file:PATH, as --logto PATH; other loggers are accepted with a warning"},
-		{names: []string{"--req-logger"}, kind: kindString, arg: "file:PATH", check: o.reqLogger,
-			help: "with file:PATH and no other log file, as --logto PATH; request lines always go with the rest of the log"},
 		{names: []string{"--cheaper-idle", "--cheaper-rss-limit-soft", "--cheaper-rss-limit-hard",
 			"--cheaper-busyness-multiplier", "--cheaper-busyness-penalty", "--cheaper-busyness-backlog-alert",
 			"--cheaper-busyness-backlog-multiplier", "--cheaper-busyness-backlog-step"},
@@ -128,38 +120,6 @@ func warnedOptions(o *options) []option {
 		{names: []string{"--cheaper-busyness-verbose", "--cheaper-busyness-backlog-nonzero"}, kind: kindBool, check: warnCheaper,
 			help: "accepted with a warning, as --cheaper"},
 	}
-}
-
-// logFile returns PATH of uWSGI's "file:PATH" logger.
-func logFile(value string) (string, bool) {
-	path, ok := strings.CutPrefix(value, "file:")
-	return path, ok && path != "" && !strings.Contains(path, "=")
-}
-
-// logger reads uWSGI's --logger: "file:PATH" is --logto PATH; anything
-// else (syslog, socket:…, a named logger) is not, and is warned about.
-func (o *options) logger(name, value string) error {
-	if path, ok := logFile(value); ok {
-		o.LogTo = path
-		return nil
-	}
-	o.warn("logger", name, loggerWarning)
-	return nil
-}
-
-// reqLogger reads uWSGI's --req-logger. gowsgi has one log, so a file is
-// taken as --logto only when no other log file is set.
-func (o *options) reqLogger(name, value string) error {
-	path, ok := logFile(value)
-	switch {
-	case !ok:
-		o.warn("logger", name, loggerWarning)
-	case o.LogTo == "" || o.LogTo == path:
-		o.LogTo = path
-	default:
-		o.warn("req-logger", name, reqLoggerWarning)
-	}
-	return nil
 }
 
 // memoryReport reads --memory-report: a bare flag or a boolean, or

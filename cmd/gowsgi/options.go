@@ -167,11 +167,19 @@ type options struct {
 	LogReopen        bool
 	LogXForwardedFor bool
 	Log5xx           bool
-	MemoryReport     bool
-	Stats            string
-	StatsHTTP        bool
-	Metrics          string // the Prometheus metrics address
-	ChownSocket      string // USER[:GROUP] of the Unix socket files
+	// LogRouting and the rest are uWSGI's loggers, encoders and
+	// conditional request lines (options_logging.go).
+	LogRouting        server.LogRouting
+	LogSlow           int
+	LogZero           bool
+	LogBig            int
+	LogMicros         bool
+	LogFormatStrftime bool
+	MemoryReport      bool
+	Stats             string
+	StatsHTTP         bool
+	Metrics           string // the Prometheus metrics address
+	ChownSocket       string // USER[:GROUP] of the Unix socket files
 	// Notices are the uWSGI options accepted with a warning
 	// (config_compat.go); the master prints one line per kind.
 	Notices []notice
@@ -293,7 +301,7 @@ func optionTable(o *options) []option {
 		{names: []string{"--health-socket"}, kind: kindList, arg: "ADDR", target: &o.HealthSockets,
 			help: "answer GET /livez and GET /readyz over HTTP on ADDR (HOST:PORT or a Unix socket path), from the master, with 200 or 503 and a reason; repeatable"},
 		{names: []string{"--disable-logging", "-L"}, kind: kindBool, target: &o.DisableLogging,
-			help: "do not log each request"},
+			help: "do not log each request (the line is uWSGI's: [pid: N|app: 0|req: N/M] ADDR () {N vars in N bytes} [DATE] METHOD URI => generated N bytes in N msecs (PROTO STATUS) N headers in N bytes (1 switches on core 0))"},
 		{names: []string{"--spool-threshold"}, kind: kindInt, arg: "BYTES", min: 0, max: maxSpoolThreshold, target: &o.SpoolThreshold,
 			help: "keep request bodies up to BYTES in memory, spool larger ones to a file; default 1048576"},
 		{names: []string{"--response-spool-limit"}, kind: kindInt, arg: "BYTES", min: 0, max: 1 << 50, target: &o.ResponseSpoolLimit,
@@ -432,6 +440,7 @@ func optionTable(o *options) []option {
 	table = append(table, sideOptions(o)...)
 	table = append(table, routingOptions(o)...)
 	table = append(table, auxOptions(o)...)
+	table = append(table, loggingOptions(o)...)
 	table = append(table, warnedOptions(o)...)
 	return append(table, noEffectOptions()...)
 }
@@ -710,6 +719,9 @@ func (o *options) check() error {
 	}
 	if o.LogJSON && o.LogFormat != "" {
 		return errors.New("--log-json writes its own JSON access lines; drop --log-format (or --log-json)")
+	}
+	if err := o.checkLogging(); err != nil {
+		return err
 	}
 	if err := o.checkApps(); err != nil {
 		return err

@@ -252,8 +252,9 @@ func (inst *Instance) AwaitLogged(t *testing.T, want ...string) {
 	}
 }
 
-// masterLine matches one whole line of the master's log (slog's text form).
-var masterLine = regexp.MustCompile(`time=\d{4}-\d\d-\d\dT[^\n]*\n`)
+// masterLine matches one whole line of the master's log: slog's text form,
+// or a request line (uWSGI's, which starts with the worker's pid).
+var masterLine = regexp.MustCompile(`(?:time=\d{4}-\d\d-\d\dT|\[pid: \d+\|app: )[^\n]*\n`)
 
 // withoutMasterLines returns logs without the master's own lines. Workers
 // share the master's stderr, and a worker's text written in pieces (Python's
