@@ -147,6 +147,10 @@ type genQueue struct {
 	conn   *net.UnixConn
 	theirs *os.File
 
+	// served is set once the dispatcher sent requests on it; from then on
+	// the dispatcher closes it, when a newer generation's replaces it.
+	served atomic.Bool
+
 	mu     sync.Mutex
 	closed bool
 }

@@ -97,6 +97,7 @@ func (d *dispatcher) register(s *slot) {
 	newer := s.queue != nil && (old == nil || s.queue.gen > old.gen)
 	if newer {
 		q.queue = s.queue
+		s.queue.served.Store(true)
 	}
 	if !q.isReady {
 		q.isReady = true
@@ -104,6 +105,9 @@ func (d *dispatcher) register(s *slot) {
 	}
 	q.mu.Unlock()
 	if newer && old != nil {
+		// Closed first: a request still being sent to it fails and is
+		// sent again, to the new one.
+		old.close()
 		d.requeue(func(j *job) bool { return j.queue == old })
 	}
 }

@@ -236,8 +236,8 @@ func (l *zygoteLauncher) releaseArea(gen int) {
 	if a != nil {
 		a.release()
 	}
-	if q != nil {
-		q.close() // its workers are gone: what is left was sent again
+	if q != nil && !q.served.Load() {
+		q.close() // it never took requests; one that did the dispatcher closes when it is replaced
 	}
 }
 
