@@ -134,7 +134,7 @@ type http1Response struct {
 	shutting *atomic.Bool
 	// await and interrupt wait for the client's next bytes and cut that
 	// wait short (wsgi.PeerAwaiter), on the connection's reader.
-	await     func(d time.Duration, ready func() bool, done func())
+	await     func(d time.Duration, ready func() bool, done func() bool)
 	interrupt func()
 }
 
@@ -171,9 +171,12 @@ func (r *http1Response) SendFileRaw(f *os.File, offset, count int64) error {
 	return copyFile(r.raw, f, offset, count)
 }
 
+// http1Response may end a response lazily (server/lazy.go).
+var _ wsgi.PeerAwaiter = (*http1Response)(nil)
+
 // AwaitPeer waits for the client's next request or its leaving, at most d
 // (wsgi.PeerAwaiter).
-func (r *http1Response) AwaitPeer(d time.Duration, ready func() bool, done func()) {
+func (r *http1Response) AwaitPeer(d time.Duration, ready func() bool, done func() bool) {
 	r.await(d, ready, done)
 }
 

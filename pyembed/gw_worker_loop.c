@@ -159,15 +159,15 @@ fail:
 
 /* What a slot watches, as epoll data: its own socket (a frame too big for
  * the queue, or its end, which retires the slot), the worker's signal
- * socket and the generation's shared one; and, only while the slot waits
- * idle, the queue. The shared ones are read by every idle slot of every
- * worker: they are watched with EPOLLEXCLUSIVE, so a message wakes one
- * waiter rather than all of them (with poll(2), 8 idle slots cost 5
- * context switches per request). The queue is added as the slot begins to
- * wait and removed as it wakes: the kernel wakes the exclusive waiter that
- * waited longest, so requests go to the slot idle longest, as uWSGI's
- * queue of idle cores does, and a busy slot's next request costs no epoll
- * call. */
+ * socket and the generation's shared one, and the queue. The shared ones
+ * are read by every idle slot of every worker: they are watched with
+ * EPOLLEXCLUSIVE, so a message wakes one waiter rather than all of them
+ * (with poll(2), 8 idle slots cost 5 context switches per request); a slot
+ * that is not waiting is skipped. The kernel wakes the exclusive watcher
+ * first added, so each time a slot goes idle it adds the queue again, at
+ * the end: the slot idle longest takes the next request, as uWSGI's queue
+ * of idle cores does. That happens after a response, off the path of the
+ * next request; a busy slot's next request costs no epoll call. */
 enum { GW_WATCH_SLOT, GW_WATCH_QUEUE, GW_WATCH_OWN, GW_WATCH_HUB };
 
 /* Builds the slot's epoll set, without the queue. Returns its descriptor,
@@ -227,21 +227,23 @@ static int gw_watch_poll(gw_slot *s, int ep, int timeout_ms)
 }
 
 /* Waits idle until the slot socket or the queue has something to read,
- * the queue watched only meanwhile. Returns as gw_watch_poll. */
-static int gw_watch_idle(gw_slot *s, int ep, int queue)
+ * the queue watched from the end of the line (*watched: it is in the set).
+ * Returns as gw_watch_poll. */
+static int gw_watch_idle(gw_slot *s, int ep, int queue, int *watched)
 {
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u32 = GW_WATCH_QUEUE};
-    if (queue >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, queue, &ev) < 0)
-        return -1;
+    if (queue >= 0) {
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u32 = GW_WATCH_QUEUE};
+        if (*watched && epoll_ctl(ep, EPOLL_CTL_DEL, queue, NULL) < 0)
+            return -1;
+        *watched = 0;
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, queue, &ev) < 0)
+            return -1;
+        *watched = 1;
+    }
     int ready;
     do
         ready = gw_watch_poll(s, ep, -1);
     while (ready == 0);
-    if (queue >= 0) {
-        int saved = errno;
-        epoll_ctl(ep, EPOLL_CTL_DEL, queue, NULL);
-        errno = saved;
-    }
     return ready;
 }
 
@@ -341,7 +343,7 @@ static const char *gw_slot_loop(gw_slot *s, int fd)
     size_t cap = 0;
     const char *failure = NULL;
     int passed[GW_MAX_PASSED] = {-1, -1};
-    int ep = gw_watch_new(fd), queue = gw_queue_fd();
+    int ep = gw_watch_new(fd), queue = gw_queue_fd(), watched = 0, polled = 0;
     if (ep < 0)
         return strerror(errno);
     if (queue >= 0 && (queued = malloc(GW_QUEUE_FRAME_CAP)) == NULL) {
@@ -350,8 +352,10 @@ static const char *gw_slot_loop(gw_slot *s, int fd)
     }
     for (;;) {
         unsigned char h[GW_FRAME_HEADER_LEN];
-        /* Between two requests: signals, and the slot socket first. */
-        int ready = gw_watch_poll(s, ep, 0);
+        /* Between two requests: signals, and the slot socket first; just
+         * done when the slot wakes from waiting idle. */
+        int ready = polled ? polled : gw_watch_poll(s, ep, 0);
+        polled = 0;
         if (ready < 0) {
             failure = strerror(errno);
             break;
@@ -361,7 +365,11 @@ static const char *gw_slot_loop(gw_slot *s, int fd)
         if (!(ready & (1 << GW_WATCH_SLOT)) && queue >= 0) {
             len = gw_read_queued(queue, h, queued, passed);
             if (len < 0 && errno == 0) {
-                queue = -1; /* the generation is retired: the slot socket's end follows */
+                /* The generation is retired: the slot socket's end follows. */
+                if (watched)
+                    epoll_ctl(ep, EPOLL_CTL_DEL, queue, NULL);
+                queue = -1;
+                watched = 0;
                 continue;
             }
             if (len < 0) {
@@ -371,13 +379,15 @@ static const char *gw_slot_loop(gw_slot *s, int fd)
             payload = queued;
         }
         if (len == 0 && !(ready & (1 << GW_WATCH_SLOT))) {
-            ready = gw_watch_idle(s, ep, queue);
+            ready = gw_watch_idle(s, ep, queue, &watched);
             if (ready < 0) {
                 failure = strerror(errno);
                 break;
             }
-            if (!(ready & (1 << GW_WATCH_SLOT)))
-                continue; /* the queue: read it at the top */
+            if (!(ready & (1 << GW_WATCH_SLOT))) {
+                polled = ready; /* the queue: read it at the top */
+                continue;
+            }
         }
         if (len == 0) {
             len = gw_read_addressed(fd, h, &buf, &cap, passed, &failure);

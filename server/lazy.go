@@ -55,6 +55,14 @@ func (r *relay) lazyAllowed() bool {
 	return ok
 }
 
+// endedInTable sets the table's waiting bit and reports whether the response
+// had ended, its completion in the table; if not, its FrameEnd will come.
+func (r *relay) endedInTable() bool {
+	t := r.d.requests.table
+	before, err := t.Await(r.job.id)
+	return err == nil && before.Phase == wsgi.PhaseDone && !t.FrameFollows(r.job.id)
+}
+
 // awaitLazy waits for the client, then for the response's end: it reports
 // true when it took the completion from the table, false when the relay is
 // to wait for the worker's frames (r.run).
@@ -64,17 +72,18 @@ func (r *relay) awaitLazy(ctx context.Context) bool {
 	j.lazy.mu.Lock()
 	j.lazy.waiting = a
 	j.lazy.mu.Unlock()
-	a.AwaitPeer(lazyWaitFor, func() bool { return !j.resp.empty() || ctx.Err() != nil }, func() {
+	ended := false
+	a.AwaitPeer(lazyWaitFor, func() bool { return !j.resp.empty() || ctx.Err() != nil }, func() bool {
 		j.lazy.mu.Lock()
 		j.lazy.waiting = nil
 		j.lazy.mu.Unlock()
+		ended = r.endedInTable()
+		return !ended
 	})
-	t := r.d.requests.table
-	before, err := t.Await(j.id)
-	if err != nil || before.Phase != wsgi.PhaseDone || t.FrameFollows(j.id) {
+	if !ended {
 		return false
 	}
-	c := t.Completion(j.id)
+	c := r.d.requests.table.Completion(j.id)
 	r.headSent = r.headSent || c.Status != 0
 	r.headBytes, r.bytes = c.HeadBytes, c.BodyBytes
 	r.direct.Completed(c)

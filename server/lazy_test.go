@@ -63,7 +63,7 @@ func (r *peerRecorder) Completed(c wsgi.Completion) {
 	r.completion = &c
 }
 
-func (r *peerRecorder) AwaitPeer(d time.Duration, ready func() bool, done func()) {
+func (r *peerRecorder) AwaitPeer(d time.Duration, ready func() bool, done func() bool) {
 	defer done()
 	if ready() {
 		return

@@ -66,8 +66,10 @@ type PeerAwaiter interface {
 	// request's context; not at all when ready reports true once the wait
 	// is armed, or when the connection is already being read. It calls
 	// done when the wait is over and before the connection can be read
-	// otherwise, so an InterruptAwait after done has no effect.
-	AwaitPeer(d time.Duration, ready func() bool, done func())
+	// otherwise, so an InterruptAwait after done has no effect; done
+	// reports whether the request goes on (its response has not ended),
+	// and only then is the connection watched again as before the wait.
+	AwaitPeer(d time.Duration, ready func() bool, done func() (more bool))
 	// InterruptAwait ends a wait of AwaitPeer early; call it only between
 	// AwaitPeer's start and its done.
 	InterruptAwait()
