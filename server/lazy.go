@@ -44,11 +44,16 @@ func (j *job) interruptLazy() {
 }
 
 // lazyAllowed reports whether the job's response may end lazily: the worker
-// writes it to an HTTP/1.x client whose connection the relay may read. An
-// upgrade request's connection may become the app's protocol, which the
-// master must not read.
+// writes it to an HTTP/1.x client whose connection the relay may read, and
+// other requests are in flight. An upgrade request's connection may become
+// the app's protocol, which the master must not read. A request alone in
+// flight is eager: the master is idle then, so the FrameEnd's wake-up costs
+// nothing, and taking the completion during the client's round trip keeps
+// that work off the next request's path (1 connection: 8,000 against
+// 8,260 req/s lazy, on the same build).
 func (r *relay) lazyAllowed() bool {
-	if r.direct == nil || r.job.req.Framing != wsgi.FramingHTTP1 || r.job.req.HTTPFlags&wsgi.HTTPUpgrade != 0 {
+	if r.direct == nil || r.job.req.Framing != wsgi.FramingHTTP1 || r.job.req.HTTPFlags&wsgi.HTTPUpgrade != 0 ||
+		r.d.requests.inFlight() < 2 {
 		return false
 	}
 	_, ok := r.direct.(wsgi.PeerAwaiter)
