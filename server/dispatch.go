@@ -383,14 +383,19 @@ func directTo(w wsgi.ResponseWriter) (conn syscall.RawConn, framing wsgi.Framing
 // finished counts a request that has ended for --stats, and tells the
 // access log which worker served it.
 func (d *dispatcher) finished(w wsgi.ResponseWriter, r *relay, start time.Time) {
-	if word := d.requests.table.Load(r.job.id); word.ID == r.job.id && word.Phase >= wsgi.PhaseTaken && word.Phase != wsgi.PhaseLost {
+	word := d.requests.table.Load(r.job.id)
+	taken := word.ID == r.job.id && word.Phase >= wsgi.PhaseTaken && word.Phase != wsgi.PhaseLost
+	if taken && d.metrics != nil {
 		d.metrics.observeQueueWait(max(time.Duration(d.requests.table.TakenNS(r.job.id)-r.job.postedAt.UnixNano()), 0))
 	}
 	noter, logged := w.(workerNoter)
 	if !logged && d.totals == nil {
 		return
 	}
-	s := d.takerOf(r.job)
+	s := r.job.taker()
+	if s == nil && taken {
+		s = d.sched.anySlotOf(word.PID)
+	}
 	if s == nil {
 		return
 	}

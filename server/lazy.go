@@ -92,8 +92,8 @@ func (r *relay) awaitLazy(ctx context.Context) bool {
 	r.headSent = r.headSent || c.Status != 0
 	r.headBytes, r.bytes = c.HeadBytes, c.BodyBytes
 	r.direct.Completed(c)
-	if s := r.taker(); s != nil {
-		s.board.responseEnded()
+	if s := r.d.sched.anySlotOf(r.d.requests.table.Load(j.id).PID); s != nil {
+		s.board.responseEnded() // counted per worker, for --max-requests
 	}
 	return true
 }

@@ -69,6 +69,17 @@ func (d *dispatcher) forget(s *slot) (last bool) {
 	return false
 }
 
+// anySlotOf returns a slot of worker pid, or nil: enough to name the
+// worker, or reach its scoreboard.
+func (q *scheduler) anySlotOf(pid int) *slot {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if list := q.byPID[pid]; len(list) > 0 {
+		return list[0]
+	}
+	return nil
+}
+
 // slotOf returns the slot of worker pid running request id, else any slot
 // of that worker, or nil.
 func (q *scheduler) slotOf(pid int, id uint32) *slot {
