@@ -117,11 +117,11 @@ func TestCommandLinePrefix(t *testing.T) {
 // stops the start, after the warnings about the file's other options.
 func TestWarningsBeforeVirtualenvError(t *testing.T) {
 	dir := t.TempDir()
-	ini := harness.WriteFile(t, dir, "app.ini", "[uwsgi]\nmodule = hello_world_app\nprocname-prefix = api\nhome = /nonexistent/venv\n")
+	ini := harness.WriteFile(t, dir, "app.ini", "[uwsgi]\nmodule = hello_world_app\nthread-stacksize = 512\nhome = /nonexistent/venv\n")
 	code, out := harness.RunGowsgi(t, dir, ini)
 	assert.Equal(t, 2, code)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	require.Len(t, lines, 2, out)
-	assert.Equal(t, "gowsgi: warning: ignoring uWSGI options gowsgi does not implement: procname-prefix", lines[0])
+	assert.Equal(t, "gowsgi: warning: ignoring uWSGI options gowsgi does not implement: thread-stacksize", lines[0])
 	assert.True(t, strings.HasPrefix(lines[1], "gowsgi: --home /nonexistent/venv: not a virtualenv"), lines[1])
 }

@@ -62,7 +62,7 @@ func TestConfigUnknownKeysWarnOnce(t *testing.T) {
 project = hello_world_app
 module = %(project)
 pythonpath = `+harness.ExamplesDir(t)+`
-procname-master = main
+cpu-affinity = 1
 foo-bar = 1
 http-socket = 127.0.0.1:0
 processes = 2
@@ -76,7 +76,7 @@ processes = 2
 		}
 	}
 	require.Len(t, warnings, 2, "stderr:\n%s", inst.Stderr())
-	assert.Equal(t, "gowsgi: warning: ignoring uWSGI options gowsgi does not implement: procname-master", warnings[0])
+	assert.Equal(t, "gowsgi: warning: ignoring uWSGI options gowsgi does not implement: cpu-affinity", warnings[0])
 	assert.Equal(t, "gowsgi: warning: ignoring options gowsgi does not know (--strict refuses them): foo-bar", warnings[1])
 	assert.NotContains(t, inst.Stderr(), "project")
 }
@@ -91,8 +91,8 @@ func TestConfigStrictRefusesUnknown(t *testing.T) {
 }
 
 // productionINI is the shape of a widely copied production config: strict
-// mode on, most options ones gowsgi implements, some it does not (process
-// names, worker scaling, signal trapping in workers).
+// mode on, most options ones gowsgi implements, one it does not (signal
+// trapping in workers).
 const productionINI = `[uwsgi]
 strict = true
 master = true
@@ -125,7 +125,7 @@ func TestConfigStrictStartsAProductionINI(t *testing.T) {
 	inst := harness.LaunchConfigured(t, dir, nil, "app.ini")
 	assertHello(t, inst)
 	assert.Contains(t, inst.Stderr(),
-		"gowsgi: warning: ignoring uWSGI options gowsgi does not implement: py-call-osafterfork, procname-prefix\n")
+		"gowsgi: warning: ignoring uWSGI options gowsgi does not implement: py-call-osafterfork\n")
 	assert.Contains(t, inst.Stderr(), "1 worker (cheaper busyness: 1 to 2)")
 	assert.NotContains(t, inst.Stderr(), "warning: cheaper")
 }

@@ -52,6 +52,11 @@ func TestWorkerOutOfMemoryForItsOutput(t *testing.T) {
 		require.NoError(t, conn.SetDeadline(time.Now().Add(20*time.Second)))
 		_, err := io.WriteString(conn, "GET /oom-body HTTP/1.1\r\nHost: x\r\n\r\n")
 		require.NoError(t, err)
+		// Not reading until the worker has failed keeps the client's socket
+		// full, so the worker hands the response over and its output buffer
+		// must then hold the items; a client that read would take them all
+		// straight from the worker, and nothing would run out.
+		app.AwaitLogged(t, "wsgi: error sending the app's response for GET /oom-body", "MemoryError")
 		resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: http.MethodGet})
 		require.NoError(t, err)
 		assert.Equal(t, http.StatusOK, resp.StatusCode)
@@ -61,7 +66,6 @@ func TestWorkerOutOfMemoryForItsOutput(t *testing.T) {
 		assert.ErrorIs(t, err, io.ErrUnexpectedEOF, "the chunked body ended cleanly")
 		assert.True(t, strings.Count(string(body), "x") == len(body), "the body holds bytes the app did not send")
 		assert.Less(t, len(body), 48<<20)
-		app.AwaitLogged(t, "wsgi: error sending the app's response for GET /oom-body")
 	})
 	t.Run("the worker serves on", func(t *testing.T) {
 		for range 3 {

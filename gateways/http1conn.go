@@ -124,7 +124,7 @@ func (s *http1Server) Close() error { return s.core.Close() }
 // under the core's lock, so that a Shutdown always overrides it.
 func (s *http1Server) open(conn net.Conn) *http1Conn {
 	c := s.conns.Get().(*http1Conn)
-	c.conn, c.begun, c.lastPOST = conn, false, false
+	c.conn, c.begun, c.fresh, c.lastPOST = conn, false, true, false
 	c.in = scanningReader{conn: conn}
 	c.r.Reset(&c.in)
 	c.w.Reset(conn)
@@ -188,14 +188,14 @@ func (s *http1Server) awaitRequest(c *http1Conn, n int64) bool {
 		// The deadline is set before the request counts as ended, so a
 		// stop sweeping the connections from then on overrides it.
 		c.conn.SetReadDeadline(time.Now().Add(s.idleTimeout))
-		if !s.core.endRequest(&c.begun) {
+		if !s.core.endRequest(&c.sequentialConn) {
 			return false
 		}
 	}
 	if _, err := c.r.Peek(1); err != nil {
 		return false
 	}
-	if !s.core.beginRequest(&c.begun) {
+	if !s.core.beginRequest(&c.sequentialConn) {
 		return false
 	}
 	if n > 1 {

@@ -137,7 +137,7 @@ func (s *streamServer) Close() error { return s.core.Close() }
 // it, however late the connection's goroutine starts.
 func (s *streamServer) open(conn net.Conn) *streamConn {
 	c := s.conns.Get().(*streamConn)
-	c.conn, c.begun = conn, false
+	c.conn, c.begun, c.fresh = conn, false, true
 	c.r.Reset(conn)
 	c.w.Reset(conn)
 	conn.SetReadDeadline(time.Now().Add(s.timeout))
@@ -193,7 +193,7 @@ func (s *streamServer) serveRequest(c *streamConn) error {
 		// or a stop.
 		return nil
 	}
-	if !s.core.beginRequest(&c.begun) {
+	if !s.core.beginRequest(&c.sequentialConn) {
 		return nil
 	}
 	p := newParams(&c.req.Vars)

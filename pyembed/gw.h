@@ -177,6 +177,12 @@ gw_slot *gw_uwsgi_request_slot(const char *function); /* GIL held: the calling t
 int gw_uwsgi_worker_id(void);                /* GIL: any; 0 outside a worker */
 void gw_uwsgi_user_harakiri(gw_slot *s, int64_t deadline_ns); /* GIL: any */
 
+/* gw_proctitle.c: the title ps shows (uWSGI's procname options). */
+void gw_proctitle_set(const char *prefix, const char *name, const char *append); /* GIL: any */
+void gw_proctitle_configure(int on, const char *prefix, const char *name, const char *append); /* GIL: any */
+void gw_proctitle_role(const char *role);   /* GIL: any */
+void gw_proctitle_rename(const char *name); /* GIL: any */
+
 /* gw_uwsgi_signal.c */
 extern PyMethodDef gw_signal_methods[];      /* uWSGI's signal functions, added to "uwsgi" */
 void gw_signal_set_hub(int fd);              /* GIL: any */

@@ -28,7 +28,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -222,15 +221,14 @@ int gw_uwsgi_logvars_block(gw_slot *s, gw_buf *b)
     return 0;
 }
 
-/* GIL held. uwsgi.setprocname(name): the name ps and top show (the
- * kernel keeps 15 bytes of it). */
+/* GIL held. uwsgi.setprocname(name): the title ps shows, with the
+ * --procname-prefix and --procname-append around it, as uWSGI's. */
 static PyObject *gw_uw_setprocname(PyObject *self, PyObject *args)
 {
     const char *name;
     if (!PyArg_ParseTuple(args, "s:setprocname", &name))
         return NULL;
-    if (prctl(PR_SET_NAME, name, 0, 0, 0) < 0)
-        return PyErr_SetFromErrno(PyExc_OSError);
+    gw_proctitle_rename(name);
     Py_RETURN_NONE;
 }
 

@@ -177,6 +177,8 @@ static void zygote_read_spec(void)
         .multiprocess = env_flag("GOWSGI_APP_MULTIPROCESS"),
     };
     zygote_lazy = env_flag("GOWSGI_APP_LAZY");
+    gw_proctitle_configure(env_flag("GOWSGI_APP_PROCNAME_AUTO"), env_str("GOWSGI_APP_PROCNAME_PREFIX"),
+                           env_str("GOWSGI_APP_PROCNAME"), env_str("GOWSGI_APP_PROCNAME_APPEND"));
     gw_spooler_read_env();
     gw_mule_read_env();
     /* The zygote is the master's child for life (it dies with it). */
@@ -233,6 +235,7 @@ static void zygote_load(void)
     char summary[1024];
     zygote_read_spec();
     zygote_hide_own_env();
+    gw_proctitle_role("uWSGI zygote"); /* uWSGI has none: its master imports the app */
     /* Before the import, so the queues are there for any process the app
      * starts; every fork inherits them. */
     if (gw_spooler_setup() < 0 || gw_mule_setup() < 0) {
@@ -304,6 +307,9 @@ static void zygote_become_worker(pid_t zygote, int sigfd, const sigset_t *oldmas
 {
     if (!zygote_lazy)
         PyOS_AfterFork_Child();
+    char role[32];
+    snprintf(role, sizeof role, "uWSGI worker %d", num);
+    gw_proctitle_role(role);
     close(sigfd);
     close(ZYGOTE_FD);
     /* The descriptors stay where recvmsg put them, above anything the app's
@@ -338,6 +344,10 @@ static void zygote_become_aux(pid_t zygote, int sigfd, const sigset_t *oldmask, 
     gw_signal_set_own(signal_fd); /* polled by its wait loop: uwsgi._signal_fd */
     if (!zygote_lazy)
         PyOS_AfterFork_Child();
+    char role[32] = "uWSGI spooler"; /* uWSGI's spoolers share one name */
+    if (kind == 'M')
+        snprintf(role, sizeof role, "uWSGI mule %d", num);
+    gw_proctitle_role(role);
     close(sigfd);
     close(ZYGOTE_FD);
     sigprocmask(SIG_SETMASK, oldmask, NULL);
@@ -510,7 +520,16 @@ __attribute__((constructor)) static void gw_zygote_main(int argc, char **argv, c
         zygote_send("E", "cannot start the zygote: signalfd failed");
         _exit(2);
     }
+    /* Python finds its prefix from the program's path: the binary's own,
+     * since argv[0] is the master's as typed (for ps), which may be
+     * relative to a directory the master has left. */
+    static char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     zygote_argv0 = argv[0];
+    if (n > 0) {
+        exe[n] = '\0';
+        zygote_argv0 = exe;
+    }
     zygote_load();
     zygote_serve(sigfd, &oldmask);
 }

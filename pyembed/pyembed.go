@@ -68,6 +68,9 @@ type AppSpec struct {
 	// read it, and workers append the modules they import later
 	// (gw_worker_modules.c).
 	ModuleList string
+	// ProcNames are the process titles ps shows (uWSGI's procname
+	// options); the zero value leaves every process its command line.
+	ProcNames ProcNames
 	// Lazy makes each worker the zygote forks import the app itself
 	// (uWSGI's --lazy-apps) instead of inheriting the zygote's import.
 	Lazy bool
@@ -318,6 +321,10 @@ func ZygoteEnv(spec AppSpec) []string {
 		"GOWSGI_APP_PASTE=" + spec.Paste,
 		"GOWSGI_APP_NO_FILE_WRAPPER=" + flag(spec.NoFileWrapper),
 		"GOWSGI_APP_LAZY=" + flag(spec.Lazy),
+		"GOWSGI_APP_PROCNAME_AUTO=" + flag(spec.ProcNames.Auto),
+		"GOWSGI_APP_PROCNAME_PREFIX=" + spec.ProcNames.Prefix,
+		"GOWSGI_APP_PROCNAME=" + spec.ProcNames.Name,
+		"GOWSGI_APP_PROCNAME_APPEND=" + spec.ProcNames.Append,
 		"GOWSGI_APP_UWSGI_OPT=" + optionsJSON(spec.UWSGI.Options),
 		"GOWSGI_APP_PROCESSES=" + strconv.Itoa(spec.UWSGI.processes()),
 		"GOWSGI_APP_THREADS=" + strconv.Itoa(spec.UWSGI.threads()),

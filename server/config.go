@@ -22,6 +22,12 @@ type Config struct {
 	ChmodSocket fs.FileMode
 	// Vacuum removes the Unix socket files on exit.
 	Vacuum bool
+	// FSReload are files and directories whose every change reloads
+	// gracefully, as SIGHUP does (uWSGI's --fs-reload; fsreload.go).
+	FSReload []string
+	// HonourStdin keeps the master's standard input for the master and the
+	// workers (uWSGI's --honour-stdin); without it both read /dev/null.
+	HonourStdin bool
 	// App names the application in the banner ("hello_world_app:application").
 	App string
 	// Spec is the application a zygote imports once and forks workers
@@ -165,6 +171,11 @@ type Config struct {
 	// Daemons are the side processes the master runs and stops with
 	// itself (daemons.go).
 	Daemons []Daemon
+	// Crons are the command crons the master runs (crons.go).
+	Crons []CronJob
+	// DaemonsHonourStdin gives the daemons the master's standard input
+	// instead of /dev/null (uWSGI's --daemons-honour-stdin).
+	DaemonsHonourStdin bool
 	// Metrics, when set, is the address of the Prometheus metrics server
 	// (metrics.go).
 	Metrics string

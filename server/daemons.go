@@ -41,14 +41,18 @@ const daemonStopTimeout = 10 * time.Second
 
 // daemons supervises the attached daemons until stop.
 type daemons struct {
-	log  *slog.Logger
-	quit chan struct{}
-	wg   sync.WaitGroup
+	log *slog.Logger
+	// stdin is the daemons' standard input: nil, /dev/null, unless
+	// --daemons-honour-stdin gives them the master's, as uWSGI does.
+	stdin *os.File
+	quit  chan struct{}
+	wg    sync.WaitGroup
 }
 
-// startDaemons starts a supervisor for each daemon.
-func startDaemons(list []Daemon, log *slog.Logger) *daemons {
-	d := &daemons{log: log, quit: make(chan struct{})}
+// startDaemons starts a supervisor for each daemon; stdin is their
+// standard input (nil: /dev/null).
+func startDaemons(list []Daemon, stdin *os.File, log *slog.Logger) *daemons {
+	d := &daemons{log: log, stdin: stdin, quit: make(chan struct{})}
 	for _, daemon := range list {
 		d.wg.Add(1)
 		go func() {
@@ -69,11 +73,20 @@ func (d *daemons) stop() {
 	d.wg.Wait()
 }
 
+// command is daemon's command, writing to the master's stderr.
+func (d *daemons) command(daemon Daemon) *exec.Cmd {
+	cmd := exec.Command("/bin/sh", "-c", daemon.Command)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if d.stdin != nil {
+		cmd.Stdin = d.stdin
+	}
+	return cmd
+}
+
 // supervise runs daemon again each time it exits, until quit.
 func (d *daemons) supervise(daemon Daemon) {
 	for {
-		cmd := exec.Command("/bin/sh", "-c", daemon.Command)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		cmd := d.command(daemon)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := startChild(cmd); err != nil {
 			d.log.Error("cannot start the daemon", "option", daemon.Option, "command", daemon.Command, "error", err)
@@ -102,8 +115,7 @@ func (d *daemons) supervise(daemon Daemon) {
 func (d *daemons) superviseSmart(daemon Daemon) {
 	for {
 		if pidAlive(daemon.PidFile) == 0 {
-			cmd := exec.Command("/bin/sh", "-c", daemon.Command)
-			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+			cmd := d.command(daemon)
 			if err := startChild(cmd); err != nil {
 				d.log.Error("cannot start the daemon", "option", daemon.Option, "command", daemon.Command, "error", err)
 			} else {

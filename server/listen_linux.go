@@ -1,7 +1,8 @@
 // Taking over the listening socket a web server passes on fd 0 when it
 // spawns its FastCGI application itself (lighttpd's bin-path, Apache's
 // mod_fcgid): the FastCGI specification's FCGI_LISTENSOCK_FILENO, section 2.2;
-// and setting a bound socket's listen backlog (--listen).
+// pointing fd 0 at /dev/null otherwise (unless --honour-stdin); and setting
+// a bound socket's listen backlog (--listen).
 package server
 
 import (
@@ -30,11 +31,23 @@ func inheritedFastCGI() (net.Listener, bool) {
 	if err != nil {
 		return nil, false
 	}
-	if devNull, err := os.Open(os.DevNull); err == nil {
-		unix.Dup3(int(devNull.Fd()), 0, 0)
-		devNull.Close()
-	}
+	stdinFromDevNull() // a failure leaves fd 0 a second handle on the socket, which still works
 	return ln, true
+}
+
+// stdinFromDevNull points fd 0 at /dev/null, as uWSGI does unless
+// --honour-stdin: a terminal or pipe the master was started from is then
+// neither read nor held open by the server.
+func stdinFromDevNull() error {
+	devNull, err := os.Open(os.DevNull)
+	if err != nil {
+		return fmt.Errorf("server: standard input from %s: %w", os.DevNull, err)
+	}
+	defer devNull.Close()
+	if err := unix.Dup3(int(devNull.Fd()), 0, 0); err != nil {
+		return fmt.Errorf("server: standard input from %s: %w", os.DevNull, err)
+	}
+	return nil
 }
 
 // isListeningStream reports whether fd is a SOCK_STREAM socket in the

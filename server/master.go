@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/gowsgi/gowsgi/gateways"
+	"github.com/gowsgi/gowsgi/pyembed"
 	"github.com/gowsgi/gowsgi/wsgi"
 )
 
@@ -114,6 +115,13 @@ func Run(cfg Config) int {
 		fmt.Fprintf(m.stderr, "gowsgi: %v\n", err)
 		return 2
 	}
+	pyembed.SetMasterTitle(cfg.Spec.ProcNames)
+	if !cfg.HonourStdin {
+		if err := stdinFromDevNull(); err != nil {
+			fmt.Fprintf(m.stderr, "gowsgi: %v\n", err)
+			return 2
+		}
+	}
 	defer closeListeners(m.listeners, cfg.Vacuum)
 	defer m.stats.close()
 	defer m.metrics.close()
@@ -134,6 +142,13 @@ func Run(cfg Config) int {
 	}
 	// Taken now, so a file touched once the banner is out counts.
 	touchTimes, logTouchTimes := modTimes(cfg.TouchReload), modTimes(cfg.TouchLogReopen)
+	var fsWatch *fsWatch
+	if len(cfg.FSReload) > 0 {
+		if fsWatch, err = newFSWatch(cfg.FSReload); err != nil {
+			fmt.Fprintf(m.stderr, "gowsgi: %v\n", err)
+			return 2
+		}
+	}
 	signal.Notify(m.signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGUSR1)
 	m.pool.watchResizeSignals()
 	defer signal.Stop(m.signals)
@@ -154,7 +169,14 @@ func Run(cfg Config) int {
 		return 2
 	}
 	if len(cfg.Daemons) > 0 {
-		defer startDaemons(cfg.Daemons, m.log).stop()
+		var stdin *os.File
+		if cfg.DaemonsHonourStdin {
+			stdin = os.Stdin
+		}
+		defer startDaemons(cfg.Daemons, stdin, m.log).stop()
+	}
+	if len(cfg.Crons) > 0 {
+		go newCronRunner(cfg.Crons, m.stderr, m.log).run(stopWatching)
 	}
 	m.notify.ready(m.servingStatus())
 	if cfg.Ready != nil {
@@ -166,6 +188,9 @@ func Run(cfg Config) int {
 	m.metrics.serve()
 	if len(cfg.TouchReload) > 0 {
 		go watchTouched(cfg.TouchReload, touchTimes, func(path string) { m.touched <- path }, stopWatching)
+	}
+	if fsWatch != nil {
+		go fsWatch.run(func(path string) { m.touched <- path }, m.log, stopWatching)
 	}
 	if cfg.LogTo != "" && cfg.LogMaxSize > 0 {
 		go watchLogSize(cfg.LogTo, cfg.LogMaxSize, cfg.LogBackupName, m.log, stopWatching)
@@ -295,6 +320,9 @@ func (m *master) launcher(exe string, args []string) launcher {
 	l := newZygoteLauncher(exe, args, m.cfg.Spec, m.log)
 	l.output = m.cfg.childOutput
 	l.requests = m.dispatch.requests
+	if m.cfg.HonourStdin {
+		l.stdin = os.Stdin
+	}
 	m.appMetrics = func() []metricValue {
 		if a := l.newestArea(); a != nil {
 			return a.metrics()

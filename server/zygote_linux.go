@@ -48,6 +48,9 @@ type zygoteLauncher struct {
 	// credential, when set, is the user and group the zygote runs as
 	// (--master-as-root); nil inherits the master's.
 	credential *syscall.Credential
+	// stdin, when set, is the zygote's and so its workers' standard input
+	// (--honour-stdin); nil gives them /dev/null, as uWSGI's.
+	stdin *os.File
 
 	// requests is the request table every zygote maps (requests_linux.go);
 	// nil runs workers without one, which take requests on their slot
@@ -276,9 +279,10 @@ type zygoteRequests struct {
 	table, queue *os.File
 }
 
-// startZygote execs the zygote and waits for it to load the app. requests
-// may be nil: its workers then take requests on their slot sockets only.
-func startZygote(exe string, args, env []string, shared *os.File, requests *zygoteRequests, output childOutput, cred *syscall.Credential, log *slog.Logger) (*zygote, error) {
+// startZygote execs the zygote, with stdin (nil: /dev/null) as its standard
+// input, and waits for it to load the app. requests may be nil: its workers
+// then take requests on their slot sockets only.
+func startZygote(exe string, args, env []string, stdin, shared *os.File, requests *zygoteRequests, output childOutput, cred *syscall.Credential, log *slog.Logger) (*zygote, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("server: zygote socketpair: %w", err)
@@ -298,7 +302,13 @@ func startZygote(exe string, args, env []string, shared *os.File, requests *zygo
 	}
 	defer hub.shared.Close()
 	cmd := exec.Command(exe, args...)
+	// The master's own argv[0], so that ps shows the zygote and the
+	// workers with the master's command line, as uWSGI's forks show theirs.
+	cmd.Args[0] = os.Args[0]
 	cmd.Env = append(slices.Clip(env), pyembed.ZygoteSignalFDEnv)
+	if stdin != nil {
+		cmd.Stdin = stdin
+	}
 	output.attach(cmd)
 	cmd.ExtraFiles = []*os.File{theirs, hub.shared} // fds 3 and 4: pyembed.ZygoteSignalFDEnv
 	if shared != nil {
@@ -361,7 +371,7 @@ func (l *zygoteLauncher) startZygote(gen int) (*zygote, error) {
 	if q != nil {
 		requests = &zygoteRequests{table: l.requests.file, queue: q.theirs}
 	}
-	z, err := startZygote(l.exe, l.args, env, area.file, requests, l.output, l.credential, l.log)
+	z, err := startZygote(l.exe, l.args, env, l.stdin, area.file, requests, l.output, l.credential, l.log)
 	switch {
 	case err != nil:
 	case l.lazy:

@@ -38,7 +38,7 @@ const (
 	refuseSpooler   = "gowsgi's spooler does not implement it (gowsgi --help lists the spooler options it takes); drop it, or run the tasks with a task queue (Celery, RQ) started by attach-daemon"
 	refuseMules     = "gowsgi's mules do not implement it (gowsgi --help lists the mule options it takes); drop it, or run the code as its own process with attach-daemon"
 	refuseCache     = "gowsgi implements --cache2, --cache and --cache-blocksize only; for the rest use a cache server (memcached, Redis) from the app"
-	refuseCron      = "register the job from the app with uwsgi.add_cron or @cron, or use the system's cron or a systemd timer"
+	refuseCron      = "gowsgi has no Legion; use cron, unique-cron or cron2, or register the job from the app with uwsgi.add_cron or @cron"
 	refuseSignals   = "register the signal from the app (uwsgi.register_signal, add_timer, add_rb_timer, add_file_monitor)"
 	refuseFifo      = "gowsgi has no master FIFO: send the master signals instead (SIGHUP reloads, SIGTERM stops, SIGUSR1 reopens the log)"
 	refuseAlarm     = "gowsgi has no alarms: watch the log or the --metrics endpoint with your monitoring"
@@ -64,9 +64,9 @@ const (
 var optionClasses = []classRule{
 	// Tuning: the same requests get the same answers without them.
 	{class: classTuning, names: []string{
-		"procname", "procname-*", "emperor-procname", "shutdown-sockets", "skip-zero",
+		"emperor-procname", "shutdown-sockets", "skip-zero",
 		"so-*", "socket-rcvbuf", "socket-sndbuf", "socket-send-timeout", "socket-write-timeout",
-		"tcp-nodelay", "tcp-fast-open*", "tcp-fastopen*", "freebind", "reuse-port", "no-defer-accept",
+		"tcp-nodelay", "tcp-fast-open*", "tcp-fastopen*", "freebind", "reuse-port",
 		"thread-stack*", "threads-stack*", "no-threads-wait", "cpu-affinity", "prio", "never-swap", "ksm",
 		"pcre-jit", "clock", "lock-engine", "persistent-ipcsem", "forkbomb-delay", "check-interval",
 		"max-vars", "max-apps", "body-read-warning", "post-buffering-bufsize", "chunked-input-*",
@@ -77,7 +77,7 @@ var optionClasses = []classRule{
 		"limit-as", "limit-nproc", "reload-mercy", "mem-collector-freq", "cheap", "idle", "reaper",
 		"cheaper-*", "py-call-osafterfork", "py-call-uwsgi-fork-hooks", "py-auto-reload-ignore",
 		"py-program-name", "py-programname", "py-executable", "py-sys-executable", "optimize", "py-tracebacker",
-		"profiler", "python-version", "skip-atexit", "skip-atexit-teardown", "honour-stdin", "daemons-honour-stdin",
+		"profiler", "python-version", "skip-atexit", "skip-atexit-teardown",
 		"wait-for-*", "wait-iface*", "wait-interface*", "mountpoint-check", "mount-check", "check-mount*",
 		"log-*", "logfile-*", "logger-*", "threaded-logger",
 		"paste-logger", "ini-paste-logged",
@@ -111,7 +111,7 @@ var optionClasses = []classRule{
 		"cache*", "add-cache-item", "load-file-in-cache*", "check-cache", "http-use-cache", "queue*",
 		"sharedarea", "py-sharedarea",
 	}},
-	{class: classRefused, text: refuseCron, names: []string{"cron*", "unique-cron*", "legion-cron", "unique-legion-cron"}},
+	{class: classRefused, text: refuseCron, names: []string{"cron-legion", "unique-cron-legion", "legion-cron", "unique-legion-cron"}},
 	{class: classRefused, text: refuseSignals, names: []string{
 		"signal", "signal-timer", "signal-rbtimer", "timer", "rbtimer", "touch-signal", "fs-signal",
 	}},

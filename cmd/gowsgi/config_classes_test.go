@@ -47,7 +47,7 @@ func TestClassify(t *testing.T) {
 		key  string
 		want optionClass
 	}{
-		{"procname-prefix-spaced", classTuning},
+		{"so-keepalive", classTuning},
 		{"log-maxsize", classTuning},
 		{"log-alarm", classRefused}, // the longer pattern wins over log-*
 		{"touch-logrotate", classTuning},

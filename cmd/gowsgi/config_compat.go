@@ -25,7 +25,10 @@ func noEffectOptions() []option {
 		flag("each worker has one interpreter", "--single-interpreter"),
 		flag("the master alone accepts connections", "--thunder-lock"),
 		flag("the master writes the log", "--log-master"),
-		flag("no effect in gowsgi", "--auto-procname"),
+		// uWSGI sets TCP_DEFER_ACCEPT on its TCP sockets unless told not to;
+		// gowsgi never does, so the master sees a connection as soon as it
+		// is open (a graceful stop answers its first request).
+		flag("gowsgi never defers accepting a connection until its first bytes arrive", "--no-defer-accept"),
 		flag("a client that goes away is not an error", "--ignore-sigpipe"),
 		flag("a client that goes away is not an error", "--ignore-write-errors"),
 		flag("a client that goes away is not an error", "--disable-write-exception"),

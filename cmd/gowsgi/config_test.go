@@ -175,7 +175,7 @@ disable-logging = off
 			edit: func(o *options) {
 				o.Module, o.Processes, o.Threads, o.Vacuum = "mysite.wsgi", 3, 2, true
 				o.PythonPath = []string{dir + "/src", "/home/u/lib"}
-				o.Unimplemented = []string{"procname-master"}
+				o.ProcNames = pyembed.ProcNames{Auto: true, MasterName: "main"}
 			},
 		},
 		{
@@ -196,15 +196,15 @@ disable-logging = off
 				o.Module, o.Processes, o.Threads, o.Vacuum = "mysite.wsgi", 2, 2, true
 				o.PythonPath = []string{dir + "/src", "$(HOME)/lib"}
 				o.BufferSize, o.ChmodSocket = 8192, 0o660
-				o.Unimplemented = []string{"procname-master"}
+				o.ProcNames = pyembed.ProcNames{Auto: true, MasterName: "main"}
 			},
 		},
 		{
 			name: "unknown options on the command line, with and without values",
-			args: []string{"-w", "m", "--procname", "web", "--reaper", "-R", "100", "--procname=x", "-L", "--modul", "n", "--proces=2"},
+			args: []string{"-w", "m", "--cpu-affinity", "2", "--reaper", "-R", "100", "--cpu-affinity=1", "-L", "--modul", "n", "--proces=2"},
 			edit: func(o *options) {
 				o.Module, o.DisableLogging, o.MaxRequests, o.Processes = "n", true, 100, 2
-				o.Unimplemented = []string{"--procname", "--reaper"} // uWSGI's
+				o.Unimplemented = []string{"--cpu-affinity", "--reaper"} // uWSGI's
 			},
 		},
 	}

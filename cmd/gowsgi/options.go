@@ -131,6 +131,13 @@ type options struct {
 	ManageScriptName bool
 	Home             string
 	LazyApps         bool // each worker imports the app (uWSGI's --lazy-apps)
+	// FSReload are the paths --fs-reload watches.
+	FSReload []string
+	// HonourStdin keeps the standard input (--honour-stdin), and
+	// DaemonsHonourStdin passes it to the daemons.
+	HonourStdin, DaemonsHonourStdin bool
+	// ProcNames are the titles ps shows (--procname and its kin).
+	ProcNames pyembed.ProcNames
 	// Strict makes the Unknown keys an error (not the Unimplemented ones).
 	Strict bool
 	// Unknown lists, as spelled, the keys no option has and no %(name)
@@ -202,6 +209,9 @@ type options struct {
 	AddHeaders [][2]string
 	Hooks      []server.Hook
 	Daemons    []server.Daemon
+	// Crons are the command crons; CronHarakiri bounds their runs.
+	Crons        []server.CronJob
+	CronHarakiri int
 
 	// The spooler and the mules (options_aux.go).
 	Spoolers         []string
@@ -338,8 +348,10 @@ func optionTable(o *options) []option {
 			help: "append every log line (the master's and the workers' output) to PATH; SIGUSR1 reopens it"},
 		{names: []string{"--daemonize", "--daemonize2", "-d"}, kind: kindString, arg: "PATH", target: &o.Daemonize,
 			help: "detach from the terminal and log to PATH; returns once the app is serving"},
-		{names: []string{"--touch-reload", "--touch-workers-reload", "--touch-chain-reload", "--fs-reload"}, kind: kindList, arg: "FILE", target: &o.TouchReload,
+		{names: []string{"--touch-reload", "--touch-workers-reload", "--touch-chain-reload"}, kind: kindList, arg: "FILE", target: &o.TouchReload,
 			help: "reload the workers gracefully, as SIGHUP does, when FILE's modification time changes; repeatable"},
+		{names: []string{"--fs-reload"}, kind: kindList, arg: "PATH", target: &o.FSReload,
+			help: "reload the workers gracefully, as SIGHUP does, on any change to the file or directory PATH (a file in it created, written, renamed or removed); repeatable"},
 		{names: []string{"--touch-logreopen"}, kind: kindList, arg: "FILE", target: &o.TouchLogReopen,
 			help: "reopen the --logto file, as SIGUSR1 does, when FILE's modification time changes (after logrotate); repeatable"},
 		{names: []string{"--py-autoreload", "--py-auto-reload", "--python-autoreload", "--python-auto-reload"}, kind: kindSeconds, arg: "SECONDS", min: 0, max: maxSeconds, target: &o.PyAutoReload,
@@ -429,6 +441,22 @@ func optionTable(o *options) []option {
 			help: "with --mount, move the longest mount point that prefixes PATH_INFO into SCRIPT_NAME"},
 		{names: []string{"--home", "--virtualenv", "--venv", "--pyhome", "-H"}, kind: kindString, arg: "DIR", target: &o.Home,
 			help: "use the virtualenv DIR (of the Python gowsgi embeds) and its site-packages"},
+		{names: []string{"--procname-prefix"}, kind: kindString, arg: "TEXT", check: o.procName(&o.ProcNames.Prefix, ""),
+			help: "put TEXT before each process's title that ps shows (turns on --auto-procname)"},
+		{names: []string{"--procname-prefix-spaced"}, kind: kindString, arg: "TEXT", check: o.procName(&o.ProcNames.Prefix, " "),
+			help: "as --procname-prefix, with a space after TEXT"},
+		{names: []string{"--procname-append"}, kind: kindString, arg: "TEXT", check: o.procName(&o.ProcNames.Append, ""),
+			help: "put TEXT after each process's title (turns on --auto-procname)"},
+		{names: []string{"--procname"}, kind: kindString, arg: "NAME", check: o.procName(&o.ProcNames.Name, ""),
+			help: "title every process NAME (turns on --auto-procname)"},
+		{names: []string{"--procname-master"}, kind: kindString, arg: "NAME", check: o.procName(&o.ProcNames.MasterName, ""),
+			help: "title the master NAME (turns on --auto-procname)"},
+		{names: []string{"--auto-procname"}, kind: kindBool, target: &o.ProcNames.Auto,
+			help: "title the processes as uWSGI does: uWSGI master, uWSGI worker N, uWSGI mule N, uWSGI spooler (and gowsgi's uWSGI zygote)"},
+		{names: []string{"--honour-stdin"}, kind: kindBool, target: &o.HonourStdin,
+			help: "keep the standard input gowsgi was started with for the master and the workers (by default both read /dev/null, as in uWSGI)"},
+		{names: []string{"--daemons-honour-stdin"}, kind: kindBool, target: &o.DaemonsHonourStdin,
+			help: "give the attached daemons the master's standard input instead of /dev/null (which is /dev/null too without --honour-stdin)"},
 		{names: []string{"--lazy-apps", "--lazy"}, kind: kindBool, target: &o.LazyApps,
 			help: "each worker imports the app itself instead of sharing one import: for apps whose import opens connections or starts threads"},
 		{names: []string{"--help", "-h"}, kind: kindBool, target: &o.Help,

@@ -47,11 +47,17 @@ func auxOptions(o *options) []option {
 	}
 }
 
-// addMule reads --mule: a mule waiting for messages, or one running a
-// Python file. uWSGI also takes MODULE:CALLABLE, which gowsgi does not run.
+// addMule reads --mule: a mule running a Python file (FILE.py), else one
+// waiting for messages, as uWSGI makes of any other value without a colon
+// (an ini's "mule = true"). uWSGI also takes MODULE:CALLABLE, which gowsgi
+// does not run.
 func (o *options) addMule(name, value string) error {
-	if value != "" && !strings.HasSuffix(value, ".py") {
-		return fmt.Errorf("%s: %q is not a .py file; gowsgi runs a Python file as a mule's program (or nothing, bare: a mule waiting for messages)", name, value)
+	switch {
+	case strings.HasSuffix(value, ".py"):
+	case strings.Contains(value, ":"):
+		return fmt.Errorf("%s: %q: gowsgi runs a Python file as a mule's program (--mule=FILE.py), not MODULE:CALLABLE; call it from such a file, or use a bare --mule with @mulefunc", name, value)
+	default:
+		value = ""
 	}
 	o.Mules = append(o.Mules, value)
 	return nil

@@ -5,6 +5,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -107,6 +108,7 @@ func (o *options) appSpec() pyembed.AppSpec {
 		ManageScriptName: o.ManageScriptName,
 		Home:             o.Home,
 		Lazy:             o.LazyApps,
+		ProcNames:        o.ProcNames,
 		Shared:           o.sharedSpec(),
 		UWSGI: pyembed.UWSGIInfo{
 			Options:    o.Given,
@@ -128,6 +130,8 @@ func (o *options) serverConfig() server.Config {
 		Sockets:            o.sockets(),
 		ChmodSocket:        o.ChmodSocket,
 		Vacuum:             o.Vacuum,
+		HonourStdin:        o.HonourStdin,
+		FSReload:           o.FSReload,
 		App:                o.appName(),
 		Spec:               o.appSpec(),
 		Processes:          o.Processes,
@@ -161,37 +165,39 @@ func (o *options) serverConfig() server.Config {
 			ReloadOnRSS: int64(o.ReloadOnRSS) << 20,
 			ReloadMercy: o.WorkerReloadMercy,
 		},
-		StaticMaps:        o.staticMaps(),
-		StaticGzipAll:     o.StaticGzipAll,
-		StaticGzipDirs:    o.StaticGzipDirs,
-		StaticExpires:     o.StaticExpires,
-		LogFormat:         o.LogFormat,
-		Log4xx:            o.Log4xx,
-		LogMaxSize:        int64(o.LogMaxSize),
-		LogBackupName:     o.LogBackupName,
-		LogDate:           o.LogDate,
-		LogDateFormat:     o.LogDateFormat,
-		LogReopen:         o.LogReopen,
-		LogXForwardedFor:  o.LogXForwardedFor,
-		Log5xx:            o.Log5xx,
-		LogRouting:        o.LogRouting,
-		LogSlow:           o.LogSlow,
-		LogZero:           o.LogZero,
-		LogBig:            int64(o.LogBig),
-		LogMicros:         o.LogMicros,
-		LogFormatStrftime: o.LogFormatStrftime,
-		MemoryReport:      o.MemoryReport,
-		Stats:             o.Stats,
-		StatsHTTP:         o.StatsHTTP,
-		Metrics:           o.Metrics,
-		ChownSocket:       o.ChownSocket,
-		LimitPost:         int64(o.LimitPost),
-		MaxFD:             o.MaxFD,
-		Hooks:             o.Hooks,
-		Cheaper:           o.cheaper(),
-		Routes:            o.Routes,
-		AddHeaders:        o.AddHeaders,
-		Daemons:           o.Daemons,
+		StaticMaps:         o.staticMaps(),
+		StaticGzipAll:      o.StaticGzipAll,
+		StaticGzipDirs:     o.StaticGzipDirs,
+		StaticExpires:      o.StaticExpires,
+		LogFormat:          o.LogFormat,
+		Log4xx:             o.Log4xx,
+		LogMaxSize:         int64(o.LogMaxSize),
+		LogBackupName:      o.LogBackupName,
+		LogDate:            o.LogDate,
+		LogDateFormat:      o.LogDateFormat,
+		LogReopen:          o.LogReopen,
+		LogXForwardedFor:   o.LogXForwardedFor,
+		Log5xx:             o.Log5xx,
+		LogRouting:         o.LogRouting,
+		LogSlow:            o.LogSlow,
+		LogZero:            o.LogZero,
+		LogBig:             int64(o.LogBig),
+		LogMicros:          o.LogMicros,
+		LogFormatStrftime:  o.LogFormatStrftime,
+		MemoryReport:       o.MemoryReport,
+		Stats:              o.Stats,
+		StatsHTTP:          o.StatsHTTP,
+		Metrics:            o.Metrics,
+		ChownSocket:        o.ChownSocket,
+		LimitPost:          int64(o.LimitPost),
+		MaxFD:              o.MaxFD,
+		Hooks:              o.Hooks,
+		Cheaper:            o.cheaper(),
+		Routes:             o.Routes,
+		AddHeaders:         o.AddHeaders,
+		Daemons:            o.Daemons,
+		Crons:              o.crons(),
+		DaemonsHonourStdin: o.DaemonsHonourStdin,
 	}
 }
 
@@ -216,4 +222,27 @@ func (o *options) staticMaps() []server.StaticMap {
 		maps = append(maps, server.StaticMap{Mount: "", Dir: dir, Option: "--check-static"})
 	}
 	return maps
+}
+
+// procName returns the check that stores one of uWSGI's procname options
+// in field, with suffix after it; as in uWSGI, any of them turns on
+// --auto-procname.
+func (o *options) procName(field *string, suffix string) func(name, value string) error {
+	return func(name, value string) error {
+		*field = value + suffix
+		o.ProcNames.Auto = true
+		return nil
+	}
+}
+
+// crons are the command crons, --cron-harakiri applied to each that does
+// not set its own.
+func (o *options) crons() []server.CronJob {
+	jobs := slices.Clone(o.Crons)
+	for i := range jobs {
+		if jobs[i].Harakiri == 0 {
+			jobs[i].Harakiri = time.Duration(o.CronHarakiri) * time.Second
+		}
+	}
+	return jobs
 }

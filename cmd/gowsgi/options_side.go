@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/gowsgi/gowsgi/server"
 )
@@ -46,6 +47,14 @@ func sideOptions(o *options) []option {
 			help: "run COMMAND (/bin/sh -c) beside the app once the workers serve, again whenever it exits, and stop it (SIGTERM to its process group) with the server; repeatable"},
 		option{names: []string{"--attach-daemon2"}, kind: kindString, arg: "cmd=COMMAND[,stopsignal=N]", check: o.attachDaemon2,
 			help: "as --attach-daemon, in uWSGI's key=value form; with pidfile=PATH,daemonize=1 as --smart-attach-daemon"},
+		option{names: []string{"--cron"}, kind: kindString, arg: "MIN HOUR DAY MONTH WEEKDAY COMMAND", check: o.cron(false),
+			help: "run COMMAND (/bin/sh -c) from the master when the clock matches the five fields (-1 any, -N every N), at most once a minute; repeatable"},
+		option{names: []string{"--unique-cron"}, kind: kindString, arg: "MIN HOUR DAY MONTH WEEKDAY COMMAND", check: o.cron(true),
+			help: "as --cron, skipped while the last run is still going"},
+		option{names: []string{"--cron2"}, kind: kindString, arg: "minute=N,hour=N,day=N,month=N,week=N,unique=1,harakiri=S COMMAND", check: o.cron2,
+			help: "as --cron in uWSGI's key=value form (a field left out is -1, any)"},
+		option{names: []string{"--cron-harakiri"}, kind: kindInt, arg: "SECONDS", min: 0, max: 1 << 30, target: &o.CronHarakiri,
+			help: "kill a cron command's process group once it has run longer than SECONDS"},
 		option{names: []string{"--smart-attach-daemon"}, kind: kindString, arg: "PIDFILE COMMAND", check: o.smartAttachDaemon,
 			help: "run COMMAND, which daemonizes and writes PIDFILE, whenever PIDFILE names no live process; stop that process with the server"},
 	)
@@ -194,4 +203,60 @@ func (o *options) route(option string) func(name, value string) error {
 		o.Routes = append(o.Routes, r)
 		return nil
 	}
+}
+
+// cron reads "MIN HOUR DAY MONTH WEEKDAY COMMAND" for --cron and
+// --unique-cron.
+func (o *options) cron(unique bool) func(name, value string) error {
+	return func(name, value string) error {
+		fields := strings.Fields(value)
+		if len(fields) < 6 {
+			return fmt.Errorf("%s: %q: want MIN HOUR DAY MONTH WEEKDAY COMMAND (-1 for any, -N for every N)", name, value)
+		}
+		var spec [5]int
+		for i := range spec {
+			n, err := strconv.Atoi(fields[i])
+			if err != nil {
+				return fmt.Errorf("%s: %q: field %d, %q, is not a number (-1 for any, -N for every N)", name, value, i+1, fields[i])
+			}
+			spec[i] = n
+		}
+		command := strings.TrimSpace(value)
+		for range 5 {
+			command = strings.TrimSpace(command[strings.IndexAny(command, " \t"):])
+		}
+		o.Crons = append(o.Crons, server.CronJob{Minute: spec[0], Hour: spec[1], Day: spec[2], Month: spec[3],
+			Weekday: spec[4], Command: command, Unique: unique})
+		return nil
+	}
+}
+
+// cron2 reads uWSGI's "key=value,... COMMAND" form of --cron.
+func (o *options) cron2(name, value string) error {
+	kv, command, ok := strings.Cut(strings.TrimSpace(value), " ")
+	command = strings.TrimSpace(command)
+	if !ok || command == "" {
+		return fmt.Errorf("%s: %q: want minute=N,hour=N,day=N,month=N,week=N[,unique=1][,harakiri=S] COMMAND", name, value)
+	}
+	job := server.CronJob{Minute: -1, Hour: -1, Day: -1, Month: -1, Weekday: -1, Command: command}
+	fields := map[string]*int{"minute": &job.Minute, "hour": &job.Hour, "day": &job.Day, "month": &job.Month, "week": &job.Weekday}
+	for _, pair := range strings.Split(kv, ",") {
+		key, val, _ := strings.Cut(pair, "=")
+		n, err := strconv.Atoi(val)
+		if err != nil {
+			return fmt.Errorf("%s: %s=%q is not a number", name, key, val)
+		}
+		switch {
+		case fields[key] != nil:
+			*fields[key] = n
+		case key == "unique":
+			job.Unique = n != 0
+		case key == "harakiri":
+			job.Harakiri = time.Duration(n) * time.Second
+		default:
+			return fmt.Errorf("%s: gowsgi takes the keys minute, hour, day, month, week, unique and harakiri, not %q", name, key)
+		}
+	}
+	o.Crons = append(o.Crons, job)
+	return nil
 }

@@ -11,8 +11,10 @@ Routes:
                        (RLIMIT_AS) too tight for the worker to copy them into
                        its output -> 500
     GET /oom-body      a list of 4,084-byte items, 48 MiB in all, under the
-                       same limit, so the worker's output buffer cannot grow
-                       to hold them -> the head and a truncated body
+                       same limit: once a client that does not read has made
+                       the worker hand the response to the master, the items
+                       gather in the worker's output buffer, which cannot
+                       grow to hold them -> the head and a truncated body
     GET /hello         "hello"
 """
 
