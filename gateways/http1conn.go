@@ -101,6 +101,8 @@ func newHTTP1Server(handler wsgi.Handler, opts HTTPOptions, log *slog.Logger) *h
 		c.r = bufio.NewReaderSize(&c.in, http1ReadBuffer)
 		c.resp.log = func(msg string, args ...any) { log.Warn(msg, args...) }
 		c.resp.shutting = &s.core.shutting
+		c.resp.await = func(d time.Duration, ready func() bool, done func() bool) { awaitPeer(c, d, ready, done) }
+		c.resp.interrupt = func() { c.conn.SetReadDeadline(time.Unix(1, 0)) }
 		c.watch.exited = make(chan struct{}, 1)
 		return c
 	}
@@ -465,10 +467,13 @@ type peerWatch struct {
 	timer  *time.Timer
 	c      *http1Conn
 	cancel context.CancelCauseFunc
+	// parked says awaitPeer stopped the timer and the response ended: no
+	// watch runs, and stop has nothing to wait for.
+	parked bool
 }
 
 func (w *peerWatch) start(c *http1Conn, cancel context.CancelCauseFunc) {
-	w.c, w.cancel = c, cancel
+	w.c, w.cancel, w.parked = c, cancel, false
 	if w.timer == nil {
 		w.timer = time.AfterFunc(peerWatchDelay, w.run)
 		return
@@ -493,10 +498,44 @@ func (w *peerWatch) run() {
 	}
 }
 
+// awaitPeer is the lazy completion's wait (wsgi.PeerAwaiter): the request's
+// own goroutine reads the connection for at most d, so the client's next
+// request wakes it with no goroutine or timer of the watch's. The watch's
+// timer is held back meanwhile, since only one may read. When the response
+// has ended (done says no more), the loop reads next and sets its own
+// deadline, so nothing is undone; else the deadline is cleared and the
+// watch armed again: the request still running is watched as before.
+func awaitPeer(c *http1Conn, d time.Duration, ready func() bool, done func() (more bool)) {
+	w := &c.watch
+	if w.timer == nil || !w.timer.Stop() {
+		done() // the watch reads already, or there is none (an upgrade)
+		return
+	}
+	var err error
+	if len(c.in.pending) == 0 && c.r.Buffered() == 0 { // else the next request is already here
+		c.conn.SetReadDeadline(time.Now().Add(d))
+		if !ready() {
+			_, err = c.r.Peek(1)
+		}
+	}
+	// Before the deadline is cleared: an interruption cannot come after.
+	if !done() {
+		w.parked = true
+		return
+	}
+	c.conn.SetReadDeadline(time.Time{})
+	w.timer.Reset(peerWatchDelay)
+	var ne net.Error
+	if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+		w.cancel(fmt.Errorf("gateways: the client closed the connection: %w", err))
+	}
+}
+
 // stop ends the watch and waits for it, so the loop may read again. A
 // watch that never started has nothing to wait for.
 func (w *peerWatch) stop(c *http1Conn) {
-	if w.timer.Stop() {
+	if w.timer.Stop() || w.parked {
+		w.parked = false
 		return
 	}
 	w.stopping.Store(true)

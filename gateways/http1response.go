@@ -132,12 +132,16 @@ type http1Response struct {
 	// shutting, when set, says the server is shutting down; it is read
 	// when the head goes out, as late as the framing can still say so.
 	shutting *atomic.Bool
+	// await and interrupt wait for the client's next bytes and cut that
+	// wait short (wsgi.PeerAwaiter), on the connection's reader.
+	await     func(d time.Duration, ready func() bool, done func() bool)
+	interrupt func()
 }
 
 // begin readies r for a response to a request with params p.
 func (r *http1Response) begin(w *bufio.Writer, raw net.Conn, direct syscall.RawConn, p responseParams) {
 	*r = http1Response{w: w, raw: raw, direct: direct, params: p, head: r.head[:0], held: r.held[:0], declared: -1,
-		log: r.log, shutting: r.shutting}
+		log: r.log, shutting: r.shutting, await: r.await, interrupt: r.interrupt}
 }
 
 // Direct offers the connection to a worker, framed as this writer would
@@ -166,6 +170,18 @@ func (r *http1Response) SendFileRaw(f *os.File, offset, count int64) error {
 	}
 	return copyFile(r.raw, f, offset, count)
 }
+
+// http1Response may end a response lazily (server/lazy.go).
+var _ wsgi.PeerAwaiter = (*http1Response)(nil)
+
+// AwaitPeer waits for the client's next request or its leaving, at most d
+// (wsgi.PeerAwaiter).
+func (r *http1Response) AwaitPeer(d time.Duration, ready func() bool, done func() bool) {
+	r.await(d, ready, done)
+}
+
+// InterruptAwait ends AwaitPeer's wait early.
+func (r *http1Response) InterruptAwait() { r.interrupt() }
 
 // Completed records how a response the worker wrote ended.
 func (r *http1Response) Completed(c wsgi.Completion) {

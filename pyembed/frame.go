@@ -1,7 +1,8 @@
 // The numbers gw_frame.h mirrors from the wsgi package, paired up so a test
-// can check that the C side agrees with the Go side's wire format; and the
+// can check that the C side agrees with the Go side's wire format; the
 // worker's scoreboard stores, one at a time, so a test can check how the
-// master reads every state a slot record passes through.
+// master reads every state a slot record passes through; and the worker's
+// request table operations, so a test can race them against the master's.
 package pyembed
 
 /*
@@ -32,6 +33,8 @@ var frameConstants = []struct {
 	{"FrameHandoff", C.GW_FRAME_HANDOFF, int64(wsgi.FrameHandoff)},
 	{"FrameRaw", C.GW_FRAME_RAW, int64(wsgi.FrameRaw)},
 	{"FlagDirect", C.GW_FLAG_DIRECT, int64(wsgi.FlagDirect)},
+	{"FlagPosted", C.GW_FLAG_POSTED, int64(wsgi.FlagPosted)},
+	{"QueueFrameCap", C.GW_QUEUE_FRAME_CAP, wsgi.QueueFrameCap},
 	{"FramingHTTPHead", C.GW_FRAMING_HTTP_HEAD, int64(wsgi.FramingHTTPHead)},
 	{"FramingCGI", C.GW_FRAMING_CGI, int64(wsgi.FramingCGI)},
 	{"FramingHTTP1", C.GW_FRAMING_HTTP1, int64(wsgi.FramingHTTP1)},
@@ -47,6 +50,11 @@ var frameConstants = []struct {
 	{"FlagBodySpooled", C.GW_FLAG_BODY_SPOOLED, int64(wsgi.FlagBodySpooled)},
 	{"FlagEndBroken", C.GW_FLAG_END_BROKEN, int64(wsgi.FlagEndBroken)},
 	{"SlotRecordLen", C.GW_SLOT_RECORD_LEN, wsgi.SlotRecordLen},
+	{"RequestEntryLen", C.GW_REQUEST_ENTRY_LEN, wsgi.RequestEntryLen},
+	{"PhaseQueued", C.GW_PHASE_QUEUED, int64(wsgi.PhaseQueued)},
+	{"PhaseTaken", C.GW_PHASE_TAKEN, int64(wsgi.PhaseTaken)},
+	{"PhaseDone", C.GW_PHASE_DONE, int64(wsgi.PhaseDone)},
+	{"PhaseLost", C.GW_PHASE_LOST, int64(wsgi.PhaseLost)},
 }
 
 // cVarLimit is the longest key or value the C side reads from a vars block.
@@ -62,6 +70,22 @@ const (
 // cSlotOffsets are the byte offsets of a slot record's words in C.
 var cSlotOffsets = struct{ currentID, abortID, startedNS, served, userHarakiriNS int }{
 	C.GW_SLOT_CURRENT_ID, C.GW_SLOT_ABORT_ID, C.GW_SLOT_STARTED_NS, C.GW_SLOT_SERVED, C.GW_SLOT_USER_HARAKIRI_NS,
+}
+
+// claimRequest claims request id in its table entry for worker pid, as a
+// slot that read it from the queue does; it reports whether it may run it.
+func claimRequest(entry []byte, id uint32, pid int) bool {
+	return C.gw_request_claim((*C.uint8_t)(unsafe.Pointer(&entry[0])), C.uint32_t(id), C.pid_t(pid)) == 1
+}
+
+// endRequest stores c in request id's entry and marks it done, as a slot
+// ending a response does (frameFollows: with log variables to send); it
+// returns 1 when the slot sends the FrameEnd, 0 when the master will read
+// the entry, -1 when the worker had not claimed the request.
+func endRequest(entry []byte, id uint32, c wsgi.Completion, frameFollows bool) int {
+	return int(C.gw_request_done((*C.uint8_t)(unsafe.Pointer(&entry[0])), C.uint32_t(id), C.uint32_t(c.Status),
+		cBool(c.KeepAlive), cBool(c.Broken), cBool(frameFollows), C.uint32_t(c.HeadFields), C.uint64_t(c.HeadBytes),
+		C.uint64_t(c.BodyBytes)))
 }
 
 // The stores a slot makes to its scoreboard record over one request

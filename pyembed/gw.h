@@ -51,6 +51,7 @@ typedef struct gw_slot {
     size_t script_name_len, path_info_len;
     PyObject *app;          /* the app gw_route chose, borrowed; NULL: none (404) */
     PyObject *logvars;      /* uwsgi.set_logvar's {bytes: bytes}; NULL until used */
+    uint8_t *request_entry; /* its request table entry, claimed (gw_worker_requests.c); NULL: none */
 
     /* A direct response (FlagDirect, gw_worker_direct.c): out holds bytes for the
      * client until the socket would block, frames for the master after. */
@@ -145,6 +146,18 @@ void gw_modules_watch(const char *path); /* GIL held; before the app's import */
 void gw_modules_list(void);              /* GIL held; after it */
 void gw_modules_note_new(void);          /* GIL held */
 
+/* gw_worker_requests.c: the worker's side of the request table
+ * (wsgi/requests.go) and the generation's shared queue. entry is the
+ * request's 64-byte entry. */
+int gw_requests_attach(int table_fd, int queue_fd); /* GIL: any; in the zygote, before any fork; -1 with errno */
+uint8_t *gw_request_entry(uint32_t id);             /* GIL: any; NULL without a table */
+void gw_requests_count_claim(void);                 /* GIL: any */
+int gw_queue_fd(void);                              /* GIL: any; -1 without a queue */
+int gw_request_claim(uint8_t *entry, uint32_t id, pid_t pid); /* GIL: any; 1 claimed, 0 not ours */
+int gw_request_done(uint8_t *entry, uint32_t id, uint32_t status, int keep_alive, int broken, int frame_follows,
+                    uint32_t head_fields, uint64_t head_bytes,
+                    uint64_t body_bytes); /* GIL: any; 1 send the FrameEnd, 0 not, -1 not ours */
+
 /* gw_worker_loop.c */
 int gw_worker_serve(int worker, int control, uint8_t *board, const int *slot_fds,
                     int slots); /* GIL not held */
@@ -175,7 +188,7 @@ extern PyMethodDef gw_signal_methods[];      /* uWSGI's signal functions, added 
 void gw_signal_set_hub(int fd);              /* GIL: any */
 void gw_signal_set_own(int fd);              /* GIL: any */
 void gw_signal_take(gw_slot *s, int fd);     /* GIL not held */
-int gw_signal_idle(gw_slot *s, int fd);      /* GIL not held */
+void gw_signal_fds(int *own, int *hub);      /* GIL: any; -1 for one the process has not */
 int gw_uwsgi_logvars_block(gw_slot *s, gw_buf *b); /* GIL held: set_logvar's, for the end frame */
 
 /* gw_uwsgi_cache.c */

@@ -25,6 +25,10 @@
 #define GW_FLAG_BODY_SPOOLED 1 /* FrameRequest: the body's descriptor comes with it */
 #define GW_FLAG_END_BROKEN 1   /* FrameEnd: close the client connection */
 #define GW_FLAG_DIRECT 2       /* FrameRequest: the worker writes to the client */
+#define GW_FLAG_POSTED 4       /* FrameRequest: claim it in the request table before running it */
+/* The largest request frame the master sends on the shared queue, one
+ * message each: a bigger one goes on a slot socket. */
+#define GW_QUEUE_FRAME_CAP (64 << 10)
 
 /* A FlagDirect request's framing parameters (u8 framing, 3 zero bytes),
  * the framings, and the completion record a FrameEnd then carries. */
@@ -53,6 +57,27 @@
 #define GW_SLOT_HEAD_OUT 24  /* u32, worker writes: last id written to its client */
 #define GW_SLOT_HEAD_STATUS 28 /* u32, worker writes: that response's status code */
 #define GW_SLOT_USER_HARAKIRI_NS 32 /* i64, worker writes: uwsgi.set_user_harakiri's deadline, 0 none */
+
+/* The request table (wsgi/requests.go): 64-byte entries, each led by a
+ * u64 word: id (bits 0-31), phase (32-35), waiting (36), the pid of the
+ * worker that took it (37-63); then the completion the worker stores before it
+ * moves the word to DONE. */
+#define GW_REQUEST_ENTRY_LEN 64
+#define GW_REQUEST_WORD 0        /* u64 */
+#define GW_REQUEST_STATUS 8      /* u32 */
+#define GW_REQUEST_FLAGS 12      /* u32: GW_COMPLETION_KEEP_ALIVE, GW_REQUEST_BROKEN, GW_REQUEST_FRAME_FOLLOWS */
+#define GW_REQUEST_HEAD_BYTES 16 /* u64 */
+#define GW_REQUEST_BODY_BYTES 24 /* u64 */
+#define GW_REQUEST_TAKEN_NS 32   /* i64, CLOCK_REALTIME */
+#define GW_REQUEST_BROKEN 2
+#define GW_REQUEST_FRAME_FOLLOWS 4 /* the FrameEnd goes anyway: it carries the app's log variables */
+#define GW_PHASE_QUEUED 1
+#define GW_PHASE_TAKEN 2
+#define GW_PHASE_DONE 3
+#define GW_PHASE_LOST 4
+#define GW_WORD_PHASE_SHIFT 32
+#define GW_WORD_WAITING (1ULL << 36)
+#define GW_WORD_PID_SHIFT 37
 
 /* Largest key or value in a vars block (16-bit lengths). */
 #define GW_MAX_VAR_LEN 0xffff

@@ -17,7 +17,7 @@
  * registered while the zygote imports the app is in every worker it forks
  * (and in a worker respawned later), one registered in a worker only in
  * that worker. The handler runs on a slot thread between two requests
- * (gw_signal_idle), as uWSGI's idle cores run it, or inside signal_wait().
+ * (gw_worker_loop.c's wait), as uWSGI's idle cores run it, or inside signal_wait().
  */
 #include "gw.h"
 
@@ -132,33 +132,12 @@ void gw_signal_take(gw_slot *s, int fd)
     PyGILState_Release(g);
 }
 
-/* GIL not held. Waits until fd, a slot socket, has something to read,
- * running meanwhile the handler of every signal that reaches this worker
- * on s's thread: so handlers run between requests, never in the middle of
- * one on this slot. Returns 0, or -1 with errno set. */
-int gw_signal_idle(gw_slot *s, int fd)
+/* GIL: any. The sockets a worker's idle slots watch for signals: its own
+ * and the generation's shared one, -1 for one it has not. */
+void gw_signal_fds(int *own, int *hub)
 {
-    int own = gw_own_fd, hub = gw_hub_fd;
-    while (own >= 0 || hub >= 0) {
-        /* poll(2) skips a negative descriptor. */
-        struct pollfd p[3] = {{.fd = fd, .events = POLLIN}, {.fd = own, .events = POLLIN}, {.fd = hub, .events = POLLIN}};
-        if (poll(p, 3, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (p[1].revents & POLLIN)
-            gw_signal_take(s, own);
-        else if (p[1].revents & (POLLHUP | POLLERR))
-            own = -1; /* the master has gone: the slot socket ends too */
-        if (p[2].revents & POLLIN)
-            gw_signal_take(s, hub);
-        else if (p[2].revents & (POLLHUP | POLLERR))
-            hub = -1;
-        if (p[0].revents)
-            return 0;
-    }
-    return 0;
+    *own = gw_own_fd;
+    *hub = gw_hub_fd;
 }
 
 /* GIL held. Whether target names receivers gowsgi has; sets an exception

@@ -323,9 +323,11 @@ static uint32_t gw_status_code(gw_slot *s)
 /* GIL held, released while writing. Ends a direct response: writes what is
  * buffered, closes the worker's copy of the client's descriptor (the master
  * keeps its own, and the peer sees the end of a close-delimited body only
- * once both are closed) and appends the FrameEnd carrying the completion
- * record (wsgi.Completion) and then logvars, the log variables the app set
- * (a vars block, empty mostly). Returns the FrameEnd's flags. */
+ * once both are closed) and stores the completion record in the request's
+ * table entry, if it has one (gw_worker_requests.c); then, unless the
+ * master reads it there, appends the FrameEnd carrying it
+ * (wsgi.Completion) and then logvars, the log variables the app set (a
+ * vars block, empty mostly). Returns the FrameEnd's flags. */
 uint8_t gw_direct_finish(gw_slot *s, uint8_t end_flags, const gw_buf *logvars)
 {
     int http = s->framing == GW_FRAMING_HTTP1;
@@ -343,6 +345,10 @@ uint8_t gw_direct_finish(gw_slot *s, uint8_t end_flags, const gw_buf *logvars)
     int keep_alive = http && end_flags == 0 && s->http_keep_alive && !s->upgraded;
     close(s->client_fd);
     s->client_fd = -1;
+    if (s->request_entry != NULL && gw_request_done(s->request_entry, s->id, gw_status_code(s), keep_alive,
+                                                    end_flags != 0, logvars->len > 0, s->head_fields, s->head_bytes,
+                                                    s->body_bytes) == 0)
+        return end_flags; /* the master did not wait: it reads the entry */
     /* The completion record, then the log variables the app set (none
      * mostly): room for both first, so the frame is always whole. */
     if (gw_buf_reserve(&s->out, GW_FRAME_HEADER_LEN + GW_COMPLETION_LEN + logvars->len) < 0 ||

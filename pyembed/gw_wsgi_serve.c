@@ -115,9 +115,13 @@ static void gw_end_logvars(gw_slot *s, gw_buf *logvars)
 }
 
 /* GIL held. Queues the end frame of a relayed response, with the log
- * variables as its payload. */
+ * variables as its payload. The master waits for it (it posted the
+ * request eager); the table's entry still moves to DONE, so the request
+ * reads as ended there too. */
 static void gw_out_end(gw_slot *s, uint8_t end_flags, const gw_buf *logvars)
 {
+    if (s->request_entry != NULL)
+        gw_request_done(s->request_entry, s->id, 0, 0, end_flags != 0, 1, 0, 0, 0);
     /* Room for both first, so the frame is never left without its payload. */
     if (gw_buf_reserve(&s->out, GW_FRAME_HEADER_LEN + logvars->len) < 0 ||
         gw_out_frame(s, GW_FRAME_END, end_flags, logvars->len) < 0 ||

@@ -198,6 +198,15 @@ static void zygote_read_spec(void)
         gw_signal_set_hub((int)env_long("GOWSGI_APP_SIGNAL_FD"));
     /* Mapped before the app's import, which may use the cache already, and
      * inherited by every worker forked from here. */
+    /* The request table and the generation's queue, inherited by every
+     * worker forked from here (gw_worker_requests.c). */
+    const char *table_fd = getenv("GOWSGI_APP_REQUESTS_FD"), *queue_fd = getenv("GOWSGI_APP_QUEUE_FD");
+    if (table_fd != NULL && queue_fd != NULL && gw_requests_attach(atoi(table_fd), atoi(queue_fd)) < 0) {
+        char why[160];
+        snprintf(why, sizeof why, "cannot map the request table: %s", strerror(errno));
+        zygote_send("E", why);
+        _exit(2);
+    }
     const char *shared_fd = getenv("GOWSGI_APP_SHARED_FD");
     if (shared_fd != NULL && gw_shared_attach(atoi(shared_fd)) < 0) {
         char why[160];

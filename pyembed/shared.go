@@ -24,6 +24,14 @@ const SharedNameCap = C.GW_SHARED_NAME_CAP - 1
 // is the shared area, added to ZygoteEnv's; the master puts the area there.
 const SharedFDEnv = "GOWSGI_APP_SHARED_FD=5"
 
+// RequestsFDEnv and QueueFDEnv name the variables that tell a zygote which
+// of its descriptors are the request table and its generation's queue
+// (gw_worker_requests.c), followed by "=" and the number.
+const (
+	RequestsFDEnv = "GOWSGI_APP_REQUESTS_FD"
+	QueueFDEnv    = "GOWSGI_APP_QUEUE_FD"
+)
+
 // SharedSpec is what a generation's shared area holds.
 type SharedSpec struct {
 	// Locks is uWSGI's --locks: user locks 0 to Locks exist.

@@ -74,16 +74,6 @@ func (b *board) abort(slot int, id uint32) {
 	b.mu.RUnlock()
 }
 
-// served returns slot's served count, or 0 once the board is released.
-func (b *board) served(slot int) uint64 {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if b.mem == nil {
-		return 0
-	}
-	return b.sb.Served(slot)
-}
-
 // servedTotal returns the requests the worker has served on all its slots,
 // or 0 once the board is released.
 func (b *board) servedTotal() uint64 {
@@ -96,28 +86,34 @@ func (b *board) servedTotal() uint64 {
 	return n
 }
 
-// begun reports whether the worker may have begun request id on slot (see
-// wsgi.Scoreboard.Begun). A released board cannot tell, so it says yes.
-func (b *board) begun(slot int, id uint32, servedBefore uint64) bool {
+// currentID returns the request slot is running, 0 when idle or the board
+// released.
+func (b *board) currentID(slot int) uint32 {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if b.mem == nil {
-		return true
+		return 0
 	}
-	return b.sb.Begun(slot, id, servedBefore)
+	return b.sb.CurrentID(slot)
 }
 
-// headMayHaveLeft reports whether the worker may have written bytes of
-// request id's response to its client, and the head's status code
-// (wsgi.Scoreboard.HeadMayHaveLeft). A released board cannot tell, so it
-// says yes, with no code.
-func (b *board) headMayHaveLeft(slot int, id uint32) (bool, int) {
+// headOutAnywhere reports whether the worker may have written bytes of
+// request id's response to its client, on any of its slots (a request
+// taken from the shared queue may have run on any), and the head's status
+// code (wsgi.Scoreboard.HeadMayHaveLeft). A released board cannot tell, so
+// it says yes, with no code.
+func (b *board) headOutAnywhere(id uint32) (bool, int) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if b.mem == nil {
 		return true, 0
 	}
-	return b.sb.HeadMayHaveLeft(slot, id)
+	for i := range b.sb.Slots() {
+		if left, code := b.sb.HeadMayHaveLeft(i, id); left {
+			return true, code
+		}
+	}
+	return false, 0
 }
 
 // running returns the request slot is running and when it started, in

@@ -133,9 +133,14 @@ func serveCGI(gateway func(context.Context, wsgi.Handler) error, log *slog.Logge
 		return err
 	}
 
-	d := newDispatcher(log)
-	s := newSlot(0, 0, conn, b)
+	d, err := newDispatcher(log)
+	if err != nil {
+		return err
+	}
+	s := newSlot(0, 0, os.Getpid(), conn, b, nil)
+	d.adopt(s)
 	go s.read(func(err error) { log.Error("cgi: bad response frames", "error", err) })
+	d.register(s)
 	go s.serve(d, nil)
 	err = gateway(ctx, d)
 	if cause := context.Cause(ctx); cause != nil && err != nil {

@@ -64,14 +64,14 @@ func TestDispatchCutAtTheGracefulTimeout(t *testing.T) {
 }
 
 // TestDispatchCutAnswersQueuedRequests: a request still waiting for a
-// slot when the dispatcher is cut gets 503, and the cut is logged.
+// worker when the dispatcher is cut gets 503, and the cut is logged.
 func TestDispatchCutAnswersQueuedRequests(t *testing.T) {
-	rig, _ := newRig(t, 1) // its slot never takes a request
+	rig := newDispatchRig(t, 1) // its worker never takes a request
 	var logs bytes.Buffer
 	rig.d.log = slog.New(slog.NewTextHandler(&logs, nil))
 	rec := &recorder{}
 	done := rig.serve(context.Background(), rec, "/queued", "")
-	eventually(t, func() bool { return rig.d.waiting.Load() == 1 }, "request queued")
+	eventually(t, func() bool { return rig.d.notBegun() == 1 }, "request queued")
 	rig.d.cut()
 	require.NoError(t, wait(t, done))
 	assert.Equal(t, []string{"head 503 Service Unavailable", "body 503 Service Unavailable\n"}, rec.log())

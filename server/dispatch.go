@@ -1,9 +1,11 @@
-// Dispatch: the server's side of wsgi.Handler. A request takes an idle
-// slot off the idle list (idle.go) and sends its frame itself; one that
-// finds none goes on one global queue that the slots' writers wait on, so
-// no request waits behind a busy worker while another is idle; a busy slot
-// takes a second one only when it already found every slot busy (slot.go). The gateway's goroutine then
-// relays the response frames its slot's reader hands over.
+// Dispatch: the server's side of wsgi.Handler. A request is posted in the
+// request table and sent on the shared queue (sched.go), which any idle
+// slot takes it from; the gateway's goroutine then relays the response
+// frames the slot's reader hands over. A response the worker wrote to an
+// HTTP/1.x client itself ends lazily: the worker stores how it ended in the
+// table, and the master reads it there when the client's next request, or
+// its leaving, wakes the connection, or after lazyWait (lazy.go); it asks
+// for a FrameEnd only when it has to wait.
 package server
 
 import (
@@ -35,20 +37,24 @@ var (
 
 // job is one request travelling through a slot.
 type job struct {
-	id   uint32
+	id   uint32 // names its request table entry (requests_linux.go)
 	req  *wsgi.Request
 	resp *response
 
 	mu   sync.Mutex
-	slot *slot // the slot serving it, nil until one takes it
+	slot *slot // the slot whose frames it takes, nil until one sends any
 
-	// servedBefore is the slot's served count when the request was sent,
-	// which tells whether the worker finished anything since.
-	servedBefore uint64
-
-	// queuedAt is when it went on the waiting list, for the queue-wait
-	// metric.
-	queuedAt time.Time
+	// queue is the queue it was sent on; addressed the slot it was sent
+	// to instead, for a frame too big for the queue; one of them is nil.
+	queue     *genQueue
+	addressed *slot
+	// postedAt is when it was sent, for the queue-wait metric.
+	postedAt time.Time
+	// lostOnce keeps a worker's death from being told twice: each of its
+	// slots finds the job.
+	lostOnce atomic.Bool
+	// lazy is the wait for the client's next bytes (lazy.go).
+	lazy lazyWait
 
 	// timedOut is set by harakiri (harakiri.go) before it kills the worker.
 	timedOut atomic.Bool
@@ -74,18 +80,24 @@ var jobs = sync.Pool{New: func() any { return &job{resp: newResponse()} }}
 // newJob returns an empty job for req with a fresh id.
 func (d *dispatcher) newJob(req *wsgi.Request) *job {
 	j := jobs.Get().(*job)
-	j.id, j.req, j.servedBefore, j.client = d.newID(), req, 0, nil
+	j.id, j.req, j.client = 0, req, nil
+	j.queue, j.addressed = nil, nil
 	j.headLeft, j.headCode = false, 0
 	j.timedOut.Store(false)
+	j.lostOnce.Store(false)
 	j.setSlot(nil)
+	d.nextID.Add(1)
 	j.resp.reset()
 	j.resp.setSpoolLimit(d.spoolLimit, d.log)
 	return j
 }
 
-// release gives j back for reuse once its relay has returned: its slot has
-// dropped it by then, having delivered its last frame.
-func (j *job) release() {
+// release gives j back for reuse once its relay has returned: no frame
+// will come for it by then, and its entry is given back.
+func (j *job) release(t *requestTable) {
+	if j.id != 0 {
+		t.put(j)
+	}
 	j.resp.closeSpool()
 	j.req, j.client, j.directReq = nil, nil, wsgi.Request{}
 	j.setSlot(nil)
@@ -113,9 +125,19 @@ func (j *job) goDirect(conn syscall.RawConn, framing wsgi.Framing, flags wsgi.HT
 	j.req, j.client = &j.directReq, conn
 }
 
+// from reports whether a frame from slot s may be j's: s's worker took
+// it (word), or it was sent to s.
+func (j *job) from(s *slot, w wsgi.RequestWord) bool {
+	return j.addressed == s || (w.ID == j.id && w.PID == s.pid && w.PID != 0)
+}
+
 // lost tells j's relay that the worker went away before the response ended;
-// begun says whether the worker may have started running it.
+// begun says whether the worker may have started running it. Only the
+// first call tells.
 func (j *job) lost(begun bool) {
+	if j.lostOnce.Swap(true) {
+		return
+	}
 	kind := frameRetry
 	if begun {
 		kind = frameLost
@@ -126,15 +148,15 @@ func (j *job) lost(begun bool) {
 
 // dispatcher implements wsgi.Handler over the slots its scheduler holds.
 type dispatcher struct {
-	sched    scheduler     // the slots and the requests waiting for one (sched.go)
+	sched    scheduler     // the slots and the current queue (sched.go)
+	requests *requestTable // every request in flight (requests_linux.go)
 	stopped  chan struct{} // closed once no worker will take a request again
 	stopOnce sync.Once
-	nextID   atomic.Uint32
+	nextID   atomic.Uint32 // requests served, for the stats line
 	log      *slog.Logger
 	totals   *workerTotals // per-worker counts for --stats, nil without it
-	// waiting counts requests waiting for a slot; past maxWaiting (--listen),
-	// when not 0, a request gets 503 at once instead of queueing.
-	waiting    atomic.Int64
+	// maxWaiting (--listen), when not 0, bounds the requests sent and not
+	// yet claimed: past it a request gets 503 at once instead of queueing.
 	maxWaiting int64
 	metrics    *metrics // nil without --metrics (metrics.go)
 	// cutting is set when the graceful timeout has passed: the requests
@@ -145,15 +167,27 @@ type dispatcher struct {
 	spoolLimit int64
 }
 
-func newDispatcher(log *slog.Logger) *dispatcher {
-	return &dispatcher{
-		stopped: make(chan struct{}),
-		log:     log,
+func newDispatcher(log *slog.Logger) (*dispatcher, error) {
+	t, err := newRequestTable()
+	if err != nil {
+		return nil, err
 	}
+	return &dispatcher{
+		sched:    scheduler{ready: make(chan struct{})},
+		requests: t,
+		stopped:  make(chan struct{}),
+		log:      log,
+	}, nil
 }
 
-// stop makes every request from now on get 503, for when no worker is left.
-func (d *dispatcher) stop() { d.stopOnce.Do(func() { close(d.stopped) }) }
+// stop makes every request from now on get 503, for when no worker is left;
+// those sent and not yet claimed are withdrawn, and get it too.
+func (d *dispatcher) stop() {
+	d.stopOnce.Do(func() {
+		close(d.stopped)
+		d.requeue(func(*job) bool { return true })
+	})
+}
 
 // cut ends the graceful wait for requests in flight: those still queued get
 // 503 at once, and those whose workers the caller then kills are cut.
@@ -162,21 +196,11 @@ func (d *dispatcher) cut() {
 	d.stop()
 }
 
-// newID returns a request id; 0 is skipped because the scoreboard uses it
-// for "idle".
-func (d *dispatcher) newID() uint32 {
-	for {
-		if id := d.nextID.Add(1); id != 0 {
-			return id
-		}
-	}
-}
-
 // ServeWSGI sends req to an idle slot, or queues it for the next slot to
 // take it when none is idle, and relays its response to w.
 func (d *dispatcher) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, req *wsgi.Request) error {
 	start := time.Now()
-	r := relay{w: w, log: d.log, cutting: &d.cutting}
+	r := relay{w: w, log: d.log, cutting: &d.cutting, d: d}
 	conn, framing, flags, direct := directTo(w)
 	if direct {
 		r.direct = w.(wsgi.DirectResponder)
@@ -184,7 +208,7 @@ func (d *dispatcher) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, req *
 	var err error
 	for attempt := 0; ; attempt++ {
 		if r.job != nil {
-			r.job.release()
+			r.job.release(d.requests)
 		}
 		r.job = d.newJob(req)
 		if direct {
@@ -193,7 +217,7 @@ func (d *dispatcher) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, req *
 		r.lastAttempt = attempt == maxRetries
 		err = d.dispatch(ctx, &r)
 		if errors.Is(err, errLeftQueued) {
-			r.job.release()
+			r.job.release(d.requests)
 			return err
 		}
 		if !errors.Is(err, errRetry) {
@@ -201,46 +225,149 @@ func (d *dispatcher) ServeWSGI(ctx context.Context, w wsgi.ResponseWriter, req *
 		}
 	}
 	d.finished(w, &r, start)
-	r.job.release()
+	r.job.release(d.requests)
 	return err
 }
 
 var errLeftQueued = errors.New("server: client left while its request was queued")
 
-// dispatch sends r's job to a slot, from this goroutine when one has room,
-// else through the waiting list, and relays its response. A client that
-// leaves while its request waits gets errLeftQueued; past --listen requests
-// waiting, and once no worker is left, the answer is 503.
+// dispatch posts r's job and sends it (sched.go), then relays its
+// response. A client that leaves before any worker took its request gets
+// errLeftQueued; past --listen requests waiting, and once no worker is
+// left, the answer is 503.
 func (d *dispatcher) dispatch(ctx context.Context, r *relay) error {
-	full := d.maxWaiting > 0 && d.waiting.Load() >= d.maxWaiting
-	if s := d.take(r.job, !full); s != nil {
-		// No hop: this goroutine writes the frame itself.
-		d.metrics.observeQueueWait(0)
-		s.sendNow(r.job)
-		return r.run(ctx)
+	if d.isStopped() || d.maxWaiting > 0 && d.requests.queued() >= d.maxWaiting {
+		return d.unavailable(r)
 	}
-	if full {
-		return r.answer(503, "Service Unavailable")
-	}
-	// Waiting: the slot that takes the job sends its frame, and this
-	// goroutine sleeps until the response's first frames arrive.
-	resp := r.job.resp
 	select {
-	case <-resp.wake:
-		resp.notify() // for run
+	case <-d.sched.ready:
 	case <-ctx.Done():
-		if d.withdraw(r.job) {
-			return fmt.Errorf("%w: %w", errLeftQueued, context.Cause(ctx))
-		}
+		return fmt.Errorf("%w: %w", errLeftQueued, context.Cause(ctx))
 	case <-d.stopped:
-		if d.withdraw(r.job) {
-			if d.cutting.Load() {
-				r.logCut("503")
-			}
-			return r.answer(503, "Service Unavailable")
+		return d.unavailable(r)
+	}
+	j := r.job
+	if err := d.requests.take(ctx, d.stopped, j); err != nil {
+		if errors.Is(err, errStopped) {
+			return d.unavailable(r)
 		}
+		return fmt.Errorf("%w: %w", errLeftQueued, err)
+	}
+	lazy := r.lazyAllowed()
+	frame := framePool.Get().(*[]byte)
+	*frame = wsgi.AppendRequest((*frame)[:0], j.id, j.req)
+	(*frame)[1] |= wsgi.FlagPosted
+	q, s := d.route(len(*frame))
+	if q == nil && s == nil {
+		putFrame(frame)
+		return d.unavailable(r)
+	}
+	j.queue, j.addressed, j.postedAt = q, s, time.Now()
+	d.requests.table.Post(j.id, !lazy)
+	d.requests.sent.Add(1)
+	var sent bool
+	if q != nil {
+		sent = q.send(*frame, j.client, j.req.BodyFile) == nil
+	} else {
+		sent = s.sendFrame(j, *frame)
+	}
+	putFrame(frame)
+	if !sent && d.requests.withdraw(j) {
+		j.lost(false) // its queue or slot is gone: sent again
+	}
+	if lazy && r.awaitLazy(ctx) {
+		return nil
 	}
 	return r.run(ctx)
+}
+
+// framePool recycles request frame buffers; one is kept only up to
+// keptFrameCap.
+var framePool = sync.Pool{New: func() any { return new([]byte) }}
+
+// keptFrameCap is the largest request frame buffer kept for reuse.
+const keptFrameCap = 256 << 10
+
+func putFrame(frame *[]byte) {
+	if cap(*frame) <= keptFrameCap {
+		framePool.Put(frame)
+	}
+}
+
+func (d *dispatcher) isStopped() bool {
+	select {
+	case <-d.stopped:
+		return true
+	default:
+		return false
+	}
+}
+
+// unavailable answers 503: no worker will take the request, or too many
+// wait.
+func (d *dispatcher) unavailable(r *relay) error {
+	if d.cutting.Load() {
+		r.logCut("503")
+	}
+	return r.answer(503, "Service Unavailable")
+}
+
+// lostWorker withdraws what the worker of s, whose socket ended, may have
+// read without taking it, to be sent again: a request sent to s itself; on
+// a crash, every request waiting on its generation's queue; once its
+// generation is no longer the current one, every request left on that
+// queue, which no worker may read. When s was the worker's last slot
+// (gone), what the worker had taken and not ended fails: it may have run.
+func (d *dispatcher) lostWorker(s *slot, gone bool) {
+	crashed := !s.retiring.Load()
+	d.sched.mu.Lock()
+	stale := s.queue != nil && s.queue != d.sched.queue
+	d.sched.mu.Unlock()
+	d.requests.each(func(j *job) {
+		w := d.requests.table.Load(j.id)
+		if w.ID != j.id {
+			return
+		}
+		switch {
+		case gone && w.Phase == wsgi.PhaseTaken && w.PID == s.pid:
+			if j.client != nil {
+				// Read now: the board is released once the worker is gone.
+				j.headLeft, j.headCode = s.board.headOutAnywhere(j.id)
+			}
+			j.lost(true)
+		case w.Phase == wsgi.PhaseQueued && (j.addressed == s || j.queue != nil && j.queue == s.queue && (crashed || stale)):
+			if d.requests.withdraw(j) {
+				j.lost(false)
+			}
+		}
+	})
+}
+
+// takerOf returns the slot running j, or the one whose frames it had, or
+// nil when no worker took it.
+func (d *dispatcher) takerOf(j *job) *slot {
+	w := d.requests.table.Load(j.id)
+	if w.ID == j.id && w.PID != 0 {
+		if s := d.sched.slotOf(w.PID, j.id); s != nil {
+			return s
+		}
+	}
+	return j.taker()
+}
+
+// markTimedOut flags the request id, so that its relay answers 504 once its
+// worker is gone, and returns its method and path for the log.
+func (d *dispatcher) markTimedOut(id uint32) (method, path string) {
+	j := d.requests.job(id)
+	if j == nil {
+		return "", ""
+	}
+	j.timedOut.Store(true)
+	if req := j.req; req != nil {
+		method, _ = req.Vars.Get("REQUEST_METHOD")
+		path, _ = req.Vars.Get("PATH_INFO")
+	}
+	return method, path
 }
 
 // directTo returns the connection a worker may write w's response to, and
@@ -256,11 +383,19 @@ func directTo(w wsgi.ResponseWriter) (conn syscall.RawConn, framing wsgi.Framing
 // finished counts a request that has ended for --stats, and tells the
 // access log which worker served it.
 func (d *dispatcher) finished(w wsgi.ResponseWriter, r *relay, start time.Time) {
+	word := d.requests.table.Load(r.job.id)
+	taken := word.ID == r.job.id && word.Phase >= wsgi.PhaseTaken && word.Phase != wsgi.PhaseLost
+	if taken && d.metrics != nil {
+		d.metrics.observeQueueWait(max(time.Duration(d.requests.table.TakenNS(r.job.id)-r.job.postedAt.UnixNano()), 0))
+	}
 	noter, logged := w.(workerNoter)
 	if !logged && d.totals == nil {
 		return
 	}
 	s := r.job.taker()
+	if s == nil && taken {
+		s = d.sched.anySlotOf(word.PID)
+	}
 	if s == nil {
 		return
 	}
@@ -289,6 +424,17 @@ type relay struct {
 	// direct is w when the worker writes the response to the client
 	// itself; the relay then writes only what the worker hands back.
 	direct wsgi.DirectResponder
+	// d is the dispatcher whose job it relays; nil for a relay that only
+	// answers.
+	d *dispatcher
+}
+
+// taker returns the slot running the job, or nil.
+func (r *relay) taker() *slot {
+	if r.d == nil {
+		return r.job.taker()
+	}
+	return r.d.takerOf(r.job)
 }
 
 // run relays frames until the response ends. When ctx is done or the client
@@ -328,7 +474,7 @@ func (r *relay) run(ctx context.Context) error {
 func (r *relay) handle(it *item, data []byte) (end bool, err error) {
 	switch it.kind {
 	case wsgi.FrameEnd:
-		if s := r.job.taker(); s != nil {
+		if s := r.taker(); s != nil {
 			s.board.responseEnded()
 		}
 		// The payload: a direct response's completion record, then the
@@ -507,7 +653,7 @@ func checkHead(status string, headers []byte) error {
 func (r *relay) replaceHead(cause error) error {
 	r.log.Error("worker sent an invalid response head", "error", cause)
 	r.replaced = true
-	if s := r.job.taker(); s != nil {
+	if s := r.taker(); s != nil {
 		s.abort(r.job.id)
 	}
 	return r.answer(502, "Bad Gateway")
@@ -532,7 +678,11 @@ func (r *relay) fail(err error) {
 		return
 	}
 	r.failure = err
-	if s := r.job.taker(); s != nil {
+	if r.d != nil && r.d.requests.withdraw(r.job) {
+		r.job.lost(false) // no worker took it: nothing to stop
+		return
+	}
+	if s := r.taker(); s != nil {
 		s.abort(r.job.id)
 	}
 }

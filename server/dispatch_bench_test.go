@@ -5,6 +5,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -27,18 +28,23 @@ func (discardWriter) WriteBody([]byte) error                { return nil }
 func (discardWriter) Flush() error                          { return nil }
 func (discardWriter) SendFile(f *os.File, _, _ int64) error { return f.Close() }
 
-// answerHello plays a worker on conn: each request gets a hello-world head,
-// body and end in one write, until conn is closed.
-func answerHello(conn net.Conn, b wsgi.Scoreboard, index int) {
+// answerHello plays a worker: each request it takes from queue gets a
+// hello-world head, body and end in one write on conn, until either is
+// closed.
+func answerHello(conn net.Conn, queue *net.UnixConn, t *requestTable, pid int, b wsgi.Scoreboard, index int) {
 	var headers wsgi.Vars
 	headers.Add("Content-Type", "text/plain")
 	headers.Add("Content-Length", "13")
-	frames := wsgi.NewFrameReader(conn)
+	msg := make([]byte, wsgi.FrameHeaderLen+wsgi.QueueFrameCap)
 	var out []byte
 	for {
-		f, err := frames.Next()
+		n, err := queue.Read(msg)
 		if err != nil {
 			return
+		}
+		f, err := wsgi.NewFrameReader(bytes.NewReader(msg[:n])).Next()
+		if err != nil || !claimRequest(t, f.ID, pid) {
+			continue
 		}
 		b.Begin(index, f.ID, time.Now().UnixNano())
 		out = wsgi.AppendHead(out[:0], f.ID, "200 OK", headers.Block())
@@ -56,10 +62,13 @@ func answerHello(conn net.Conn, b wsgi.Scoreboard, index int) {
 // clients through two slots.
 func BenchmarkDispatchRoundTrip(b *testing.B) {
 	const slots = 2
-	d := newDispatcher(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	d, err := newDispatcher(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(b, err)
 	board, boardFile, err := newBoard(slots)
 	require.NoError(b, err)
 	boardFile.Close()
+	q, err := newGenQueue(1)
+	require.NoError(b, err)
 	retire := make(chan struct{})
 	var ours []*slot
 	var theirs []net.Conn
@@ -69,19 +78,26 @@ func BenchmarkDispatchRoundTrip(b *testing.B) {
 		wc, err := net.FileConn(file)
 		require.NoError(b, err)
 		file.Close()
-		s := newSlot(1, i, conn, board)
+		qc, err := net.FileConn(q.theirs)
+		require.NoError(b, err)
+		s := newSlot(1, i, 1000+i, conn, board, q)
+		d.adopt(s)
 		go s.read(func(error) {})
+		d.register(s)
 		go s.serve(d, retire)
-		go answerHello(wc, board.sb, i)
-		ours, theirs = append(ours, s), append(theirs, wc)
+		go answerHello(wc, qc.(*net.UnixConn), d.requests, 1000+i, board.sb, i)
+		ours, theirs = append(ours, s), append(theirs, wc, qc)
 	}
 	b.Cleanup(func() {
 		close(retire)
-		for i, s := range ours {
+		for _, c := range theirs {
+			c.Close()
+		}
+		for _, s := range ours {
 			s.conn.Close()
-			theirs[i].Close()
 			<-s.dead
 		}
+		q.close()
 		board.release()
 	})
 	req := &wsgi.Request{}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -61,32 +62,102 @@ func (r *recorder) Flush() error {
 	return nil
 }
 
-// testWorker is the worker's end of one slot, driven by the test.
+// testWorker is the worker's end of one slot, driven by the test: it takes
+// requests from the rig's queue, or from its slot socket, and claims them
+// in the request table as a real worker does.
 type testWorker struct {
 	t      *testing.T
-	conn   *net.UnixConn
+	conn   *net.UnixConn // the slot socket
+	queue  *net.UnixConn // the generation's queue
 	frames *wsgi.FrameReader
 	board  wsgi.Scoreboard
+	table  *requestTable
 	index  int
+	pid    int
 }
 
-// nextRequest reads the next request frame, marks it begun in the
-// scoreboard as a real worker does, and returns its id and vars.
+// nextRequest reads the next request frame from the queue, claims it and
+// marks it begun in the scoreboard as a real worker does, and returns its
+// id and vars.
 func (w *testWorker) nextRequest() (uint32, map[string]string, string) {
 	w.t.Helper()
 	id, vars, body := w.peekRequest()
+	require.True(w.t, w.claim(id), "claim request %d", id)
 	w.board.Begin(w.index, id, time.Now().UnixNano())
 	return id, vars, body
 }
 
-// peekRequest reads the next request frame without beginning it.
-func (w *testWorker) peekRequest() (uint32, map[string]string, string) {
+// nextAddressed is nextRequest for a frame sent to the slot's own socket.
+func (w *testWorker) nextAddressed() (uint32, map[string]string, string) {
 	w.t.Helper()
 	require.NoError(w.t, w.conn.SetReadDeadline(time.Now().Add(5*time.Second)))
 	f, err := w.frames.Next()
 	require.NoError(w.t, err)
+	id, vars, body := w.parseRequest(f)
+	require.True(w.t, w.claim(id), "claim request %d", id)
+	w.board.Begin(w.index, id, time.Now().UnixNano())
+	return id, vars, body
+}
+
+// claim moves request id's word QUEUED -> TAKEN with the worker's pid, as
+// gw_request_claim does.
+func (w *testWorker) claim(id uint32) bool { return claimRequest(w.table, id, w.pid) }
+
+// claimRequest claims request id in t for worker pid, as gw_request_claim
+// does, and counts the claim in the table's header.
+func claimRequest(t *requestTable, id uint32, pid int) bool {
+	word := (*uint64)(unsafe.Pointer(&t.table.Entry(id)[0]))
+	for {
+		old := atomic.LoadUint64(word)
+		r := wsgi.DecodeRequestWord(old)
+		if r.ID != id || r.Phase != wsgi.PhaseQueued {
+			return false
+		}
+		r.Phase, r.PID = wsgi.PhaseTaken, pid
+		if atomic.CompareAndSwapUint64(word, old, wsgi.EncodeRequestWord(r)) {
+			atomic.AddUint64((*uint64)(unsafe.Pointer(&t.mem[0])), 1)
+			return true
+		}
+	}
+}
+
+// peekRequest reads the next request frame from the queue without
+// claiming or beginning it, as a worker that dies right after reading it.
+func (w *testWorker) peekRequest() (uint32, map[string]string, string) {
+	w.t.Helper()
+	require.NoError(w.t, w.queue.SetReadDeadline(time.Now().Add(5*time.Second)))
+	msg := make([]byte, wsgi.FrameHeaderLen+wsgi.QueueFrameCap)
+	oob := make([]byte, unix.CmsgSpace(8))
+	n, oobn, _, _, err := w.queue.ReadMsgUnix(msg, oob)
+	require.NoError(w.t, err)
+	closeRights(oob[:oobn]) // a direct request's connection, a spooled body
+	f, err := wsgi.NewFrameReader(bytes.NewReader(msg[:n])).Next()
+	require.NoError(w.t, err)
+	return w.parseRequest(f)
+}
+
+// closeRights closes the descriptors an SCM_RIGHTS message brought.
+func closeRights(oob []byte) {
+	msgs, _ := unix.ParseSocketControlMessage(oob)
+	for i := range msgs {
+		fds, _ := unix.ParseUnixRights(&msgs[i])
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}
+}
+
+func (w *testWorker) parseRequest(f wsgi.Frame) (uint32, map[string]string, string) {
+	w.t.Helper()
 	require.Equal(w.t, wsgi.FrameRequest, f.Kind)
-	block, body, err := wsgi.ParseRequest(f.Payload)
+	require.NotZero(w.t, f.Flags&wsgi.FlagPosted, "every request is posted in the table")
+	payload := f.Payload
+	if f.Flags&wsgi.FlagDirect != 0 {
+		var err error
+		_, _, payload, err = wsgi.ParseDirect(payload)
+		require.NoError(w.t, err)
+	}
+	block, body, err := wsgi.ParseRequest(payload)
 	require.NoError(w.t, err)
 	vars := map[string]string{}
 	require.NoError(w.t, wsgi.EachVar(block, func(k, v []byte) bool {
@@ -132,14 +203,15 @@ func newDispatchRig(t *testing.T, slots int) *dispatchRig {
 // newRig builds a dispatchRig whose slots take requests once start(i) is
 // called.
 func newRig(t *testing.T, slots int) (*dispatchRig, func(i int)) {
-	rig := &dispatchRig{
-		d:      newDispatcher(slog.New(slog.NewTextHandler(io.Discard, nil))),
-		broken: make(chan error, slots),
-	}
+	d, err := newDispatcher(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	rig := &dispatchRig{d: d, broken: make(chan error, slots)}
 	b, boardFile, err := newBoard(slots)
 	require.NoError(t, err)
 	boardFile.Close()
 	rig.board = b
+	q, err := newGenQueue(1)
+	require.NoError(t, err)
 	retire := make(chan struct{})
 	for i := range slots {
 		conn, theirs, err := slotSocketpair()
@@ -147,21 +219,31 @@ func newRig(t *testing.T, slots int) (*dispatchRig, func(i int)) {
 		wc, err := net.FileConn(theirs)
 		require.NoError(t, err)
 		theirs.Close()
-		s := newSlot(1, i, conn, b)
+		qc, err := net.FileConn(q.theirs)
+		require.NoError(t, err)
+		// Each test worker is a process of its own to the table.
+		s := newSlot(1, i, 1000+i, conn, b, q)
+		d.adopt(s)
 		go s.read(func(err error) { rig.broken <- err })
 		rig.slots = append(rig.slots, s)
-		rig.workers = append(rig.workers, &testWorker{t: t, conn: wc.(*net.UnixConn), frames: wsgi.NewFrameReader(wc), board: b.sb, index: i})
+		rig.workers = append(rig.workers, &testWorker{t: t, conn: wc.(*net.UnixConn), queue: qc.(*net.UnixConn),
+			frames: wsgi.NewFrameReader(wc), board: b.sb, table: d.requests, index: i, pid: 1000 + i})
 	}
 	t.Cleanup(func() {
 		close(retire)
 		for i, s := range rig.slots {
 			s.conn.Close()
 			rig.workers[i].conn.Close()
+			rig.workers[i].queue.Close()
 			<-s.dead
 		}
+		q.close()
 		b.release()
 	})
-	return rig, func(i int) { go rig.slots[i].serve(rig.d, retire) }
+	return rig, func(i int) {
+		rig.d.register(rig.slots[i])
+		go rig.slots[i].serve(rig.d, retire)
+	}
 }
 
 // serve runs one request in the background; the result arrives on the
@@ -272,18 +354,13 @@ func TestDispatchRetriesARequestItsWorkerNeverBegan(t *testing.T) {
 	rig := newDispatchRig(t, 2)
 	rec := &recorder{}
 	done := rig.serve(context.Background(), rec, "/again", "")
-	// Whichever slot took it dies without beginning it.
-	first := 0
-	if !assert.Eventually(t, func() bool { return rig.slots[1].busy() || rig.slots[0].busy() }, 5*time.Second, time.Millisecond) {
-		return
-	}
-	if rig.slots[1].busy() {
-		first = 1
-	}
-	rig.workers[first].peekRequest()
-	require.NoError(t, rig.workers[first].conn.Close())
-	w := rig.workers[1-first]
+	// The first worker reads it from the queue and dies before claiming it.
+	firstID, _, _ := rig.workers[0].peekRequest()
+	require.NoError(t, rig.workers[0].conn.Close())
+	w := rig.workers[1]
 	id, vars, _ := w.nextRequest()
+	assert.NotEqual(t, firstID, id, "sent again under a new id")
+	assert.False(t, w.claim(firstID), "the copy the dead worker read can no longer be claimed")
 	assert.Equal(t, "/again", vars["PATH_INFO"])
 	w.write(append(head(id, "200 OK"), end(id, 0)...))
 	require.NoError(t, wait(t, done))
@@ -370,18 +447,12 @@ func TestDispatchOutOfTurnFrameFailsTheSlot(t *testing.T) {
 }
 
 func TestDispatchStoppedAnswers503(t *testing.T) {
-	d := newDispatcher(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	d, err := newDispatcher(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
 	d.stop()
 	rec := &recorder{}
 	require.NoError(t, d.ServeWSGI(context.Background(), rec, &wsgi.Request{}))
 	assert.Equal(t, "head 503 Service Unavailable", rec.log()[0])
-}
-
-// busy reports whether s has a request in flight.
-func (s *slot) busy() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.inflight) > 0
 }
 
 // A client that reads slowly holds back its worker only once the master
@@ -422,8 +493,8 @@ func TestDispatchHoldsBackAWorkerAheadOfASlowClient(t *testing.T) {
 			// With the client stalled, the master holds at most about that
 			// much, and the socket buffers hold the rest back in the worker.
 			bound := memoryMark + int(tc.spoolLimit)
-			eventually(t, func() bool { return rig.slots[0].heldBytes() >= bound }, "the master's share fills up")
-			assert.LessOrEqual(t, rig.slots[0].heldBytes(), bound+2*(len(chunk)+wsgi.FrameHeaderLen))
+			eventually(t, func() bool { return rig.heldBytes() >= bound }, "the master's share fills up")
+			assert.LessOrEqual(t, rig.heldBytes(), bound+2*(len(chunk)+wsgi.FrameHeaderLen))
 			select {
 			case <-written:
 				require.FailNow(t, "the worker wrote everything although the client is stalled")
@@ -443,18 +514,17 @@ func TestDispatchHoldsBackAWorkerAheadOfASlowClient(t *testing.T) {
 	}
 }
 
-// heldBytes returns the bytes the master holds for the request in flight
-// and its relay has not taken or sent: in memory and in the spool.
-func (s *slot) heldBytes() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.inflight) == 0 {
-		return 0
-	}
-	r := s.inflight[0].resp
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.data) + int(r.spool.held)
+// heldBytes returns the bytes the master holds for the requests in flight
+// and their relays have not taken or sent: in memory and in the spool.
+func (rig *dispatchRig) heldBytes() int {
+	n := 0
+	rig.d.requests.each(func(j *job) {
+		r := j.resp
+		r.mu.Lock()
+		n += len(r.data) + int(r.spool.held)
+		r.mu.Unlock()
+	})
+	return n
 }
 
 // A head that breaks PEP 3333's rules can only come from a worker whose

@@ -16,12 +16,12 @@ import (
 // When no replacement can be started, w's death is left to the respawn
 // logic of an unexpected exit.
 func (p *pool) harakiri(w *worker, now time.Time) bool {
-	for i, s := range w.slots {
+	for i := range w.slots {
 		id, started := w.board.running(i)
 		if id == 0 || now.UnixNano()-started < int64(p.limits.Harakiri) {
 			continue
 		}
-		method, path := s.markTimedOut(id)
+		method, path := p.dispatch.markTimedOut(id)
 		p.log.Error("harakiri: request ran too long, killing its worker",
 			"worker", w.num, "pid", w.proc.pid(), "method", method, "path", path,
 			"running", time.Duration(now.UnixNano()-started).Round(time.Millisecond), "harakiri", p.limits.Harakiri)
@@ -35,14 +35,14 @@ func (p *pool) harakiri(w *worker, now time.Time) bool {
 // set (uwsgi.set_user_harakiri), as harakiri does; it reports whether it
 // did. The slot may be running a signal handler rather than a request.
 func (p *pool) userHarakiri(w *worker, now time.Time) bool {
-	for i, s := range w.slots {
+	for i := range w.slots {
 		deadline := w.board.userHarakiri(i)
 		if deadline == 0 || now.UnixNano() < deadline {
 			continue
 		}
 		var method, path string
 		if id, _ := w.board.running(i); id != 0 {
-			method, path = s.markTimedOut(id)
+			method, path = p.dispatch.markTimedOut(id)
 		}
 		p.log.Error("harakiri: the app's deadline (uwsgi.set_user_harakiri) passed, killing its worker",
 			"worker", w.num, "pid", w.proc.pid(), "method", method, "path", path)
@@ -63,22 +63,4 @@ func (p *pool) killForHarakiri(w *worker) {
 	}
 	w.killed = true
 	w.proc.kill()
-}
-
-// markTimedOut flags the request id in flight on s, so that its relay
-// answers 504 once the worker is gone, and returns its method and path for
-// the log. The pool goroutine calls it; the job stays valid while it is in
-// s.inflight.
-func (s *slot) markTimedOut(id uint32) (method, path string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, j := range s.inflight {
-		if j.id == id {
-			j.timedOut.Store(true)
-			method, _ = j.req.Vars.Get("REQUEST_METHOD")
-			path, _ = j.req.Vars.Get("PATH_INFO")
-			return method, path
-		}
-	}
-	return "", ""
 }

@@ -36,6 +36,7 @@ type launched struct {
 	control *os.File // read end of the worker's control pipe
 	conns   []*net.UnixConn
 	board   *board
+	queue   *genQueue // its generation's shared queue; nil without one
 }
 
 // exitAttrs describes how a process ended as log attributes.

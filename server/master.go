@@ -255,7 +255,9 @@ func newMaster(cfg Config) (*master, error) {
 				"address", l.Addr().String(), "socket", l.socket.Address)
 		}
 	}
-	m.dispatch = newDispatcher(m.log)
+	if m.dispatch, err = newDispatcher(m.log); err != nil {
+		return m, err
+	}
 	m.dispatch.maxWaiting = int64(cfg.Listen)
 	m.dispatch.spoolLimit = cfg.ResponseSpoolLimit
 	l := m.launcher(exe, args)
@@ -269,7 +271,7 @@ func newMaster(cfg Config) (*master, error) {
 	if err := m.prepareAccessStaticStats(); err != nil {
 		return m, err
 	}
-	if m.metrics, err = listenMetrics(cfg.Metrics, m.dispatch.waiting.Load, m.pool.snapshot, m.log); err != nil {
+	if m.metrics, err = listenMetrics(cfg.Metrics, m.dispatch.notBegun, m.pool.snapshot, m.log); err != nil {
 		return m, err
 	}
 	m.dispatch.metrics = m.metrics
@@ -317,6 +319,7 @@ func newMaster(cfg Config) (*master, error) {
 func (m *master) launcher(exe string, args []string) launcher {
 	l := newZygoteLauncher(exe, args, m.cfg.Spec, m.log)
 	l.output = m.cfg.childOutput
+	l.requests = m.dispatch.requests
 	if m.cfg.HonourStdin {
 		l.stdin = os.Stdin
 	}
@@ -328,7 +331,7 @@ func (m *master) launcher(exe string, args []string) launcher {
 	}
 	m.sampleQueue = func() {
 		if a := l.newestArea(); a != nil {
-			a.setListenQueue(m.dispatch.waiting.Load())
+			a.setListenQueue(m.dispatch.notBegun())
 		}
 	}
 	m.zygotes = l

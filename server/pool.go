@@ -241,8 +241,8 @@ func (p *pool) spawn(num, gen int) (*worker, error) {
 	}
 	w := &worker{num: num, gen: gen, proc: l.proc, board: l.board, retire: make(chan struct{}), started: time.Now()}
 	for i, conn := range l.conns {
-		s := newSlot(num, i, conn, l.board)
-		s.pid = l.proc.pid()
+		s := newSlot(num, i, l.proc.pid(), conn, l.board, l.queue)
+		p.dispatch.adopt(s)
 		w.slots = append(w.slots, s)
 		go s.read(func(err error) { p.send(event{kind: evBroken, w: w, text: err.Error()}) })
 	}
@@ -385,6 +385,10 @@ func (p *pool) readyCount(gen int) int {
 func (p *pool) activate(w *worker) {
 	w.active = true
 	for _, s := range w.slots {
+		// Registered now, not in the goroutine: the first slot of a new
+		// generation makes its queue the current one before the old
+		// generation is retired and its queue closed.
+		p.dispatch.register(s)
 		go s.serve(p.dispatch, w.retire)
 	}
 }

@@ -51,8 +51,10 @@ type poolRig struct {
 func startPool(t *testing.T, processes, threads int, module string) *poolRig {
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
-	d := newDispatcher(log)
+	d, err := newDispatcher(log)
+	require.NoError(t, err)
 	l := newZygoteLauncher(os.Args[0], []string{"-test.run=^$"}, zygoteSpec(t, module), log)
+	l.requests = d.requests
 	p := newPool(processes, threads, l, d, log)
 	p.start()
 	t.Cleanup(func() {

@@ -286,5 +286,5 @@ func SignalPidFile(path string, sig syscall.Signal) error {
 // handed to a slot, a retried one once per try.
 func (m *master) logStats() {
 	m.log.Info("stats", "pid", os.Getpid(), "workers", m.cfg.Processes, "threads", m.cfg.Threads,
-		"requests", m.dispatch.nextID.Load(), "queued", m.dispatch.waiting.Load())
+		"requests", m.dispatch.nextID.Load(), "queued", m.dispatch.notBegun())
 }

@@ -1,5 +1,6 @@
-// Tests of the scheduler: a waiting request goes to the slot whose request
-// ends, and only a small frame waits behind another in a slot's socket.
+// Tests of where a request goes: the shared queue, or for a frame too big
+// for one queue message an idle slot's own socket; a request no worker took
+// is withdrawn when its client leaves, and --listen bounds what waits.
 package server
 
 import (
@@ -9,50 +10,49 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/gowsgi/gowsgi/wsgi"
 )
 
-func TestDispatchSendsAWaitingRequestWhenOneEnds(t *testing.T) {
-	rig := newDispatchRig(t, 1)
-	w := rig.workers[0]
-	recA, recB, recC := &recorder{}, &recorder{}, &recorder{}
-	doneA := rig.serve(context.Background(), recA, "/a", "")
-	idA, _, _ := w.nextRequest()
-	doneB := rig.serve(context.Background(), recB, "/b", "")
-	eventually(t, func() bool { return rig.slots[0].pending() == 2 }, "B goes behind A")
-	doneC := rig.serve(context.Background(), recC, "/c", "")
-	eventually(t, func() bool { return rig.d.waiting.Load() == 1 }, "C waits")
-
-	w.write(append(head(idA, "200 OK"), end(idA, 0)...))
-	require.NoError(t, wait(t, doneA))
-	// C reaches the worker while B is still unanswered.
-	idB, _, _ := w.nextRequest()
-	idC, vars, _ := w.peekRequest()
-	assert.Equal(t, "/c", vars["PATH_INFO"])
-	assert.Equal(t, int64(0), rig.d.waiting.Load())
-	w.write(append(head(idB, "201 Created"), end(idB, 0)...))
-	w.write(append(head(idC, "202 Accepted"), end(idC, 0)...))
-	require.NoError(t, wait(t, doneB))
-	require.NoError(t, wait(t, doneC))
-	assert.Equal(t, []string{"head 201 Created"}, recB.log())
-	assert.Equal(t, []string{"head 202 Accepted"}, recC.log())
-}
-
-func TestDispatchKeepsALargeFrameFromABusySlot(t *testing.T) {
-	rig := newDispatchRig(t, 1)
-	w := rig.workers[0]
+func TestDispatchSendsAFrameTooBigForTheQueueToAnIdleSlot(t *testing.T) {
+	rig := newDispatchRig(t, 2)
 	recA, recB := &recorder{}, &recorder{}
 	doneA := rig.serve(context.Background(), recA, "/a", "")
-	idA, _, _ := w.nextRequest()
-	large := strings.Repeat("x", pipelineFrameCap)
+	idA, _, _ := rig.workers[0].nextRequest()
+	large := strings.Repeat("x", wsgi.QueueFrameCap)
 	doneB := rig.serve(context.Background(), recB, "/b", large)
-	eventually(t, func() bool { return rig.d.waiting.Load() == 1 }, "B waits")
-	assert.Equal(t, 1, rig.slots[0].pending(), "B's frame is not behind A's")
-
-	w.write(append(head(idA, "200 OK"), end(idA, 0)...))
-	require.NoError(t, wait(t, doneA))
-	idB, vars, body := w.nextRequest()
+	// Worker 0 is busy with A: B goes to worker 1's socket.
+	idB, vars, body := rig.workers[1].nextAddressed()
 	assert.Equal(t, "/b", vars["PATH_INFO"])
 	assert.Equal(t, large, body)
-	w.write(append(head(idB, "200 OK"), end(idB, 0)...))
+	rig.workers[0].write(append(head(idA, "200 OK"), end(idA, 0)...))
+	rig.workers[1].write(append(head(idB, "200 OK"), end(idB, 0)...))
+	require.NoError(t, wait(t, doneA))
 	require.NoError(t, wait(t, doneB))
+}
+
+func TestDispatchWithdrawsARequestWhoseClientLeftBeforeAnyWorkerTookIt(t *testing.T) {
+	rig := newDispatchRig(t, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := rig.serve(ctx, &recorder{}, "/left", "")
+	eventually(t, func() bool { return rig.d.notBegun() == 1 }, "request queued")
+	cancel()
+	assert.ErrorIs(t, wait(t, done), context.Canceled)
+	assert.Zero(t, rig.d.notBegun())
+	// The copy in the queue is dropped by the worker that reads it.
+	id, _, _ := rig.workers[0].peekRequest()
+	assert.False(t, rig.workers[0].claim(id))
+}
+
+func TestDispatchListenBoundsWhatWaits(t *testing.T) {
+	rig := newDispatchRig(t, 1)
+	rig.d.maxWaiting = 1
+	waiting := rig.serve(context.Background(), &recorder{}, "/first", "")
+	eventually(t, func() bool { return rig.d.notBegun() == 1 }, "first request queued")
+	rec := &recorder{}
+	require.NoError(t, wait(t, rig.serve(context.Background(), rec, "/second", "")))
+	assert.Equal(t, "head 503 Service Unavailable", rec.log()[0])
+	id, _, _ := rig.workers[0].nextRequest()
+	rig.workers[0].write(append(head(id, "200 OK"), end(id, 0)...))
+	require.NoError(t, wait(t, waiting))
 }

@@ -1,9 +1,11 @@
-// A worker slot as the master sees it: one socketpair end that request
-// frames are written to by whichever goroutine the scheduler (sched.go)
-// gives the request, and a reader goroutine that queues the response frames
-// for the request's relay, in memory and past 4 MiB in a spool file; it
-// waits only when a slow client's response has reached its spool limit
-// (response.go), which holds back the worker streaming to it.
+// A worker slot as the master sees it: one socketpair end, which carries
+// the worker's frames for the requests the slot took (relayed responses,
+// hand-offs, FrameEnds the master waits for) and, the other way, the rare
+// request frame too big for the shared queue (sched.go). Its reader
+// goroutine finds each frame's job by its id (requests_linux.go) and queues
+// the frames for the request's relay, in memory and past 4 MiB in a spool
+// file; it waits only when a slow client's response has reached its spool
+// limit (response.go), which holds back the worker streaming to it.
 package server
 
 import (
@@ -13,15 +15,13 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/gowsgi/gowsgi/wsgi"
 )
-
-// keptFrameCap is the largest request frame buffer a slot keeps for reuse.
-const keptFrameCap = 256 << 10
 
 // maxFDsPerRead bounds the descriptors one read can carry; a worker sends one
 // per FrameFile, so a read holding more frames than this is not expected.
@@ -32,44 +32,42 @@ var errFDsTruncated = errors.New("server: a worker sent more file descriptors th
 // slot is the master's end of one worker slot.
 type slot struct {
 	worker int // the worker's number, for logs
-	pid    int // the worker process's pid, for the access log; 0 when unknown
 	index  int // the slot's number in its worker, also its scoreboard record
+	pid    int // the worker's pid: what its claims in the request table carry, and the access log shows
 	conn   *net.UnixConn
 	rx     fdReader
 	board  *board
+	queue  *genQueue // its generation's shared queue; nil without one (CGI mode)
 
-	mu       sync.Mutex
-	inflight []*job      // requests sent and not yet ended, oldest first
-	closed   bool        // the reader has stopped; nothing more will be delivered
-	d        *dispatcher // whose requests it takes; nil until it serves
+	mu     sync.Mutex
+	closed bool        // the reader has stopped; nothing more will be delivered
+	d      *dispatcher // whose requests it takes; nil until it serves
 
-	sched  schedState // guarded by d.sched.mu
-	sendMu sync.Mutex // held while a request frame is built in out and written
+	// retiring is set once the slot takes no more requests and its worker
+	// is to end what it runs and exit.
+	retiring atomic.Bool
+	sendMu   sync.Mutex // held while a request frame is written
 
 	dead chan struct{} // closed when the reader stops
-	out  []byte        // reused request frame buffer
 }
 
-func newSlot(worker, index int, conn *net.UnixConn, b *board) *slot {
+func newSlot(worker, index, pid int, conn *net.UnixConn, b *board, q *genQueue) *slot {
 	return &slot{
-		worker:   worker,
-		index:    index,
-		conn:     conn,
-		rx:       fdReader{conn: conn, oob: make([]byte, unix.CmsgSpace(4*maxFDsPerRead))},
-		board:    b,
-		inflight: make([]*job, 0, slotDepth),
-		dead:     make(chan struct{}),
+		worker: worker,
+		index:  index,
+		pid:    pid,
+		conn:   conn,
+		rx:     fdReader{conn: conn, oob: make([]byte, unix.CmsgSpace(4*maxFDsPerRead))},
+		board:  b,
+		queue:  q,
+		dead:   make(chan struct{}),
 	}
 }
 
-// serve lets the slot take requests from d (sched.go) until the slot dies
-// or retire is closed; a retiring slot is shut once the requests it has are
-// done, which tells the worker to finish and exit.
+// serve keeps the slot, which d has registered (sched.go), taking requests
+// until the slot dies or retire is closed; a retiring slot is shut, which
+// tells the worker to finish what it runs and exit.
 func (s *slot) serve(d *dispatcher, retire <-chan struct{}) {
-	s.mu.Lock()
-	s.d = d
-	s.mu.Unlock()
-	d.register(s)
 	select {
 	case <-s.dead:
 	case <-retire:
@@ -77,55 +75,36 @@ func (s *slot) serve(d *dispatcher, retire <-chan struct{}) {
 	}
 }
 
-// sendNow builds j's request frame and writes it. It returns what send
-// does.
-func (s *slot) sendNow(j *job) bool {
-	s.sendMu.Lock()
-	defer s.sendMu.Unlock()
-	s.out = wsgi.AppendRequest(s.out[:0], j.id, j.req)
-	return s.send(j)
-}
-
-// pending returns how many requests are in flight.
-func (s *slot) pending() int {
+// sendFrame writes j's request frame, built in frame, to the slot's own
+// socket. It returns false when the slot has died, in which case j has
+// been or will be told its worker is lost.
+func (s *slot) sendFrame(j *job, frame []byte) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.inflight)
-}
-
-// send writes j's request frame, already built in s.out, with s.sendMu
-// held. It returns false
-// when the slot has died, in which case j has been or will be told its
-// worker is lost.
-func (s *slot) send(j *job) bool {
-	j.setSlot(s)
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		j.lost(false)
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
 		return false
 	}
-	j.servedBefore = s.servedBefore()
-	s.inflight = append(s.inflight, j)
-	s.mu.Unlock()
-	err := writeRequestFrame(s.conn, s.out, j.client, j.req.BodyFile)
-	if cap(s.out) > keptFrameCap {
-		s.out = nil
-	}
+	s.sendMu.Lock()
+	err := writeRequestFrame(s.conn, frame, j.client, j.req.BodyFile)
+	s.sendMu.Unlock()
 	if err != nil {
-		// The reader then fails j and marks the slot dead.
+		// The reader then sees the slot dead and withdraws j.
 		s.conn.Close()
 		return false
 	}
 	return true
 }
 
-// writeRequestFrame writes a request frame to a slot socket, with the
-// descriptors it calls for attached to the frame's first bytes (SCM_RIGHTS,
-// unix(7)): the client connection's for a direct request, then the spooled
-// body's. The worker reads the frame header with recvmsg and finds them
-// there. They are duplicated into the worker; the gateway keeps and closes
-// its own.
+// idle reports whether the scoreboard shows the slot running nothing.
+func (s *slot) idle() bool { return s.board.currentID(s.index) == 0 }
+
+// writeRequestFrame writes a request frame to a slot socket, or as one
+// message to a queue, with the descriptors it calls for attached to the
+// frame's first bytes (SCM_RIGHTS, unix(7)): the client connection's for a
+// direct request, then the spooled body's. The worker reads the frame
+// header with recvmsg and finds them there. They are duplicated into the
+// worker; the gateway keeps and closes its own.
 func writeRequestFrame(conn *net.UnixConn, frame []byte, client syscall.RawConn, body *os.File) error {
 	if client == nil && body == nil {
 		_, err := conn.Write(frame)
@@ -173,28 +152,6 @@ func withFDs(conns []syscall.RawConn, fds []int, f func(fds []int)) error {
 	return err
 }
 
-// servedBefore returns the slot's served count as it will be when the
-// worker begins the next request sent: the count now when idle, else one
-// more than the request ahead's, since a worker serves a slot's requests in
-// order and counts each as it ends. s.mu is held.
-func (s *slot) servedBefore() uint64 {
-	if n := len(s.inflight); n > 0 {
-		return s.inflight[n-1].servedBefore + 1
-	}
-	return s.board.served(s.index)
-}
-
-// begun reports whether the worker may have begun j. A request queued
-// behind one the worker never finished cannot have begun.
-func (s *slot) begun(j *job) bool {
-	return s.board.begun(s.index, j.id, j.servedBefore)
-}
-
-// headMayHaveLeft reports whether the worker may have written bytes of j's
-// response to its client itself (a direct request), and the head's status
-// code.
-func (s *slot) headMayHaveLeft(j *job) (bool, int) { return s.board.headMayHaveLeft(s.index, j.id) }
-
 // abort asks the worker to stop producing request id's response.
 func (s *slot) abort(id uint32) { s.board.abort(s.index, id) }
 
@@ -217,16 +174,18 @@ func (s *slot) read(broken func(error)) {
 	}
 }
 
-// deliver queues f on the job in flight. more says another whole frame is
-// already buffered, in which case waking the relay can wait for it.
+// deliver queues f on its job. more says another whole frame is already
+// buffered, in which case waking the relay can wait for it. A frame for a
+// request this slot's worker did not take breaks the contract.
 func (s *slot) deliver(f wsgi.Frame, more bool) error {
 	s.mu.Lock()
-	var j *job
-	if len(s.inflight) > 0 {
-		j = s.inflight[0]
-	}
+	d := s.d
 	s.mu.Unlock()
-	if j == nil || f.ID != j.id {
+	var j *job
+	if d != nil {
+		j = d.requests.job(f.ID)
+	}
+	if j == nil || !j.from(s, d.requests.table.Load(f.ID)) {
 		return fmt.Errorf("server: worker %d slot %d sent a frame for request %d out of turn", s.worker, s.index, f.ID)
 	}
 	var file *os.File
@@ -239,49 +198,29 @@ func (s *slot) deliver(f wsgi.Frame, more bool) error {
 	default:
 		return fmt.Errorf("server: worker %d slot %d sent a frame of unknown kind %q", s.worker, s.index, byte(f.Kind))
 	}
-	if f.Kind != wsgi.FrameEnd {
-		j.resp.push(f, file)
-		if !more {
-			j.resp.notify()
-		}
-		j.resp.waitForRoom()
-		return nil
+	j.setSlot(s)
+	j.resp.push(f, file)
+	if f.Kind == wsgi.FrameEnd || !more {
+		j.resp.notify()
+		j.interruptLazy()
 	}
-	// Off the slot before its relay can see the end: the job is recycled
-	// once the relay returns.
-	s.mu.Lock()
-	n := copy(s.inflight, s.inflight[1:])
-	s.inflight[n] = nil
-	s.inflight = s.inflight[:n]
-	d := s.d
-	s.mu.Unlock()
-	j.resp.push(f, nil)
-	j.resp.notify()
-	if d != nil {
-		d.ended(s)
+	if f.Kind != wsgi.FrameEnd {
+		j.resp.waitForRoom()
 	}
 	return nil
 }
 
-// stop marks the slot dead and fails its requests in flight. The worker
-// stores a request's id in the scoreboard when it begins one and counts it
-// as served when done; if neither happened, the request never ran and can
-// go to another slot.
+// stop marks the slot dead and withdraws what its worker may have read
+// without taking it; once every slot of the worker has stopped, the worker
+// is gone and what it had taken fails (lostWorker).
 func (s *slot) stop() {
 	s.mu.Lock()
-	jobs := s.inflight
-	s.inflight, s.closed = nil, true
+	s.closed = true
 	d := s.d
 	s.mu.Unlock()
 	if d != nil {
-		d.unlist(s, false)
-	}
-	for _, j := range jobs {
-		if j.client != nil {
-			// Read now: the board is released once the slot is dead.
-			j.headLeft, j.headCode = s.headMayHaveLeft(j)
-		}
-		j.lost(s.begun(j))
+		d.unlist(s)
+		d.lostWorker(s, d.forget(s))
 	}
 	close(s.dead)
 	s.conn.Close()

@@ -151,7 +151,7 @@ type statsWorker struct {
 // statsDocument describes the master now.
 func (m *master) statsDocument() statsDocument {
 	cwd, _ := os.Getwd()
-	queued := m.dispatch.waiting.Load()
+	queued := m.dispatch.notBegun()
 	doc := statsDocument{
 		Version:     Version,
 		ListenQueue: queued,

@@ -33,7 +33,7 @@ type childWorker struct {
 
 func startWorker(t *testing.T, spec pyembed.AppSpec, slots int) *childWorker {
 	z, err := startZygote(os.Args[0], []string{"-test.run=^$"}, append(os.Environ(), pyembed.ZygoteEnv(spec)...), nil,
-		nil, childOutput{}, nil, slog.Default())
+		nil, nil, childOutput{}, nil, slog.Default())
 	require.NoError(t, err)
 	t.Cleanup(func() { z.proc.Kill() }) // its worker dies with it
 	files, err := newWorkerFiles(slots)

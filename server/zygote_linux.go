@@ -52,9 +52,15 @@ type zygoteLauncher struct {
 	// (--honour-stdin); nil gives them /dev/null, as uWSGI's.
 	stdin *os.File
 
+	// requests is the request table every zygote maps (requests_linux.go);
+	// nil runs workers without one, which take requests on their slot
+	// sockets only.
+	requests *requestTable
+
 	mu       sync.Mutex          // prepare's goroutines add zygotes
 	zygotes  map[int]*zygote     // by generation
 	areas    map[int]*sharedArea // by generation: a zygote started again keeps its generation's
+	queues   map[int]*genQueue   // by generation, as areas
 	starting map[int]bool        // generations whose zygote prepare is starting
 	released map[int]bool        // of those, the ones released meanwhile
 }
@@ -69,6 +75,7 @@ func newZygoteLauncher(exe string, args []string, spec pyembed.AppSpec, log *slo
 		log:      log,
 		zygotes:  make(map[int]*zygote),
 		areas:    make(map[int]*sharedArea),
+		queues:   make(map[int]*genQueue),
 		starting: make(map[int]bool),
 		released: make(map[int]bool),
 	}
@@ -130,7 +137,11 @@ func (l *zygoteLauncher) launch(num, gen, threads int) (*launched, error) {
 	if a, _ := l.area(gen); a != nil {
 		a.workerSpawned(num, w.pid())
 	}
-	return files.launched(w), nil
+	started := files.launched(w)
+	l.mu.Lock()
+	started.queue = l.queues[gen]
+	l.mu.Unlock()
+	return started, nil
 }
 
 // launchAux forks spooler or mule num from generation gen's zygote, which
@@ -176,6 +187,25 @@ func (l *zygoteLauncher) release(gen int) {
 	}
 }
 
+// queue returns generation gen's queue, creating it for the generation's
+// first zygote; nil without a request table.
+func (l *zygoteLauncher) queue(gen int) (*genQueue, error) {
+	if l.requests == nil {
+		return nil, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if q := l.queues[gen]; q != nil {
+		return q, nil
+	}
+	q, err := newGenQueue(gen)
+	if err != nil {
+		return nil, err
+	}
+	l.queues[gen] = q
+	return q, nil
+}
+
 // area returns generation gen's shared area, creating it for the
 // generation's first zygote.
 func (l *zygoteLauncher) area(gen int) (*sharedArea, error) {
@@ -202,11 +232,15 @@ func sharedSpec(spec pyembed.SharedSpec) pyembed.SharedSpec {
 // releaseArea releases generation gen's shared area, if it has one.
 func (l *zygoteLauncher) releaseArea(gen int) {
 	l.mu.Lock()
-	a := l.areas[gen]
+	a, q := l.areas[gen], l.queues[gen]
 	delete(l.areas, gen)
+	delete(l.queues, gen)
 	l.mu.Unlock()
 	if a != nil {
 		a.release()
+	}
+	if q != nil && !q.served.Load() {
+		q.close() // it never took requests; one that did the dispatcher closes when it is replaced
 	}
 }
 
@@ -239,9 +273,16 @@ type zygote struct {
 	released bool
 }
 
+// zygoteRequests are the request table and the generation's queue a
+// zygote inherits for its workers.
+type zygoteRequests struct {
+	table, queue *os.File
+}
+
 // startZygote execs the zygote, with stdin (nil: /dev/null) as its standard
-// input, and waits for it to load the app.
-func startZygote(exe string, args, env []string, stdin, shared *os.File, output childOutput, cred *syscall.Credential, log *slog.Logger) (*zygote, error) {
+// input, and waits for it to load the app. requests may be nil: its workers
+// then take requests on their slot sockets only.
+func startZygote(exe string, args, env []string, stdin, shared *os.File, requests *zygoteRequests, output childOutput, cred *syscall.Credential, log *slog.Logger) (*zygote, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("server: zygote socketpair: %w", err)
@@ -273,6 +314,12 @@ func startZygote(exe string, args, env []string, stdin, shared *os.File, output 
 	if shared != nil {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, shared) // fd 5: pyembed.SharedFDEnv
 		cmd.Env = append(cmd.Env, pyembed.SharedFDEnv)
+	}
+	if requests != nil {
+		// The child's descriptor n is ExtraFiles[n-3].
+		cmd.ExtraFiles = append(cmd.ExtraFiles, requests.table, requests.queue)
+		n := len(cmd.ExtraFiles) + 2
+		cmd.Env = append(cmd.Env, pyembed.RequestsFDEnv+"="+strconv.Itoa(n-1), pyembed.QueueFDEnv+"="+strconv.Itoa(n))
 	}
 	// Pdeathsig fires when the thread that started the zygote exits
 	// (prctl(2), PR_SET_PDEATHSIG), and no thread of the master exits
@@ -316,7 +363,15 @@ func (l *zygoteLauncher) startZygote(gen int) (*zygote, error) {
 	if err != nil {
 		return nil, err
 	}
-	z, err := startZygote(l.exe, l.args, env, l.stdin, area.file, l.output, l.credential, l.log)
+	q, err := l.queue(gen)
+	if err != nil {
+		return nil, err
+	}
+	var requests *zygoteRequests
+	if q != nil {
+		requests = &zygoteRequests{table: l.requests.file, queue: q.theirs}
+	}
+	z, err := startZygote(l.exe, l.args, env, l.stdin, area.file, requests, l.output, l.credential, l.log)
 	switch {
 	case err != nil:
 	case l.lazy:

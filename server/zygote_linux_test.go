@@ -74,7 +74,7 @@ func TestZygoteForksWorkersAndRespawnsACrashedOne(t *testing.T) {
 }
 
 func TestZygoteKillReportsTheSignal(t *testing.T) {
-	z, err := startZygote(os.Args[0], []string{"-test.run=^$"}, append(os.Environ(), pyembed.ZygoteEnv(zygoteSpec(t, "pool_app"))...), nil, nil, childOutput{}, nil, slog.Default())
+	z, err := startZygote(os.Args[0], []string{"-test.run=^$"}, append(os.Environ(), pyembed.ZygoteEnv(zygoteSpec(t, "pool_app"))...), nil, nil, nil, childOutput{}, nil, slog.Default())
 	require.NoError(t, err)
 	t.Cleanup(func() { z.proc.Kill() })
 	var workers []*zygoteWorker

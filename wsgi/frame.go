@@ -81,6 +81,7 @@ const (
 	FlagBodySpooled uint8 = 1 << 0 // FrameRequest: the body is a file whose descriptor comes with the frame
 	FlagEndBroken   uint8 = 1 << 0 // FrameEnd: close the client connection
 	FlagDirect      uint8 = 1 << 1 // FrameRequest: the worker writes the response to the client
+	FlagPosted      uint8 = 1 << 2 // FrameRequest: claim it in the request table (requests.go) before running it
 )
 
 // FrameHeaderLen is the size of a frame header.

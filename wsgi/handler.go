@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"syscall"
+	"time"
 )
 
 // ResponseWriter is what a gateway gives the server so a response goes back
@@ -53,4 +54,23 @@ type DirectResponder interface {
 	SendFileRaw(f *os.File, offset, count int64) error
 	// Completed is told how a response the worker wrote ended, once.
 	Completed(c Completion)
+}
+
+// PeerAwaiter is a DirectResponder whose connection may carry the
+// client's next request: the master may wait for it to learn, without a
+// frame from the worker, that the response has ended (requests.go).
+type PeerAwaiter interface {
+	DirectResponder
+	// AwaitPeer waits at most d for the client's next bytes, which it
+	// keeps for the next request, or its leaving, which cancels the
+	// request's context; not at all when ready reports true once the wait
+	// is armed, or when the connection is already being read. It calls
+	// done when the wait is over and before the connection can be read
+	// otherwise, so an InterruptAwait after done has no effect; done
+	// reports whether the request goes on (its response has not ended),
+	// and only then is the connection watched again as before the wait.
+	AwaitPeer(d time.Duration, ready func() bool, done func() (more bool))
+	// InterruptAwait ends a wait of AwaitPeer early; call it only between
+	// AwaitPeer's start and its done.
+	InterruptAwait()
 }

@@ -16,8 +16,8 @@ import (
 // is naturally aligned and accessed atomically by both processes. Over one
 // request the worker stores, in this order (pyembed/gw_wsgi_serve.c,
 // gw_record_stores, and Begin and Finish below): started, the id, then after
-// the app's response the served count, and only then the id back to 0. Begun
-// relies on that order. A worker writing a response to the client itself
+// the app's response the served count, and only then the id back to 0, so
+// harakiri and the stats never see a request counted before it ran. A worker writing a response to the client itself
 // (FlagDirect) also stores the request's id in headOut before its first
 // write to the client, so a master that finds the worker dead knows whether
 // any byte of the head may have left (HeadMayHaveLeft).
@@ -95,24 +95,10 @@ func (s Scoreboard) Begin(slot int, id uint32, startedNS int64) {
 }
 
 // Finish records that slot completed its current request, as the worker's C
-// side does: counted before the id is cleared (see Begun).
+// side does: counted before the id is cleared.
 func (s Scoreboard) Finish(slot int) {
 	atomic.AddUint64(s.u64(slot, slotServed), 1)
 	atomic.StoreUint32(s.u32(slot, slotCurrentID), 0)
-}
-
-// Begun reports whether slot may have begun request id, which the slot was
-// to begin once its served count reached servedBefore (requests queued
-// ahead of it on the slot count as served by then). The master asks when
-// the worker has gone, so the record is as the worker's last store left it:
-// the id is there from before the app is called until after served counts
-// the request, so any record the app may have run under says yes, and only
-// a request that cannot have reached the app says no and may run elsewhere.
-// The id is read first: a reader who misses it because it was just cleared
-// then reads served already counted.
-func (s Scoreboard) Begun(slot int, id uint32, servedBefore uint64) bool {
-	current := s.CurrentID(slot)
-	return current == id || s.Served(slot) > servedBefore
 }
 
 // MarkHeadOut records, as the worker's C side does before its first write

@@ -1,0 +1,194 @@
+// The request table and the generations' queues: how requests reach the
+// workers without the master choosing a slot, and how a worker ends a
+// response without waking the master (wsgi/requests.go has the word's
+// protocol). The table is one memfd for the master's life, mapped by every
+// zygote and inherited by its workers; its entries are handed out here,
+// and an id names its entry, so a frame from any worker finds its job.
+// Each generation has its own queue, a SOCK_SEQPACKET socketpair whose
+// receiving end its zygote and workers inherit: the master sends a request
+// frame as one message, the kernel hands it to one waiting slot, and a
+// reload sends to the new generation's queue while the old one drains.
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gowsgi/gowsgi/wsgi"
+)
+
+// requestEntries is the table's size: the most requests in flight at once,
+// a request waits for an entry past it. Its power of two is also how many
+// of an id's low bits name the entry.
+const (
+	requestEntryBits = 14
+	requestEntries   = 1 << requestEntryBits
+)
+
+// requestTable is the master's side of the table.
+type requestTable struct {
+	file  *os.File // for the zygotes to inherit
+	mem   []byte
+	table wsgi.RequestTable
+	jobs  []atomic.Pointer[job] // by entry index: the job whose request holds it
+	free  chan uint32           // entry indexes not in use; 0 is the header, never handed out
+	seq   []uint32              // by entry index: how often it was handed out, the id's high bits
+	sent  atomic.Int64          // posted requests sent
+	gone  atomic.Int64          // of those, withdrawn before any worker claimed them
+}
+
+func newRequestTable() (*requestTable, error) {
+	fd, err := unix.MemfdCreate("gowsgi-requests", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("server: request table: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "requests")
+	mem, err := mapShared(fd, requestEntries*wsgi.RequestEntryLen, "request table")
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	table, err := wsgi.NewRequestTable(mem)
+	if err != nil {
+		unix.Munmap(mem)
+		f.Close()
+		return nil, fmt.Errorf("server: request table: %w", err)
+	}
+	t := &requestTable{file: f, mem: mem, table: table, jobs: make([]atomic.Pointer[job], requestEntries),
+		free: make(chan uint32, requestEntries), seq: make([]uint32, requestEntries)}
+	for i := uint32(1); i < requestEntries; i++ {
+		t.free <- i
+	}
+	return t, nil
+}
+
+// take gives j an entry and the id that names it, waiting while every
+// entry is in use; it fails only when ctx is done or stop is closed.
+func (t *requestTable) take(ctx context.Context, stop <-chan struct{}, j *job) error {
+	var i uint32
+	select {
+	case i = <-t.free:
+	default:
+		select {
+		case i = <-t.free:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-stop:
+			return errStopped
+		}
+	}
+	// The entry is this goroutine's until put back, so its count needs no
+	// lock. The id's high bits change each time, so a stale copy of an
+	// earlier request in the queue never claims a later one; they start at
+	// 1, so no id is 0, the scoreboard's "idle".
+	t.seq[i]++
+	if t.seq[i] >= 1<<(32-requestEntryBits) {
+		t.seq[i] = 1
+	}
+	j.id = t.seq[i]<<requestEntryBits | i
+	t.jobs[i].Store(j)
+	return nil
+}
+
+// put gives j's entry back once no frame and no worker can refer to its
+// request any more: its response is over, or it was withdrawn.
+func (t *requestTable) put(j *job) {
+	i := j.id & (requestEntries - 1)
+	t.jobs[i].Store(nil)
+	t.table.Free(j.id)
+	t.free <- i
+}
+
+// job returns the job whose request is id, or nil.
+func (t *requestTable) job(id uint32) *job {
+	j := t.jobs[id&(requestEntries-1)].Load()
+	if j == nil || j.id != id {
+		return nil
+	}
+	return j
+}
+
+// each calls f for every job holding an entry.
+func (t *requestTable) each(f func(j *job)) {
+	for i := range t.jobs {
+		if j := t.jobs[i].Load(); j != nil {
+			f(j)
+		}
+	}
+}
+
+// inFlight returns how many requests hold an entry.
+func (t *requestTable) inFlight() int { return requestEntries - 1 - len(t.free) }
+
+// withdraw gives up j's request if no worker claimed it; see
+// wsgi.RequestTable.Withdraw.
+func (t *requestTable) withdraw(j *job) bool {
+	if !t.table.Withdraw(j.id) {
+		return false
+	}
+	t.gone.Add(1)
+	return true
+}
+
+// queued returns how many requests sent wait in a queue, claimed by no
+// worker yet (--listen, readiness, listen_queue).
+func (t *requestTable) queued() int64 {
+	return max(t.sent.Load()-t.gone.Load()-int64(t.table.Claims()), 0)
+}
+
+// genQueue is one generation's queue: the master's sending end, and the
+// receiving end its zygotes inherit.
+type genQueue struct {
+	gen    int
+	conn   *net.UnixConn
+	theirs *os.File
+
+	// served is set once the dispatcher sent requests on it; from then on
+	// the dispatcher closes it, when a newer generation's replaces it.
+	served atomic.Bool
+
+	mu     sync.Mutex
+	closed bool
+}
+
+func newGenQueue(gen int) (*genQueue, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("server: request queue: %w", err)
+	}
+	// The send buffer bounds what waits in the queue (a small request
+	// costs about 1.3 KB of it); the kernel caps it at wmem_max.
+	unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
+	mine, theirs := os.NewFile(uintptr(fds[0]), "queue"), os.NewFile(uintptr(fds[1]), "queue")
+	c, err := net.FileConn(mine)
+	mine.Close()
+	if err != nil {
+		theirs.Close()
+		return nil, fmt.Errorf("server: request queue: %w", err)
+	}
+	return &genQueue{gen: gen, conn: c.(*net.UnixConn), theirs: theirs}, nil
+}
+
+// send writes one request frame as one message, with the descriptors it
+// calls for.
+func (q *genQueue) send(frame []byte, client syscall.RawConn, body *os.File) error {
+	return writeRequestFrame(q.conn, frame, client, body)
+}
+
+// close ends the queue: its workers read what is left, then its end.
+func (q *genQueue) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.closed {
+		q.closed = true
+		q.conn.Close()
+		q.theirs.Close()
+	}
+}
