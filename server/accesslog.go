@@ -89,22 +89,29 @@ func newAccessLog(cfg Config, log *slog.Logger, out io.Writer) *accessLog {
 // parseLogFormat splits a format into literals and %(name) variables; a
 // "%(" without its ")" stays literal.
 func parseLogFormat(format string) []logPart {
+	return splitVariables(format, "%(", ')')
+}
+
+// splitVariables splits template into literals and the variables between
+// open and close, as uWSGI reads its log formats (%(name)) and encoder
+// templates (${name}); an open without its close stays literal.
+func splitVariables(template, open string, close byte) []logPart {
 	var parts []logPart
-	for format != "" {
-		i := strings.Index(format, "%(")
+	for template != "" {
+		start := strings.Index(template, open)
 		end := -1
-		if i >= 0 {
-			end = strings.IndexByte(format[i:], ')')
+		if start >= 0 {
+			end = strings.IndexByte(template[start:], close)
 		}
-		if i < 0 || end < 0 {
-			parts = append(parts, logPart{literal: format})
+		if start < 0 || end < 0 {
+			parts = append(parts, logPart{literal: template})
 			break
 		}
-		if i > 0 {
-			parts = append(parts, logPart{literal: format[:i]})
+		if start > 0 {
+			parts = append(parts, logPart{literal: template[:start]})
 		}
-		parts = append(parts, logPart{variable: format[i+2 : i+end]})
-		format = format[i+end+1:]
+		parts = append(parts, logPart{variable: template[start+len(open) : start+end]})
+		template = template[start+end+1:]
 	}
 	return parts
 }

@@ -1,36 +1,16 @@
 package server
 
 import (
-	"bytes"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// lockedLog is a log a cron's goroutines write while the test reads it.
-type lockedLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
 
 // runs counts the lines a cron command appended to path.
 func runs(path string) int {
@@ -53,7 +33,7 @@ func TestCronRunsOnceAMinuteAndUniqueWaitsForItsLastRun(t *testing.T) {
 			release := filepath.Join(t.TempDir(), "release")
 			// Each run notes itself, then waits for the test to let it end.
 			cmd := "echo run >> " + out + "; while [ ! -e " + release + " ]; do sleep 0.05; done"
-			log := &lockedLog{}
+			log := &syncBuffer{}
 			r := newCronRunner([]CronJob{{Minute: -1, Hour: -1, Day: -1, Month: -1, Weekday: -1, Command: cmd, Unique: tt.unique}},
 				log, slog.New(slog.NewTextHandler(log, nil)))
 			start := time.Date(2026, 12, 3, 10, 0, 0, 0, time.Local)
@@ -72,7 +52,7 @@ func TestCronRunsOnceAMinuteAndUniqueWaitsForItsLastRun(t *testing.T) {
 }
 
 func TestCronFieldsMustMatch(t *testing.T) {
-	log := &lockedLog{}
+	log := &syncBuffer{}
 	r := newCronRunner([]CronJob{{Minute: 30, Hour: -1, Day: -1, Month: -1, Weekday: -1, Command: "true"}},
 		log, slog.New(slog.NewTextHandler(log, nil)))
 	started := func() int { return strings.Count(log.String(), "[uwsgi-cron] running") }
@@ -87,7 +67,7 @@ func TestCronFieldsMustMatch(t *testing.T) {
 }
 
 func TestCronHarakiriKillsALongRun(t *testing.T) {
-	log := &lockedLog{}
+	log := &syncBuffer{}
 	r := newCronRunner([]CronJob{{Minute: -1, Hour: -1, Day: -1, Month: -1, Weekday: -1, Command: "sleep 60", Harakiri: 100 * time.Millisecond}},
 		log, slog.New(slog.NewTextHandler(log, nil)))
 	r.check(time.Now())

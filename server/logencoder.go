@@ -64,20 +64,8 @@ func parseLogEncoder(option, value string) (*logEncoder, error) {
 // followed by "{", or a "${" without "}", stays literal, as in uWSGI.
 func parseEncoderTemplate(template string) ([]encoderPart, error) {
 	var parts []encoderPart
-	for template != "" {
-		start := strings.Index(template, "${")
-		end := -1
-		if start >= 0 {
-			end = strings.IndexByte(template[start:], '}')
-		}
-		if start < 0 || end < 0 {
-			parts = append(parts, encoderPart{literal: template})
-			break
-		}
-		if start > 0 {
-			parts = append(parts, encoderPart{literal: template[:start]})
-		}
-		part := encoderPart{variable: template[start+2 : start+end]}
+	for _, p := range splitVariables(template, "${", '}') {
+		part := encoderPart{literal: p.literal, variable: p.variable}
 		if format, ok := strings.CutPrefix(part.variable, "strftime:"); ok {
 			f, err := strftime.New(format)
 			if err != nil {
@@ -86,7 +74,6 @@ func parseEncoderTemplate(template string) ([]encoderPart, error) {
 			part.strftime = f
 		}
 		parts = append(parts, part)
-		template = template[start+end+1:]
 	}
 	return parts, nil
 }
