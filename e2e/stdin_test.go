@@ -11,9 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -40,22 +38,13 @@ func serveWithPipedStdin(t *testing.T, bin, dir, addr string, args ...string) in
 	require.NoError(t, err)
 	_, err = w.WriteString(stdinLine)
 	require.NoError(t, err)
-	out := &harness.LockedBuffer{}
 	cmd := exec.Command(bin, args...)
-	cmd.Dir, cmd.Stdin, cmd.Stdout, cmd.Stderr = dir, r, out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	require.NoError(t, cmd.Start())
+	cmd.Dir, cmd.Stdin = dir, r
+	out, stop := startInGroup(t, cmd)
 	r.Close()
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		w.Close() // held open so far: EOF is not what a worker should read
-		_ = cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-exited:
-		case <-time.After(uwsgiStopWait):
-		}
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		stop()
 		if t.Failed() {
 			t.Logf("%s output:\n%s", filepath.Base(bin), out)
 		}

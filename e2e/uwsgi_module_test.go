@@ -91,56 +91,53 @@ func getJSON(t *testing.T, url string, v any) {
 // waits for it to answer.
 func startUWSGIForTest(t *testing.T, bin, dir string, args ...string) (*exec.Cmd, *harness.LockedBuffer) {
 	t.Helper()
-	out := &harness.LockedBuffer{}
 	cmd := exec.Command(bin, args...)
-	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, out, out
+	cmd.Dir = dir
+	out, stop := startInGroup(t, cmd)
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("%s output:\n%s", filepath.Base(bin), out)
+		}
+	})
+	return cmd, out
+}
+
+// startInGroup starts cmd, its Dir and Stdin set by the caller, in a
+// process group of its own, its output collected. A worker uWSGI leaves
+// behind as its master exits (it may, on SIGINT) is ended with the group,
+// and holds no output pipe open past WaitDelay. stop sends SIGINT, and
+// after uWSGI's master has exited, or uwsgiStopWait, kills what is left
+// of the group (the server's own stop is not under test: uWSGI's master at
+// times waits on a worker that saw it go) and waits for the process.
+func startInGroup(t *testing.T, cmd *exec.Cmd) (out *harness.LockedBuffer, stop func()) {
+	t.Helper()
+	out = &harness.LockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = 5 * time.Second
 	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	return out, func() {
 		_ = cmd.Process.Signal(syscall.SIGINT)
 		select {
 		case <-exited:
 		case <-time.After(uwsgiStopWait):
 		}
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		if t.Failed() {
-			t.Logf("uwsgi output:\n%s", out)
-		}
-	})
-	return cmd, out
+		<-exited
+	}
 }
 
 // runUWSGI runs Debian's uWSGI with args in dir until its first answer to
 // GET path, which it returns, then stops it (SIGINT) and waits for it.
 func runUWSGI(t *testing.T, bin, dir, addr, path string, args ...string) []byte {
 	t.Helper()
-	out := &harness.LockedBuffer{}
 	cmd := exec.Command(bin, args...)
-	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, out, out
-	// Its own process group: a worker uWSGI leaves behind as its master
-	// exits (it may, on SIGINT) is ended with the group, and holds no
-	// output pipe open past WaitDelay.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.WaitDelay = 5 * time.Second
-	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		// uWSGI's own stop is not under test, and its master at times
-		// waits on a worker that saw it go: what is left after a while
-		// is killed.
-		_ = cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-exited:
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		case <-time.After(uwsgiStopWait):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-	}()
+	cmd.Dir = dir
+	out, stop := startInGroup(t, cmd)
+	defer stop()
 	var body []byte
 	harness.Eventually(t, harness.StartTimeout, func() bool {
 		resp, err := http.Get("http://" + addr + path)
