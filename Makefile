@@ -65,7 +65,7 @@ for c in "$$(command -v $(1) 2>/dev/null)" $$(ls -d $$(pyenv root 2>/dev/null ||
 done
 endef
 
-.PHONY: all deps test-deps build install test test-go test-pythons test-fuzz lint clean
+.PHONY: all deps test-deps build install test test-go test-race test-pythons test-fuzz lint clean
 
 all: deps build
 
@@ -84,13 +84,19 @@ install: build
 	install -D -m 0755 bin/gowsgi $(DESTDIR)$(PREFIX)/bin/gowsgi
 
 lint:
-	@out=$$(gofmt -l cmd pyembed wsgi server gateways e2e bench); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
+	@out=$$(gofmt -l cmd pyembed wsgi server gateways internal e2e bench); [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
 	$(cgo_env) $(GO) vet ./...
 
-test: test-deps build lint test-go test-pythons test-fuzz
+test: test-deps build lint test-go test-race test-pythons test-fuzz
 
 test-go:
 	$(cgo_env) GOWSGI_BIN=$(CURDIR)/bin/gowsgi $(GO) test -count=1 -timeout 15m ./...
+
+# The tests whose failure is a data race only the race detector sees
+# (harakiri reading jobs that are being reused), and the raw socket calls.
+test-race:
+	$(cgo_env) $(GO) test -count=1 -race -run WhileJobsAreReused ./server
+	$(cgo_env) $(GO) test -count=1 -race ./internal/...
 
 # Every fuzz target briefly, beyond the seed corpora go test already runs.
 # The budget is a count of inputs, not a time: before Go 1.27 a time budget

@@ -32,6 +32,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gowsgi/gowsgi/internal/rawsock"
 	"github.com/gowsgi/gowsgi/wsgi"
 )
 
@@ -125,17 +126,17 @@ func (s *http1Server) Close() error { return s.core.Close() }
 func (s *http1Server) open(conn net.Conn) *http1Conn {
 	c := s.conns.Get().(*http1Conn)
 	c.conn, c.begun, c.fresh, c.lastPOST = conn, false, true, false
-	c.in = scanningReader{conn: conn}
+	c.raw = nil
+	if sc, ok := conn.(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+	}
+	c.in = scanningReader{conn: conn, sys: c.raw}
 	c.r.Reset(&c.in)
 	c.w.Reset(conn)
 	c.info = connInfo{trust: s.trust}
 	c.info.serverName, c.info.serverPort = hostPort(conn.LocalAddr().String())
 	c.info.remoteAddr, c.info.remotePort = hostPort(conn.RemoteAddr().String())
-	c.raw = nil
-	if sc, ok := conn.(syscall.Conn); ok {
-		c.raw, _ = sc.SyscallConn()
-	}
-	conn.SetReadDeadline(time.Now().Add(s.headerTimeout))
+	c.setReadDeadline(time.Now().Add(s.headerTimeout))
 	return c
 }
 
@@ -186,8 +187,11 @@ func (s *http1Server) takeProxyHeader(c *http1Conn) bool {
 func (s *http1Server) awaitRequest(c *http1Conn, n int64) bool {
 	if n > 1 {
 		// The deadline is set before the request counts as ended, so a
-		// stop sweeping the connections from then on overrides it.
-		c.conn.SetReadDeadline(time.Now().Add(s.idleTimeout))
+		// stop sweeping the connections from then on overrides it. A
+		// request already here needs none: nothing waits.
+		if !c.nextIsHere() {
+			c.setReadDeadline(time.Now().Add(s.idleTimeout))
+		}
 		if !s.core.endRequest(&c.sequentialConn) {
 			return false
 		}
@@ -199,9 +203,32 @@ func (s *http1Server) awaitRequest(c *http1Conn, n int64) bool {
 		return false
 	}
 	if n > 1 {
-		c.conn.SetReadDeadline(time.Now().Add(s.headerTimeout))
+		// Most heads came whole with their first byte: the header
+		// timeout is set only if reading the head reads the connection.
+		c.in.arm = time.Now().Add(s.headerTimeout)
 	}
 	return true
+}
+
+// nextIsHere reports whether bytes of the next request were read already.
+func (c *http1Conn) nextIsHere() bool { return len(c.in.pending) > 0 || c.r.Buffered() > 0 }
+
+// setReadDeadline sets the connection's read deadline for the loop, which
+// clears it (clearReadDeadline) only when one is set: each change costs
+// the runtime a timer update, and most requests need none.
+func (c *http1Conn) setReadDeadline(t time.Time) {
+	c.in.arm = time.Time{}
+	c.conn.SetReadDeadline(t)
+	c.in.deadline = true
+}
+
+// clearReadDeadline lifts the loop's read deadline, set or armed.
+func (c *http1Conn) clearReadDeadline() {
+	c.in.arm = time.Time{}
+	if c.in.deadline {
+		c.conn.SetReadDeadline(time.Time{})
+		c.in.deadline = false
+	}
 }
 
 // serveRequest reads request n and answers it. It reports whether the
@@ -223,7 +250,7 @@ func (s *http1Server) serveRequest(c *http1Conn, n int64) bool {
 	case err != nil:
 		return false // the client left, or sent no head in time
 	}
-	c.conn.SetReadDeadline(time.Time{})
+	c.clearReadDeadline()
 	h := &c.parsed
 	if herr := h.parse(c.head); herr != nil {
 		return s.refuse(c, herr.status, herr)
@@ -407,7 +434,7 @@ func (s *http1Server) refuse(c *http1Conn, status int, why error) bool {
 	}
 	if cw, ok := c.conn.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
-		c.conn.SetReadDeadline(time.Now().Add(unreadLinger))
+		c.setReadDeadline(time.Now().Add(unreadLinger))
 		_, _ = io.Copy(io.Discard, c.conn)
 	}
 	return false
@@ -416,9 +443,19 @@ func (s *http1Server) refuse(c *http1Conn, status int, why error) bool {
 // scanningReader reads the connection through the framing scanner. Bytes
 // the peer watch read ahead come first.
 type scanningReader struct {
-	conn    net.Conn
+	conn net.Conn
+	// sys, when the connection has a descriptor, is read with raw calls
+	// (internal/rawsock): the loop reads once or twice a request.
+	sys     syscall.RawConn
 	scanner framingScanner
 	pending []byte
+	// deadline says the loop left a read deadline set; arm, when set, is
+	// one to set before the connection is next read (the header timeout).
+	deadline bool
+	arm      time.Time
+	// drained says the last read left nothing in the socket (it read less
+	// than it could), so the next bytes come with a readiness event.
+	drained bool
 	// raw passes bytes by the scanner: a PROXY header's, which is no part
 	// of HTTP.
 	raw bool
@@ -434,8 +471,17 @@ func (s *scanningReader) Read(p []byte) (int, error) {
 }
 
 // readConn reads the connection itself and scans what came.
-func (s *scanningReader) readConn(p []byte) (int, error) {
-	n, err := s.conn.Read(p)
+func (s *scanningReader) readConn(p []byte) (n int, err error) {
+	if !s.arm.IsZero() {
+		s.conn.SetReadDeadline(s.arm)
+		s.arm, s.deadline = time.Time{}, true
+	}
+	if s.sys != nil {
+		n, err = rawsock.Read(s.sys, p)
+	} else {
+		n, err = s.conn.Read(p)
+	}
+	s.drained = n < len(p)
 	if n > 0 && !s.raw {
 		s.scanner.scan(p[:n])
 	}
@@ -512,10 +558,10 @@ func awaitPeer(c *http1Conn, d time.Duration, ready func() bool, done func() (mo
 		return
 	}
 	var err error
-	if len(c.in.pending) == 0 && c.r.Buffered() == 0 { // else the next request is already here
-		c.conn.SetReadDeadline(time.Now().Add(d))
+	if !c.nextIsHere() {
+		c.setReadDeadline(time.Now().Add(d))
 		if !ready() {
-			_, err = c.r.Peek(1)
+			err = c.readNext()
 		}
 	}
 	// Before the deadline is cleared: an interruption cannot come after.
@@ -523,12 +569,28 @@ func awaitPeer(c *http1Conn, d time.Duration, ready func() bool, done func() (mo
 		w.parked = true
 		return
 	}
-	c.conn.SetReadDeadline(time.Time{})
+	c.clearReadDeadline()
 	w.timer.Reset(peerWatchDelay)
 	var ne net.Error
 	if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
 		w.cancel(fmt.Errorf("gateways: the client closed the connection: %w", err))
 	}
+}
+
+// readNext reads the first bytes of the next request. When the last read
+// drained the socket, which it does unless a client sends ahead, nothing
+// can be there before the client has read the response: the read waits
+// for the readiness event first, rather than try, fail with EAGAIN and
+// then wait. A readiness event left over from bytes already read only
+// costs that failed read after all.
+func (c *http1Conn) readNext() error {
+	if c.in.drained && c.in.sys != nil {
+		if err := rawsock.AwaitReadable(c.in.sys); err != nil {
+			return err
+		}
+	}
+	_, err := c.r.Peek(1)
+	return err
 }
 
 // stop ends the watch and waits for it, so the loop may read again. A
@@ -542,5 +604,6 @@ func (w *peerWatch) stop(c *http1Conn) {
 	c.conn.SetReadDeadline(time.Unix(1, 0))
 	<-w.exited
 	w.stopping.Store(false)
-	c.conn.SetReadDeadline(time.Time{})
+	c.in.deadline = true
+	c.clearReadDeadline()
 }

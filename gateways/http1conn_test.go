@@ -3,6 +3,7 @@ package gateways
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -225,4 +226,53 @@ func TestHTTP1Shutdown(t *testing.T) {
 	assert.True(t, resp.Close, "Connection: close expected: %q", out)
 	require.NoError(t, <-stopped)
 	require.NoError(t, <-served)
+}
+
+// TestHTTP1HeaderTimeoutOnEveryRequest: the header timeout bounds every
+// request's head on a kept-alive connection, not only the first's, however
+// the part of the head came: after the response, or pipelined with the
+// request before. The loop sets it only when a head is not read whole, so
+// each way of arriving short of a whole head is a case.
+func TestHTTP1HeaderTimeoutOnEveryRequest(t *testing.T) {
+	const first = "GET / HTTP/1.1\r\nHost: h\r\n\r\n"
+	const partial = "GET / HTTP/1.1\r\nHost: h\r\nX-Slow: "
+	tests := []struct {
+		name      string
+		pipelined bool // partial goes in the first request's write
+	}{
+		{"head begun after the response", false},
+		{"head begun pipelined with the request before", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := startHTTP(t, pathApp(bodyApp), HTTPOptions{Timeout: 300 * time.Millisecond, IdleTimeout: time.Minute})
+			conn, err := net.Dial("tcp", addr)
+			require.NoError(t, err)
+			defer conn.Close()
+			r := bufio.NewReader(conn)
+			if tt.pipelined {
+				_, err = io.WriteString(conn, first+partial)
+			} else {
+				_, err = io.WriteString(conn, first)
+			}
+			require.NoError(t, err)
+			resp, err := http.ReadResponse(r, nil)
+			require.NoError(t, err)
+			_, err = io.Copy(io.Discard, resp.Body)
+			require.NoError(t, err)
+			if !tt.pipelined {
+				_, err = io.WriteString(conn, partial)
+				require.NoError(t, err)
+			}
+			// The idle timeout is a minute: a close within seconds is the
+			// header timeout's.
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			rest, err := io.ReadAll(r)
+			var ne net.Error
+			require.False(t, errors.As(err, &ne) && ne.Timeout(), "the connection outlived the header timeout")
+			if len(rest) > 0 {
+				assert.Contains(t, string(rest), "408")
+			}
+		})
+	}
 }

@@ -172,7 +172,7 @@ func serveOnce(conn *os.File, record []byte, ready chan<- error) error {
 	}
 	defer nc.Close()
 	// The spooled body's descriptor comes with the frame, as to a worker.
-	rx := fdReader{conn: nc.(*net.UnixConn), oob: make([]byte, unix.CmsgSpace(4*maxFDsPerRead))}
+	rx := newFDReader(nc.(*net.UnixConn))
 	defer rx.closeFiles()
 	f, err := wsgi.NewFrameReader(&rx).Next()
 	switch {

@@ -37,11 +37,14 @@ var (
 
 // job is one request travelling through a slot.
 type job struct {
-	id   uint32 // names its request table entry (requests_linux.go)
-	req  *wsgi.Request
 	resp *response
 
+	// mu guards id, req and slot: harakiri reads a running job's request
+	// from its own goroutine (markTimedOut) while the job may be released
+	// and reused for the next request.
 	mu   sync.Mutex
+	id   uint32 // names its request table entry (requests_linux.go)
+	req  *wsgi.Request
 	slot *slot // the slot whose frames it takes, nil until one sends any
 
 	// queue is the queue it was sent on; addressed the slot it was sent
@@ -80,7 +83,9 @@ var jobs = sync.Pool{New: func() any { return &job{resp: newResponse()} }}
 // newJob returns an empty job for req with a fresh id.
 func (d *dispatcher) newJob(req *wsgi.Request) *job {
 	j := jobs.Get().(*job)
+	j.mu.Lock()
 	j.id, j.req, j.client = 0, req, nil
+	j.mu.Unlock()
 	j.queue, j.addressed = nil, nil
 	j.headLeft, j.headCode = false, 0
 	j.timedOut.Store(false)
@@ -99,9 +104,18 @@ func (j *job) release(t *requestTable) {
 		t.put(j)
 	}
 	j.resp.closeSpool()
-	j.req, j.client, j.directReq = nil, nil, wsgi.Request{}
-	j.setSlot(nil)
+	j.mu.Lock()
+	j.req, j.client, j.directReq, j.slot = nil, nil, wsgi.Request{}, nil
+	j.mu.Unlock()
 	jobs.Put(j)
+}
+
+// currentID returns j's id, read under its lock: a job found through the
+// table may be being released and reused meanwhile.
+func (j *job) currentID() uint32 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.id
 }
 
 // setSlot records the slot that took j.
@@ -120,6 +134,8 @@ func (j *job) taker() *slot {
 
 // goDirect makes j a direct request on conn, framed so.
 func (j *job) goDirect(conn syscall.RawConn, framing wsgi.Framing, flags wsgi.HTTPFlags) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	j.directReq = *j.req
 	j.directReq.Framing, j.directReq.HTTPFlags = framing, flags
 	j.req, j.client = &j.directReq, conn
@@ -358,15 +374,20 @@ func (d *dispatcher) takerOf(j *job) *slot {
 // markTimedOut flags the request id, so that its relay answers 504 once its
 // worker is gone, and returns its method and path for the log.
 func (d *dispatcher) markTimedOut(id uint32) (method, path string) {
-	j := d.requests.job(id)
+	j := d.requests.holder(id)
 	if j == nil {
 		return "", ""
 	}
-	j.timedOut.Store(true)
-	if req := j.req; req != nil {
-		method, _ = req.Vars.Get("REQUEST_METHOD")
-		path, _ = req.Vars.Get("PATH_INFO")
+	// Under the job's lock the request cannot be released: the gateway
+	// reuses it only after release, which waits for the lock.
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.id != id || j.req == nil {
+		return "", "" // it ended meanwhile; the entry serves another
 	}
+	j.timedOut.Store(true)
+	method, _ = j.req.Vars.Get("REQUEST_METHOD")
+	path, _ = j.req.Vars.Get("PATH_INFO")
 	return method, path
 }
 

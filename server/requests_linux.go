@@ -13,7 +13,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -21,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gowsgi/gowsgi/internal/rawsock"
 	"github.com/gowsgi/gowsgi/wsgi"
 )
 
@@ -92,7 +92,9 @@ func (t *requestTable) take(ctx context.Context, stop <-chan struct{}, j *job) e
 	if t.seq[i] >= 1<<(32-requestEntryBits) {
 		t.seq[i] = 1
 	}
+	j.mu.Lock()
 	j.id = t.seq[i]<<requestEntryBits | i
+	j.mu.Unlock()
 	t.jobs[i].Store(j)
 	return nil
 }
@@ -108,12 +110,15 @@ func (t *requestTable) put(j *job) {
 
 // job returns the job whose request is id, or nil.
 func (t *requestTable) job(id uint32) *job {
-	j := t.jobs[id&(requestEntries-1)].Load()
-	if j == nil || j.id != id {
+	j := t.holder(id)
+	if j == nil || j.currentID() != id {
 		return nil
 	}
 	return j
 }
+
+// holder returns the job holding id's entry, whichever request it serves.
+func (t *requestTable) holder(id uint32) *job { return t.jobs[id&(requestEntries-1)].Load() }
 
 // each calls f for every job holding an entry.
 func (t *requestTable) each(f func(j *job)) {
@@ -145,17 +150,26 @@ func (t *requestTable) queued() int64 {
 
 // genQueue is one generation's queue: the master's sending end, and the
 // receiving end its zygotes inherit.
+//
+// The sending end stays out of Go's netpoller, which watches every
+// descriptor for writability too: a unix datagram socket reports itself
+// writable each time its peer takes a message, so every request a worker
+// took woke the master's thread for nothing (one wake-up a request,
+// measured with perf on the workers' recvmsg path). It is sent on with
+// raw calls that do not block, and a full queue is waited out with poll.
 type genQueue struct {
 	gen    int
-	conn   *net.UnixConn
+	out    *os.File // blocking mode, so os.File leaves it unpolled
+	outRaw syscall.RawConn
 	theirs *os.File
 
 	// served is set once the dispatcher sent requests on it; from then on
 	// the dispatcher closes it, when a newer generation's replaces it.
 	served atomic.Bool
 
-	mu     sync.Mutex
-	closed bool
+	closing atomic.Bool // set first, so a sender waiting on a full queue gives up
+	mu      sync.Mutex
+	closed  bool
 }
 
 func newGenQueue(gen int) (*genQueue, error) {
@@ -166,29 +180,32 @@ func newGenQueue(gen int) (*genQueue, error) {
 	// The send buffer bounds what waits in the queue (a small request
 	// costs about 1.3 KB of it); the kernel caps it at wmem_max.
 	unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
-	mine, theirs := os.NewFile(uintptr(fds[0]), "queue"), os.NewFile(uintptr(fds[1]), "queue")
-	c, err := net.FileConn(mine)
-	mine.Close()
+	out, theirs := os.NewFile(uintptr(fds[0]), "queue"), os.NewFile(uintptr(fds[1]), "queue")
+	raw, err := out.SyscallConn()
 	if err != nil {
+		out.Close()
 		theirs.Close()
 		return nil, fmt.Errorf("server: request queue: %w", err)
 	}
-	return &genQueue{gen: gen, conn: c.(*net.UnixConn), theirs: theirs}, nil
+	return &genQueue{gen: gen, out: out, outRaw: raw, theirs: theirs}, nil
 }
 
 // send writes one request frame as one message, with the descriptors it
-// calls for.
+// calls for. While the queue is full it waits, until the queue is closed.
 func (q *genQueue) send(frame []byte, client syscall.RawConn, body *os.File) error {
-	return writeRequestFrame(q.conn, frame, client, body)
+	return withRights(client, body, func(rights []byte) error {
+		return rawsock.SendMsgUnpolled(q.outRaw, frame, rights, q.closing.Load)
+	})
 }
 
 // close ends the queue: its workers read what is left, then its end.
 func (q *genQueue) close() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.closing.Store(true)
 	if !q.closed {
 		q.closed = true
-		q.conn.Close()
+		q.out.Close()
 		q.theirs.Close()
 	}
 }

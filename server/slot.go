@@ -11,7 +11,6 @@ package server
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"sync"
@@ -20,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gowsgi/gowsgi/internal/rawsock"
 	"github.com/gowsgi/gowsgi/wsgi"
 )
 
@@ -57,7 +57,7 @@ func newSlot(worker, index, pid int, conn *net.UnixConn, b *board, q *genQueue) 
 		index:  index,
 		pid:    pid,
 		conn:   conn,
-		rx:     fdReader{conn: conn, oob: make([]byte, unix.CmsgSpace(4*maxFDsPerRead))},
+		rx:     newFDReader(conn),
 		board:  b,
 		queue:  q,
 		dead:   make(chan struct{}),
@@ -106,10 +106,27 @@ func (s *slot) idle() bool { return s.board.currentID(s.index) == 0 }
 // header with recvmsg and finds them there. They are duplicated into the
 // worker; the gateway keeps and closes its own.
 func writeRequestFrame(conn *net.UnixConn, frame []byte, client syscall.RawConn, body *os.File) error {
-	if client == nil && body == nil {
-		_, err := conn.Write(frame)
-		return err
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("server: sending a request: %w", err)
 	}
+	var n int
+	err = withRights(client, body, func(rights []byte) (err error) {
+		n, err = rawsock.SendMsg(rc, frame, rights)
+		return err
+	})
+	// A stream socket may take part of a large frame; the rest follows.
+	for err == nil && n < len(frame) {
+		frame = frame[n:]
+		n, err = rawsock.SendMsg(rc, frame, nil)
+	}
+	return err
+}
+
+// withRights calls send with the SCM_RIGHTS control message that carries
+// the client's descriptor and the spooled body's, whichever there are
+// (none: nil), each held open by its Control for the call.
+func withRights(client syscall.RawConn, body *os.File, send func(rights []byte) error) error {
 	var bodyConn syscall.RawConn
 	if body != nil {
 		var err error
@@ -117,19 +134,18 @@ func writeRequestFrame(conn *net.UnixConn, frame []byte, client syscall.RawConn,
 			return fmt.Errorf("server: sending a spooled body: %w", err)
 		}
 	}
-	var n int
 	var sendErr error
-	// Control keeps each descriptor open while it is sent.
 	err := withFDs([]syscall.RawConn{client, bodyConn}, nil, func(fds []int) {
-		n, _, sendErr = conn.WriteMsgUnix(frame, unix.UnixRights(fds...), nil)
+		var rights []byte
+		if len(fds) > 0 {
+			rights = unix.UnixRights(fds...)
+		}
+		sendErr = send(rights)
 	})
-	if err == nil {
-		err = sendErr
+	if err != nil {
+		return err
 	}
-	if err == nil && n < len(frame) {
-		_, err = conn.Write(frame[n:])
-	}
-	return err
+	return sendErr
 }
 
 // withFDs calls f with the descriptors of conns (nil ones skipped), each
@@ -230,14 +246,21 @@ func (s *slot) stop() {
 // fdReader reads a slot socket with recvmsg so the descriptors that arrive
 // with FrameFile frames (SCM_RIGHTS, unix(7)) are kept, in order.
 type fdReader struct {
-	conn *net.UnixConn
+	conn syscall.RawConn // read with raw calls (internal/rawsock)
 	oob  []byte
 	fds  []int
 }
 
+// newFDReader reads conn, an open socket: SyscallConn fails only for a
+// conn that has no descriptor.
+func newFDReader(conn *net.UnixConn) fdReader {
+	rc, _ := conn.SyscallConn()
+	return fdReader{conn: rc, oob: make([]byte, unix.CmsgSpace(4*maxFDsPerRead))}
+}
+
 // Read reads stream bytes and collects any descriptors that came with them.
 func (r *fdReader) Read(p []byte) (int, error) {
-	n, oobn, flags, _, err := r.conn.ReadMsgUnix(p, r.oob)
+	n, oobn, flags, err := rawsock.RecvMsg(r.conn, p, r.oob)
 	if oobn > 0 {
 		r.collect(r.oob[:oobn])
 	}
@@ -246,8 +269,6 @@ func (r *fdReader) Read(p []byte) (int, error) {
 		return n, err
 	case flags&unix.MSG_CTRUNC != 0:
 		return n, errFDsTruncated
-	case n == 0:
-		return 0, io.EOF
 	}
 	return n, nil
 }
