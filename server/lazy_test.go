@@ -112,25 +112,6 @@ func endInTable(t *requestTable, id uint32, c wsgi.Completion) bool {
 	}
 }
 
-// busyElsewhere makes the table hold one more request in flight, as if
-// another connection's were running, for as long as the test: a request
-// alone in flight is eager (lazyAllowed).
-func busyElsewhere(t *testing.T, d *dispatcher) {
-	i := <-d.requests.free
-	t.Cleanup(func() { d.requests.free <- i })
-}
-
-func TestLazyCompletionIsEagerForARequestAloneInFlight(t *testing.T) {
-	rig := newDispatchRig(t, 1)
-	done := rig.serve(context.Background(), newPeerRecorder(t), "/alone", "")
-	id, _, _ := rig.workers[0].nextRequest()
-	assert.True(t, rig.d.requests.table.Load(id).Waiting, "posted eager: the master waits for the FrameEnd")
-	want := wsgi.Completion{Status: 200, KeepAlive: true}
-	require.True(t, endInTable(rig.d.requests, id, want))
-	rig.workers[0].write(wsgi.AppendCompletion(nil, id, want))
-	require.NoError(t, wait(t, done))
-}
-
 func TestLazyCompletionComesFromTheTable(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
@@ -141,7 +122,6 @@ func TestLazyCompletionComesFromTheTable(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rig := newDispatchRig(t, 1)
-			busyElsewhere(t, rig.d)
 			rec := newPeerRecorder(t)
 			done := rig.serve(context.Background(), rec, "/lazy", "")
 			w := rig.workers[0]
@@ -160,7 +140,6 @@ func TestLazyCompletionComesFromTheTable(t *testing.T) {
 
 func TestLazyCompletionAsksForTheFrameEndWhenTheWorkerHasNotEnded(t *testing.T) {
 	rig := newDispatchRig(t, 1)
-	busyElsewhere(t, rig.d)
 	rec := newPeerRecorder(t)
 	done := rig.serve(context.Background(), rec, "/pipelined", "")
 	w := rig.workers[0]

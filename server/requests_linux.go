@@ -129,8 +129,6 @@ func (t *requestTable) each(f func(j *job)) {
 	}
 }
 
-// inFlight returns how many requests hold an entry.
-func (t *requestTable) inFlight() int { return requestEntries - 1 - len(t.free) }
 
 // withdraw gives up j's request if no worker claimed it; see
 // wsgi.RequestTable.Withdraw.
