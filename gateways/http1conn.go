@@ -78,8 +78,10 @@ type http1Conn struct {
 	resp     http1Response
 	watch    peerWatch
 	// raw is the connection's descriptor for a worker to write responses
-	// to, nil when it has none (a connection that is not a socket).
-	raw syscall.RawConn
+	// to, nil when it has none (a connection that is not a socket); sock
+	// reads it with raw calls.
+	raw  syscall.RawConn
+	sock *rawsock.Socket
 }
 
 func newHTTP1Server(handler wsgi.Handler, opts HTTPOptions, log *slog.Logger) *http1Server {
@@ -98,7 +100,7 @@ func newHTTP1Server(handler wsgi.Handler, opts HTTPOptions, log *slog.Logger) *h
 		s.maxHead = http.DefaultMaxHeaderBytes
 	}
 	s.conns.New = func() any {
-		c := &http1Conn{w: bufio.NewWriterSize(nil, http1WriteBuffer)}
+		c := &http1Conn{w: bufio.NewWriterSize(nil, http1WriteBuffer), sock: rawsock.NewSocket(nil)}
 		c.r = bufio.NewReaderSize(&c.in, http1ReadBuffer)
 		c.resp.log = func(msg string, args ...any) { log.Warn(msg, args...) }
 		c.resp.shutting = &s.core.shutting
@@ -130,7 +132,11 @@ func (s *http1Server) open(conn net.Conn) *http1Conn {
 	if sc, ok := conn.(syscall.Conn); ok {
 		c.raw, _ = sc.SyscallConn()
 	}
-	c.in = scanningReader{conn: conn, sys: c.raw}
+	c.in = scanningReader{conn: conn}
+	if c.raw != nil {
+		c.sock.Reset(c.raw)
+		c.in.sys = c.sock
+	}
 	c.r.Reset(&c.in)
 	c.w.Reset(conn)
 	c.info = connInfo{trust: s.trust}
@@ -142,6 +148,7 @@ func (s *http1Server) open(conn net.Conn) *http1Conn {
 
 func (s *http1Server) recycle(c *http1Conn) {
 	c.conn, c.in, c.raw = nil, scanningReader{}, nil
+	c.sock.Reset(nil)
 	c.r.Reset(&c.in)
 	c.w.Reset(nil)
 	s.conns.Put(c)
@@ -446,7 +453,7 @@ type scanningReader struct {
 	conn net.Conn
 	// sys, when the connection has a descriptor, is read with raw calls
 	// (internal/rawsock): the loop reads once or twice a request.
-	sys     syscall.RawConn
+	sys     *rawsock.Socket
 	scanner framingScanner
 	pending []byte
 	// deadline says the loop left a read deadline set; arm, when set, is
@@ -477,7 +484,7 @@ func (s *scanningReader) readConn(p []byte) (n int, err error) {
 		s.arm, s.deadline = time.Time{}, true
 	}
 	if s.sys != nil {
-		n, err = rawsock.Read(s.sys, p)
+		n, err = s.sys.Read(p)
 	} else {
 		n, err = s.conn.Read(p)
 	}
@@ -585,7 +592,7 @@ func awaitPeer(c *http1Conn, d time.Duration, ready func() bool, done func() (mo
 // costs that failed read after all.
 func (c *http1Conn) readNext() error {
 	if c.in.drained && c.in.sys != nil {
-		if err := rawsock.AwaitReadable(c.in.sys); err != nil {
+		if err := c.in.sys.AwaitReadable(); err != nil {
 			return err
 		}
 	}

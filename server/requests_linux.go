@@ -12,6 +12,7 @@ package server
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"sync"
@@ -129,7 +130,6 @@ func (t *requestTable) each(f func(j *job)) {
 	}
 }
 
-
 // withdraw gives up j's request if no worker claimed it; see
 // wsgi.RequestTable.Withdraw.
 func (t *requestTable) withdraw(j *job) bool {
@@ -168,6 +168,8 @@ type genQueue struct {
 	closing atomic.Bool // set first, so a sender waiting on a full queue gives up
 	mu      sync.Mutex
 	closed  bool
+
+	senders sync.Pool // *queueSender
 }
 
 func newGenQueue(gen int) (*genQueue, error) {
@@ -185,15 +187,57 @@ func newGenQueue(gen int) (*genQueue, error) {
 		theirs.Close()
 		return nil, fmt.Errorf("server: request queue: %w", err)
 	}
-	return &genQueue{gen: gen, out: out, outRaw: raw, theirs: theirs}, nil
+	q := &genQueue{gen: gen, out: out, outRaw: raw, theirs: theirs}
+	q.senders.New = func() any { return newQueueSender(q) }
+	return q, nil
 }
 
 // send writes one request frame as one message, with the descriptors it
 // calls for. While the queue is full it waits, until the queue is closed.
 func (q *genQueue) send(frame []byte, client syscall.RawConn, body *os.File) error {
-	return withRights(client, body, func(rights []byte) error {
-		return rawsock.SendMsgUnpolled(q.outRaw, frame, rights, q.closing.Load)
-	})
+	s := q.senders.Get().(*queueSender)
+	defer q.senders.Put(s)
+	switch {
+	case body != nil: // a spooled body: rare enough for the general way
+		return withRights(client, body, func(rights []byte) error {
+			return s.sock.SendMsgUnpolled(frame, rights, s.stop)
+		})
+	case client == nil:
+		return s.sock.SendMsgUnpolled(frame, nil, s.stop)
+	}
+	s.frame = frame
+	if err := client.Control(s.withClient); err != nil {
+		return fmt.Errorf("server: sending a descriptor with a request: %w", err)
+	}
+	err := s.err
+	s.frame, s.err = nil, nil
+	return err
+}
+
+// queueSender sends on a queue for one goroutine at a time. Its callbacks
+// are bound once and its SCM_RIGHTS message is filled in place, so sending
+// a request with its client's descriptor, a few times per request at
+// most, allocates nothing.
+type queueSender struct {
+	sock       *rawsock.Socket
+	stop       func() bool
+	rights     []byte // SCM_RIGHTS for one descriptor
+	frame      []byte
+	err        error
+	withClient func(fd uintptr)
+}
+
+func newQueueSender(q *genQueue) *queueSender {
+	s := &queueSender{sock: rawsock.NewSocket(q.outRaw), stop: q.closing.Load, rights: unix.UnixRights(0)}
+	s.withClient = s.sendWithClient
+	return s
+}
+
+// sendWithClient sends the frame with fd, the client's descriptor, which
+// its Control keeps open meanwhile.
+func (s *queueSender) sendWithClient(fd uintptr) {
+	binary.NativeEndian.PutUint32(s.rights[unix.CmsgLen(0):], uint32(fd))
+	s.err = s.sock.SendMsgUnpolled(s.frame, s.rights, s.stop)
 }
 
 // close ends the queue: its workers read what is left, then its end.

@@ -110,15 +110,16 @@ func writeRequestFrame(conn *net.UnixConn, frame []byte, client syscall.RawConn,
 	if err != nil {
 		return fmt.Errorf("server: sending a request: %w", err)
 	}
+	sock := rawsock.NewSocket(rc)
 	var n int
 	err = withRights(client, body, func(rights []byte) (err error) {
-		n, err = rawsock.SendMsg(rc, frame, rights)
+		n, err = sock.SendMsg(frame, rights)
 		return err
 	})
 	// A stream socket may take part of a large frame; the rest follows.
 	for err == nil && n < len(frame) {
 		frame = frame[n:]
-		n, err = rawsock.SendMsg(rc, frame, nil)
+		n, err = sock.SendMsg(frame, nil)
 	}
 	return err
 }
@@ -246,7 +247,7 @@ func (s *slot) stop() {
 // fdReader reads a slot socket with recvmsg so the descriptors that arrive
 // with FrameFile frames (SCM_RIGHTS, unix(7)) are kept, in order.
 type fdReader struct {
-	conn syscall.RawConn // read with raw calls (internal/rawsock)
+	conn *rawsock.Socket
 	oob  []byte
 	fds  []int
 }
@@ -255,12 +256,12 @@ type fdReader struct {
 // conn that has no descriptor.
 func newFDReader(conn *net.UnixConn) fdReader {
 	rc, _ := conn.SyscallConn()
-	return fdReader{conn: rc, oob: make([]byte, unix.CmsgSpace(4*maxFDsPerRead))}
+	return fdReader{conn: rawsock.NewSocket(rc), oob: make([]byte, unix.CmsgSpace(4*maxFDsPerRead))}
 }
 
 // Read reads stream bytes and collects any descriptors that came with them.
 func (r *fdReader) Read(p []byte) (int, error) {
-	n, oobn, flags, err := rawsock.RecvMsg(r.conn, p, r.oob)
+	n, oobn, flags, err := r.conn.RecvMsg(p, r.oob)
 	if oobn > 0 {
 		r.collect(r.oob[:oobn])
 	}

@@ -47,19 +47,19 @@ func TestReadWaitsForBytesThenReportsTheEnd(t *testing.T) {
 		b.Write([]byte("hello"))
 		b.Close()
 	}()
-	rc := rawOf(t, a)
+	s := NewSocket(rawOf(t, a))
 	buf := make([]byte, 16)
-	n, err := Read(rc, buf)
+	n, err := s.Read(buf)
 	require.NoError(t, err)
 	assert.Equal(t, "hello", string(buf[:n]))
-	_, err = Read(rc, buf)
+	_, err = s.Read(buf)
 	assert.ErrorIs(t, err, io.EOF)
 }
 
 func TestReadKeepsTheConnectionsDeadline(t *testing.T) {
 	a, _ := socketpair(t, unix.SOCK_STREAM)
 	require.NoError(t, a.SetReadDeadline(time.Now().Add(20*time.Millisecond)))
-	_, err := Read(rawOf(t, a), make([]byte, 8))
+	_, err := NewSocket(rawOf(t, a)).Read(make([]byte, 8))
 	var ne net.Error
 	require.ErrorAs(t, err, &ne)
 	assert.True(t, ne.Timeout(), "a read past its deadline reports a timeout: %v", err)
@@ -76,7 +76,7 @@ func TestReadOfAResetConnectionNamesTheCall(t *testing.T) {
 	defer server.Close()
 	client.(*net.TCPConn).SetLinger(0) // close sends a reset
 	client.Close()
-	_, err = Read(rawOf(t, server.(*net.TCPConn)), make([]byte, 8))
+	_, err = NewSocket(rawOf(t, server.(*net.TCPConn))).Read(make([]byte, 8))
 	assert.ErrorIs(t, err, syscall.ECONNRESET)
 	assert.ErrorContains(t, err, "read:")
 }
@@ -89,12 +89,12 @@ func TestRecvMsgTakesTheDescriptorsSentWithSendMsg(t *testing.T) {
 	_, err = f.WriteString("through the descriptor")
 	require.NoError(t, err)
 
-	n, err := SendMsg(rawOf(t, a), []byte("frame"), unix.UnixRights(int(f.Fd())))
+	n, err := NewSocket(rawOf(t, a)).SendMsg([]byte("frame"), unix.UnixRights(int(f.Fd())))
 	require.NoError(t, err)
 	assert.Equal(t, 5, n)
 
 	buf, oob := make([]byte, 16), make([]byte, unix.CmsgSpace(4))
-	n, oobn, flags, err := RecvMsg(rawOf(t, b), buf, oob)
+	n, oobn, flags, err := NewSocket(rawOf(t, b)).RecvMsg(buf, oob)
 	require.NoError(t, err)
 	assert.Equal(t, "frame", string(buf[:n]))
 	assert.Zero(t, flags&unix.MSG_CTRUNC)
@@ -117,7 +117,7 @@ func TestRecvMsgTakesTheDescriptorsSentWithSendMsg(t *testing.T) {
 func TestRecvMsgReportsTheEnd(t *testing.T) {
 	a, b := socketpair(t, unix.SOCK_STREAM)
 	b.Close()
-	_, _, _, err := RecvMsg(rawOf(t, a), make([]byte, 8), nil)
+	_, _, _, err := NewSocket(rawOf(t, a)).RecvMsg(make([]byte, 8), nil)
 	assert.ErrorIs(t, err, io.EOF)
 }
 
@@ -158,7 +158,9 @@ func TestSendMsgUnpolledWaitsForRoomInAFullSocket(t *testing.T) {
 	out, in := unpolledPair(t)
 	sent := fill(t, out)
 	done := make(chan error, 1)
-	go func() { done <- SendMsgUnpolled(rawOf(t, out), []byte("last"), nil, func() bool { return false }) }()
+	go func() {
+		done <- NewSocket(rawOf(t, out)).SendMsgUnpolled([]byte("last"), nil, func() bool { return false })
+	}()
 	select {
 	case err := <-done:
 		t.Fatalf("the send returned while the socket was full: %v", err)
@@ -185,7 +187,7 @@ func TestSendMsgUnpolledGivesUpWhenToldToStop(t *testing.T) {
 	fill(t, out)
 	var stop atomic.Bool
 	done := make(chan error, 1)
-	go func() { done <- SendMsgUnpolled(rawOf(t, out), []byte("never"), nil, stop.Load) }()
+	go func() { done <- NewSocket(rawOf(t, out)).SendMsgUnpolled([]byte("never"), nil, stop.Load) }()
 	stop.Store(true)
 	select {
 	case err := <-done:
@@ -198,7 +200,7 @@ func TestSendMsgUnpolledGivesUpWhenToldToStop(t *testing.T) {
 func TestSendMsgUnpolledReportsAGonePeer(t *testing.T) {
 	out, in := unpolledPair(t)
 	in.Close()
-	err := SendMsgUnpolled(rawOf(t, out), []byte("frame"), nil, func() bool { return false })
+	err := NewSocket(rawOf(t, out)).SendMsgUnpolled([]byte("frame"), nil, func() bool { return false })
 	assert.ErrorIs(t, err, syscall.EPIPE)
 	assert.ErrorContains(t, err, "sendmsg:")
 }
@@ -209,10 +211,10 @@ func TestAwaitReadableWaitsWithoutReading(t *testing.T) {
 		time.Sleep(10 * time.Millisecond) // the wait must be in the netpoller
 		b.Write([]byte("next"))
 	}()
-	rc := rawOf(t, a)
-	require.NoError(t, AwaitReadable(rc))
+	s := NewSocket(rawOf(t, a))
+	require.NoError(t, s.AwaitReadable())
 	buf := make([]byte, 8)
-	n, err := Read(rc, buf)
+	n, err := s.Read(buf)
 	require.NoError(t, err)
 	assert.Equal(t, "next", string(buf[:n]), "the wait left the bytes to be read")
 }
@@ -220,8 +222,34 @@ func TestAwaitReadableWaitsWithoutReading(t *testing.T) {
 func TestAwaitReadableKeepsTheConnectionsDeadline(t *testing.T) {
 	a, _ := socketpair(t, unix.SOCK_STREAM)
 	require.NoError(t, a.SetReadDeadline(time.Now().Add(20*time.Millisecond)))
-	err := AwaitReadable(rawOf(t, a))
+	err := NewSocket(rawOf(t, a)).AwaitReadable()
 	var ne net.Error
 	require.ErrorAs(t, err, &ne)
 	assert.True(t, ne.Timeout())
+}
+
+// TestSocketCallsAllocateNothing: the calls are made a few times per
+// request, so a call's callbacks and message header are the Socket's own.
+func TestSocketCallsAllocateNothing(t *testing.T) {
+	a, b := socketpair(t, unix.SOCK_SEQPACKET)
+	out, in := NewSocket(rawOf(t, a)), NewSocket(rawOf(t, b))
+	msg, buf, oob := []byte("request"), make([]byte, 16), make([]byte, unix.CmsgSpace(4))
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := out.SendMsg(msg, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := in.AwaitReadable(); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, _, err := in.RecvMsg(buf, oob); err != nil {
+			t.Fatal(err)
+		}
+		if err := out.SendMsgUnpolled(msg, nil, func() bool { return false }); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := in.Read(buf); err != nil {
+			t.Fatal(err)
+		}
+	})
+	assert.Zero(t, allocs)
 }
