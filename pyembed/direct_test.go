@@ -67,3 +67,47 @@ func TestDirectResponseBytes(t *testing.T) {
 		})
 	}
 }
+
+// TestDirectHTTPEndIsAFrameOnlyWhenTheConnectionCloses: a response on a
+// kept-alive connection ends in the request table alone, for the master to
+// read when the client's next request wakes it; one whose connection closes
+// also sends its FrameEnd, since the client sees the end only once the
+// master closes its copy of the connection, and no next request will come
+// to wake it.
+func TestDirectHTTPEndIsAFrameOnlyWhenTheConnectionCloses(t *testing.T) {
+	h := newSlotHarness(t)
+	table := sharedRequestTable(t, 8)
+	serve := func(id uint32, flags wsgi.HTTPFlags) string {
+		pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		require.NoError(t, err)
+		client := os.NewFile(uintptr(pair[1]), "client")
+		defer client.Close()
+		req := newRequest("GET", "/hello", "")
+		req.Framing, req.HTTPFlags = wsgi.FramingHTTP1, flags
+		frame := wsgi.AppendRequest(nil, id, req)
+		table.Post(id, false) // the master does not wait
+		require.True(t, claimRequest(table.Entry(id), id, 4194304))
+		require.NoError(t, h.slot.serveDirectClaimed(table.Entry(id), id, frame[1], frame[wsgi.FrameHeaderLen:], pair[0]))
+		got, err := io.ReadAll(client)
+		require.NoError(t, err)
+		return string(got)
+	}
+	const kept, closing = 1, 2
+	assert.NotContains(t, serve(kept, wsgi.HTTP11), "Connection: close")
+	assert.Contains(t, serve(closing, wsgi.HTTP11|wsgi.HTTPWantsClose), "Connection: close\r\n")
+
+	// Frames keep their order: had the kept-alive response sent one, it
+	// would come first.
+	select {
+	case f := <-h.frames:
+		require.Equal(t, wsgi.FrameEnd, f.Kind)
+		assert.Equal(t, uint32(closing), f.ID, "the first FrameEnd is the closing response's")
+	case <-time.After(frameWait):
+		require.FailNow(t, "no FrameEnd for the response that closes its connection")
+	}
+	for id, keep := range map[uint32]bool{kept: true, closing: false} {
+		assert.Equal(t, wsgi.PhaseDone, table.Load(id).Phase)
+		assert.Equal(t, keep, table.Completion(id).KeepAlive)
+		assert.Equal(t, !keep, table.FrameFollows(id), "request %d", id)
+	}
+}

@@ -88,6 +88,16 @@ func endRequest(entry []byte, id uint32, c wsgi.Completion, frameFollows bool) i
 		C.uint64_t(c.BodyBytes)))
 }
 
+// serveDirectClaimed is Slot.ServeDirect for a request the slot claimed in
+// entry (mapped memory, not Go's), as the worker loop serves one: the
+// response's end goes into the entry, and a FrameEnd only when the master
+// waits for it or must have it.
+func (s *Slot) serveDirectClaimed(entry []byte, id uint32, flags uint8, payload []byte, clientFD int) error {
+	s.c.request_entry = (*C.uint8_t)(unsafe.Pointer(&entry[0]))
+	defer func() { s.c.request_entry = nil }()
+	return s.ServeDirect(id, flags, payload, clientFD, -1, true)
+}
+
 // The stores a slot makes to its scoreboard record over one request
 // (gw_record_stores), and how many of them come before the app is called.
 const (

@@ -70,7 +70,7 @@
 #define GW_REQUEST_BODY_BYTES 24 /* u64 */
 #define GW_REQUEST_TAKEN_NS 32   /* i64, CLOCK_REALTIME */
 #define GW_REQUEST_BROKEN 2
-#define GW_REQUEST_FRAME_FOLLOWS 4 /* the FrameEnd goes anyway: it carries the app's log variables */
+#define GW_REQUEST_FRAME_FOLLOWS 4 /* the FrameEnd goes anyway: log variables, or an HTTP connection that closes */
 #define GW_PHASE_QUEUED 1
 #define GW_PHASE_TAKEN 2
 #define GW_PHASE_DONE 3

@@ -345,8 +345,13 @@ uint8_t gw_direct_finish(gw_slot *s, uint8_t end_flags, const gw_buf *logvars)
     int keep_alive = http && end_flags == 0 && s->http_keep_alive && !s->upgraded;
     close(s->client_fd);
     s->client_fd = -1;
+    /* The FrameEnd goes in any case with the app's log variables, and when
+     * the connection is not kept: the client sees its end only once the
+     * master closes its own copy too, so the master must learn of the end
+     * now; there is no next request to wake it. */
+    int frame_follows = logvars->len > 0 || (http && !keep_alive);
     if (s->request_entry != NULL && gw_request_done(s->request_entry, s->id, gw_status_code(s), keep_alive,
-                                                    end_flags != 0, logvars->len > 0, s->head_fields, s->head_bytes,
+                                                    end_flags != 0, frame_follows, s->head_fields, s->head_bytes,
                                                     s->body_bytes) == 0)
         return end_flags; /* the master did not wait: it reads the entry */
     /* The completion record, then the log variables the app set (none

@@ -62,8 +62,10 @@ const (
 	// reqFlagBroken in the flags word: the response did not end cleanly.
 	reqFlagBroken = 2
 	// reqFlagFrameFollows: the worker sends the FrameEnd whether or not
-	// the master waits, because it carries what the entry cannot: the
-	// log variables the app set (uwsgi.set_logvar).
+	// the master waits, because it carries what the entry cannot (the log
+	// variables the app set, uwsgi.set_logvar), or because the HTTP
+	// connection closes after the response, which the client sees only
+	// once the master closes its copy too.
 	reqFlagFrameFollows = 4
 )
 
