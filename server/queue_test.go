@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/binary"
 	"net"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -12,24 +13,31 @@ import (
 	"github.com/gowsgi/gowsgi/internal/rawsock"
 )
 
+// queueWithClient returns a generation's queue, a client connection's
+// descriptor to send with requests, and a worker's end of the queue.
+func queueWithClient(tb testing.TB) (*genQueue, syscall.RawConn, *rawsock.Socket) {
+	tb.Helper()
+	q, err := newGenQueue(1)
+	require.NoError(tb, err)
+	tb.Cleanup(q.close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(tb, err)
+	tb.Cleanup(func() { ln.Close() })
+	dialed, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(tb, err)
+	tb.Cleanup(func() { dialed.Close() })
+	raw, err := dialed.(*net.TCPConn).SyscallConn()
+	require.NoError(tb, err)
+	theirs, err := q.theirs.SyscallConn()
+	require.NoError(tb, err)
+	return q, raw, rawsock.NewSocket(theirs)
+}
+
 // TestQueueSendPassesTheClientAndAllocatesNothing: a request goes on the
 // queue as one message with its client's descriptor, and sending it, once
 // per request, allocates nothing.
 func TestQueueSendPassesTheClientAndAllocatesNothing(t *testing.T) {
-	q, err := newGenQueue(1)
-	require.NoError(t, err)
-	defer q.close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	dialed, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	defer dialed.Close()
-	raw, err := dialed.(*net.TCPConn).SyscallConn()
-	require.NoError(t, err)
-	theirs, err := q.theirs.SyscallConn()
-	require.NoError(t, err)
-	worker := rawsock.NewSocket(theirs)
+	q, raw, worker := queueWithClient(t)
 	frame, buf, oob := []byte("request frame"), make([]byte, 64), make([]byte, unix.CmsgSpace(4))
 
 	var received []string
@@ -54,20 +62,7 @@ func TestQueueSendPassesTheClientAndAllocatesNothing(t *testing.T) {
 // BenchmarkQueueSendWithClient: one request frame on the queue with its
 // client's descriptor, and a worker's read of it.
 func BenchmarkQueueSendWithClient(b *testing.B) {
-	q, err := newGenQueue(1)
-	require.NoError(b, err)
-	defer q.close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(b, err)
-	defer ln.Close()
-	dialed, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(b, err)
-	defer dialed.Close()
-	raw, err := dialed.(*net.TCPConn).SyscallConn()
-	require.NoError(b, err)
-	theirs, err := q.theirs.SyscallConn()
-	require.NoError(b, err)
-	worker := rawsock.NewSocket(theirs)
+	q, raw, worker := queueWithClient(b)
 	frame, buf, oob := make([]byte, 600), make([]byte, 1024), make([]byte, unix.CmsgSpace(4))
 	b.ReportAllocs()
 	for b.Loop() {
