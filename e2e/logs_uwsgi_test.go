@@ -199,15 +199,29 @@ func TestLogEncoderJSONAsUnderUWSGI(t *testing.T) {
 	}
 }
 
-// TestLogEncoderChainAsUnderUWSGI: the encoders run in the order given.
-func TestLogEncoderChainAsUnderUWSGI(t *testing.T) {
-	for _, s := range logsServers {
-		t.Run(s.name, func(t *testing.T) {
-			srv := s.start(t, logsINI(t, "logs_chain.ini"))
-			harness.Get(t, srv.url+"/chained")
-			line := awaitOutput(t, srv, "CHAIN GET /chained")
-			assert.Equal(t, ">>["+time.Now().Format("2006")+"] CHAIN GET /chained", line)
-		})
+// TestLogLineShapesAsUnderUWSGI: one request's log line, as each ini file
+// shapes it, is the line uWSGI writes: encoders run in the order given
+// (logs_chain.ini), and %(ftime) takes log-date's strftime format
+// (logs_strftime.ini).
+func TestLogLineShapesAsUnderUWSGI(t *testing.T) {
+	for _, tc := range []struct {
+		name, ini, path string
+		marker          string // what finds the line in the output
+		want            func() string
+	}{
+		{"encoders chained", "logs_chain.ini", "/chained", "CHAIN GET /chained",
+			func() string { return ">>[" + time.Now().Format("2006") + "] CHAIN GET /chained" }},
+		{"ftime in log-date's format", "logs_strftime.ini", "/ft", " /ft",
+			func() string { return "FT " + time.Now().Format("2006-01-02") + " /ft" }},
+	} {
+		for _, s := range logsServers {
+			t.Run(tc.name+"/"+s.name, func(t *testing.T) {
+				srv := s.start(t, logsINI(t, tc.ini))
+				harness.Get(t, srv.url+tc.path)
+				line := awaitOutput(t, srv, tc.marker)
+				assert.Equal(t, tc.want(), line)
+			})
+		}
 	}
 }
 
@@ -340,18 +354,6 @@ func TestLogSlowAndMicrosAsUnderUWSGI(t *testing.T) {
 			assert.Equal(t, "micros", lines[0].Unit, lines[0].Line)
 			assert.GreaterOrEqual(t, lines[0].Time, 450_000, lines[0].Line)
 			assert.Empty(t, harness.RequestLinesFor(srv.output.String(), "GET", "/slow?ms=0"), "a fast request is not logged")
-		})
-	}
-}
-
-// TestLogFormatStrftimeAsUnderUWSGI: %(ftime) in log-date's format.
-func TestLogFormatStrftimeAsUnderUWSGI(t *testing.T) {
-	for _, s := range logsServers {
-		t.Run(s.name, func(t *testing.T) {
-			srv := s.start(t, logsINI(t, "logs_strftime.ini"))
-			harness.Get(t, srv.url+"/ft")
-			line := awaitOutput(t, srv, " /ft")
-			assert.Equal(t, "FT "+time.Now().Format("2006-01-02")+" /ft", line)
 		})
 	}
 }

@@ -76,6 +76,17 @@ func askStdin(t *testing.T, pid int, addr string, honour bool) stdinAnswers {
 	return a
 }
 
+// stdinAppDir returns a fresh directory holding stdin_app.py, for one
+// server (uWSGI or gowsgi) to run it from.
+func stdinAppDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	b, err := os.ReadFile(harness.TestdataPath(t, "stdin_app.py"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "stdin_app.py"), b, 0o644))
+	return dir
+}
+
 func TestStdinAsUnderUWSGI(t *testing.T) {
 	bin := requireUWSGI(t)
 	for _, tc := range []struct {
@@ -88,10 +99,7 @@ func TestStdinAsUnderUWSGI(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, server := range []string{bin, harness.GowsgiBin} {
-				dir := t.TempDir()
-				b, err := os.ReadFile(harness.TestdataPath(t, "stdin_app.py"))
-				require.NoError(t, err)
-				require.NoError(t, os.WriteFile(filepath.Join(dir, "stdin_app.py"), b, 0o644))
+				dir := stdinAppDir(t)
 				addr := freeAddr(t)
 				args := []string{"--plugin", "python3,http", "--http-socket", addr, "--wsgi-file", "stdin_app.py", "--master", "-p", "1"}
 				if tc.honour {
@@ -119,10 +127,7 @@ func TestDaemonsHonourStdinAsUnderUWSGI(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, server := range []string{bin, harness.GowsgiBin} {
-				dir := t.TempDir()
-				b, err := os.ReadFile(harness.TestdataPath(t, "stdin_app.py"))
-				require.NoError(t, err)
-				require.NoError(t, os.WriteFile(filepath.Join(dir, "stdin_app.py"), b, 0o644))
+				dir := stdinAppDir(t)
 				read, started := filepath.Join(dir, "daemon-read"), filepath.Join(dir, "daemon-started")
 				// cat copies what it reads until EOF: the pipe's line (the
 				// pipe stays open), or nothing from /dev/null, after which it
